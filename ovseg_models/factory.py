@@ -1,0 +1,57 @@
+"""One small public factory, in the spirit of open_clip's ``create_model_and_transforms``.
+
+``create_segmenter("fcclip", variant="convnext_large_d_320", checkpoint="fcclip_cocopan.pth")``
+returns a ready :class:`~ovseg_models.segmenter.Segmenter`. Each model family provides a
+builder ``build_segmenter(*, variant, checkpoint, pretrained, device, precision, **options)``;
+model hyperparameters live as data in each family's ``configs`` (see ``list_variants``).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .segmenter import Segmenter
+
+__all__ = ["MODEL_FAMILIES", "create_segmenter", "list_models", "list_variants"]
+
+#: model name -> module providing ``build_segmenter`` and ``VARIANTS``
+MODEL_FAMILIES = {
+    "fcclip": "ovseg_models.fcclip",
+    "catseg": "ovseg_models.catseg",
+}
+
+
+def _family(model: str):
+    key = model.lower().replace("-", "").replace("_", "")
+    if key not in MODEL_FAMILIES:
+        raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODEL_FAMILIES)}")
+    return importlib.import_module(MODEL_FAMILIES[key])
+
+
+def list_models() -> list[str]:
+    return sorted(MODEL_FAMILIES)
+
+
+def list_variants(model: str) -> list[str]:
+    """The variants (backbone configurations) a model family offers."""
+    return sorted(_family(model).VARIANTS)
+
+
+def create_segmenter(model: str, *, variant: str | None = None, checkpoint: str | None = None,
+                     pretrained: str | bool | None = True, device: str = "cpu", precision: str = "fp32",
+                     **options: Any) -> Segmenter:
+    """Build a segmenter.
+
+    Args:
+        model: ``"fcclip"`` or ``"catseg"``.
+        variant: backbone configuration (default: the paper's main model); see :func:`list_variants`.
+        checkpoint: path of an official released checkpoint (detectron2 ``.pth``/``.pkl``) or one
+            saved by this project. ``None`` leaves the head randomly initialised (a warning says so).
+        pretrained: CLIP weights: ``True`` for the variant's official open_clip tag, a tag or a local
+            file path, or ``False``/``None`` for random CLIP weights (tests, offline machines).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        precision: ``"fp32"``, or ``"fp16"``/``"bf16"`` autocast on CUDA.
+        **options: family-specific options (resizing policy, thresholds, ensemble weights...).
+    """
+    return _family(model).build_segmenter(variant=variant, checkpoint=checkpoint, pretrained=pretrained,
+                                          device=device, precision=precision, **options)

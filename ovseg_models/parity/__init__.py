@@ -1,0 +1,76 @@
+"""Parity with the official FC-CLIP and CAT-Seg code on the shared reference cases.
+
+``python -m ovseg_models.parity CASE.npz [--manifest M]`` rebuilds the official-format
+state_dict from the case's manifest (name-seeded weights, sha256-checked), loads it through
+this project's checkpoint converter, runs this project's code on the case's inputs and prints
+the maximum absolute difference of every compared output, one per line. It exits non-zero when
+any comparison is outside tolerance.
+
+Each model family registers a runner in :data:`RUNNERS`, keyed by the case file name's prefix.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Comparison", "RUNNERS", "default_manifest", "run_case"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One compared output: ``max_abs_diff`` against ``tolerance`` (0 means exact)."""
+
+    name: str
+    max_abs_diff: float
+    tolerance: float
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance  # NaN compares False: never ok
+
+    def __str__(self) -> str:
+        status = "ok" if self.ok else "FAIL"
+        note = f"  ({self.note})" if self.note else ""
+        return f"{self.name}: max_abs_diff={self.max_abs_diff:.3e} tol={self.tolerance:.0e} {status}{note}"
+
+
+#: case-file prefix -> "module:function" taking (case_path, manifest_path) -> list[Comparison]
+RUNNERS = {
+    "fcclip_postprocess": "ovseg_models.parity.fcclip:run_postprocess_case",
+    "fcclip": "ovseg_models.parity.fcclip:run_case",
+    "catseg": "ovseg_models.parity.catseg:run_case",
+}
+
+#: case-file prefix -> manifest file name, for cases whose name does not say it directly
+_MANIFESTS = {
+    "fcclip_rn50": "fcclip_rn50.json.gz",
+    "fcclip_convnext_large": "fcclip_convnext_large_d_320.json.gz",
+    "catseg_vitb16": "catseg_vitb16_384.json.gz",
+    "catseg_vitl14": "catseg_vitl14_336.json.gz",
+}
+
+
+def default_manifest(case: Path) -> Path | None:
+    """The manifest in the ``manifests/`` folder beside the case's folder, matched by name."""
+    folder = case.resolve().parent.parent / "manifests"
+    for prefix, name in _MANIFESTS.items():
+        if case.name.startswith(prefix):
+            return folder / name
+    return None
+
+
+def run_case(case: str | Path, manifest: str | Path | None = None) -> list:
+    """Run one case and return its comparisons (see :class:`Comparison`)."""
+    case = Path(case)
+    if not case.is_file():
+        raise FileNotFoundError(f"case file not found: {case}")
+    for prefix, target in RUNNERS.items():
+        if case.name.startswith(prefix):
+            break
+    else:
+        raise ValueError(f"no parity runner for {case.name}; known prefixes: {sorted(RUNNERS)}")
+    manifest = Path(manifest) if manifest is not None else default_manifest(case)
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)(case, manifest)

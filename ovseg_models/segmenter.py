@@ -1,0 +1,224 @@
+"""The segmenter API shared by FC-CLIP and CAT-Seg.
+
+A :class:`Segmenter` wraps one model (an ``nn.Module``) with its preprocessing, its text
+encoder and its post-processing. It is used in two steps, which is what lets the ROS node
+switch vocabularies atomically between frames:
+
+1. ``encoded = segmenter.encode_vocabulary(vocabulary)``: computes (and caches per sentence)
+   the text embeddings. Pure with respect to the segmenter's state; may run on another thread.
+2. ``result = segmenter.predict(image, vocabulary=encoded)``: one forward pass with exactly
+   that vocabulary. ``set_vocabulary`` makes an encoded vocabulary the default for ``predict``.
+
+Subclasses implement ``_encode_vocabulary`` and ``_predict``; input validation, vocabulary
+handling and timings live here.
+"""
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .vocabulary import Vocabulary, VocabularyClass, VocabularyError
+
+__all__ = [
+    "EncodedVocabulary",
+    "ImageError",
+    "MAX_IMAGE_PIXELS",
+    "Segment",
+    "SegmentationResult",
+    "Segmenter",
+    "StageTimer",
+    "as_rgb_uint8",
+]
+
+#: largest accepted input, in pixels (8K UHD). Larger frames are refused, not silently resized.
+MAX_IMAGE_PIXELS = 7680 * 4320
+
+
+class ImageError(ValueError):
+    """An input image was refused; the message says why."""
+
+
+def as_rgb_uint8(image: "np.ndarray | torch.Tensor") -> torch.Tensor:
+    """Validate an RGB uint8 image (HxWx3 numpy/tensor, or 3xHxW tensor) and return HxWx3 uint8 tensor."""
+    if isinstance(image, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(image))
+    elif isinstance(image, torch.Tensor):
+        t = image
+    else:
+        raise ImageError(f"expected a numpy array or torch tensor, got {type(image).__name__}")
+    if t.dtype != torch.uint8:
+        raise ImageError(f"expected dtype uint8 (RGB 0-255), got {t.dtype}; convert first, "
+                         "e.g. (img * 255).round().astype(np.uint8) for float images in [0, 1]")
+    if t.ndim != 3:
+        raise ImageError(f"expected an HxWx3 RGB image, got shape {tuple(t.shape)}")
+    if t.shape[-1] != 3:
+        if t.shape[0] == 3 and isinstance(image, torch.Tensor):
+            t = t.permute(1, 2, 0)
+        else:
+            raise ImageError(f"expected 3 channels (RGB), got shape {tuple(t.shape)}; "
+                             "drop alpha or expand grayscale first")
+    h, w = int(t.shape[0]), int(t.shape[1])
+    if h == 0 or w == 0:
+        raise ImageError(f"empty image ({h}x{w})")
+    if h * w > MAX_IMAGE_PIXELS:
+        raise ImageError(f"image of {h}x{w} exceeds the limit of {MAX_IMAGE_PIXELS} pixels")
+    return t
+
+
+@dataclass(frozen=True)
+class EncodedVocabulary:
+    """A vocabulary with the model-specific text embeddings computed from it.
+
+    ``tensors`` is owned by the model (e.g. FC-CLIP's synonym-row classifier and the
+    class-to-row index; CAT-Seg's per-class embeddings). Immutable once built.
+    """
+
+    vocabulary: Vocabulary
+    model_key: str
+    tensors: dict[str, Any]
+    #: monotonically increasing per segmenter; what outputs report as "vocabulary version".
+    version: int = 0
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One panoptic segment."""
+
+    id: int  #: value of this segment's pixels in the panoptic id map (0 = void)
+    category: int  #: index into the vocabulary
+    label: str
+    score: float
+    area: int  #: pixels
+    bbox: tuple[int, int, int, int]  #: x, y, width, height in pixels
+    is_thing: bool
+
+
+@dataclass
+class SegmentationResult:
+    """What one forward pass produced, at the input image's resolution."""
+
+    semantic: np.ndarray  #: HxW int32 category index per pixel
+    score: np.ndarray  #: HxW float32 score of that category
+    panoptic: np.ndarray | None = None  #: HxW int32 segment id (0 = void)
+    segments: list[Segment] = field(default_factory=list)
+    #: optional (K, H, W) float32 per-class score maps (what the official code calls sem_seg)
+    class_scores: torch.Tensor | None = None
+    #: optional instance output: dict with "masks" (N,H,W) bool, "scores" (N,), "classes" (N,)
+    instances: dict[str, torch.Tensor] | None = None
+    vocabulary_version: int = 0
+    vocabulary_digest: str = ""
+    #: seconds per stage (backbone, pixel_decoder, ..., total)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class StageTimer:
+    """Accumulates wall time per named stage; synchronises CUDA when timing a GPU model."""
+
+    def __init__(self, device: torch.device | str | None = None, enabled: bool = True):
+        self.times: dict[str, float] = {}
+        self.enabled = enabled
+        self._cuda = torch.device(device).type == "cuda" if device is not None else False
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        if self._cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._cuda:
+                torch.cuda.synchronize()
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+
+
+class Segmenter(abc.ABC):
+    """Base class: subclasses set ``model_key`` and implement the two abstract methods."""
+
+    model_key: str = "base"
+
+    def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu",
+                 precision: str = "fp32"):
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
+        self.device = torch.device(device)
+        if precision != "fp32" and self.device.type != "cuda":
+            raise ValueError(f"{precision} autocast is supported on CUDA only; use fp32 on {self.device}")
+        self.model = model.to(self.device).eval()
+        self.precision = precision
+        self._version = 0
+        self._lock = threading.Lock()
+        self._active: EncodedVocabulary | None = None
+
+    # -- vocabulary -------------------------------------------------------------------------
+    def encode_vocabulary(self, vocabulary: "Vocabulary | Sequence[str | Sequence[str] | VocabularyClass]",
+                          ) -> EncodedVocabulary:
+        """Compute text embeddings for a vocabulary (validated first). Thread-safe."""
+        if not isinstance(vocabulary, Vocabulary):
+            vocabulary = Vocabulary.create(vocabulary)
+        with torch.inference_mode():
+            tensors = self._encode_vocabulary(vocabulary)
+        with self._lock:
+            self._version += 1
+            version = self._version
+        return EncodedVocabulary(vocabulary, self.model_key, tensors, version)
+
+    def set_vocabulary(self, vocabulary) -> EncodedVocabulary:
+        """Encode (if needed) and make it the default for :meth:`predict`."""
+        encoded = vocabulary if isinstance(vocabulary, EncodedVocabulary) else self.encode_vocabulary(vocabulary)
+        if encoded.model_key != self.model_key:
+            raise VocabularyError(f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}")
+        self._active = encoded
+        return encoded
+
+    @property
+    def vocabulary(self) -> EncodedVocabulary | None:
+        return self._active
+
+    # -- inference --------------------------------------------------------------------------
+    def predict(self, image: "np.ndarray | torch.Tensor", *, vocabulary: EncodedVocabulary | None = None,
+                **options) -> SegmentationResult:
+        """Segment one RGB uint8 image with ``vocabulary`` (default: the active one)."""
+        encoded = vocabulary if vocabulary is not None else self._active
+        if encoded is None:
+            raise VocabularyError("no vocabulary: call set_vocabulary([...]) or pass vocabulary=")
+        if encoded.model_key != self.model_key:
+            raise VocabularyError(f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}")
+        rgb = as_rgb_uint8(image)
+        timer = StageTimer(self.device)
+        t0 = time.perf_counter()
+        with torch.inference_mode(), self._autocast():
+            result = self._predict(rgb, encoded, timer, **options)
+        result.vocabulary_version = encoded.version
+        result.vocabulary_digest = encoded.vocabulary.digest
+        result.timings.update(timer.times)
+        result.timings["total"] = time.perf_counter() - t0
+        return result
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @abc.abstractmethod
+    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
+        """Return the model-specific text tensors for ``vocabulary``."""
+
+    @abc.abstractmethod
+    def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer,
+                 **options) -> SegmentationResult:
+        """Run the model on an HxWx3 uint8 tensor (CPU); fill timings through ``timer``."""

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a working ovseg: a virtual environment in .venv with the
+# pinned Python dependencies, ROS 2 Kilted rclpy and message wheels, this package's interfaces
+# (msg/, srv/) built with rosidl into the venv, and ovseg_models + ovseg_ros installed in
+# editable mode. It then runs the main job (the demo) unless --no-demo is given.
+#
+# Idempotent: a second run checks the pins, skips the interface build when msg/, srv/ and the
+# build files are unchanged, and finishes in seconds.
+#
+#   tools/setup.sh              # set up and run the demo
+#   tools/setup.sh --no-demo    # set up only (CI)
+#
+# Environment:
+#   OVSEG_PYTHON              interpreter for the venv (default: python3.11, else python3)
+#   OVSEG_VENV                venv folder (default: .venv in the repository)
+#   OVSEG_TORCH_REQUIREMENTS  requirements file for torch/torchvision (default:
+#                             requirements/torch.txt); a robot with another CUDA version points
+#                             this at its own pins, e.g. a file with an --index-url line.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+run_demo=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-demo) run_demo=0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+t_start=$SECONDS
+
+# --- 1. virtual environment --------------------------------------------------------------
+py=${OVSEG_PYTHON:-$(command -v python3.11 || command -v python3)}
+venv=${OVSEG_VENV:-$repo/.venv}
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating $venv with $py"
+  "$py" -m venv "$venv"
+fi
+vpy="$venv/bin/python"
+"$vpy" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' 2>/dev/null || {
+  echo "setup.sh: the ROS 2 Kilted wheels need Python 3.11; $vpy is $("$vpy" -V)." >&2
+  echo "          Set OVSEG_PYTHON to a 3.11 interpreter and remove $venv." >&2
+  exit 1
+}
+# The ROS wheels' bootstrapper re-executes Python with LD_LIBRARY_PATH set and marks the
+# environment; a marker inherited from another venv would stop it from setting up this one.
+unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
+
+# --- 2. pinned dependencies ----------------------------------------------------------------
+pip=("$vpy" -m pip --disable-pip-version-check -q)
+torch_req=${OVSEG_TORCH_REQUIREMENTS:-requirements/torch.txt}
+stamp_dir="$venv/.ovseg-stamps"
+mkdir -p "$stamp_dir"
+req_hash=$(cat "$torch_req" requirements/lock.txt | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp_dir/requirements" 2>/dev/null)" != "$req_hash" ]; then
+  say "installing torch ($torch_req)"
+  "${pip[@]}" install -r "$torch_req"
+  say "installing pinned dependencies (requirements/lock.txt)"
+  "${pip[@]}" install -r requirements/lock.txt
+  echo "$req_hash" > "$stamp_dir/requirements"
+else
+  say "dependencies already match requirements/ (stamp $req_hash)"
+fi
+
+# --- 3. interfaces (msg/, srv/) built with rosidl into the venv -------------------------------
+# The ROS wheels' exported CMake files name the interpreter of the machine that built them;
+# point them at this venv once (see ../shared/notes/ros2-on-pypi.md).
+py_include=$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+np_include=$("$vpy" -c 'import numpy; print(numpy.get_include())')
+{ grep -rl --include='*.cmake' '/opt/python/cp311-cp311/' "$venv/share" 2>/dev/null || true; } | while read -r f; do
+  sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_include#g" \
+         -e "s#/opt/python/cp311-cp311/include/python3.11#$py_include#g" "$f"
+done
+
+iface_hash=$(cat CMakeLists.txt package.xml msg/*.msg srv/*.srv | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$vpy" -c 'import ovseg.msg' 2>/dev/null; then
+  say "building interfaces (msg/, srv/) with rosidl"
+  build=$repo/.ovseg_build
+  rm -rf "$build"
+  (
+    export AMENT_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH"
+    cmake -S "$repo" -B "$build" -DOVSEG_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF \
+      -DCMAKE_PREFIX_PATH="$venv" -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$vpy" \
+      -DCMAKE_BUILD_TYPE=Release > "$stamp_dir/cmake-configure.log" 2>&1 ||
+      { cat "$stamp_dir/cmake-configure.log" >&2; exit 1; }
+    cmake --build "$build" -j "$(nproc)" > "$stamp_dir/cmake-build.log" 2>&1 ||
+      { tail -50 "$stamp_dir/cmake-build.log" >&2; exit 1; }
+    cmake --install "$build" > "$stamp_dir/cmake-install.log" 2>&1 ||
+      { cat "$stamp_dir/cmake-install.log" >&2; exit 1; }
+  )
+  # rosidl installs the generated Python package under the prefix's site-packages, which for
+  # a venv prefix is the venv's own: nothing else to set at run time.
+  "$vpy" -c 'from ovseg.msg import PanopticSegmentation; from ovseg.srv import SetVocabulary' || {
+    echo "setup.sh: the interfaces were built but do not import; see $stamp_dir/cmake-*.log" >&2
+    exit 1
+  }
+  echo "$iface_hash" > "$stamp_dir/interfaces"
+else
+  say "interfaces up to date (stamp $iface_hash)"
+fi
+
+# --- 4. this package (editable) --------------------------------------------------------------
+if ! "$vpy" -c 'import ovseg_models, ovseg_ros' 2>/dev/null || [ setup.py -nt "$stamp_dir/package" ]; then
+  say "installing ovseg_models and ovseg_ros (editable)"
+  "${pip[@]}" install --no-deps --no-build-isolation -e . 2> >(grep -v -E 'BuildBackendWarning|^ *(!!|\*+|Please be careful|name as your package|with strategy)|^ *$' >&2)
+  touch "$stamp_dir/package"
+fi
+
+say "environment ready in $((SECONDS - t_start)) s: activate with 'source $venv/bin/activate'"
+
+# --- 5. the main job -----------------------------------------------------------------------
+if [ "$run_demo" = 1 ]; then
+  if [ -x "$venv/bin/ovseg" ]; then
+    say "running the main job: ovseg (demo bag replayed through the node)"
+    "$venv/bin/ovseg"
+  else
+    say "no demo entry point installed yet (ovseg); skipping"
+  fi
+fi
