@@ -1,0 +1,231 @@
+"""Torch ``Dataset`` readers of the prepared benchmarks (layouts of the official downloads / prepare scripts).
+
+Every item is a dict with ``image``: uint8 numpy (H, W, 3) RGB, ``file_name`` and targets:
+
+- semantic datasets: ``sem_seg`` int64 (H, W) contiguous class ids, ``ignore_index`` (255, or 65535 for the
+  847/459-class benchmarks whose ids exceed 255);
+- COCO panoptic: ``pan_ids`` int64 (H, W) segment ids (``R + 256 G + 256^2 B``, 0 = void), ``segments_info``
+  (COCO dicts), ``sem_seg`` (contiguous class ids of the 133 categories, 255 on void/crowd-free unlabeled).
+
+Layouts (``root`` is the datasets folder, as ``DETECTRON2_DATASETS``):
+
+==================  =====================================================  ==========================================
+dataset             images                                                 labels
+==================  =====================================================  ==========================================
+coco_panoptic       coco/val2017/*.jpg                                     coco/panoptic_val2017/*.png +
+                                                                           coco/annotations/panoptic_val2017.json
+ade20k_150          ADEChallengeData2016/images/validation/*.jpg           .../annotations_detectron2/validation/*.png
+                                                                           (or raw annotations/validation, value-1)
+ade20k_847          ADE20K_2021_17_01/images_detectron2/validation/*.jpg   .../annotations_detectron2/validation/*.tif
+pascal_context_59   VOCdevkit/VOC2010/JPEGImages/*.jpg                     .../annotations_detectron2/pc59_val/*.png
+pascal_context_459  VOCdevkit/VOC2010/JPEGImages/*.jpg                     .../annotations_detectron2/pc459_val/*.tif
+pascal_voc_20       VOCdevkit/VOC2012/JPEGImages/*.jpg                     .../annotations_detectron2/val/*.png
+pascal_voc_21       VOCdevkit/VOC2012/JPEGImages/*.jpg                     .../annotations_detectron2_bg/val/*.png
+cityscapes          cityscapes/leftImg8bit/val/*/*_leftImg8bit.png         gtFine/val/*/*_gtFine_labelTrainIds.png
+                                                                           (or *_labelIds.png, converted on the fly)
+mapillary_vistas    mapillary_vistas/validation/images/*.jpg               .../validation/v1.2/labels/*.png (65 = void)
+==================  =====================================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .class_names import get_categories
+from .prepare import ade20k_150_label_to_train_id, cityscapes_label_ids_to_train_ids
+
+__all__ = [
+    "SemanticSegmentationDataset",
+    "COCOPanopticDataset",
+    "mapillary_v12_label_to_train_id",
+    "build_semantic_dataset",
+]
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.array(im.convert("RGB"), dtype=np.uint8)
+
+
+def _load_label(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.array(im)  # palette PNGs give indices, tif gives uint16
+
+
+def mapillary_v12_label_to_train_id(label: np.ndarray) -> np.ndarray:
+    """Mapillary Vistas v1.2 label PNG (indices 0..64, 65 = unlabeled) -> 0..64, 255 = ignore."""
+    label = np.asarray(label).astype(np.int64)
+    if label.max(initial=0) > 65:
+        raise ValueError(f"Mapillary v1.2 labels must be <= 65, got {label.max()} (is this a v2.0 label?)")
+    return np.where(label == 65, 255, label)
+
+
+class SemanticSegmentationDataset(Dataset):
+    """Pairs ``image_dir/**/<stem><image_suffix>`` with ``label_dir/**/<stem><label_suffix>`` (same relative dir).
+
+    ``label_transform`` maps the stored label array to contiguous ids (default: identity).
+    """
+
+    def __init__(
+        self,
+        *,
+        image_dir: str | Path,
+        label_dir: str | Path,
+        num_classes: int,
+        image_suffix: str = ".jpg",
+        label_suffix: str = ".png",
+        ignore_index: int = 255,
+        label_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        require_all_labels: bool = False,
+    ):
+        self.image_dir = Path(image_dir)
+        self.label_dir = Path(label_dir)
+        for d, what in ((self.image_dir, "image"), (self.label_dir, "label")):
+            if not d.is_dir():
+                raise FileNotFoundError(f"{what} directory not found: {d}")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.label_transform = label_transform
+        self.items: list[tuple[Path, Path]] = []
+        for image_path in sorted(self.image_dir.rglob(f"*{image_suffix}")):
+            rel = image_path.relative_to(self.image_dir)
+            stem = image_path.name[: -len(image_suffix)]
+            label_path = self.label_dir / rel.parent / f"{stem}{label_suffix}"
+            if label_path.exists():
+                self.items.append((image_path, label_path))
+            elif require_all_labels:
+                raise FileNotFoundError(f"label for {image_path} not found: {label_path}")
+        if not self.items:
+            raise FileNotFoundError(f"no image/label pairs under {self.image_dir} and {self.label_dir}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        image_path, label_path = self.items[index]
+        image = _load_rgb(image_path)
+        label = _load_label(label_path)
+        if self.label_transform is not None:
+            label = self.label_transform(label)
+        label = np.asarray(label).astype(np.int64)
+        if label.shape != image.shape[:2]:
+            raise ValueError(f"size mismatch: {image_path} {image.shape[:2]} vs {label_path} {label.shape}")
+        return {
+            "image": image,
+            "sem_seg": label,
+            "ignore_index": self.ignore_index,
+            "file_name": str(image_path),
+        }
+
+
+class COCOPanopticDataset(Dataset):
+    """COCO panoptic: ``image_dir/<file>.jpg``, ``panoptic_dir/<file>.png`` and the panoptic JSON."""
+
+    def __init__(self, *, image_dir: str | Path, panoptic_dir: str | Path, panoptic_json: str | Path):
+        self.image_dir = Path(image_dir)
+        self.panoptic_dir = Path(panoptic_dir)
+        json_path = Path(panoptic_json)
+        for p in (self.image_dir, self.panoptic_dir, json_path):
+            if not p.exists():
+                raise FileNotFoundError(f"COCO panoptic input not found: {p}")
+        data = json.loads(json_path.read_text())
+        images = {img["id"]: img for img in data["images"]}
+        self.annotations = [(images[a["image_id"]], a) for a in data["annotations"]]
+        self.categories = data.get("categories") or [
+            {"id": c.id, "isthing": int(c.is_thing), "name": c.name} for c in get_categories("coco_panoptic")
+        ]
+        self.contiguous_id = {c["id"]: i for i, c in enumerate(self.categories)}
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    def __getitem__(self, index: int) -> dict:
+        image_info, ann = self.annotations[index]
+        image = _load_rgb(self.image_dir / image_info["file_name"])
+        rgb = _load_label(self.panoptic_dir / ann["file_name"]).astype(np.int64)
+        pan_ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+        if pan_ids.shape != image.shape[:2]:
+            raise ValueError(f"size mismatch between image {image_info['file_name']} and {ann['file_name']}")
+        sem = np.full(pan_ids.shape, 255, dtype=np.int64)
+        for seg in ann["segments_info"]:
+            sem[pan_ids == seg["id"]] = self.contiguous_id[seg["category_id"]]
+        return {
+            "image": image,
+            "pan_ids": pan_ids,
+            "segments_info": ann["segments_info"],
+            "sem_seg": sem,
+            "ignore_index": 255,
+            "image_id": image_info["id"],
+            "file_name": image_info["file_name"],
+        }
+
+
+def build_semantic_dataset(name: str, *, root: str | Path, split: str = "val") -> SemanticSegmentationDataset:
+    """Semantic dataset ``name`` (class-name key) under ``root`` with the layout of the module table."""
+    root = Path(root)
+    num_classes = len(get_categories(name))
+    if name == "ade20k_150":
+        base = root / "ADEChallengeData2016"
+        sub = "validation" if split == "val" else split
+        prepared = base / "annotations_detectron2" / sub
+        if prepared.is_dir():
+            return SemanticSegmentationDataset(image_dir=base / "images" / sub, label_dir=prepared, num_classes=num_classes)
+        return SemanticSegmentationDataset(
+            image_dir=base / "images" / sub,
+            label_dir=base / "annotations" / sub,
+            num_classes=num_classes,
+            label_transform=ade20k_150_label_to_train_id,
+        )
+    if name == "ade20k_847":
+        base = root / "ADE20K_2021_17_01"
+        sub = "validation" if split == "val" else split
+        return SemanticSegmentationDataset(
+            image_dir=base / "images_detectron2" / sub,
+            label_dir=base / "annotations_detectron2" / sub,
+            num_classes=num_classes,
+            label_suffix=".tif",
+            ignore_index=65535,
+        )
+    if name in ("pascal_context_59", "pascal_context_459"):
+        base = root / "VOCdevkit" / "VOC2010"
+        is59 = name == "pascal_context_59"
+        return SemanticSegmentationDataset(
+            image_dir=base / "JPEGImages",
+            label_dir=base / "annotations_detectron2" / (f"pc59_{split}" if is59 else f"pc459_{split}"),
+            num_classes=num_classes,
+            label_suffix=".png" if is59 else ".tif",
+            ignore_index=255 if is59 else 65535,
+        )
+    if name in ("pascal_voc_20", "pascal_voc_21"):
+        base = root / "VOCdevkit" / "VOC2012"
+        folder = "annotations_detectron2" if name.endswith("20") else "annotations_detectron2_bg"
+        return SemanticSegmentationDataset(
+            image_dir=base / "JPEGImages", label_dir=base / folder / split, num_classes=num_classes
+        )
+    if name == "cityscapes":
+        base = root / "cityscapes"
+        gt = base / "gtFine" / split
+        has_train_ids = any(gt.glob("*/*_gtFine_labelTrainIds.png")) if gt.is_dir() else False
+        return SemanticSegmentationDataset(
+            image_dir=base / "leftImg8bit" / split,
+            label_dir=gt,
+            num_classes=num_classes,
+            image_suffix="_leftImg8bit.png",
+            label_suffix="_gtFine_labelTrainIds.png" if has_train_ids else "_gtFine_labelIds.png",
+            label_transform=None if has_train_ids else cityscapes_label_ids_to_train_ids,
+        )
+    if name == "mapillary_vistas":
+        base = root / "mapillary_vistas" / ("validation" if split == "val" else split)
+        return SemanticSegmentationDataset(
+            image_dir=base / "images",
+            label_dir=base / "v1.2" / "labels",
+            num_classes=num_classes,
+            label_transform=mapillary_v12_label_to_train_id,
+        )
+    raise KeyError(f"no semantic reader for {name!r}")
