@@ -1,0 +1,157 @@
+"""The FC-CLIP network: frozen CLIP backbone, pixel decoder, transformer decoder, and the
+in-/out-of-vocabulary classifiers with FC-CLIP's geometric ensemble."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import CLIPBackbone
+from .config import FCCLIPConfig
+from .pixel_decoder import MSDeformAttnPixelDecoder
+from .transformer_decoder import MaskedTransformerDecoder, get_classification_logits
+
+__all__ = ["FCCLIP", "geometric_ensemble"]
+
+
+def geometric_ensemble(pred_logits: torch.Tensor, out_vocab_logits: torch.Tensor, seen: torch.Tensor, *,
+                       alpha: float, beta: float, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """FC-CLIP's ensemble of in-vocabulary (``pred_logits`` [..., K+1], void last) and
+    out-of-vocabulary (``out_vocab_logits`` [..., K+1]) classifiers.
+
+    Seen classes: ``in**(1-alpha) * out**alpha``; unseen: ``beta``. With ``valid`` (queries whose
+    pooled mask is non-empty, ``ENSEMBLE_ON_VALID_MASK``), invalid queries use the in-vocabulary
+    probabilities only. The result is re-weighted by ``1 - p(void)`` and returned as
+    ``log(p + 1e-8)`` [..., K+1] (void last), as the official code does.
+    """
+    in_probs = pred_logits[..., :-1].softmax(-1)
+    out_probs = out_vocab_logits[..., :-1].softmax(-1)
+    a = torch.full_like(in_probs, alpha)
+    b = torch.full_like(in_probs, beta)
+    if valid is not None:
+        v = valid.to(in_probs.dtype).unsqueeze(-1)
+        a, b = a * v, b * v
+    seen = seen.to(device=in_probs.device, dtype=torch.bool)
+    ens_seen = (in_probs ** (1 - a) * out_probs ** a).log()
+    ens_unseen = (in_probs ** (1 - b) * out_probs ** b).log()
+    # official: seen * log(...) + (1 - seen) * log(...); where() avoids 0 * -inf = NaN on underflow
+    cls = torch.where(seen, ens_seen, ens_unseen)
+    void = F.softmax(pred_logits, dim=-1)[..., -1:]
+    probs = torch.cat([cls.softmax(-1) * (1.0 - void), void], dim=-1)
+    return {"in_vocab_probs": in_probs, "out_vocab_probs": out_probs, "mask_cls": torch.log(probs + 1e-8)}
+
+
+class FCCLIP(nn.Module):
+    """FC-CLIP inference network (batch of normalised, padded images -> mask and class predictions)."""
+
+    def __init__(self, *, backbone: CLIPBackbone, pixel_decoder: MSDeformAttnPixelDecoder,
+                 transformer_decoder: MaskedTransformerDecoder, embed_dim: int, alpha: float = 0.4,
+                 beta: float = 0.8, ensemble_on_valid_mask: bool = False,
+                 pixel_mean: Sequence[float] = (0.0, 0.0, 0.0), pixel_std: Sequence[float] = (1.0, 1.0, 1.0),
+                 size_divisibility: int = 32):
+        super().__init__()
+        self.backbone = backbone
+        self.pixel_decoder = pixel_decoder
+        self.transformer_decoder = transformer_decoder
+        self.void_embedding = nn.Embedding(1, embed_dim)
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.ensemble_on_valid_mask = bool(ensemble_on_valid_mask)
+        self.size_divisibility = int(size_divisibility)
+        self._pixel_mean, self._pixel_std = tuple(pixel_mean), tuple(pixel_std)
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg: FCCLIPConfig, *, pretrained: "bool | str | None" = False,
+                    device: "str | torch.device" = "cpu", allow_download: bool = True) -> "FCCLIP":
+        backbone = CLIPBackbone.from_config(cfg, pretrained=pretrained, device=device, allow_download=allow_download)
+        with torch.device(device) if str(device) == "meta" else nullcontext():
+            pixel_decoder = MSDeformAttnPixelDecoder.from_config(cfg, backbone.feature_channels, backbone.feature_strides)
+            decoder = MaskedTransformerDecoder.from_config(cfg, in_channels=cfg.conv_dim)
+            model = cls(backbone=backbone, pixel_decoder=pixel_decoder, transformer_decoder=decoder,
+                        embed_dim=cfg.embed_dim, alpha=cfg.geometric_ensemble_alpha,
+                        beta=cfg.geometric_ensemble_beta, ensemble_on_valid_mask=cfg.ensemble_on_valid_mask,
+                        pixel_mean=cfg.pixel_mean, pixel_std=cfg.pixel_std, size_divisibility=cfg.size_divisibility)
+        return model.to(device) if str(device) != "meta" else model
+
+    def materialize_buffers(self) -> "FCCLIP":
+        """Create the non-persistent buffers of a model built on the meta device and loaded with
+        ``load_state_dict(..., assign=True)`` (normalisation constants, CLIP's causal text mask)."""
+        if self.pixel_mean.is_meta:
+            self.pixel_mean = torch.tensor(self._pixel_mean, dtype=torch.float32).view(-1, 1, 1)
+            self.pixel_std = torch.tensor(self._pixel_std, dtype=torch.float32).view(-1, 1, 1)
+        clip = self.backbone.clip_model
+        if getattr(clip, "attn_mask", None) is not None and clip.attn_mask.is_meta:
+            n = clip.attn_mask.shape[0]
+            clip.register_buffer("attn_mask", torch.full((n, n), float("-inf")).triu_(1), persistent=False)
+        for name, t in list(self.named_parameters()) + list(self.named_buffers()):
+            if t.is_meta:
+                raise RuntimeError(f"{name} is still on the meta device (not in the loaded state_dict)")
+        return self
+
+    # -- input ----------------------------------------------------------------------------------
+    def normalize_and_pad(self, images: "torch.Tensor | Sequence[torch.Tensor]") -> tuple[torch.Tensor, list]:
+        """uint8/float CHW images (0-255) -> normalised batch zero-padded (after normalisation) at the
+        bottom/right to a multiple of ``size_divisibility``; also returns each image's (h, w)."""
+        if isinstance(images, torch.Tensor) and images.ndim == 3:
+            images = [images]
+        device = self.pixel_mean.device
+        normed = [(img.to(device).float() - self.pixel_mean) / self.pixel_std for img in images]
+        sizes = [tuple(x.shape[-2:]) for x in normed]
+        max_h = max(s[0] for s in sizes)
+        max_w = max(s[1] for s in sizes)
+        d = self.size_divisibility
+        if d > 1:
+            max_h, max_w = (max_h + d - 1) // d * d, (max_w + d - 1) // d * d
+        batch = normed[0].new_zeros((len(normed), 3, max_h, max_w))
+        for i, x in enumerate(normed):
+            batch[i, :, :x.shape[-2], :x.shape[-1]].copy_(x)
+        return batch, sizes
+
+    def text_classifier_with_void(self, text_classifier: torch.Tensor) -> torch.Tensor:
+        return torch.cat([text_classifier.to(self.void_embedding.weight),
+                          F.normalize(self.void_embedding.weight, dim=-1)], dim=0)
+
+    # -- forward --------------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor, text_classifier: torch.Tensor, num_synonyms: Sequence[int],
+                seen: torch.Tensor, *, timer=None, aux_outputs: bool = False, return_features: bool = False
+                ) -> dict[str, torch.Tensor]:
+        """``images``: normalised padded batch [B,3,H,W]; ``text_classifier`` [S,C] rows per synonym
+        (normalised, without void); ``num_synonyms`` rows per class (sum S); ``seen`` [K] bool.
+
+        Returns pred_logits [B,Q,K+1], pred_masks [B,Q,H/4,W/4], out_vocab_logits [B,Q,K+1],
+        pooled_clip_feature, valid_masking [B,Q], in_vocab_probs, out_vocab_probs [B,Q,K] and
+        mask_cls [B,Q,K+1] (final log-probabilities, void last).
+        """
+        stage = timer if timer is not None else (lambda name: nullcontext())
+        with stage("backbone"):
+            features = self.backbone(images)
+        with stage("pixel_decoder"), torch.autocast(images.device.type, enabled=False):
+            mask_features, multi_scale = self.pixel_decoder(features)
+        classifier = self.text_classifier_with_void(text_classifier)
+        with stage("transformer_decoder"):
+            out = self.transformer_decoder(multi_scale, mask_features, classifier, num_synonyms,
+                                           aux_outputs=aux_outputs)
+        with stage("classifiers"):
+            out.update(self.classify(features["clip_vis_dense"], out["pred_logits"], out["pred_masks"],
+                                     classifier, num_synonyms, seen))
+        if return_features:
+            out["features"] = features
+            out["mask_features"] = mask_features
+            out["multi_scale_features"] = multi_scale
+        return out
+
+    def classify(self, clip_dense, pred_logits, pred_masks, classifier, num_synonyms, seen):
+        """Out-of-vocabulary classification (CLIP on each mask) and the geometric ensemble."""
+        mask_for_pooling = F.interpolate(pred_masks, size=clip_dense.shape[-2:], mode="bilinear",
+                                         align_corners=False)
+        pooled = self.backbone.visual_prediction_forward(clip_dense, mask_for_pooling.to(clip_dense.dtype))
+        out_logits = get_classification_logits(pooled.float(), classifier, self.backbone.clip_model.logit_scale,
+                                               num_synonyms)
+        valid = (mask_for_pooling > 0).flatten(2).any(-1)
+        ens = geometric_ensemble(pred_logits.float(), out_logits, seen, alpha=self.alpha, beta=self.beta,
+                                 valid=valid if self.ensemble_on_valid_mask else None)
+        return {"pooled_clip_feature": pooled, "out_vocab_logits": out_logits, "valid_masking": valid, **ens}

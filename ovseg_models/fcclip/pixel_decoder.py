@@ -1,0 +1,185 @@
+"""FC-CLIP / Mask2Former pixel decoder: a multi-scale deformable-attention encoder + one FPN level.
+
+Plain PyTorch: the deformable attention samples with ``F.grid_sample`` (bilinear, zero padding,
+``align_corners=False``), the computation of the official CUDA op and of its PyTorch reference.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .position_encoding import PositionEmbeddingSine
+
+__all__ = ["MSDeformAttn", "MSDeformAttnEncoderLayer", "MSDeformAttnPixelDecoder", "ConvNorm",
+           "ms_deform_attn"]
+
+
+def ms_deform_attn(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
+                   sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+    """Multi-scale deformable attention core.
+
+    value [N, S, M, D]; sampling_locations [N, Lq, M, L, P, 2] in [0, 1] (x, y);
+    attention_weights [N, Lq, M, L, P] -> [N, Lq, M*D].
+    """
+    n, _, m, d = value.shape
+    _, lq, _, num_levels, num_points, _ = sampling_locations.shape
+    values = value.split([h * w for h, w in spatial_shapes], dim=1)
+    # points-major grids [N*M, L, P, Lq, 2] so that samples come out as [N*M, D, P, Lq] and the
+    # attention-weighted sum runs over contiguous [N*M, D, Lq] slices (no [.., L*P] stack + reduce)
+    grids = (2 * sampling_locations - 1).permute(0, 2, 3, 4, 1, 5).flatten(0, 1)
+    weights = attention_weights.permute(0, 2, 3, 4, 1).reshape(n * m, 1, num_levels, num_points, lq)
+    out = value.new_zeros((n * m, d, lq))
+    for lvl, (h, w) in enumerate(spatial_shapes):
+        v = values[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, h, w)
+        s = F.grid_sample(v, grids[:, lvl], mode="bilinear", padding_mode="zeros", align_corners=False)
+        for p in range(num_points):  # s: [N*M, D, P, Lq]
+            out.addcmul_(s[:, :, p], weights[:, :, lvl, p])
+    return out.view(n, m * d, lq).transpose(1, 2).contiguous()
+
+
+class MSDeformAttn(nn.Module):
+    """Multi-scale deformable attention (Deformable DETR), 2-D reference points."""
+
+    def __init__(self, d_model: int = 256, n_levels: int = 3, n_heads: int = 8, n_points: int = 4):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
+        self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
+        self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
+        self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
+        self.value_proj = nn.Linear(d_model, d_model)
+        self.output_proj = nn.Linear(d_model, d_model)
+
+    def forward(self, query: torch.Tensor, reference_points: torch.Tensor, value_in: torch.Tensor,
+                spatial_shapes: Sequence[tuple[int, int]], offset_normalizer: torch.Tensor) -> torch.Tensor:
+        n, lq, _ = query.shape
+        _, s, _ = value_in.shape
+        value = self.value_proj(value_in).view(n, s, self.n_heads, self.d_model // self.n_heads)
+        offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
+        weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
+        weights = F.softmax(weights, -1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
+        locations = reference_points[:, :, None, :, None, :] + offsets / offset_normalizer[None, None, None, :, None, :]
+        out = ms_deform_attn(value, spatial_shapes, locations, weights)
+        return self.output_proj(out)
+
+
+class MSDeformAttnEncoderLayer(nn.Module):
+    """Post-norm encoder layer: deformable self-attention + FFN (ReLU)."""
+
+    def __init__(self, d_model: int = 256, d_ffn: int = 1024, n_levels: int = 3, n_heads: int = 8,
+                 n_points: int = 4):
+        super().__init__()
+        self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.linear1 = nn.Linear(d_model, d_ffn)
+        self.linear2 = nn.Linear(d_ffn, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+
+    def forward(self, src, pos, reference_points, spatial_shapes, offset_normalizer):
+        src2 = self.self_attn(src + pos, reference_points, src, spatial_shapes, offset_normalizer)
+        src = self.norm1(src + src2)
+        src2 = self.linear2(F.relu(self.linear1(src)))
+        return self.norm2(src + src2)
+
+
+class ConvNorm(nn.Sequential):
+    """Conv2d (no bias) + GroupNorm(32) [+ ReLU]: detectron2's ``Conv2d(..., norm=GN)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, activation: bool = False,
+                 norm: str = "GN"):
+        layers = [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not norm)]
+        if norm:
+            if norm != "GN":
+                raise ValueError(f"only GN normalisation is supported, got {norm!r}")
+            layers.append(nn.GroupNorm(32, out_channels))
+        if activation:
+            layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
+def _reference_points(spatial_shapes, device) -> torch.Tensor:
+    refs = []
+    for h, w in spatial_shapes:
+        ref_y, ref_x = torch.meshgrid(torch.linspace(0.5, h - 0.5, h, dtype=torch.float32, device=device),
+                                      torch.linspace(0.5, w - 0.5, w, dtype=torch.float32, device=device),
+                                      indexing="ij")
+        ref_y = ref_y.reshape(-1)[None] / torch.tensor(float(h), device=device)
+        ref_x = ref_x.reshape(-1)[None] / torch.tensor(float(w), device=device)
+        refs.append(torch.stack((ref_x, ref_y), -1))
+    ref = torch.cat(refs, 1)  # [1, S, 2]
+    return ref[:, :, None].expand(-1, -1, len(spatial_shapes), -1)
+
+
+class MSDeformAttnPixelDecoder(nn.Module):
+    """Pixel decoder: deformable encoder over ``transformer_in_features`` + FPN down to ``common_stride``.
+
+    Returns ``(mask_features [B, mask_dim, H/4, W/4], multi_scale_features [3 x B, conv_dim, h, w])``
+    with the multi-scale features ordered from low to high resolution (res5, res4, res3).
+    """
+
+    def __init__(self, *, in_channels: dict[str, int], in_strides: dict[str, int],
+                 transformer_in_features: Sequence[str], conv_dim: int = 256, mask_dim: int = 256,
+                 norm: str = "GN", enc_layers: int = 6, dim_feedforward: int = 1024, nheads: int = 8,
+                 n_points: int = 4, common_stride: int = 4):
+        super().__init__()
+        self.in_features = sorted(in_channels, key=lambda k: in_strides[k])
+        self.transformer_in_features = sorted(transformer_in_features, key=lambda k: in_strides[k])
+        num_levels = len(self.transformer_in_features)
+        # low to high resolution (res5 first)
+        self.input_proj = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(in_channels[f], conv_dim, kernel_size=1), nn.GroupNorm(32, conv_dim))
+            for f in self.transformer_in_features[::-1])
+        self.level_embed = nn.Parameter(torch.zeros(num_levels, conv_dim))
+        self.encoder_layers = nn.ModuleList(
+            MSDeformAttnEncoderLayer(conv_dim, dim_feedforward, num_levels, nheads, n_points)
+            for _ in range(enc_layers))
+        self.pe_layer = PositionEmbeddingSine(conv_dim // 2, normalize=True)
+        self.mask_features = nn.Conv2d(conv_dim, mask_dim, kernel_size=1)
+        self.num_output_levels = 3
+        min_stride = min(in_strides[f] for f in self.transformer_in_features)
+        num_fpn = 0
+        while (common_stride << num_fpn) < min_stride:
+            num_fpn += 1
+        self.fpn_features = self.in_features[:num_fpn]
+        # FPN levels in top-down order (lowest resolution first)
+        self.lateral_convs = nn.ModuleList(ConvNorm(in_channels[f], conv_dim, 1, norm=norm)
+                                           for f in self.fpn_features[::-1])
+        self.output_convs = nn.ModuleList(ConvNorm(conv_dim, conv_dim, 3, activation=True, norm=norm)
+                                          for _ in self.fpn_features[::-1])
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: dict[str, int], in_strides: dict[str, int]) -> "MSDeformAttnPixelDecoder":
+        return cls(in_channels={f: in_channels[f] for f in cfg.in_features},
+                   in_strides={f: in_strides[f] for f in cfg.in_features},
+                   transformer_in_features=cfg.transformer_in_features, conv_dim=cfg.conv_dim,
+                   mask_dim=cfg.mask_dim, norm=cfg.norm, enc_layers=cfg.transformer_enc_layers,
+                   dim_feedforward=cfg.transformer_dim_feedforward, nheads=cfg.transformer_nheads,
+                   n_points=cfg.transformer_n_points, common_stride=cfg.common_stride)
+
+    def forward(self, features: dict[str, torch.Tensor]):
+        srcs, pos = [], []
+        for idx, f in enumerate(self.transformer_in_features[::-1]):
+            x = features[f].float()
+            srcs.append(self.input_proj[idx](x))
+            pos.append(self.pe_layer(x))
+        spatial_shapes = [tuple(s.shape[-2:]) for s in srcs]
+        bs = srcs[0].shape[0]
+        src_flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
+        pos_flat = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
+                              for lvl, p in enumerate(pos)], 1)
+        device = src_flat.device
+        reference_points = _reference_points(spatial_shapes, device).expand(bs, -1, -1, -1)
+        offset_normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=torch.long, device=device)
+        y = src_flat
+        for layer in self.encoder_layers:
+            y = layer(y, pos_flat, reference_points, spatial_shapes, offset_normalizer)
+        out = [z.transpose(1, 2).view(bs, -1, h, w)
+               for z, (h, w) in zip(y.split([h * w for h, w in spatial_shapes], dim=1), spatial_shapes)]
+        for idx, f in enumerate(self.fpn_features[::-1]):
+            cur = self.lateral_convs[idx](features[f].float())
+            y = cur + F.interpolate(out[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False)
+            out.append(self.output_convs[idx](y))
+        return self.mask_features(out[-1]), out[:self.num_output_levels]

@@ -1,0 +1,114 @@
+"""FC-CLIP / Mask2Former post-processing: semantic, panoptic and instance inference.
+
+The functions follow the official ``semantic_inference``, ``panoptic_inference`` and
+``instance_inference`` on one image: ``mask_cls`` [Q, K+1] are log-probabilities (softmax is
+applied inside, void last) and ``mask_pred`` [Q, H, W] mask logits at output resolution.
+:func:`resize_masks` brings decoder masks to output resolution the way the official evaluation does
+(bilinear to the padded input size, crop to the image, bilinear to the output size), in chunks of
+queries so that the padded-size intermediate never exists for all queries at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["PanopticOutput", "resize_masks", "semantic_inference", "panoptic_inference", "instance_inference"]
+
+
+def resize_masks(masks: torch.Tensor, padded_size: tuple[int, int], image_size: tuple[int, int],
+                 output_size: tuple[int, int], *, chunk: int = 16) -> torch.Tensor:
+    """[Q, h, w] mask logits -> [Q, H_out, W_out] (official ``F.interpolate`` + ``sem_seg_postprocess``)."""
+    out = masks.new_empty((masks.shape[0], *output_size))
+    for i in range(0, masks.shape[0], chunk):
+        m = F.interpolate(masks[None, i:i + chunk], size=padded_size, mode="bilinear", align_corners=False)[0]
+        m = m[:, :image_size[0], :image_size[1]]
+        if tuple(m.shape[-2:]) != tuple(output_size):
+            m = F.interpolate(m[None], size=output_size, mode="bilinear", align_corners=False)[0]
+        out[i:i + chunk] = m
+    return out
+
+
+def semantic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> torch.Tensor:
+    """Per-class score maps [K, H, W]: sum over queries of p(class) * sigmoid(mask)."""
+    probs = F.softmax(mask_cls, dim=-1)[..., :-1]
+    return torch.einsum("qc,qhw->chw", probs, mask_pred.sigmoid())
+
+
+@dataclass
+class PanopticOutput:
+    panoptic_seg: torch.Tensor  #: [H, W] int32, 0 = void
+    segments: list[dict] = field(default_factory=list)  #: id, category_id, isthing, score, query, merged_queries
+
+
+def panoptic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor, is_thing: Sequence[bool], *,
+                       object_mask_threshold: float = 0.0, overlap_threshold: float = 0.8) -> PanopticOutput:
+    """Mask-wise merging: each pixel goes to the query with the highest score * mask probability;
+    a query keeps its segment if that leaves >= ``overlap_threshold`` of its own mask (prob >= 0.5);
+    stuff segments of the same class are merged."""
+    num_classes = mask_cls.shape[-1] - 1
+    scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
+    keep = labels.ne(num_classes) & (scores > object_mask_threshold)
+    h, w = mask_pred.shape[-2:]
+    panoptic = torch.zeros((h, w), dtype=torch.int32, device=mask_pred.device)
+    segments: list[dict] = []
+    if not bool(keep.any()):
+        return PanopticOutput(panoptic, segments)
+    query_ids = keep.nonzero().flatten().tolist()
+    cur_scores = scores[keep]
+    cur_classes = labels[keep].tolist()
+    cur_masks = mask_pred[keep].sigmoid()
+    cur_mask_ids = (cur_scores.view(-1, 1, 1) * cur_masks).argmax(0)
+    n = len(cur_classes)
+    # per query, in one pass each: pixels it wins, pixels of its own mask (prob >= 0.5), and pixels
+    # where both hold (the official loop computes the same three counts query by query)
+    original = cur_masks >= 0.5
+    original_area = original.flatten(1).sum(1).tolist()
+    mask_area = torch.bincount(cur_mask_ids.flatten(), minlength=n).tolist()
+    own_original = original.gather(0, cur_mask_ids[None])[0]  # owner's mask >= 0.5 at each pixel
+    both_area = torch.bincount(cur_mask_ids[own_original], minlength=n).tolist()
+    seg_of_query = [0] * n
+    stuff_memory: dict[int, int] = {}
+    current = 0
+    for k, pred_class in enumerate(cur_classes):
+        isthing = bool(is_thing[pred_class])
+        if mask_area[k] > 0 and original_area[k] > 0 and both_area[k] > 0:
+            if mask_area[k] / original_area[k] < overlap_threshold:
+                continue
+            if not isthing:
+                if pred_class in stuff_memory:
+                    seg_of_query[k] = stuff_memory[pred_class]
+                    segments[seg_of_query[k] - 1]["merged_queries"].append(query_ids[k])
+                    continue
+                stuff_memory[pred_class] = current + 1
+            current += 1
+            seg_of_query[k] = current
+            segments.append({"id": current, "isthing": isthing, "category_id": int(pred_class),
+                             "score": float(cur_scores[k]), "query": query_ids[k], "merged_queries": []})
+    if segments:  # each pixel has one owner, so painting all accepted masks at once is exact
+        table = torch.tensor(seg_of_query, dtype=torch.int32, device=mask_pred.device)
+        panoptic = torch.where(own_original, table[cur_mask_ids], panoptic)
+    return PanopticOutput(panoptic, segments)
+
+
+def instance_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor, is_thing: Sequence[bool] | None, *,
+                       topk: int = 100) -> dict[str, torch.Tensor]:
+    """Top-``topk`` (query, class) pairs over all queries and classes; with ``is_thing`` (panoptic
+    mode) only thing classes are kept. Score = class probability * mean mask probability inside
+    the binary mask (logit > 0). Returns scores, classes, queries, masks [N, H, W] bool."""
+    num_queries, num_classes = mask_cls.shape[0], mask_cls.shape[-1] - 1
+    scores = F.softmax(mask_cls, dim=-1)[:, :-1]
+    k = min(topk, scores.numel())
+    top_scores, top_idx = scores.flatten().topk(k, sorted=False)
+    labels = top_idx % num_classes
+    queries = top_idx // num_classes
+    if is_thing is not None:
+        thing = torch.as_tensor(list(is_thing), dtype=torch.bool, device=labels.device)
+        keep = thing[labels]
+        top_scores, labels, queries = top_scores[keep], labels[keep], queries[keep]
+    m = mask_pred[queries]
+    binary = (m > 0).float()
+    mask_scores = (m.sigmoid().flatten(1) * binary.flatten(1)).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+    return {"scores": top_scores * mask_scores, "classes": labels, "queries": queries, "masks": binary.bool()}

@@ -1,0 +1,135 @@
+"""FC-CLIP behind the shared :class:`~ovseg_models.segmenter.Segmenter` API."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..segmenter import EncodedVocabulary, ImageError, Segment, SegmentationResult, Segmenter, StageTimer
+from ..text import TextEmbeddingCache, build_text_classifier, get_templates
+from ..vocabulary import Vocabulary, VocabularyError
+from .backbone import CLIPTextEncoder
+from .config import FCCLIPConfig
+from .model import FCCLIP
+from .postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
+from .preprocess import resize_image, resize_shortest_edge_shape
+
+__all__ = ["FCCLIPSegmenter"]
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("semantic", "panoptic", "instance")
+
+
+class FCCLIPSegmenter(Segmenter):
+    """FC-CLIP: ``set_vocabulary([...])`` then ``predict(rgb_uint8)``.
+
+    Args:
+        model: an :class:`FCCLIP` network with weights loaded.
+        config: its configuration (thresholds, resize policy defaults, templates).
+        min_size / max_size: test resize (shortest edge, longest-edge cap); official 800 / 1333.
+            ``min_size=None`` keeps the input resolution (still capped by ``max_size``).
+        templates: prompt template set name or list (default: the config's, ViLD's 14).
+        outputs: subset of ("semantic", "panoptic", "instance") computed by ``predict``.
+        text_cache: shared :class:`TextEmbeddingCache` (a private one by default).
+    """
+
+    model_key = "fcclip"
+
+    def __init__(self, model: FCCLIP, *, config: FCCLIPConfig, device="cpu", precision="fp32",
+                 min_size: int | None = None, max_size: int | None = None,
+                 templates: "str | Sequence[str] | None" = None, outputs: Sequence[str] = ("semantic", "panoptic"),
+                 text_cache: TextEmbeddingCache | None = None, text_batch_size: int = 256):
+        super().__init__(model, device=device, precision=precision)
+        self.config = config
+        self.min_size = config.min_size_test if min_size is None else (min_size or None)
+        self.max_size = config.max_size_test if max_size is None else (max_size or None)
+        self.templates = get_templates(templates if templates is not None else config.templates)
+        bad = set(outputs) - set(OUTPUTS)
+        if bad:
+            raise ValueError(f"unknown outputs {sorted(bad)}; choose from {OUTPUTS}")
+        self.outputs = tuple(outputs)
+        self.text_cache = text_cache if text_cache is not None else TextEmbeddingCache()
+        self.text_encoder = CLIPTextEncoder(self.model.backbone)
+        self.text_batch_size = text_batch_size
+
+    # -- vocabulary -------------------------------------------------------------------------------
+    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
+        templates = get_templates(vocabulary.templates) if vocabulary.templates else self.templates
+        synonyms = [s for c in vocabulary for s in c.synonyms]
+        classifier = build_text_classifier(self.text_encoder, synonyms, templates, cache=self.text_cache,
+                                           batch_size=self.text_batch_size)
+        unknown = [i for i, c in enumerate(vocabulary) if c.seen is None]
+        seen = [bool(c.seen) for c in vocabulary]
+        if unknown:
+            from ..data.class_names import seen_mask
+            auto = seen_mask([vocabulary[i].synonyms for i in unknown], self.config.training_dataset)
+            for i, s in zip(unknown, auto):
+                seen[i] = bool(s)
+        return {"text_classifier": classifier.to(self.device),
+                "num_synonyms": [len(c.synonyms) for c in vocabulary],
+                "seen": torch.tensor(seen, dtype=torch.bool, device=self.device),
+                "is_thing": [bool(c.is_thing) for c in vocabulary],
+                "templates": templates}
+
+    # -- inference --------------------------------------------------------------------------------
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """HxWx3 uint8 -> resized 3xhxw uint8 (official test resize policy)."""
+        h, w = int(image.shape[0]), int(image.shape[1])
+        size = resize_shortest_edge_shape(h, w, self.min_size, self.max_size)
+        if min(size) < 32:
+            raise ImageError(f"image of {h}x{w} is too small (resized to {size[0]}x{size[1]}; need >= 32 px)")
+        return resize_image(image, size).permute(2, 0, 1)
+
+    def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, *,
+                 outputs: Sequence[str] | None = None, return_class_scores: bool = False, **options
+                 ) -> SegmentationResult:
+        if options:
+            raise TypeError(f"unknown predict options: {sorted(options)}")
+        outputs = self.outputs if outputs is None else tuple(outputs)
+        h, w = int(image.shape[0]), int(image.shape[1])
+        t = encoded.tensors
+        with timer("preprocess"):
+            resized = self.preprocess(image)
+            batch, sizes = self.model.normalize_and_pad(resized.to(self.device, non_blocking=True))
+        out = self.model(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
+        with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
+            result = self.postprocess(out["mask_cls"][0].float(), out["pred_masks"][0].float(),
+                                      padded_size=tuple(batch.shape[-2:]), image_size=sizes[0], output_size=(h, w),
+                                      vocabulary=encoded.vocabulary, is_thing=t["is_thing"], outputs=outputs,
+                                      return_class_scores=return_class_scores)
+        return result
+
+    def postprocess(self, mask_cls: torch.Tensor, pred_masks: torch.Tensor, *, padded_size, image_size,
+                    output_size, vocabulary: Vocabulary, is_thing: Sequence[bool],
+                    outputs: Sequence[str] = OUTPUTS, return_class_scores: bool = False) -> SegmentationResult:
+        cfg = self.config
+        masks = resize_masks(pred_masks, padded_size, image_size, output_size)
+        sem = semantic_inference(mask_cls, masks)
+        score, semantic = sem.max(0)
+        result = SegmentationResult(semantic=semantic.to(torch.int32).cpu().numpy(),
+                                    score=score.float().cpu().numpy())
+        if return_class_scores:
+            result.class_scores = sem.float().cpu()
+        if "panoptic" in outputs:
+            pan = panoptic_inference(mask_cls, masks, is_thing, object_mask_threshold=cfg.object_mask_threshold,
+                                     overlap_threshold=cfg.overlap_threshold)
+            pan_np = pan.panoptic_seg.cpu().numpy()
+            result.panoptic = pan_np
+            result.segments = [_segment(s, pan_np, vocabulary) for s in pan.segments]
+        if "instance" in outputs:
+            inst = instance_inference(mask_cls, masks, is_thing, topk=cfg.test_topk_per_image)
+            result.instances = {k: v.cpu() for k, v in inst.items()}
+        return result
+
+
+def _segment(s: dict, panoptic: np.ndarray, vocabulary: Vocabulary) -> Segment:
+    ys, xs = np.nonzero(panoptic == s["id"])
+    if len(ys):
+        bbox = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+    else:  # pragma: no cover - official rule guarantees pixels
+        bbox = (0, 0, 0, 0)
+    return Segment(id=int(s["id"]), category=int(s["category_id"]), label=vocabulary[s["category_id"]].name,
+                   score=float(s["score"]), area=int(len(ys)), bbox=bbox, is_thing=bool(s["isthing"]))

@@ -1,0 +1,223 @@
+"""FC-CLIP parity runner for ``python -m ovseg_models.parity`` (see the package docstring).
+
+``run_case``: rebuild the official-format name-seeded state_dict from the manifest (sha256-checked),
+load it through :func:`ovseg_models.fcclip.convert_official_state_dict`, run this project's
+preprocessing, text classifier, network, ensemble and post-processing on the case's image and
+vocabulary, and compare with the official outputs stored in the case.
+``run_postprocess_case``: feed the stored decoder outputs to this project's post-processing.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import Comparison
+from .weights import build_state_dict, load_manifest
+
+__all__ = ["run_case", "run_postprocess_case", "build_reference_model"]
+
+TOL = 1e-4
+_VARIANT_BY_CLIP = {"RN50": "rn50", "RN101": "rn101", "RN50x4": "rn50x4", "RN50x16": "rn50x16",
+                    "RN50x64": "rn50x64", "convnext_large_d_320": "convnext_large_d_320"}
+
+
+def _constructed(key: str) -> torch.Tensor:
+    # the official SetCriterion's class weights: ones, eos_coef 0.1 for the no-object class (COCO: 133 + 1)
+    if key == "criterion.empty_weight":
+        w = torch.ones(134)
+        w[-1] = 0.1
+        return w
+    raise KeyError(key)
+
+
+def build_reference_model(manifest_path: str | Path):
+    """(model, config) with the reference weights loaded through the converter."""
+    from ..fcclip import FCCLIP, convert_official_state_dict, get_config
+
+    manifest = load_manifest(manifest_path)
+    clip_name = manifest["config_values"]["CLIP_MODEL_NAME"]
+    cfg = get_config(_VARIANT_BY_CLIP[clip_name])
+    if cfg.num_queries != manifest["config_values"]["NUM_OBJECT_QUERIES"]:
+        cfg = cfg.replace(num_queries=manifest["config_values"]["NUM_OBJECT_QUERIES"])
+    official = build_state_dict(manifest, constructed=_constructed)
+    model = FCCLIP.from_config(cfg, pretrained=False, device="meta")
+    converted = convert_official_state_dict(official, model)
+    model.load_state_dict(converted, strict=True, assign=True)
+    model.materialize_buffers()
+    return model.eval(), cfg
+
+
+def _maxdiff(a, b) -> float:
+    a = torch.as_tensor(np.asarray(a), dtype=torch.float64)
+    b = torch.as_tensor(np.asarray(b), dtype=torch.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.numel() == 0:
+        return 0.0
+    return float((a - b).abs().max())
+
+
+def _exact(name: str, equal: bool, note: str = "") -> Comparison:
+    return Comparison(name, 0.0 if equal else float("inf"), 0.0, note)
+
+
+def _unpack_masks(case, prefix="instances_") -> np.ndarray:
+    shape = tuple(case[prefix + "pred_masks_shape"])
+    bits = np.unpackbits(case[prefix + "pred_masks_packbits"])[: int(np.prod(shape))]
+    return bits.reshape(shape).astype(bool)
+
+
+def _compare_panoptic(case, panoptic: np.ndarray, segments: list[dict]) -> list[Comparison]:
+    ref_seg = case["panoptic_seg"]
+    ref = {int(i): (int(c), bool(t)) for i, c, t in zip(case["segments_id"], case["segments_category_id"],
+                                                         case["segments_isthing"])}
+    mine = {int(s["id"]): (int(s["category_id"]), bool(s["isthing"])) for s in segments}
+    same_pixels = panoptic.shape == ref_seg.shape and bool((panoptic == ref_seg).all())
+    out = [_exact("panoptic_seg", same_pixels, f"{len(segments)} segments"),
+           _exact("panoptic_segments", mine == ref, "id -> (category, isthing)")]
+    if len(ref) and mine.keys() == ref.keys():
+        ref_scores = dict(zip(case["segments_id"].tolist(), case["segments_score"].tolist()))
+        out.append(Comparison("panoptic_segment_scores",
+                              max(abs(s["score"] - ref_scores[s["id"]]) for s in segments), TOL))
+        ref_q = dict(zip(case["segments_id"].tolist(), case["segments_query"].tolist()))
+        out.append(_exact("panoptic_segment_queries", all(s["query"] == ref_q[s["id"]] for s in segments)))
+        if "segments_merged_queries_json" in case.files:
+            merged = json.loads(str(case["segments_merged_queries_json"]))
+            out.append(_exact("panoptic_merged_queries",
+                              [sorted(s["merged_queries"]) for s in segments] == [sorted(m) for m in merged]))
+    return out
+
+
+def _compare_instances(case, inst: dict) -> list[Comparison]:
+    ref_masks = _unpack_masks(case)
+    ref_cls = case["instances_pred_classes"].astype(int)
+    ref_scores = case["instances_scores"].astype(np.float64)
+    masks = inst["masks"].cpu().numpy().astype(bool)
+    cls = inst["classes"].cpu().numpy().astype(int)
+    scores = inst["scores"].cpu().numpy().astype(np.float64)
+
+    def key(c, m):
+        return (int(c), m.tobytes())
+
+    ref_set = {key(c, m): s for c, m, s in zip(ref_cls, ref_masks, ref_scores)}
+    # several entries can share (class, mask) only if two queries predict the same mask: keep lists
+    mine_keys = sorted(key(c, m) for c, m in zip(cls, masks))
+    ref_keys = sorted(key(c, m) for c, m in zip(ref_cls, ref_masks))
+    same = mine_keys == ref_keys
+    out = [_exact("instances", same, f"{len(cls)} instances (official {len(ref_cls)}), compared as sets of "
+                                     "(class, mask)")]
+    if same and len(cls):
+        diffs = [abs(s - ref_set[key(c, m)]) for c, m, s in zip(cls, masks, scores)]
+        out.append(Comparison("instance_scores", max(diffs), TOL))
+    elif not same:
+        mine_pixels = {int(c): int(m.sum()) for c, m in zip(cls, masks)}
+        out[-1] = _exact("instances", False, f"mine {len(cls)} {sorted(mine_pixels.items())[:5]} vs official "
+                                             f"{len(ref_cls)}")
+    return out
+
+
+def run_postprocess_case(case_path, manifest_path=None) -> list[Comparison]:
+    from ..fcclip.postprocess import instance_inference, panoptic_inference, semantic_inference
+
+    case = np.load(case_path, allow_pickle=False)
+    meta = json.loads(str(case["meta_json"]))
+    mask_cls = torch.from_numpy(case["mask_cls"])
+    mask_pred = torch.from_numpy(case["mask_pred"])
+    is_thing = case["is_thing"].tolist()
+    sem = semantic_inference(mask_cls, mask_pred)
+    out = [Comparison("sem_seg", _maxdiff(sem, case["sem_seg"]), TOL)]
+    pan = panoptic_inference(mask_cls, mask_pred, is_thing, object_mask_threshold=meta["object_mask_threshold"],
+                             overlap_threshold=meta["overlap_threshold"])
+    out += _compare_panoptic(case, pan.panoptic_seg.numpy(), pan.segments)
+    inst = instance_inference(mask_cls, mask_pred, is_thing, topk=meta["test_topk_per_image"])
+    out += _compare_instances(case, inst)
+    return out
+
+
+def run_case(case_path, manifest_path=None) -> list[Comparison]:
+    from ..fcclip.postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
+    from ..fcclip.preprocess import resize_image, resize_shortest_edge_shape
+    from ..data.class_names import seen_mask
+    from ..fcclip.backbone import CLIPTextEncoder
+    from ..text import build_text_classifier
+
+    if manifest_path is None:
+        raise ValueError("a manifest is needed for this case (pass --manifest)")
+    case = np.load(case_path, allow_pickle=False)
+    model, cfg = build_reference_model(manifest_path)
+    out: list[Comparison] = []
+
+    # preprocessing: official test resize (PIL bilinear) + normalise + pad to 32
+    image = torch.from_numpy(case["image"])
+    h, w = int(case["height"]), int(case["width"])
+    size = resize_shortest_edge_shape(*image.shape[:2], cfg.min_size_test, cfg.max_size_test)
+    resized = resize_image(image, size)
+    out.append(Comparison("model_input", _maxdiff(resized.numpy(), case["model_input"]), 0.0, "uint8, exact"))
+
+    # text classifier and seen mask
+    synonyms = json.loads(str(case["class_synonyms_json"]))
+    templates = json.loads(str(case["text_templates_json"]))
+    encoder = CLIPTextEncoder(model.backbone)
+    classifier = build_text_classifier(encoder, [s for syn in synonyms for s in syn], templates, batch_size=128)
+    out.append(Comparison("text_classifier", _maxdiff(classifier, case["text_classifier"]), TOL))
+    seen = seen_mask(synonyms, cfg.training_dataset)
+    out.append(_exact("seen", seen == case["seen"].tolist(), "category_overlapping_mask"))
+    num_synonyms = [len(s) for s in synonyms]
+    is_thing = case["is_thing"].tolist()
+
+    with torch.inference_mode():
+        batch, sizes = model.normalize_and_pad(resized.permute(2, 0, 1))
+        res = model(batch, classifier, num_synonyms, torch.tensor(seen), aux_outputs=True, return_features=True)
+        probe_prefix = "probe/"
+
+        def probe(name, tensor):
+            key = f"{probe_prefix}{name}/values"
+            if key not in case.files:
+                return
+            stride = int(case[f"{probe_prefix}{name}/stride"])
+            vals = tensor.flatten()[::stride][:4096]
+            ref = case[key]
+            out.append(Comparison(f"probe/{name}", _maxdiff(vals, ref), 1e-3, "debug probe"))
+
+        probe("backbone_input_normalized_padded", batch)
+        for k in ("stem", "res2", "res3", "res4", "res5", "clip_vis_dense"):
+            probe(f"backbone/{k}", res["features"][k])
+        probe("pixel_decoder/mask_features", res["mask_features"])
+        for i, f in enumerate(res["multi_scale_features"]):
+            probe(f"pixel_decoder/multi_scale_features_{i}", f)
+        probe("pred_masks", res["pred_masks"])
+
+        out.append(Comparison("pred_logits", _maxdiff(res["pred_logits"][0], case["pred_logits"]), TOL))
+        aux = torch.stack([a["pred_logits"][0] for a in res["aux_outputs"]])
+        out.append(Comparison("aux_pred_logits", _maxdiff(aux, case["aux_pred_logits"]), TOL))
+        valid = res["valid_masking"][0].numpy()
+        out.append(_exact("valid_masking", bool((valid == case["valid_masking"]).all()),
+                          f"{int(valid.sum())}/{len(valid)} valid"))
+        out.append(Comparison("in_vocab_probs", _maxdiff(res["in_vocab_probs"][0], case["in_vocab_probs"]), TOL))
+        v = case["valid_masking"]
+        out.append(Comparison("out_vocab_probs[valid]",
+                              _maxdiff(res["out_vocab_probs"][0].numpy()[v], case["out_vocab_probs"][v]), TOL))
+        out.append(Comparison("out_vocab_logits[valid]",
+                              _maxdiff(res["out_vocab_logits"][0].numpy()[v], case["out_vocab_logits"][v]), TOL))
+        out.append(Comparison("pooled_clip_feature[valid]",
+                              _maxdiff(res["pooled_clip_feature"][0].numpy()[v], case["pooled_clip_feature"][v]),
+                              TOL))
+        mask_cls = res["mask_cls"][0]
+        out.append(Comparison("mask_cls_final_logprobs", _maxdiff(mask_cls, case["mask_cls_final_logprobs"]), TOL))
+        stats = res["pred_masks"][0].flatten(1)
+        mine_stats = torch.stack([stats.mean(1), stats.std(1), stats.min(1).values, stats.max(1).values], 1)
+        out.append(Comparison("pred_masks_query_stats", _maxdiff(mine_stats, case["pred_masks_query_stats"]), 1e-3,
+                              "per-query mean/std/min/max"))
+
+        masks = resize_masks(res["pred_masks"][0], tuple(batch.shape[-2:]), sizes[0], (h, w))
+        sem = semantic_inference(mask_cls, masks)
+        out.append(Comparison("sem_seg", _maxdiff(sem, case["sem_seg"]), TOL))
+        pan = panoptic_inference(mask_cls, masks, is_thing, object_mask_threshold=cfg.object_mask_threshold,
+                                 overlap_threshold=cfg.overlap_threshold)
+        out += _compare_panoptic(case, pan.panoptic_seg.numpy(), pan.segments)
+        inst = instance_inference(mask_cls, masks, is_thing, topk=cfg.test_topk_per_image)
+        out += _compare_instances(case, inst)
+    return out
