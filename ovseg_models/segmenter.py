@@ -48,7 +48,8 @@ class ImageError(ValueError):
 def as_rgb_uint8(image: "np.ndarray | torch.Tensor") -> torch.Tensor:
     """Validate an RGB uint8 image (HxWx3 numpy/tensor, or 3xHxW tensor) and return HxWx3 uint8 tensor."""
     if isinstance(image, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(image))
+        a = np.ascontiguousarray(image)
+        t = torch.from_numpy(a if a.flags.writeable else a.copy())  # read-only arrays (e.g. from ROS buffers)
     elif isinstance(image, torch.Tensor):
         t = image
     else:
