@@ -1,0 +1,215 @@
+"""``ovseg-eval``: evaluate FC-CLIP / CAT-Seg on the open-vocabulary benchmarks and print the papers' tables.
+
+    ovseg-eval --model fcclip --variant convnext_large_d_320 --checkpoint fcclip_cocopan.pth \\
+        --root $DETECTRON2_DATASETS --output results.json
+    ovseg-eval --config catseg_vitb --checkpoint output/catseg_vitb/checkpoints/model_0080000.pth
+
+``--checkpoint`` takes an official release or a checkpoint written by ``ovseg-train`` (``--config``
+then supplies model, variant, datasets and test options from the training config's ``eval`` section).
+Test-time options follow the papers: FC-CLIP resizes the shortest edge to 800 (1024 for Cityscapes
+and Mapillary Vistas); CAT-Seg uses the sliding window with a global view. Metrics: mIoU on every
+dataset; PQ and mask AP on COCO panoptic (FC-CLIP). Results are printed as the papers' tables
+(A-847, PC-459, A-150, PC-59, PAS-20, PAS-20b / PQ, AP, mIoU) and written as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .panoptic import PanopticQualityMetric
+from .report import format_results_table, write_results_json
+from .semantic import SemanticSegmentationMetric
+
+__all__ = ["main", "build_parser", "build_segmenter_for_eval", "evaluate_dataset"]
+
+log = logging.getLogger("ovseg.eval")
+
+PANOPTIC_DATASETS = ("coco_panoptic",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ovseg-eval", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="training config (file or shipped name): model, variant and eval options")
+    p.add_argument("--model", choices=("fcclip", "catseg"))
+    p.add_argument("--variant")
+    p.add_argument("--checkpoint", help="official checkpoint or ovseg-train checkpoint")
+    p.add_argument("--pretrained", default="true", help="CLIP weights when no checkpoint: true/false/tag/path")
+    p.add_argument("--datasets", help="comma-separated dataset keys (default: the config's or the paper's)")
+    p.add_argument("--root", help="datasets folder (default: $DETECTRON2_DATASETS or ./datasets)")
+    p.add_argument("--output", default="results.json", help="JSON results file")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images per dataset")
+    p.add_argument("--min-size", type=int, help="FC-CLIP test shortest edge (default 800; 1024 Cityscapes/Mapillary)")
+    p.add_argument("--max-size", type=int)
+    p.add_argument("--no-sliding-window", action="store_true", help="CAT-Seg: plain resize instead of windows")
+    p.add_argument("--name", help="model name in the table")
+    return p
+
+
+def _parse_pretrained(value):
+    if isinstance(value, bool) or value is None:
+        return value
+    low = str(value).lower()
+    return True if low == "true" else False if low in ("false", "none", "") else value
+
+
+def build_segmenter_for_eval(model: str, *, variant: str | None, checkpoint: str | None, pretrained, device: str,
+                             precision: str, **options):
+    """A segmenter from an official checkpoint, an ``ovseg-train`` checkpoint, or CLIP weights only."""
+    from .. import create_segmenter
+
+    ckpt = None
+    if checkpoint:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if isinstance(ckpt, dict) and ckpt.get("format") == "ovseg-train-v1":
+        state = ckpt["model"]
+        task = ckpt.get("task", {})
+        variant = variant or task.get("variant")
+        if model == "fcclip":
+            from ..fcclip import FCCLIP, FCCLIPConfig, FCCLIPSegmenter, get_config
+            cfg = FCCLIPConfig.from_dict(task["fcclip_config"]) if task.get("fcclip_config") else get_config(variant)
+            seg_opts = {k: options[k] for k in ("min_size", "max_size", "outputs") if options.get(k) is not None}
+            net = FCCLIP.from_config(cfg, pretrained=False)
+            net.load_state_dict(state, strict=True)
+            return FCCLIPSegmenter(net.eval(), config=cfg, device=device, precision=precision, **seg_opts)
+        from ..catseg import CATSeg, CATSegSegmenter, get_config as cs_config
+        net = CATSeg(cs_config(variant))
+        net.load_state_dict(state, strict=True)
+        seg_opts = {k: options[k] for k in ("sliding_window", "pooling_size") if options.get(k) is not None}
+        return CATSegSegmenter(net.eval(), device=device, precision=precision, **seg_opts)
+    opts = {k: v for k, v in options.items() if v is not None}
+    if model == "catseg":
+        opts.pop("min_size", None), opts.pop("max_size", None), opts.pop("outputs", None)
+    else:
+        opts.pop("sliding_window", None), opts.pop("pooling_size", None)
+    return create_segmenter(model, variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device,
+                            precision=precision, **opts)
+
+
+def _vocabulary(name: str):
+    from ..data.class_names import get_categories
+    from ..vocabulary import Vocabulary
+
+    cats = get_categories(name)
+    return cats, Vocabulary.create([list(c.synonyms) for c in cats], is_thing=[c.is_thing for c in cats])
+
+
+def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None = None, model: str = "fcclip",
+                     predict_options: dict | None = None) -> dict:
+    """Metrics (percent) of one benchmark: ``{"mIoU"}`` (+ ``"PQ"``, ``"AP"`` on COCO panoptic)."""
+    from ..data.datasets import COCOPanopticDataset, build_semantic_dataset
+
+    cats, vocab = _vocabulary(name)
+    segmenter.set_vocabulary(vocab)
+    predict_options = dict(predict_options or {})
+    panoptic = name in PANOPTIC_DATASETS and model == "fcclip"
+    if name == "coco_panoptic":
+        base = root / "coco"
+        ds = COCOPanopticDataset(image_dir=base / "val2017", panoptic_dir=base / "panoptic_val2017",
+                                 panoptic_json=base / "annotations" / "panoptic_val2017.json")
+        ignore = 255
+    else:
+        ds = build_semantic_dataset(name, root=root)
+        ignore = ds.ignore_index
+    n = len(ds) if max_images is None else min(len(ds), max_images)
+    sem = SemanticSegmentationMetric(num_classes=len(cats), ignore_index=ignore)
+    pq = PanopticQualityMetric(categories={c.id: c.is_thing for c in cats}) if panoptic else None
+    coco_preds, gt_images, gt_anns, pan_maps = [], [], [], {}
+    if panoptic:
+        predict_options.setdefault("outputs", ("semantic", "panoptic", "instance"))
+    from tqdm import tqdm
+
+    for i in tqdm(range(n), desc=name, dynamic_ncols=True):
+        item = ds[i]
+        result = segmenter.predict(item["image"], **predict_options)
+        pred = result.semantic.astype(np.int64)
+        if name == "pascal_voc_21" and model == "catseg":
+            pred = np.minimum(pred, 20)  # CAT-Seg's PAS-20b: classes >= 20 count as background
+        sem.update(prediction=pred, target=item["sem_seg"])
+        if panoptic:
+            segs = [{"id": s.id, "category_id": cats[s.category].id} for s in result.segments]
+            pq.update(gt_ids=item["pan_ids"], gt_segments=item["segments_info"], pred_ids=result.panoptic,
+                      pred_segments=segs)
+            if result.instances is not None:
+                from .instance import instance_predictions_to_coco
+                inst = result.instances
+                coco_preds += instance_predictions_to_coco(
+                    image_id=item["image_id"], masks=inst["masks"], scores=inst["scores"],
+                    category_ids=[cats[int(c)].id for c in inst["classes"]])
+            gt_images.append({"id": item["image_id"], "height": item["image"].shape[0],
+                              "width": item["image"].shape[1], "file_name": item["file_name"]})
+            gt_anns.append({"image_id": item["image_id"], "segments_info": item["segments_info"]})
+            pan_maps[item["image_id"]] = item["pan_ids"]
+    out = {"mIoU": 100.0 * sem.compute().miou, "images": n}
+    if panoptic:
+        res = pq.compute()
+        out.update({"PQ": 100 * res["All"]["pq"], "PQ_th": 100 * res["Things"]["pq"], "PQ_st": 100 * res["Stuff"]["pq"],
+                    "SQ": 100 * res["All"]["sq"], "RQ": 100 * res["All"]["rq"]})
+        from .instance import evaluate_mask_ap, panoptic_to_instances
+        gt = panoptic_to_instances(images=gt_images, panoptic_annotations=gt_anns, panoptic_maps=pan_maps,
+                                   categories=ds.categories)
+        out["AP"] = evaluate_mask_ap(ground_truth=gt, predictions=coco_preds, per_class=False)["AP"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    eval_cfg: dict = {}
+    model, variant = args.model, args.variant
+    if args.config:
+        from ..training.config import load_config
+        cfg = load_config(args.config)
+        eval_cfg = dict(cfg.get("eval", {}))
+        model = model or cfg["task"]["kind"]
+        variant = variant or cfg["task"].get("variant")
+    if model is None:
+        print("ovseg-eval: error: give --model or --config", file=sys.stderr)
+        return 2
+    datasets = args.datasets.split(",") if args.datasets else eval_cfg.get("datasets") or (
+        ["ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21"]
+        + (["cityscapes", "mapillary_vistas", "coco_panoptic"] if model == "fcclip" else []))
+    root = Path(args.root or os.environ.get("DETECTRON2_DATASETS") or "datasets")
+    sliding = not args.no_sliding_window if model == "catseg" else None
+    pooling = tuple(eval_cfg.get("pooling_size") or ()) or None
+    results: dict = {}
+    name = args.name or f"{model}/{variant or 'default'}"
+    per_dataset = eval_cfg.get("per_dataset", {}) if model == "fcclip" else {}
+    segmenters: dict = {}
+    for ds in datasets:
+        size = per_dataset.get(ds, {})
+        min_size = args.min_size or size.get("min_size") or (eval_cfg.get("min_size") if model == "fcclip" else None)
+        max_size = args.max_size or size.get("max_size") or (eval_cfg.get("max_size") if model == "fcclip" else None)
+        key = (min_size, max_size)
+        try:
+            if key not in segmenters:
+                segmenters.clear()
+                segmenters[key] = build_segmenter_for_eval(
+                    model, variant=variant, checkpoint=args.checkpoint, pretrained=_parse_pretrained(args.pretrained),
+                    device=args.device, precision=args.precision, min_size=min_size, max_size=max_size,
+                    sliding_window=sliding, pooling_size=pooling)
+            t0 = time.perf_counter()
+            results[ds] = evaluate_dataset(segmenters[key], ds, root=root, max_images=args.max_images, model=model)
+            results[ds]["seconds"] = time.perf_counter() - t0
+        except FileNotFoundError as e:
+            log.warning("skipping %s: %s", ds, e)
+            results[ds] = {"error": str(e)}
+    print(format_results_table({k: v for k, v in results.items() if "error" not in v}, model_name=name))
+    write_results_json(args.output, results, model_name=name)
+    print(f"\nresults written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
