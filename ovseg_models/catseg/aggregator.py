@@ -1,0 +1,500 @@
+"""CAT-Seg cost aggregation (``cat_seg/modeling/transformer/model.py``: ``Aggregator``), in plain PyTorch.
+
+Parameter names and shapes are those of the official module, so an official state_dict loads
+key for key. The computation is the official one, reorganised for speed and bounded memory:
+
+* Internal layout is channels-last ``(B, T, H, W, C)`` (B images, T classes).
+* Guidance concatenated to queries/keys is identical for every class (spatial blocks) or every
+  pixel (class blocks): ``Linear([x; g]) = W_x x + (W_g g + b)`` with the second term computed
+  once and broadcast. Same result up to float rounding.
+* Class padding (``pad_len``, 256 in the released models): the official code appends
+  ``pad_len - T`` copies of one learnable token (and guidance) before the class attention and
+  drops them afterwards. The copies are identical, so their keys and values are too; with linear
+  attention they enter only through ``sum_s K_s V_s^T`` and ``sum_s K_s``, which here get the
+  padding term multiplied by its count instead of materialising the copies (for full attention
+  the same holds with a ``log(count)`` logit offset). Work scales with T, not with ``pad_len``.
+* With more than ``pad_len`` classes the official top-``pad_len`` class selection per image is
+  applied; unselected classes get logit -100 as in the official code.
+* Per-class stages (cost embedding, spatial Swin blocks, upsampling decoder) run in chunks of
+  classes, and the per-pixel class attention in chunks of rows, so memory stays bounded for
+  large vocabularies.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Aggregator", "AggregatorLayer", "ClassTransformerLayer", "SwinTransformerBlock",
+           "SwinTransformerBlockWrapper", "shifted_window_mask"]
+
+#: activation budget per chunk (bytes) used when no chunk size is given
+DEFAULT_CHUNK_BYTES = 512 * 2**20
+
+
+def shifted_window_mask(height: int, width: int, window: int, shift: int) -> torch.Tensor:
+    """The Swin shifted-window attention mask ``(num_windows, window*window, window*window)``.
+
+    0 where two positions of a window come from the same region before the cyclic shift,
+    -100 otherwise (the official constants).
+    """
+    img = torch.zeros(1, height, width, 1)
+    cnt = 0
+    for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+        for ws in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+            img[:, hs, ws, :] = cnt
+            cnt += 1
+    win = img.view(1, height // window, window, width // window, window, 1)
+    win = win.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window)
+    mask = win.unsqueeze(1) - win.unsqueeze(2)
+    return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+
+
+class _Mlp(nn.Module):
+    """timm ``Mlp`` (fc1, GELU, fc2); its Identity norm and dropouts hold no parameters."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class WindowAttention(nn.Module):
+    """Parameters of the official guided window attention (q/k see ``[x; guidance]``, v sees x)."""
+
+    def __init__(self, dim: int, guidance_dim: int, num_heads: int):
+        super().__init__()
+        self.dim, self.num_heads = dim, num_heads
+        self.q = nn.Linear(dim + guidance_dim, dim)
+        self.k = nn.Linear(dim + guidance_dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+
+
+def _split_linear(layer: nn.Linear, x: torch.Tensor, g_term: torch.Tensor | None) -> torch.Tensor:
+    """``layer(cat([x, g]))`` given ``g_term = W_g g + b`` (None: no guidance, plain layer)."""
+    if g_term is None:
+        return layer(x)
+    return F.linear(x, layer.weight[:, :x.shape[-1]]) + g_term
+
+
+def _guidance_term(layer: nn.Linear, dim: int, g: torch.Tensor) -> torch.Tensor:
+    return F.linear(g, layer.weight[:, dim:], layer.bias)
+
+
+class SwinTransformerBlock(nn.Module):
+    """Swin block with appearance guidance; attention within each class's cost slice."""
+
+    def __init__(self, dim: int, guidance_dim: int, input_resolution: Sequence[int], *, num_heads: int = 4,
+                 window_size: int = 7, shift_size: int = 0, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.dim, self.guidance_dim = dim, guidance_dim
+        self.input_resolution = tuple(input_resolution)
+        self.window_size, self.shift_size = window_size, shift_size
+        if min(self.input_resolution) <= self.window_size:
+            self.shift_size = 0
+            self.window_size = min(self.input_resolution)
+        if not 0 <= self.shift_size < self.window_size:
+            raise ValueError("shift_size must be in [0, window_size)")
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, guidance_dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = _Mlp(dim, int(dim * mlp_ratio))
+        if self.shift_size > 0:
+            h, w = self.input_resolution
+            self.register_buffer("attn_mask", shifted_window_mask(h, w, self.window_size, self.shift_size))
+        else:
+            self.attn_mask = None
+
+    def _windows(self, t: torch.Tensor) -> torch.Tensor:
+        # (B, T, H, W, C) -> (nW, B*T*heads, ws*ws, hd): windows lead so that the (nW, 1, L, L)
+        # mask broadcasts and SDPA sees 4-D inputs (the fused CPU kernel)
+        b, n, h, w, c = t.shape
+        ws, heads = self.window_size, self.attn.num_heads
+        t = t.reshape(b * n, h // ws, ws, w // ws, ws, heads, c // heads)
+        t = t.permute(1, 3, 0, 5, 2, 4, 6)
+        return t.reshape((h // ws) * (w // ws), b * n * heads, ws * ws, c // heads)
+
+    def _unwindows(self, t: torch.Tensor, b: int, n: int, h: int, w: int) -> torch.Tensor:
+        ws, heads = self.window_size, self.attn.num_heads
+        hd = t.shape[-1]
+        t = t.reshape(h // ws, w // ws, b * n, heads, ws, ws, hd).permute(2, 0, 4, 1, 5, 3, 6)
+        return t.reshape(b, n, h, w, heads * hd)
+
+    def forward(self, x: torch.Tensor, guidance: torch.Tensor | None) -> torch.Tensor:
+        """``x``: (B, T, H, W, C); ``guidance``: normalised appearance guidance (B, H, W, Cg) or None."""
+        b, n, h, w, c = x.shape
+        if (h, w) != self.input_resolution:
+            raise ValueError(f"expected a {self.input_resolution} cost volume, got {(h, w)}")
+        xn = self.norm1(x)
+        gq = gk = None
+        if guidance is not None:
+            gq = _guidance_term(self.attn.q, c, guidance)[:, None]
+            gk = _guidance_term(self.attn.k, c, guidance)[:, None]
+        q = _split_linear(self.attn.q, xn, gq)
+        k = _split_linear(self.attn.k, xn, gk)
+        v = self.attn.v(xn)
+        s = self.shift_size
+        if s:
+            q, k, v = (torch.roll(t, shifts=(-s, -s), dims=(2, 3)) for t in (q, k, v))
+        mask = None if self.attn_mask is None else self.attn_mask.to(q.dtype)[:, None]
+        out = F.scaled_dot_product_attention(self._windows(q), self._windows(k), self._windows(v), attn_mask=mask)
+        out = self.attn.proj(self._unwindows(out, b, n, h, w))
+        if s:
+            out = torch.roll(out, shifts=(s, s), dims=(2, 3))
+        x = x + out
+        return x + self.mlp(self.norm2(x))
+
+
+class SwinTransformerBlockWrapper(nn.Module):
+    """Window block then shifted-window block, sharing the normalised appearance guidance."""
+
+    def __init__(self, dim: int, guidance_dim: int, input_resolution: Sequence[int], nheads: int = 4,
+                 window_size: int = 5):
+        super().__init__()
+        self.block_1 = SwinTransformerBlock(dim, guidance_dim, input_resolution, num_heads=nheads,
+                                            window_size=window_size, shift_size=0)
+        self.block_2 = SwinTransformerBlock(dim, guidance_dim, input_resolution, num_heads=nheads,
+                                            window_size=window_size, shift_size=window_size // 2)
+        self.guidance_norm = nn.LayerNorm(guidance_dim) if guidance_dim > 0 else None
+
+    def normalized_guidance(self, guidance: torch.Tensor | None) -> torch.Tensor | None:
+        """(B, Cg, H, W) projected guidance -> (B, H, W, Cg) after ``guidance_norm``."""
+        if guidance is None or self.guidance_norm is None:
+            return None
+        return self.guidance_norm(guidance.permute(0, 2, 3, 1))
+
+    def forward(self, x: torch.Tensor, guidance: torch.Tensor | None) -> torch.Tensor:
+        """``x``: (B, T, H, W, C); ``guidance``: output of :meth:`normalized_guidance`."""
+        return self.block_2(self.block_1(x, guidance), guidance)
+
+
+def _elu1(x: torch.Tensor) -> torch.Tensor:
+    return F.elu(x) + 1
+
+
+class AttentionLayer(nn.Module):
+    def __init__(self, hidden_dim: int, guidance_dim: int, nheads: int = 8, attention_type: str = "linear"):
+        super().__init__()
+        if attention_type not in ("linear", "full"):
+            raise ValueError(f"attention_type must be 'linear' or 'full', got {attention_type!r}")
+        self.nheads, self.attention_type = nheads, attention_type
+        self.q = nn.Linear(hidden_dim + guidance_dim, hidden_dim)
+        self.k = nn.Linear(hidden_dim + guidance_dim, hidden_dim)
+        self.v = nn.Linear(hidden_dim, hidden_dim)
+        self.eps = 1e-6
+
+
+class ClassTransformerLayer(nn.Module):
+    """Class aggregation: a transformer over the class axis at every (pooled) pixel, no position
+    embedding, text guidance concatenated to queries and keys."""
+
+    def __init__(self, hidden_dim: int = 64, guidance_dim: int = 64, nheads: int = 8, attention_type: str = "linear",
+                 pad_len: int = 256):
+        super().__init__()
+        self.attention = AttentionLayer(hidden_dim, guidance_dim, nheads=nheads, attention_type=attention_type)
+        self.MLP = nn.Sequential(nn.Linear(hidden_dim, hidden_dim * 4), nn.ReLU(), nn.Linear(hidden_dim * 4, hidden_dim))
+        self.norm1 = nn.LayerNorm(hidden_dim)
+        self.norm2 = nn.LayerNorm(hidden_dim)
+        self.pad_len = pad_len
+        self.padding_tokens = nn.Parameter(torch.zeros(1, 1, hidden_dim)) if pad_len > 0 else None
+        self.padding_guidance = (nn.Parameter(torch.zeros(1, 1, guidance_dim))
+                                 if pad_len > 0 and guidance_dim > 0 else None)
+
+    def _padding_kv(self, c: int, n_pad: int, use_guidance: bool):
+        if n_pad <= 0 or self.padding_tokens is None:
+            return None
+        a = self.attention
+        pn = self.norm1(self.padding_tokens.reshape(1, c))
+        if use_guidance and self.padding_guidance is not None:
+            pg = self.padding_guidance.reshape(1, -1)
+            kp = F.linear(pn, a.k.weight[:, :c]) + F.linear(pg, a.k.weight[:, c:], a.k.bias)
+        else:
+            kp = a.k(pn)
+        vp = a.v(pn)
+        heads = a.nheads
+        return kp.reshape(heads, c // heads), vp.reshape(heads, c // heads)
+
+    def _attend(self, xn: torch.Tensor, gq, gk, pad, n_pad: int) -> torch.Tensor:
+        """xn: (B, T, h, W, C) normalised tokens; attention over T at every pixel."""
+        a = self.attention
+        b, n, hh, ww, c = xn.shape
+        heads, hd = a.nheads, c // a.nheads
+        q = _split_linear(a.q, xn, gq).reshape(b, n, hh, ww, heads, hd)
+        k = _split_linear(a.k, xn, gk).reshape(b, n, hh, ww, heads, hd)
+        v = a.v(xn).reshape(b, n, hh, ww, heads, hd)
+        if a.attention_type == "linear":
+            length = n + n_pad
+            qf, kf = _elu1(q), _elu1(k)
+            v = v / length
+            kv = torch.einsum("bthwnd,bthwne->bhwnde", kf, v)
+            ksum = kf.sum(dim=1)
+            if pad is not None:
+                kp, vp = pad
+                kpf = _elu1(kp)
+                kv = kv + n_pad * (kpf[:, :, None] * (vp / length)[:, None, :])
+                ksum = ksum + n_pad * kpf
+            z = 1.0 / (torch.einsum("bthwnd,bhwnd->bthwn", qf, ksum) + a.eps)
+            out = torch.einsum("bthwnd,bhwnde->bthwne", qf, kv) * z[..., None] * length
+        else:
+            scale = 1.0 / math.sqrt(hd)
+            logits = torch.einsum("bthwnd,bshwnd->bhwnts", q, k) * scale
+            vv = v.permute(0, 2, 3, 4, 1, 5)  # b h w n s d
+            if pad is not None:
+                kp, vp = pad
+                pl = torch.einsum("bthwnd,nd->bhwnt", q, kp)[..., None] * scale + math.log(n_pad)
+                logits = torch.cat([logits, pl], dim=-1)
+                vv = torch.cat([vv, vp[None, None, None, :, None, :].expand(b, hh, ww, heads, 1, hd)], dim=-2)
+            attn = logits.softmax(dim=-1)
+            out = (attn @ vv).permute(0, 4, 1, 2, 3, 5)
+        return out.reshape(b, n, hh, ww, c)
+
+    def forward(self, x: torch.Tensor, guidance: torch.Tensor | None, *, pooling_size: Sequence[int] = (1, 1),
+                max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> torch.Tensor:
+        """``x``: (B, T, H, W, C); ``guidance``: projected text guidance (B, T, Cg) or None."""
+        b, n, h, w, c = x.shape
+        ph, pw = pooling_size
+        pooled = (ph, pw) != (1, 1)
+        if pooled:
+            xp = F.avg_pool2d(x.permute(0, 1, 4, 2, 3).reshape(b * n, c, h, w), (ph, pw))
+            hp, wp = xp.shape[-2:]
+            xp = xp.reshape(b, n, c, hp, wp).permute(0, 1, 3, 4, 2)
+        else:
+            xp, hp, wp = x, h, w
+        n_pad = self.pad_len - n if (self.padding_tokens is not None and n < self.pad_len) else 0
+        use_g = guidance is not None
+        a = self.attention
+        gq = _guidance_term(a.q, c, guidance)[:, :, None, None] if use_g else None
+        gk = _guidance_term(a.k, c, guidance)[:, :, None, None] if use_g else None
+        pad = self._padding_kv(c, n_pad, use_g)
+        # rows per chunk: the MLP hidden layer (4C) dominates
+        per_row = max(1, b * n * wp * c * 4 * 4)
+        rows = max(1, min(hp, max_chunk_bytes // per_row))
+        out = torch.empty_like(xp)
+        for r0 in range(0, hp, rows):
+            xr = xp[:, :, r0:r0 + rows]
+            yr = xr + self._attend(self.norm1(xr), gq, gk, pad, n_pad)
+            out[:, :, r0:r0 + rows] = yr + self.MLP(self.norm2(yr))
+        if pooled:
+            up = out.permute(0, 1, 4, 2, 3).reshape(b * n, c, hp, wp)
+            up = F.interpolate(up, size=(h, w), mode="bilinear", align_corners=True)
+            out = up.reshape(b, n, c, h, w).permute(0, 1, 3, 4, 2)
+        return x + out
+
+
+class AggregatorLayer(nn.Module):
+    def __init__(self, hidden_dim: int = 64, text_guidance_dim: int = 512, appearance_guidance: int = 512,
+                 nheads: int = 4, input_resolution: Sequence[int] = (20, 20), window_size: int = 10,
+                 attention_type: str = "linear", pad_len: int = 256):
+        super().__init__()
+        self.swin_block = SwinTransformerBlockWrapper(hidden_dim, appearance_guidance, input_resolution, nheads,
+                                                      window_size)
+        self.attention = ClassTransformerLayer(hidden_dim, text_guidance_dim, nheads=nheads,
+                                               attention_type=attention_type, pad_len=pad_len)
+
+
+class DoubleConv(nn.Module):
+    """(conv => GN => ReLU) * 2, as the official decoder."""
+
+    def __init__(self, in_channels: int, out_channels: int, mid_channels: int | None = None):
+        super().__init__()
+        mid = mid_channels or out_channels
+        self.double_conv = nn.Sequential(
+            nn.Conv2d(in_channels, mid, kernel_size=3, padding=1, bias=False),
+            nn.GroupNorm(mid // 16, mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.GroupNorm(mid // 16, mid),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.double_conv(x)
+
+
+class Up(nn.Module):
+    """x2 transposed-conv upsampling, concatenation of guidance, double conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, guidance_channels: int):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, kernel_size=2, stride=2)
+        self.conv = DoubleConv(in_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, guidance: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.up(x)
+        if guidance is not None:
+            x = torch.cat([x, guidance], dim=1)
+        return self.conv(x)
+
+
+def _null_timer(name: str):
+    return contextlib.nullcontext()
+
+
+class Aggregator(nn.Module):
+    """Cost aggregation: cost volume -> embedding -> N x (spatial Swin, class transformer) -> decoder."""
+
+    def __init__(self, *, text_guidance_dim: int = 512, text_guidance_proj_dim: int = 128,
+                 appearance_guidance_dim: int = 512, appearance_guidance_proj_dim: int = 128,
+                 decoder_dims: Sequence[int] = (64, 32), decoder_guidance_dims: Sequence[int] = (256, 128),
+                 decoder_guidance_proj_dims: Sequence[int] = (32, 16), num_layers: int = 4, nheads: int = 4,
+                 hidden_dim: int = 128, pooling_size: Sequence[int] = (6, 6),
+                 feature_resolution: Sequence[int] = (24, 24), window_size: int = 12,
+                 attention_type: str = "linear", prompt_channel: int = 1, pad_len: int = 256):
+        super().__init__()
+        self.num_layers, self.hidden_dim = num_layers, hidden_dim
+        self.pooling_size = tuple(pooling_size)
+        self.feature_resolution = tuple(feature_resolution)
+        self.prompt_channel, self.pad_len = prompt_channel, pad_len
+        self.layers = nn.ModuleList(
+            AggregatorLayer(hidden_dim=hidden_dim, text_guidance_dim=text_guidance_proj_dim,
+                            appearance_guidance=appearance_guidance_proj_dim, nheads=nheads,
+                            input_resolution=feature_resolution, window_size=window_size,
+                            attention_type=attention_type, pad_len=pad_len)
+            for _ in range(num_layers))
+        self.conv1 = nn.Conv2d(prompt_channel, hidden_dim, kernel_size=7, stride=1, padding=3)
+        self.guidance_projection = (nn.Sequential(
+            nn.Conv2d(appearance_guidance_dim, appearance_guidance_proj_dim, kernel_size=3, stride=1, padding=1),
+            nn.ReLU()) if appearance_guidance_dim > 0 else None)
+        self.text_guidance_projection = (nn.Sequential(
+            nn.Linear(text_guidance_dim, text_guidance_proj_dim), nn.ReLU()) if text_guidance_dim > 0 else None)
+        self.decoder_guidance_projection = (nn.ModuleList(
+            nn.Sequential(nn.Conv2d(d, dp, kernel_size=3, stride=1, padding=1), nn.ReLU())
+            for d, dp in zip(decoder_guidance_dims, decoder_guidance_proj_dims))
+            if decoder_guidance_dims[0] > 0 else None)
+        self.decoder1 = Up(hidden_dim, decoder_dims[0], decoder_guidance_proj_dims[0])
+        self.decoder2 = Up(decoder_dims[0], decoder_dims[1], decoder_guidance_proj_dims[1])
+        self.head = nn.Conv2d(decoder_dims[1], 1, kernel_size=3, stride=1, padding=1)
+
+    @classmethod
+    def from_config(cls, cfg) -> "Aggregator":
+        """From a :class:`~ovseg_models.catseg.configs.CATSegConfig`."""
+        return cls(text_guidance_dim=cfg.text_guidance_dim, text_guidance_proj_dim=cfg.text_guidance_proj_dim,
+                   appearance_guidance_dim=cfg.appearance_guidance_dim,
+                   appearance_guidance_proj_dim=cfg.appearance_guidance_proj_dim, decoder_dims=cfg.decoder_dims,
+                   decoder_guidance_dims=cfg.decoder_guidance_dims,
+                   decoder_guidance_proj_dims=cfg.decoder_guidance_proj_dims, num_layers=cfg.num_layers,
+                   nheads=cfg.num_heads, hidden_dim=cfg.hidden_dim, pooling_size=cfg.pooling_size,
+                   feature_resolution=cfg.feature_resolution, window_size=cfg.window_size,
+                   attention_type=cfg.attention_type, prompt_channel=cfg.prompt_channel, pad_len=cfg.pad_len)
+
+    # -- pieces ----------------------------------------------------------------------------
+    @staticmethod
+    def correlation(img_feats: torch.Tensor, text_feats: torch.Tensor) -> torch.Tensor:
+        """Cosine cost volume ``(B, P, T, H, W)`` of image (B, C, H, W) and text (B, T, P, C) features."""
+        img = F.normalize(img_feats, dim=1)
+        txt = F.normalize(text_feats, dim=-1)
+        return torch.einsum("bchw,btpc->bpthw", img, txt)
+
+    def select_classes(self, corr: torch.Tensor) -> torch.Tensor | None:
+        """Official top-``pad_len`` selection (by max cosine) when there are more classes than ``pad_len``."""
+        if self.pad_len <= 0 or corr.shape[2] <= self.pad_len:
+            return None
+        score = corr.permute(0, 2, 1, 3, 4).flatten(-3).max(dim=-1)[0]
+        return score.topk(self.pad_len, dim=-1, sorted=False)[1]
+
+    def _chunk(self, per_item_bytes: int, total: int, chunk: int | None, budget: int) -> int:
+        if chunk:
+            return max(1, min(total, chunk))
+        return max(1, min(total, budget // max(1, per_item_bytes)))
+
+    def forward(self, img_feats: torch.Tensor, text_feats: torch.Tensor, guidance: Sequence[torch.Tensor | None], *,
+                pooling_size: Sequence[int] | None = None, chunk_classes: int | None = None,
+                max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, timer: Callable | None = None,
+                intermediates: dict | None = None) -> torch.Tensor:
+        """Per-class logits ``(B, T, 4H, 4W)``.
+
+        Args:
+            img_feats: dense CLIP image features (B, C, H, W).
+            text_feats: L2-normalised text embeddings (T, P, C) shared by all images, or (B, T, P, C).
+            guidance: [appearance (B, Ca, H, W), decoder guidance at 2x and 4x] (entries may be None).
+            pooling_size: class-attention pooling (default: the constructor's).
+            chunk_classes: classes per chunk in per-class stages (default: from ``max_chunk_bytes``).
+            timer: ``timer(name)`` context manager for the stages ``cost_volume``, ``aggregation``,
+                ``decoder``.
+            intermediates: if given, receives ``cost_volume`` (B, P, T, H, W) and ``selected``.
+        """
+        timer = timer or _null_timer
+        pooling_size = tuple(pooling_size or self.pooling_size)
+        b = img_feats.shape[0]
+        if text_feats.dim() == 3:
+            text_feats = text_feats.unsqueeze(0).expand(b, -1, -1, -1)
+        if text_feats.shape[2] != self.prompt_channel:
+            raise ValueError(f"text embeddings have {text_feats.shape[2]} prompt channels, the model expects "
+                             f"{self.prompt_channel}")
+        n_total = text_feats.shape[1]
+        with timer("cost_volume"):
+            corr = self.correlation(img_feats, text_feats)
+            if intermediates is not None:
+                intermediates["cost_volume"] = corr
+            selected = self.select_classes(corr)
+            if selected is not None:
+                text_feats = torch.gather(F.normalize(text_feats, dim=-1), 1,
+                                          selected[..., None, None].expand(-1, -1, *text_feats.shape[-2:]))
+                corr = torch.gather(corr, 2, selected[:, None, :, None, None].expand(
+                    -1, corr.shape[1], -1, *corr.shape[-2:]))
+            if intermediates is not None:
+                intermediates["selected"] = selected
+            n = text_feats.shape[1]
+            _, p, _, h, w = corr.shape
+            c = self.hidden_dim
+            per_class = b * h * w * c * 4 * 2
+            ct = self._chunk(per_class, n, chunk_classes, max_chunk_bytes)
+            x = corr.new_empty(b, n, h, w, c)
+            for t0 in range(0, n, ct):
+                sl = corr[:, :, t0:t0 + ct]
+                k = sl.shape[2]
+                e = self.conv1(sl.permute(0, 2, 1, 3, 4).reshape(b * k, p, h, w))
+                x[:, t0:t0 + k] = e.reshape(b, k, c, h, w).permute(0, 1, 3, 4, 2)
+        with timer("aggregation"):
+            proj_guidance = None
+            if self.guidance_projection is not None and guidance[0] is not None:
+                proj_guidance = self.guidance_projection(guidance[0])
+            text_guidance = None
+            if self.text_guidance_projection is not None:
+                t = text_feats.mean(dim=-2)
+                t = t / t.norm(dim=-1, keepdim=True)
+                text_guidance = self.text_guidance_projection(t)
+            per_class = b * h * w * c * 4 * 8
+            ct = self._chunk(per_class, n, chunk_classes, max_chunk_bytes)
+            for layer in self.layers:
+                g = layer.swin_block.normalized_guidance(proj_guidance)
+                y = torch.empty_like(x)
+                for t0 in range(0, n, ct):
+                    y[:, t0:t0 + ct] = layer.swin_block(x[:, t0:t0 + ct], g)
+                x = layer.attention(y, text_guidance, pooling_size=pooling_size, max_chunk_bytes=max_chunk_bytes)
+                del y
+        with timer("decoder"):
+            dec_guidance: list[torch.Tensor | None] = [None, None]
+            if self.decoder_guidance_projection is not None:
+                dec_guidance = [proj(g) if g is not None else None
+                                for proj, g in zip(self.decoder_guidance_projection, guidance[1:])]
+            if dec_guidance[0] is not None:  # channels-last convolutions are ~30% faster on CPU
+                dec_guidance = [g.contiguous(memory_format=torch.channels_last) if g is not None else None
+                                for g in dec_guidance]
+            logits = x.new_empty(b, n, 4 * h, 4 * w)
+            rows = x.reshape(b * n, h, w, c)
+            per_item = 16 * h * w * 64 * 4 * 4
+            cn = self._chunk(per_item, b * n, chunk_classes * b if chunk_classes else None, max_chunk_bytes)
+            flat = logits.view(b * n, 4 * h, 4 * w)
+            for r0 in range(0, b * n, cn):
+                r1 = min(b * n, r0 + cn)
+                idx = torch.arange(r0, r1, device=x.device) // n
+                z = rows[r0:r1].permute(0, 3, 1, 2)  # (N, C, H, W) view of channels-last data
+                g0 = dec_guidance[0].index_select(0, idx) if dec_guidance[0] is not None else None
+                g1 = dec_guidance[1].index_select(0, idx) if dec_guidance[1] is not None else None
+                z = self.decoder2(self.decoder1(z, g0), g1)
+                flat[r0:r1] = self.head(z)[:, 0]
+        if selected is not None:
+            full = logits.new_full((b, n_total, 4 * h, 4 * w), -100.0)
+            full.scatter_(1, selected[..., None, None].expand(-1, -1, 4 * h, 4 * w), logits)
+            logits = full
+        return logits

@@ -1,0 +1,272 @@
+"""Loading CAT-Seg weights: official detectron2 checkpoints, CLIP checkpoints, this project's files.
+
+* Official checkpoints (``model_base.pth``, ``model_large.pth``; detectron2 format, a dict with a
+  ``"model"`` state_dict, or ``.pkl`` with numpy arrays): keys are mapped by prefix
+  (:data:`OFFICIAL_PREFIXES`) and loaded strictly: any missing or unexpected key, or a shape
+  mismatch, raises :class:`CheckpointError` naming them.
+* CLIP weights in OpenAI format (state dict or TorchScript archive, with ``input_resolution`` /
+  ``context_length`` / ``vocab_size`` entries) or open_clip format (same names without those) store
+  a fused ``attn.in_proj_weight``; it is split into ``q/k/v_proj_weight``. A position table of a
+  different grid (open_clip ViT-H/G at 224 for a 336 model) is resized bicubically.
+* Files saved by :func:`save_checkpoint` (``{"format": "ovseg_catseg", ...}``).
+"""
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CheckpointError", "OFFICIAL_PREFIXES", "convert_clip_state_dict", "convert_official_state_dict",
+           "load_checkpoint", "match_official_keys", "load_clip_weights", "load_official_state_dict", "read_state_dict",
+           "save_checkpoint", "to_official_state_dict"]
+
+#: official key prefix -> this package's module prefix
+OFFICIAL_PREFIXES = {
+    "sem_seg_head.predictor.clip_model.": "clip_model.",
+    "sem_seg_head.predictor.transformer.": "aggregator.",
+    "upsample1.": "upsample1.",
+    "upsample2.": "upsample2.",
+    "backbone.": "guidance_backbone.body.",
+}
+_CLIP_EXTRAS = ("input_resolution", "context_length", "vocab_size")
+_FORMAT = "ovseg_catseg"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be read or does not fit the model; the message says what."""
+
+
+# -- reading ------------------------------------------------------------------------------------
+class _NumpyUnpickler(pickle.Unpickler):
+    """Unpickler for detectron2 ``.pkl`` files: numpy arrays and plain containers only."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict"), ("builtins", "set")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a weights file into a flat ``{key: tensor}`` (detectron2 ``model`` wrapper removed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        if path.suffix == ".pkl":
+            with open(path, "rb") as f:
+                obj = _NumpyUnpickler(f, encoding="latin1").load()
+        else:
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+            except RuntimeError as e:
+                if zipfile.is_zipfile(path) and "constants.pkl" in " ".join(zipfile.ZipFile(path).namelist()):
+                    obj = torch.jit.load(str(path), map_location="cpu").state_dict()  # OpenAI TorchScript
+                else:
+                    raise e
+    except CheckpointError:
+        raise
+    except Exception as e:  # corrupt, truncated or foreign file
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+    return _flatten(obj, str(path))
+
+
+def _flatten(obj, where: str) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping) and obj.get("format") == _FORMAT:
+        obj = obj["state_dict"]
+    elif isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
+        obj = obj["model"]
+    elif isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{where}: expected a state_dict (mapping of names to tensors), "
+                              f"got {type(obj).__name__}")
+    out: dict[str, torch.Tensor] = {}
+    for k, v in obj.items():
+        if k.startswith("module."):
+            k = k[len("module."):]
+        if isinstance(v, np.ndarray):
+            v = torch.from_numpy(np.ascontiguousarray(v))
+        elif isinstance(v, (int, float)) and k in _CLIP_EXTRAS:
+            v = torch.tensor(v)
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"{where}: entry {k!r} is a {type(v).__name__}, not a tensor")
+        out[k] = v
+    return out
+
+
+# -- key conversion -----------------------------------------------------------------------------
+def _split_in_proj(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        if k.endswith("attn.in_proj_weight"):
+            q, kk, vv = v.chunk(3, dim=0)
+            base = k[: -len("in_proj_weight")]
+            out[base + "q_proj_weight"], out[base + "k_proj_weight"], out[base + "v_proj_weight"] = q, kk, vv
+        else:
+            out[k] = v
+    return out
+
+
+def convert_official_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official detectron2 CAT-Seg keys -> this package's keys. Unknown prefixes raise."""
+    out, unknown = {}, []
+    for k, v in sd.items():
+        for src, dst in OFFICIAL_PREFIXES.items():
+            if k.startswith(src):
+                out[dst + k[len(src):]] = v
+                break
+        else:
+            if k in ("pixel_mean", "pixel_std", "clip_pixel_mean", "clip_pixel_std"):
+                continue  # non-persistent in the official model; harmless if an export kept them
+            unknown.append(k)
+    if unknown:
+        raise CheckpointError(f"{len(unknown)} unexpected keys in the official checkpoint: {_fmt(unknown)}")
+    return _split_in_proj(out)
+
+
+def to_official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """This package's state_dict under the official key names (inverse of the converter)."""
+    inv = {dst: src for src, dst in OFFICIAL_PREFIXES.items()}
+    out = {}
+    for k, v in model.state_dict().items():
+        for dst, src in inv.items():
+            if k.startswith(dst):
+                out[src + k[len(dst):]] = v
+                break
+    return out
+
+
+def convert_clip_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """OpenAI / open_clip / official-vendored CLIP keys -> :class:`~.clip_dense.CLIP` keys."""
+    out = {}
+    for k, v in sd.items():
+        for prefix in ("sem_seg_head.predictor.clip_model.", "clip_model.", "model."):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+                break
+        if k in _CLIP_EXTRAS or k == "attn_mask":
+            continue
+        out[k] = v
+    return _split_in_proj(out)
+
+
+def _fmt(keys, n: int = 12) -> str:
+    keys = sorted(keys)
+    more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def _strict_load(module: nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> None:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys: {_fmt(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys: {_fmt(unexpected)}")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches: {'; '.join(shapes[:8])}")
+    if problems:
+        raise CheckpointError(f"{what} does not fit the model: " + " | ".join(problems))
+    module.load_state_dict(sd, strict=True)
+
+
+def _check_masks(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
+    for k, v in model.state_dict().items():
+        if k.endswith("attn_mask") and k in sd and not torch.equal(sd[k].to(v.dtype).cpu(), v.cpu()):
+            raise CheckpointError(f"{k}: the checkpoint's shifted-window mask differs from the one this "
+                                  "configuration constructs (different feature resolution or window size?)")
+
+
+def match_official_keys(model: nn.Module, shapes: Mapping[str, Sequence[int]]) -> dict[str, list]:
+    """Compare official keys and shapes (e.g. a manifest's) with ``model`` without loading anything.
+
+    Returns ``{"missing": [...], "unexpected": [...], "shape_mismatch": [...]}`` (all empty when
+    every official key is consumed with the right shape and the model needs nothing else).
+    """
+    try:
+        converted = convert_official_state_dict({k: torch.empty(0) for k in shapes})
+    except CheckpointError as e:
+        return {"missing": [], "unexpected": [str(e)], "shape_mismatch": []}
+    back = {}  # converted key -> expected shape (q/k/v split from in_proj when present)
+    for k, shape in shapes.items():
+        for src, dst in OFFICIAL_PREFIXES.items():
+            if k.startswith(src):
+                nk = dst + k[len(src):]
+                if nk.endswith("attn.in_proj_weight"):
+                    base = nk[: -len("in_proj_weight")]
+                    for part in ("q", "k", "v"):
+                        back[f"{base}{part}_proj_weight"] = (shape[0] // 3, *shape[1:])
+                else:
+                    back[nk] = tuple(shape)
+                break
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return {"missing": sorted(k for k in expected if k not in converted),
+            "unexpected": sorted(k for k in converted if k not in expected),
+            "shape_mismatch": sorted(f"{k}: {back[k]} vs {expected[k]}" for k in expected
+                                     if k in back and tuple(back[k]) != expected[k])}
+
+
+def load_official_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
+    """Strictly load an official-format state_dict into a :class:`~.model.CATSeg`."""
+    converted = convert_official_state_dict(sd)
+    _check_masks(model, converted)
+    _strict_load(model, converted, "official checkpoint")
+
+
+def load_clip_weights(clip: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
+    """Strictly load OpenAI- or open_clip-format CLIP weights into a :class:`~.clip_dense.CLIP`."""
+    sd = convert_clip_state_dict(sd)
+    key = "visual.positional_embedding"
+    if key in sd and key in clip.state_dict() and sd[key].shape != clip.state_dict()[key].shape:
+        sd[key] = _resize_pos(sd[key], clip.state_dict()[key].shape[0])
+    _strict_load(clip, sd, "CLIP checkpoint")
+
+
+def _resize_pos(pos: torch.Tensor, length: int) -> torch.Tensor:
+    src, dst = int(round(math.sqrt(pos.shape[0] - 1))), int(round(math.sqrt(length - 1)))
+    if src * src + 1 != pos.shape[0] or dst * dst + 1 != length:
+        raise CheckpointError(f"cannot resize a position table of {pos.shape[0]} entries to {length}")
+    grid = pos[1:].float().reshape(1, src, src, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(dst, dst), mode="bicubic", align_corners=False)
+    return torch.cat([pos[:1].float(), grid[0].reshape(pos.shape[1], -1).T], 0).to(pos.dtype)
+
+
+def _is_official(sd: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith("sem_seg_head.") for k in sd)
+
+
+def load_checkpoint(model: nn.Module, source: "str | Path | Mapping[str, torch.Tensor]") -> str:
+    """Load an official checkpoint or one saved by :func:`save_checkpoint`, strictly.
+
+    Returns ``"official"`` or ``"ovseg"`` (the detected format).
+    """
+    sd = read_state_dict(source) if isinstance(source, (str, Path)) else _flatten(source, "state_dict")
+    if _is_official(sd):
+        load_official_state_dict(model, sd)
+        return "official"
+    _check_masks(model, sd)
+    _strict_load(model, sd, "checkpoint")
+    return "ovseg"
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, *, variant: str = "") -> None:
+    """Save ``model``'s state_dict with a format marker (loadable by :func:`load_checkpoint`)."""
+    buf = io.BytesIO()
+    torch.save({"format": _FORMAT, "variant": variant, "state_dict": model.state_dict()}, buf)
+    Path(path).write_bytes(buf.getvalue())

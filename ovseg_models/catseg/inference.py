@@ -1,0 +1,215 @@
+"""CAT-Seg inference as the official evaluation runs it, with class-chunked post-processing.
+
+Pre-processing (detectron2's default test mapper): ``ResizeShortestEdge(640, max 2560)`` with
+PIL bilinear on uint8. Then one of:
+
+* **sliding window** (official ``eval.sh``: ``TEST.SLIDING_WINDOW True``, ``POOLING_SIZES [1,1]``):
+  the mapper image is resized (bilinear) to 640x640 (aspect not kept), cut into 2x2 windows of
+  384 with stride 256, plus a global view (mapper image resized to 384x384); all five views are
+  CLIP-normalised, resized to the CLIP resolution and run as one batch. Per-class logits (96x96)
+  are resized to 384, passed through a sigmoid, overlap-averaged back onto 640x640 and averaged
+  with the global view resized to 640; finally resized to the input image size.
+* **resize** (config default, ``SLIDING_WINDOW False``, ``POOLING_SIZES [2,2]``): the CLIP-normalised
+  mapper image is zero-padded to a multiple of 32, resized to the CLIP resolution, and the
+  96x96 sigmoid map is resized to the input image size (the padded border included: official
+  behaviour).
+
+Post-processing is per class, so it runs in chunks of classes: peak memory does not grow with
+``T x H x W`` unless the caller keeps every class map (``class_scores``).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+__all__ = ["InferenceOptions", "ScoreAccumulator", "mapper_resize", "mapper_output_size", "prepare_views",
+           "run_inference", "score_chunks"]
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    sliding_window: bool = True
+    #: class-attention pooling; None: (1, 1) with the sliding window (eval.sh), config default otherwise
+    pooling_size: tuple[int, int] | None = None
+    kernel: int = 384
+    overlap: float = 0.333
+    out_res: tuple[int, int] = (640, 640)
+    #: classes per chunk in per-class stages and post-processing (None: from a memory budget)
+    chunk_classes: int | None = None
+    #: apply the test mapper's shortest-edge resize first (False: the input is already mapped)
+    mapper: bool = True
+    #: mapper shortest edge / longest-edge limit (None: the config's 640 / 2560)
+    min_size: int | None = None
+    max_size: int | None = None
+
+
+def mapper_output_size(h: int, w: int, short: int = 640, max_size: int = 2560) -> tuple[int, int]:
+    """detectron2 ``ResizeShortestEdge.get_output_shape``."""
+    size = float(short)
+    scale = size / min(h, w)
+    newh, neww = (size, scale * w) if h < w else (scale * h, size)
+    if max(newh, neww) > max_size:
+        scale = max_size / max(newh, neww)
+        newh, neww = newh * scale, neww * scale
+    return int(newh + 0.5), int(neww + 0.5)
+
+
+def mapper_resize(image: torch.Tensor, short: int = 640, max_size: int = 2560) -> torch.Tensor:
+    """HxWx3 uint8 -> the official test mapper's resized HxWx3 uint8 (PIL bilinear)."""
+    h, w = int(image.shape[0]), int(image.shape[1])
+    nh, nw = mapper_output_size(h, w, short, max_size)
+    pil = Image.fromarray(np.ascontiguousarray(image.cpu().numpy())).resize((nw, nh), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(pil).copy())
+
+
+def _window_origins(size: tuple[int, int], kernel: int, stride: int) -> list[tuple[int, int]]:
+    nh = (size[0] - kernel) // stride + 1
+    nw = (size[1] - kernel) // stride + 1
+    return [(i * stride, j * stride) for i in range(nh) for j in range(nw)]  # nn.Unfold order
+
+
+def prepare_views(image: torch.Tensor, cfg, opts: InferenceOptions
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """CLIP inputs (V, 3, R, R), guidance-backbone inputs (or None) and geometry for one image.
+
+    ``image``: the mapper's output as a float (3, H, W) tensor with values 0-255.
+    """
+    dev = image.device
+    clip_mean = torch.tensor(cfg.clip_pixel_mean, device=dev).view(-1, 1, 1)
+    clip_std = torch.tensor(cfg.clip_pixel_std, device=dev).view(-1, 1, 1)
+    mean = torch.tensor(cfg.pixel_mean, device=dev).view(-1, 1, 1)
+    std = torch.tensor(cfg.pixel_std, device=dev).view(-1, 1, 1)
+    res = cfg.clip_resolution
+    want_guidance = cfg.guidance != "clip"
+    h, w = image.shape[-2:]
+    if opts.sliding_window:
+        k = opts.kernel
+        stride = int(k * (1 - opts.overlap))
+        big = F.interpolate(image[None], size=opts.out_res, mode="bilinear", align_corners=False)[0]
+        origins = _window_origins(opts.out_res, k, stride)
+        wins = [big[:, y:y + k, x:x + k] for y, x in origins]
+        glob = F.interpolate(image[None], size=(k, k), mode="bilinear", align_corners=False)
+        views = torch.cat([torch.stack(wins), glob], dim=0)
+        clip = (views - clip_mean) / clip_std
+        if (res, res) != (k, k):
+            clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
+        guide = (views - mean) / std if want_guidance else None
+        geom = {"mode": "sliding", "stride": stride, "kernel": k, "out_res": tuple(opts.out_res),
+                "num_windows": len(origins)}
+    else:
+        div = cfg.size_divisibility
+        ph = (h + div - 1) // div * div if div > 0 else h
+        pw = (w + div - 1) // div * div if div > 0 else w
+
+        def pad(t):
+            return F.pad(t, (0, pw - w, 0, ph - h), value=0.0)
+
+        clip = pad((image - clip_mean) / clip_std)[None]
+        clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
+        guide = pad((image - mean) / std)[None] if want_guidance else None
+        geom = {"mode": "resize", "image_size": (int(h), int(w))}
+    return clip, guide, geom
+
+
+#: logit the official code gives classes left out by the top-``pad_len`` selection
+UNSELECTED_LOGIT = -100.0
+
+
+def score_chunks(logits: torch.Tensor, geom: dict, height: int, width: int, *, chunk: int = 16
+                 ) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(first_class, scores (tc, height, width))``: the official sigmoid score maps, per chunk.
+
+    Classes left out by the class selection in every view (logit -100 everywhere) have the
+    constant score ``sigmoid(-100)`` (about 4e-44) at every pixel; it is filled in directly.
+    """
+    n = logits.shape[1]
+    active = (logits != UNSELECTED_LOGIT).flatten(2).any(-1).any(0)
+    if bool(active.all()):
+        yield from _score_chunks(logits, geom, height, width, chunk=chunk)
+        return
+    const = torch.sigmoid(torch.tensor(UNSELECTED_LOGIT, dtype=logits.dtype))
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        maps = logits.new_full((c1 - c0, height, width), float(const))
+        idx = torch.nonzero(active[c0:c1]).flatten()
+        if idx.numel():
+            for _, sub in _score_chunks(logits[:, c0:c1].index_select(1, idx), geom, height, width, chunk=chunk):
+                maps[idx] = sub
+        yield c0, maps
+
+
+def _score_chunks(logits: torch.Tensor, geom: dict, height: int, width: int, *, chunk: int = 16
+                  ) -> Iterator[tuple[int, torch.Tensor]]:
+    n = logits.shape[1]
+    if geom["mode"] == "sliding":
+        k, stride, out_res = geom["kernel"], geom["stride"], geom["out_res"]
+        ones = torch.ones([1, *out_res], device=logits.device, dtype=logits.dtype)
+        count = F.fold(F.unfold(ones, kernel_size=k, stride=stride), out_res, kernel_size=k, stride=stride)
+        for c0 in range(0, n, chunk):
+            o = F.interpolate(logits[:, c0:c0 + chunk], size=k, mode="bilinear", align_corners=False).sigmoid()
+            g = F.interpolate(o[-1:], size=out_res, mode="bilinear", align_corners=False)
+            win = o[:-1]
+            folded = F.fold(win.flatten(1).T, out_res, kernel_size=k, stride=stride) / count
+            s = ((folded + g) / 2.0)[0]
+            s = s[:, :out_res[0], :out_res[1]]
+            yield c0, F.interpolate(s[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+    else:
+        ih, iw = geom["image_size"]
+        for c0 in range(0, n, chunk):
+            s = logits[0, c0:c0 + chunk].sigmoid()[:, :ih, :iw]
+            yield c0, F.interpolate(s[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+
+
+class ScoreAccumulator:
+    """Running per-pixel argmax / max over class chunks; optionally keeps every class map."""
+
+    def __init__(self, num_classes: int, height: int, width: int, *, keep: bool, device=None):
+        self.best = torch.full((height, width), -1.0, device=device)
+        self.label = torch.zeros((height, width), dtype=torch.int64, device=device)
+        self.scores = torch.empty((num_classes, height, width), device=device) if keep else None
+
+    def add(self, c0: int, maps: torch.Tensor) -> None:
+        if self.scores is not None:
+            self.scores[c0:c0 + maps.shape[0]] = maps
+        val, idx = maps.max(dim=0)  # first maximum within the chunk
+        better = val > self.best  # strict: earlier classes win ties, as argmax over all classes
+        self.best = torch.where(better, val, self.best)
+        self.label = torch.where(better, idx + c0, self.label)
+
+
+def run_inference(model, image: torch.Tensor, text: torch.Tensor, opts: InferenceOptions, *,
+                  height: int | None = None, width: int | None = None, keep_scores: bool = True,
+                  timer: Callable | None = None, intermediates: dict | None = None) -> ScoreAccumulator:
+    """Run CAT-Seg on one HxWx3 uint8 image with normalised text embeddings (T, P, C).
+
+    Scores are produced at (``height``, ``width``), by default the input image's size.
+    """
+    timer = timer or (lambda name: contextlib.nullcontext())
+    cfg = model.cfg
+    dev = next(model.parameters()).device
+    h0, w0 = int(image.shape[0]), int(image.shape[1])
+    height, width = height or h0, width or w0
+    with timer("preprocess"):
+        mapped = (mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
+                  if opts.mapper else image)
+        if intermediates is not None:
+            intermediates["model_input"] = mapped
+        img = mapped.to(dev).permute(2, 0, 1).to(torch.float32)
+        clip, guide, geom = prepare_views(img, cfg, opts)
+    pooling = opts.pooling_size or (cfg.sliding_pooling_size if opts.sliding_window else cfg.pooling_size)
+    logits = model(clip, text.to(dev), guidance_images=guide, pooling_size=pooling,
+                   chunk_classes=opts.chunk_classes, timer=timer, intermediates=intermediates)
+    if intermediates is not None:
+        intermediates["logits"] = logits
+    with timer("postprocess"):
+        acc = ScoreAccumulator(logits.shape[1], height, width, keep=keep_scores, device=dev)
+        chunk = opts.chunk_classes or max(1, int(2**27 // max(1, logits.shape[0] * 384 * 384 + 2 * height * width)))
+        for c0, maps in score_chunks(logits, geom, height, width, chunk=chunk):
+            acc.add(c0, maps)
+    return acc

@@ -1,0 +1,152 @@
+"""CAT-Seg behind the shared :class:`~ovseg_models.segmenter.Segmenter` API.
+
+CAT-Seg is a semantic segmenter: ``SegmentationResult.semantic`` is the per-pixel argmax of the
+per-class scores (the official ``sem_seg``, sigmoid probabilities), ``score`` their maximum,
+``class_scores`` the (K, H, W) maps when they fit the memory budget; no panoptic output.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..segmenter import EncodedVocabulary, SegmentationResult, Segmenter, StageTimer
+from ..vocabulary import Vocabulary, VocabularyError
+from .inference import InferenceOptions, run_inference
+from .templates import get_templates
+
+__all__ = ["CATSegSegmenter", "CATSegTextEncoder"]
+
+
+class CATSegTextEncoder:
+    """Class-name embeddings with a cache per (template set, name).
+
+    ``encode(names)`` returns L2-normalised embeddings ``(T, P, C)``: one row per template when
+    the model has ``P`` prompt channels, or the normalised mean over the templates when it has one
+    channel (the official ensembling). Only names not seen before with the same templates are
+    run through the text tower; :attr:`encoded_names` counts them.
+    """
+
+    def __init__(self, model, *, templates: Sequence[str] | None = None, synonyms: str = "first",
+                 batch_size: int = 256):
+        from open_clip.tokenizer import SimpleTokenizer
+
+        if synonyms not in ("first", "mean"):
+            raise ValueError(f"synonyms must be 'first' (official) or 'mean', got {synonyms!r}")
+        self.model = model
+        self.templates = tuple(templates) if templates else get_templates(model.cfg.prompt_ensemble_type)
+        self.synonyms = synonyms
+        self.batch_size = batch_size
+        self._tokenizer = SimpleTokenizer()
+        self._cache: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
+        self._lock = threading.Lock()
+        self.encoded_names = 0
+
+    def clear_cache(self) -> None:
+        """Forget cached embeddings (needed after the text tower's weights change)."""
+        with self._lock:
+            self._cache.clear()
+
+    clear = clear_cache  # what ovseg_models.bench calls on ``segmenter.text_cache``
+
+    def _encode_missing(self, names: list[str], templates: tuple[str, ...]) -> None:
+        dev = next(self.model.parameters()).device
+        with self._lock:
+            missing = [n for n in dict.fromkeys(names) if (templates, n) not in self._cache]
+        per = max(1, self.batch_size // len(templates))
+        for i in range(0, len(missing), per):
+            chunk = missing[i:i + per]
+            sentences = [t.format(n) for n in chunk for t in templates]
+            tokens = self._tokenizer(sentences, context_length=self.model.clip_model.context_length).to(dev)
+            emb = self.model.encode_text(tokens).float().reshape(len(chunk), len(templates), -1).cpu()
+            with self._lock:
+                for n, e in zip(chunk, emb):
+                    self._cache[(templates, n)] = e
+                self.encoded_names += len(chunk)
+
+    def encode(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None
+               ) -> torch.Tensor:
+        """Embeddings for class names (a name, or a list of synonyms per class)."""
+        templates = tuple(templates) if templates else self.templates
+        classes = [[n] if isinstance(n, str) else list(n) for n in names]
+        if self.synonyms == "first":
+            classes = [c[:1] for c in classes]
+        self._encode_missing([s for c in classes for s in c], templates)
+        with self._lock:
+            rows = []
+            for c in classes:
+                e = torch.stack([self._cache[(templates, s)] for s in c])  # (S, P, C)
+                if len(c) > 1:
+                    e = e.mean(dim=0)
+                    e = e / e.norm(dim=-1, keepdim=True)
+                else:
+                    e = e[0]
+                rows.append(e)
+        text = torch.stack(rows)  # (T, P, C)
+        channels = self.model.cfg.prompt_channel
+        if text.shape[1] != channels:
+            if channels != 1:
+                raise VocabularyError(f"the model expects {channels} prompt templates (one per cost-volume "
+                                      f"channel), got {text.shape[1]}")
+            text = text.mean(dim=1, keepdim=True)
+            text = text / text.norm(dim=-1, keepdim=True)
+        return text
+
+
+class CATSegSegmenter(Segmenter):
+    """CAT-Seg segmenter. Options (constructor defaults, overridable per ``predict`` call):
+
+    * ``sliding_window`` (True: the official evaluation protocol; False: plain resize, ~5x faster)
+    * ``pooling_size`` (None: (1, 1) with the sliding window as ``eval.sh``, config default otherwise)
+    * ``chunk_classes`` (None: automatic from a memory budget)
+    * ``class_scores``: ``True``/``False``/``"auto"`` (keep (K, H, W) maps when they take at most
+      ``max_class_score_bytes``)
+    * ``min_size`` / ``max_size``: test-mapper shortest edge / longest-edge limit (default 640 / 2560)
+    """
+
+    model_key = "catseg"
+
+    _OPTIONS = ("sliding_window", "pooling_size", "chunk_classes", "class_scores", "max_class_score_bytes",
+                "min_size", "max_size")
+
+    def __init__(self, model, *, device: str | torch.device = "cpu", precision: str = "fp32",
+                 templates: Sequence[str] | None = None, synonyms: str = "first", sliding_window: bool = True,
+                 pooling_size: tuple[int, int] | None = None, chunk_classes: int | None = None,
+                 class_scores: bool | str = "auto", max_class_score_bytes: int = 512 * 2**20,
+                 min_size: int | None = None, max_size: int | None = None):
+        super().__init__(model, device=device, precision=precision)
+        self.model_key = f"catseg/{model.cfg.name}"
+        self.text_encoder = CATSegTextEncoder(self.model, templates=templates, synonyms=synonyms)
+        self.text_cache = self.text_encoder  # ``.clear()`` empties the per-name embedding cache
+        self.defaults = {"sliding_window": sliding_window, "pooling_size": pooling_size,
+                         "chunk_classes": chunk_classes, "class_scores": class_scores,
+                         "max_class_score_bytes": max_class_score_bytes, "min_size": min_size, "max_size": max_size}
+
+    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
+        text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates)
+        return {"text": text, "templates": vocabulary.templates or self.text_encoder.templates}
+
+    def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer,
+                 **options) -> SegmentationResult:
+        unknown = sorted(set(options) - set(self._OPTIONS))
+        if unknown:
+            raise TypeError(f"unknown CAT-Seg option(s) {unknown}; known: {list(self._OPTIONS)}")
+        o = {**self.defaults, **options}
+        h, w = int(image.shape[0]), int(image.shape[1])
+        k = len(encoded)
+        keep = o["class_scores"]
+        if keep == "auto":
+            keep = k * h * w * 4 <= o["max_class_score_bytes"]
+        elif not isinstance(keep, bool):
+            raise ValueError(f"class_scores must be True, False or 'auto', got {keep!r}")
+        opts = InferenceOptions(sliding_window=bool(o["sliding_window"]),
+                                pooling_size=tuple(o["pooling_size"]) if o["pooling_size"] else None,
+                                chunk_classes=o["chunk_classes"], min_size=o["min_size"], max_size=o["max_size"])
+        acc = run_inference(self.model, image, encoded.tensors["text"], opts, keep_scores=keep, timer=timer)
+        return SegmentationResult(
+            semantic=acc.label.to(torch.int32).cpu().numpy(),
+            score=acc.best.float().cpu().numpy().astype(np.float32),
+            class_scores=acc.scores.cpu() if acc.scores is not None else None,
+        )

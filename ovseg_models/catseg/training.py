@@ -1,0 +1,58 @@
+"""Fine-tuning hooks: which parameters train, and how many.
+
+``set_trainable(model, "attention")`` reproduces the official ``CLIP_FINETUNE: attention`` rule
+(``cat_seg_model.py``): inside CLIP, only parameters under a ``transformer`` whose name contains
+``attn`` *and* ``q_proj``/``v_proj`` train, i.e. every attention block's query and value
+projection weights, image and text towers; the aggregator, the guidance upsamplers and a
+separate guidance backbone train fully. Other modes:
+
+* ``"attention_all"``: the paper's description, every attention parameter of CLIP (q/k/v
+  weights, ``in_proj_bias``, ``out_proj``) and both position embeddings;
+* ``"full"``: every CLIP parameter; ``"frozen"``: none (only the head trains).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["FINETUNE_MODES", "count_trainable_parameters", "clip_parameter_trainable", "set_trainable"]
+
+FINETUNE_MODES = ("attention", "attention_all", "full", "frozen")
+
+
+def clip_parameter_trainable(name: str, mode: str) -> bool:
+    """Whether CLIP parameter ``name`` (relative to the CLIP module) trains under ``mode``."""
+    if mode == "attention":  # official rule, verbatim
+        if "transformer" not in name:
+            return False
+        if "attn" in name:
+            return "q_proj" in name or "v_proj" in name
+        return "position" in name
+    if mode == "attention_all":
+        return ".attn." in name or name.endswith("positional_embedding")
+    if mode == "full":
+        return True
+    if mode == "frozen":
+        return False
+    raise ValueError(f"unknown fine-tuning mode {mode!r}; choose one of {FINETUNE_MODES}")
+
+
+def set_trainable(model: nn.Module, mode: str = "attention", *, head: bool = True) -> int:
+    """Set ``requires_grad`` on a :class:`~ovseg_models.catseg.model.CATSeg`; returns the trainable count."""
+    for name, p in model.named_parameters():
+        if name.startswith("clip_model."):
+            p.requires_grad_(clip_parameter_trainable(name[len("clip_model."):], mode))
+        else:
+            p.requires_grad_(head)
+    return count_trainable_parameters(model)
+
+
+def count_trainable_parameters(model: nn.Module, *, by_group: bool = False):
+    """Number of trainable parameter elements (or a dict per top-level module with ``by_group``)."""
+    if not by_group:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    out: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            group = name.split(".", 1)[0]
+            out[group] = out.get(group, 0) + p.numel()
+    return out

@@ -1,0 +1,386 @@
+"""CAT-Seg: parity with the official code, checkpoint conversion, training hooks, segmenter API.
+
+Shared reference data is read from ``../shared/reference`` (relative to the repository root);
+tests that need it are skipped with the reason when it is absent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ovseg_models.catseg import (CATSeg, CATSegSegmenter, CheckpointError, build_segmenter, count_trainable_parameters,
+                                 get_config, load_checkpoint, save_checkpoint, set_trainable)
+from ovseg_models.catseg.checkpoint import (load_clip_weights, load_official_state_dict, match_official_keys,
+                                            to_official_state_dict)
+from ovseg_models.catseg.configs import CLIPConfig
+from ovseg_models.catseg.inference import InferenceOptions, run_inference
+from ovseg_models.segmenter import ImageError
+from ovseg_models.vocabulary import VocabularyError
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO.parent / "shared" / "reference"
+CASE = REFERENCE / "cases" / "catseg_vitb16_case0.npz"
+MANIFEST_B = REFERENCE / "manifests" / "catseg_vitb16_384.json.gz"
+MANIFEST_L = REFERENCE / "manifests" / "catseg_vitl14_336.json.gz"
+
+needs_case = pytest.mark.skipif(not CASE.is_file(), reason=f"shared reference case not found: {CASE}")
+needs_manifest_b = pytest.mark.skipif(not MANIFEST_B.is_file(), reason=f"manifest not found: {MANIFEST_B}")
+needs_manifest_l = pytest.mark.skipif(not MANIFEST_L.is_file(), reason=f"manifest not found: {MANIFEST_L}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny_config(**overrides):
+    """A small CAT-Seg (tiny CLIP, real aggregator geometry) for fast functional tests."""
+    clip = CLIPConfig(embed_dim=32, image_resolution=224, vision_layers=3, vision_width=64, vision_patch_size=16,
+                      vision_heads=2, text_width=32, text_heads=2, text_layers=2)
+    base = dataclasses.replace(get_config("vitb16_384"), name="tiny", clip=clip, guidance_layers=(0, 1),
+                               text_guidance_dim=32, appearance_guidance_dim=32)
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    model = CATSeg(tiny_config()).eval()
+    with torch.no_grad():  # non-trivial padding tokens and guidance (zeros at construction)
+        for p in model.parameters():
+            if p.dim() == 3:
+                p.normal_(0, 0.5)
+    return model
+
+
+def _manifest(path):
+    from ovseg_models.parity.weights import load_manifest
+
+    return load_manifest(path)
+
+
+# -- parity -------------------------------------------------------------------------------------
+@needs_case
+@needs_manifest_b
+def test_parity_shared_case_sliding_and_nosliding():
+    from ovseg_models.parity import run_case
+
+    comparisons = run_case(CASE)
+    names = {c.name for c in comparisons}
+    for required in ("cost_volume", "sem_seg", "nosliding/cost_volume", "nosliding/sem_seg"):
+        assert required in names
+    bad = [str(c) for c in comparisons if not c.ok]
+    assert not bad, "\n".join(bad)
+    tol = {c.name: c.tolerance for c in comparisons}
+    assert tol["cost_volume"] <= 1e-5 and tol["sem_seg"] <= 1e-4
+    assert tol["nosliding/cost_volume"] <= 1e-5 and tol["nosliding/sem_seg"] <= 1e-4
+
+
+# -- checkpoint layout --------------------------------------------------------------------------
+@needs_manifest_l
+def test_vitl_manifest_every_key_consumed_with_matching_shapes():
+    manifest = _manifest(MANIFEST_L)
+    with torch.device("meta"):
+        model = CATSeg(get_config("vitl14_336"))
+    shapes = {e["key"]: e["shape"] for e in manifest["entries"]}
+    result = match_official_keys(model, shapes)
+    assert result == {"missing": [], "unexpected": [], "shape_mismatch": []}
+    assert len(shapes) == manifest["num_entries"] == len(model.state_dict())
+    # the vendored CLIP stores q/k/v separately; an OpenAI/open_clip fused in_proj maps too
+    fused = {}
+    for k, s in shapes.items():
+        if k.endswith("q_proj_weight"):
+            fused[k.replace("q_proj_weight", "in_proj_weight")] = [3 * s[0], s[1]]
+        elif not (k.endswith("k_proj_weight") or k.endswith("v_proj_weight")):
+            fused[k] = s
+    assert match_official_keys(model, fused) == {"missing": [], "unexpected": [], "shape_mismatch": []}
+
+
+@needs_manifest_b
+def test_vitb_manifest_keys_and_swin_masks_sha256():
+    from ovseg_models.parity.weights import tensor_sha256
+
+    manifest = _manifest(MANIFEST_B)
+    model = CATSeg(get_config("vitb16_384"))
+    official = to_official_state_dict(model)
+    assert sorted(e["key"] for e in manifest["entries"]) == sorted(official)  # same keys
+    for e in manifest["entries"]:
+        assert list(official[e["key"]].shape) == e["shape"], e["key"]
+        if e["init"] == "kept_buffer":  # constructed Swin shifted-window masks equal the official ones
+            assert tensor_sha256(official[e["key"]]) == e["sha256_le_bytes"], e["key"]
+
+
+def _small_official_state_dict(model):
+    return {k: v.clone() for k, v in to_official_state_dict(model).items()}
+
+
+def test_converter_roundtrip_and_errors(tiny_model, tmp_path):
+    sd = _small_official_state_dict(tiny_model)
+    fresh = CATSeg(tiny_config())
+    load_official_state_dict(fresh, sd)
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, tiny_model.state_dict()[k]), k
+
+    missing = dict(sd)
+    del missing["sem_seg_head.predictor.transformer.head.bias"]
+    with pytest.raises(CheckpointError, match=r"missing keys: aggregator\.head\.bias"):
+        load_official_state_dict(fresh, missing)
+
+    unexpected = dict(sd, **{"sem_seg_head.predictor.transformer.extra.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match=r"unexpected keys: aggregator\.extra\.weight"):
+        load_official_state_dict(fresh, unexpected)
+
+    foreign = dict(sd, **{"criterion.empty_weight": torch.zeros(3)})
+    with pytest.raises(CheckpointError, match=r"criterion\.empty_weight"):
+        load_official_state_dict(fresh, foreign)
+
+    wrong = dict(sd)
+    wrong["upsample1.bias"] = torch.zeros(7)
+    with pytest.raises(CheckpointError, match=r"shape mismatches: upsample1\.bias"):
+        load_official_state_dict(fresh, wrong)
+
+    # detectron2 file layout ({"model": ...}) through the file reader
+    path = tmp_path / "model_final.pth"
+    torch.save({"model": sd, "iteration": 10}, path)
+    assert load_checkpoint(fresh, path) == "official"
+
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(fresh, corrupt)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(fresh, garbage)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(fresh, tmp_path / "absent.pth")
+
+    own = tmp_path / "own.pth"
+    save_checkpoint(tiny_model, own, variant="tiny")
+    assert load_checkpoint(fresh, own) == "ovseg"
+
+
+def test_clip_openai_and_open_clip_formats(tiny_model):
+    clip_sd = {k: v.clone() for k, v in tiny_model.clip_model.state_dict().items()}
+    fused = {}
+    for k, v in clip_sd.items():
+        if k.endswith("q_proj_weight"):
+            base = k[: -len("q_proj_weight")]
+            fused[base + "in_proj_weight"] = torch.cat([v, clip_sd[base + "k_proj_weight"],
+                                                        clip_sd[base + "v_proj_weight"]])
+        elif not k.endswith(("k_proj_weight", "v_proj_weight")):
+            fused[k] = v
+    openai = dict(fused, input_resolution=torch.tensor(224), context_length=torch.tensor(77),
+                  vocab_size=torch.tensor(49408))
+    for sd in (openai, fused):  # OpenAI format (with metadata entries), open_clip format
+        fresh = CATSeg(tiny_config())
+        load_clip_weights(fresh.clip_model, sd)
+        for k, v in fresh.clip_model.state_dict().items():
+            assert torch.equal(v, clip_sd[k]), k
+    bad = dict(fused)
+    bad.pop("ln_final.weight")
+    with pytest.raises(CheckpointError, match="ln_final.weight"):
+        load_clip_weights(CATSeg(tiny_config()).clip_model, bad)
+
+
+# -- training hooks -----------------------------------------------------------------------------
+@pytest.mark.parametrize("manifest_path", [pytest.param(MANIFEST_B, marks=needs_manifest_b),
+                                           pytest.param(MANIFEST_L, marks=needs_manifest_l)])
+def test_trainable_selection_matches_official_flags(manifest_path):
+    manifest = _manifest(manifest_path)
+    variant = "vitb16_384" if "vitb16" in manifest["variant"] else "vitl14_336"
+    with torch.device("meta"):
+        model = CATSeg(get_config(variant))
+    n = set_trainable(model, "attention")
+    inv = {"clip_model.": "sem_seg_head.predictor.clip_model.", "aggregator.": "sem_seg_head.predictor.transformer.",
+           "upsample1.": "upsample1.", "upsample2.": "upsample2."}
+    flags = {}
+    for name, p in model.named_parameters():
+        for dst, src in inv.items():
+            if name.startswith(dst):
+                flags[src + name[len(dst):]] = p.requires_grad
+    expected = {e["key"]: e["requires_grad_in_official_code"] for e in manifest["entries"] if e["kind"] == "parameter"}
+    assert flags == expected
+    assert n == sum(e["numel"] for e in manifest["entries"]
+                    if e["kind"] == "parameter" and e["requires_grad_in_official_code"])
+    groups = count_trainable_parameters(model, by_group=True)
+    assert set(groups) == {"clip_model", "aggregator", "upsample1", "upsample2"}
+    # paper variant: every attention parameter and position embeddings; full; frozen
+    set_trainable(model, "attention_all")
+    clip = dict(model.clip_model.named_parameters())
+    assert clip["visual.positional_embedding"].requires_grad and clip["positional_embedding"].requires_grad
+    assert clip["visual.transformer.resblocks.0.attn.k_proj_weight"].requires_grad
+    assert clip["transformer.resblocks.0.attn.out_proj.weight"].requires_grad
+    assert not clip["visual.transformer.resblocks.0.mlp.c_fc.weight"].requires_grad
+    full = set_trainable(model, "full")
+    assert full == sum(p.numel() for p in model.parameters())
+    frozen = set_trainable(model, "frozen")
+    assert frozen == sum(p.numel() for n_, p in model.named_parameters() if not n_.startswith("clip_model."))
+    with pytest.raises(ValueError, match="unknown fine-tuning mode"):
+        set_trainable(model, "prompt")
+
+
+# -- vocabulary and chunking --------------------------------------------------------------------
+def test_vocabulary_switch_encodes_only_new_names(tiny_model):
+    seg = CATSegSegmenter(tiny_model)
+    enc = seg.text_encoder
+    first = seg.encode_vocabulary(["cup", "table", "wall, brick wall"])
+    assert enc.encoded_names == 3
+    second = seg.encode_vocabulary(["table", "chair", "cup"])
+    assert enc.encoded_names == 4  # only "chair" was new
+    assert torch.equal(first.tensors["text"][0], second.tensors["text"][2])
+    assert second.version > first.version
+    # a different template set is a different cache entry
+    seg.encode_vocabulary(__import__("ovseg_models").Vocabulary.create(["cup"], templates=["a photo of a {}."]))
+    assert enc.encoded_names == 5
+    text = first.tensors["text"]
+    assert text.shape == (3, 1, 32)
+    assert torch.allclose(text.norm(dim=-1), torch.ones(3, 1), atol=1e-5)
+
+
+def test_chunked_large_vocabulary_matches_unchunked(tiny_model):
+    cfg = tiny_model.cfg
+    model = CATSeg(dataclasses.replace(cfg, pad_len=16)).eval()
+    model.load_state_dict(tiny_model.state_dict())
+    torch.manual_seed(1)
+    text = torch.nn.functional.normalize(torch.randn(40, 1, 32), dim=-1)  # 40 classes > pad_len: selection
+    image = torch.randint(0, 255, (200, 300, 3), dtype=torch.uint8)
+    with torch.inference_mode():
+        outs = []
+        for chunk in (None, 3):
+            for sliding in (True, False):
+                inter = {}
+                acc = run_inference(model, image, text, InferenceOptions(sliding_window=sliding, chunk_classes=chunk),
+                                    intermediates=inter)
+                outs.append((acc, inter))
+    for i in (0, 1):
+        a, b = outs[i], outs[i + 2]
+        assert a[1]["selected"] is not None and a[1]["selected"].shape[-1] == 16
+        assert torch.equal(a[1]["selected"].sort().values, b[1]["selected"].sort().values)
+        assert (a[1]["logits"] - b[1]["logits"]).abs().max() < 1e-4
+        assert (a[0].scores - b[0].scores).abs().max() < 1e-5
+        assert torch.equal(a[0].label, a[0].scores.argmax(0))
+    # the constant-score shortcut for classes unselected in every view equals the full computation
+    from ovseg_models.catseg.inference import _score_chunks, prepare_views, score_chunks
+
+    logits = outs[0][1]["logits"]
+    img = outs[0][1]["model_input"].permute(2, 0, 1).float()
+    _, _, geom = prepare_views(img, cfg, InferenceOptions(sliding_window=True))
+    fast = torch.cat([m for _, m in score_chunks(logits, geom, 200, 300, chunk=7)])
+    full = torch.cat([m for _, m in _score_chunks(logits, geom, 200, 300, chunk=7)])
+    assert (fast - full).abs().max() < 1e-30
+    # unselected classes get the official -100 logit
+    sel = outs[0][1]["selected"]
+    unselected = torch.ones(40, dtype=torch.bool)
+    unselected[sel[0]] = False
+    assert torch.all(logits[0, unselected] == -100.0)
+
+
+def test_padding_shortcut_equals_materialised_padding(tiny_model):
+    """The class layer with the padding term folded in equals explicit pad_len-token attention."""
+    layer = tiny_model.aggregator.layers[0].attention
+    torch.manual_seed(2)
+    b, n, h, w, c = 2, 5, 4, 4, 128
+    x, g = torch.randn(b, n, h, w, c), torch.randn(b, n, 128)
+    with torch.inference_mode():
+        got = layer(x, g, pooling_size=(1, 1))
+        # explicit official computation
+        pad_len = layer.pad_len
+        xp = torch.cat([x, layer.padding_tokens.reshape(1, 1, 1, 1, c).expand(b, pad_len - n, h, w, c)], 1)
+        gp = torch.cat([g, layer.padding_guidance.reshape(1, 1, -1).expand(b, pad_len - n, -1)], 1)
+        tokens = xp.permute(0, 2, 3, 1, 4).reshape(b * h * w, pad_len, c)
+        guid = gp[:, None, None].expand(b, h, w, pad_len, -1).reshape(b * h * w, pad_len, -1)
+        a = layer.attention
+        xn = layer.norm1(tokens)
+        q = a.q(torch.cat([xn, guid], -1)).reshape(b * h * w, pad_len, a.nheads, -1)
+        k = a.k(torch.cat([xn, guid], -1)).reshape(b * h * w, pad_len, a.nheads, -1)
+        v = a.v(xn).reshape(b * h * w, pad_len, a.nheads, -1) / pad_len
+        qf, kf = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
+        kv = torch.einsum("nshd,nshv->nhdv", kf, v)
+        z = 1 / (torch.einsum("nlhd,nhd->nlh", qf, kf.sum(1)) + 1e-6)
+        att = torch.einsum("nlhd,nhdv,nlh->nlhv", qf, kv, z).reshape(b * h * w, pad_len, c) * pad_len
+        y = tokens + att
+        y = y + layer.MLP(layer.norm2(y))
+        ref = x + y[:, :n].reshape(b, h, w, n, c).permute(0, 3, 1, 2, 4)
+    assert (got - ref).abs().max() < 1e-4
+
+
+# -- segmenter API ------------------------------------------------------------------------------
+@needs_case
+def test_segmenter_api_real_image_and_bad_inputs(tiny_model):
+    image = np.load(CASE)["image"]
+    seg = CATSegSegmenter(tiny_model)
+    vocab = seg.set_vocabulary(["cup", "spoon", "table", "coffee, espresso"])
+    result = seg.predict(image)
+    h, w = image.shape[:2]
+    assert result.semantic.shape == (h, w) and result.semantic.dtype == np.int32
+    assert result.score.shape == (h, w) and result.score.dtype == np.float32
+    assert result.class_scores.shape == (4, h, w)
+    assert np.array_equal(result.semantic, result.class_scores.argmax(0).numpy())
+    assert np.allclose(result.score, result.class_scores.max(0).values.numpy())
+    assert result.panoptic is None and result.segments == []
+    assert result.vocabulary_version == vocab.version and result.vocabulary_digest == vocab.vocabulary.digest
+    for stage in ("clip_image", "cost_volume", "aggregation", "decoder", "total"):
+        assert stage in result.timings
+    fast = seg.predict(image, sliding_window=False, class_scores=False)
+    assert fast.class_scores is None and fast.semantic.shape == (h, w)
+    # tensor CHW input gives the same answer as HWC numpy
+    chw = seg.predict(torch.from_numpy(image).permute(2, 0, 1).contiguous(), sliding_window=False)
+    assert np.array_equal(chw.semantic, fast.semantic)
+
+    with pytest.raises(ImageError, match="uint8"):
+        seg.predict(image.astype(np.float32))
+    with pytest.raises(ImageError, match="channels|3"):
+        seg.predict(image[..., :2])
+    with pytest.raises(ImageError, match="empty"):
+        seg.predict(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(TypeError, match="unknown CAT-Seg option"):
+        seg.predict(image, sliding=True)
+    with pytest.raises(VocabularyError):
+        seg.set_vocabulary([])
+    with pytest.raises(VocabularyError, match="duplicate"):
+        seg.encode_vocabulary(["cup", "Cup"])
+    other = CATSegSegmenter(CATSeg(tiny_config(name="tiny2")))
+    with pytest.raises(VocabularyError, match="encoded for"):
+        other.predict(image, vocabulary=vocab)
+
+
+def test_factory_builds_catseg_without_weights():
+    from ovseg_models import create_segmenter, list_variants
+
+    assert {"vitb16_384", "vitl14_336", "vith14", "vitg14"} <= set(list_variants("catseg"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seg = build_segmenter(variant="vitb16_384", pretrained=False)
+    assert any("randomly initialised" in str(w.message) for w in caught)
+    assert isinstance(seg, CATSegSegmenter) and seg.model_key == "catseg/vitb16_384"
+    with pytest.raises(ValueError, match="unknown CAT-Seg variant"):
+        build_segmenter(variant="vitx", pretrained=False)
+    with pytest.raises(CheckpointError, match="not found"):
+        create_segmenter("catseg", variant="vitb16_384", checkpoint="/nonexistent/model_base.pth")
+
+
+def test_separate_timm_guidance_backbone_runs():
+    """The paper's variant: guidance from a timm backbone (ResNet here, small for speed)."""
+    cfg = tiny_config(name="tiny_timm", guidance="timm", guidance_layers=(), timm_backbone="resnet18",
+                      timm_out_indices=(1, 2, 3), appearance_guidance_dim=256, decoder_guidance_dims=(128, 64),
+                      prompt_ensemble_type="imagenet_select", prompt_channel=8)
+    model = CATSeg(cfg).eval()
+    assert model.upsample1 is None and any(k.startswith("guidance_backbone.body.") for k in model.state_dict())
+    seg = CATSegSegmenter(model)
+    enc = seg.encode_vocabulary(["cup", "table"])
+    assert enc.tensors["text"].shape == (2, 8, 32)  # one cost-volume channel per template
+    image = np.full((120, 160, 3), 127, np.uint8)
+    for sliding in (True, False):
+        r = seg.predict(image, vocabulary=enc, sliding_window=sliding)
+        assert r.class_scores.shape == (2, 120, 160) and torch.isfinite(r.class_scores).all()
+    single = CATSegSegmenter(CATSeg(tiny_config()), templates=("a photo of a {}.", "a {} in the scene"))
+    assert single.encode_vocabulary(["cup"]).tensors["text"].shape == (1, 1, 32)  # ensemble averaged
