@@ -12,17 +12,16 @@
 """
 from __future__ import annotations
 
-import io
 import math
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import weights_io
+from ..weights_io import CheckpointError, format_keys, strict_load
 
 __all__ = ["CheckpointError", "OFFICIAL_PREFIXES", "convert_clip_state_dict", "convert_official_state_dict",
            "load_checkpoint", "match_official_keys", "load_clip_weights", "load_official_state_dict", "read_state_dict",
@@ -40,70 +39,13 @@ _CLIP_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 _FORMAT = "ovseg_catseg"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be read or does not fit the model; the message says what."""
-
-
-# -- reading ------------------------------------------------------------------------------------
-class _NumpyUnpickler(pickle.Unpickler):
-    """Unpickler for detectron2 ``.pkl`` files: numpy arrays and plain containers only."""
-
-    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict"), ("builtins", "set")}
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a weights file into a flat ``{key: tensor}`` (detectron2 ``model`` wrapper removed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        if path.suffix == ".pkl":
-            with open(path, "rb") as f:
-                obj = _NumpyUnpickler(f, encoding="latin1").load()
-        else:
-            try:
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-            except RuntimeError as e:
-                if zipfile.is_zipfile(path) and "constants.pkl" in " ".join(zipfile.ZipFile(path).namelist()):
-                    obj = torch.jit.load(str(path), map_location="cpu").state_dict()  # OpenAI TorchScript
-                else:
-                    raise e
-    except CheckpointError:
-        raise
-    except Exception as e:  # corrupt, truncated or foreign file
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
-    return _flatten(obj, str(path))
+    return weights_io.read_state_dict(path, scalar_keys=_CLIP_EXTRAS)
 
 
 def _flatten(obj, where: str) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping) and obj.get("format") == _FORMAT:
-        obj = obj["state_dict"]
-    elif isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
-        obj = obj["model"]
-    elif isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{where}: expected a state_dict (mapping of names to tensors), "
-                              f"got {type(obj).__name__}")
-    out: dict[str, torch.Tensor] = {}
-    for k, v in obj.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(np.ascontiguousarray(v))
-        elif isinstance(v, (int, float)) and k in _CLIP_EXTRAS:
-            v = torch.tensor(v)
-        if not isinstance(v, torch.Tensor):
-            raise CheckpointError(f"{where}: entry {k!r} is a {type(v).__name__}, not a tensor")
-        out[k] = v
-    return out
+    return weights_io.unwrap_state_dict(obj, where, scalar_keys=_CLIP_EXTRAS)
 
 
 # -- key conversion -----------------------------------------------------------------------------
@@ -132,7 +74,7 @@ def convert_official_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, tor
                 continue  # non-persistent in the official model; harmless if an export kept them
             unknown.append(k)
     if unknown:
-        raise CheckpointError(f"{len(unknown)} unexpected keys in the official checkpoint: {_fmt(unknown)}")
+        raise CheckpointError(f"{len(unknown)} unexpected keys in the official checkpoint: {format_keys(unknown)}")
     return _split_in_proj(out)
 
 
@@ -160,30 +102,6 @@ def convert_clip_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.T
             continue
         out[k] = v
     return _split_in_proj(out)
-
-
-def _fmt(keys, n: int = 12) -> str:
-    keys = sorted(keys)
-    more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
-
-
-def _strict_load(module: nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> None:
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys: {_fmt(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys: {_fmt(unexpected)}")
-    if shapes:
-        problems.append(f"{len(shapes)} shape mismatches: {'; '.join(shapes[:8])}")
-    if problems:
-        raise CheckpointError(f"{what} does not fit the model: " + " | ".join(problems))
-    module.load_state_dict(sd, strict=True)
 
 
 def _check_masks(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
@@ -226,7 +144,7 @@ def load_official_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -
     """Strictly load an official-format state_dict into a :class:`~.model.CATSeg`."""
     converted = convert_official_state_dict(sd)
     _check_masks(model, converted)
-    _strict_load(model, converted, "official checkpoint")
+    strict_load(model, converted, "official checkpoint")
 
 
 def load_clip_weights(clip: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
@@ -235,7 +153,7 @@ def load_clip_weights(clip: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
     key = "visual.positional_embedding"
     if key in sd and key in clip.state_dict() and sd[key].shape != clip.state_dict()[key].shape:
         sd[key] = _resize_pos(sd[key], clip.state_dict()[key].shape[0])
-    _strict_load(clip, sd, "CLIP checkpoint")
+    strict_load(clip, sd, "CLIP checkpoint")
 
 
 def _resize_pos(pos: torch.Tensor, length: int) -> torch.Tensor:
@@ -261,12 +179,10 @@ def load_checkpoint(model: nn.Module, source: "str | Path | Mapping[str, torch.T
         load_official_state_dict(model, sd)
         return "official"
     _check_masks(model, sd)
-    _strict_load(model, sd, "checkpoint")
+    strict_load(model, sd, "checkpoint")
     return "ovseg"
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, variant: str = "") -> None:
     """Save ``model``'s state_dict with a format marker (loadable by :func:`load_checkpoint`)."""
-    buf = io.BytesIO()
-    torch.save({"format": _FORMAT, "variant": variant, "state_dict": model.state_dict()}, buf)
-    Path(path).write_bytes(buf.getvalue())
+    weights_io.save_state_dict(model.state_dict(), path, format=_FORMAT, variant=variant)

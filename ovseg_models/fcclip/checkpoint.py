@@ -16,14 +16,13 @@ error that names the keys. Two documented exceptions:
 from __future__ import annotations
 
 import logging
-import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Callable, Mapping
 
-import numpy as np
 import torch
+
+from ..weights_io import CheckpointError, format_keys, read_state_dict, strict_load
 
 __all__ = ["CheckpointError", "TEXT_TOWER_PREFIXES", "TRAINING_ONLY_KEYS", "convert_official_state_dict",
            "is_text_tower_key", "load_checkpoint_file", "load_official_checkpoint", "official_to_model_key"]
@@ -35,10 +34,6 @@ CLIP = "backbone.clip_model."
 TEXT_TOWER_PREFIXES = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection")
 #: official entries used only for training; dropped by the converter
 TRAINING_ONLY_KEYS = frozenset({"criterion.empty_weight", "pixel_mean", "pixel_std"})
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be read or does not fit the model; the message says which keys/why."""
 
 
 def is_text_tower_key(official_key: str) -> bool:
@@ -105,17 +100,17 @@ def convert_official_state_dict(official: Mapping[str, torch.Tensor], model: tor
     other_missing = [k for k in missing if not is_text_tower_key(k)]
     problems = []
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s) (no module takes them): {_names(unexpected)}")
+        problems.append(f"{len(unexpected)} unexpected key(s) (no module takes them): {format_keys(unexpected)}")
     if other_missing:
-        problems.append(f"{len(other_missing)} missing key(s): {_names(other_missing)}")
+        problems.append(f"{len(other_missing)} missing key(s): {format_keys(other_missing)}")
     if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es): {_names(mismatched)}")
+        problems.append(f"{len(mismatched)} shape mismatch(es): {format_keys(mismatched)}")
     if problems:
         raise CheckpointError("checkpoint does not fit the FC-CLIP model: " + "; ".join(problems))
     if text_missing:
         if text_tower_source is None:
             raise CheckpointError(f"checkpoint lacks {len(text_missing)} CLIP text-tower key(s) "
-                                  f"({_names(text_missing)}) and no open_clip source was given")
+                                  f"({format_keys(text_missing)}) and no open_clip source was given")
         source = text_tower_source() if callable(text_tower_source) else text_tower_source
         still = []
         for k in text_missing:
@@ -130,62 +125,14 @@ def convert_official_state_dict(official: Mapping[str, torch.Tensor], model: tor
             out[k] = v.to(target[k].dtype)
         if still:
             raise CheckpointError(f"text-tower key(s) missing from both the checkpoint and the open_clip "
-                                  f"weights: {_names(still)}")
+                                  f"weights: {format_keys(still)}")
         log.info("took %d CLIP text-tower entries from open_clip's pretrained weights", len(text_missing))
     return out
 
 
-def _names(keys, limit: int = 12) -> str:
-    keys = list(keys)
-    s = ", ".join(keys[:limit])
-    return s + (f", ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-class _NumpyUnpickler(pickle.Unpickler):
-    """Unpickler for detectron2 ``.pkl`` weights: numpy arrays and plain containers only."""
-
-    _ALLOWED = {("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype"),
-                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-                ("builtins", "slice")}
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights pickle")
-
-
 def load_checkpoint_file(path: "str | Path") -> dict[str, torch.Tensor]:
     """Read a detectron2 ``.pth``/``.pkl`` (weights under ``"model"``) or a plain state_dict file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        if path.suffix == ".pkl":
-            with open(path, "rb") as f:
-                data = _NumpyUnpickler(f, encoding="latin1").load()
-        elif path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            data = load_file(str(path))
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError, zipfile.BadZipFile,
-            UnicodeDecodeError, AttributeError, ImportError, KeyError, IndexError, TypeError) as e:
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupt, truncated or not a weights file): "
-                              f"{type(e).__name__}: {str(e)[:300]}") from e
-    if isinstance(data, Mapping) and "model" in data and isinstance(data["model"], Mapping):
-        data = data["model"]
-    if not isinstance(data, Mapping) or not data:
-        raise CheckpointError(f"{path} holds no state_dict (expected a dict of tensors, under 'model' "
-                              "for detectron2 files)")
-    out = {}
-    for k, v in data.items():
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(np.ascontiguousarray(v))
-        if not isinstance(v, torch.Tensor):
-            raise CheckpointError(f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor")
-        out[str(k)] = v
-    return out
+    return read_state_dict(path)
 
 
 def load_official_checkpoint(model: torch.nn.Module, checkpoint: "str | Path | Mapping[str, torch.Tensor]", *,
@@ -197,19 +144,8 @@ def load_official_checkpoint(model: torch.nn.Module, checkpoint: "str | Path | M
     sd = load_checkpoint_file(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
     if any(k.startswith(("pixel_decoder.", "transformer_decoder.")) for k in sd):
         converted = dict(sd)  # native format
-        target = model.state_dict()
-        missing = [k for k in target if k not in converted]
-        unexpected = [k for k in converted if k not in target]
-        if missing or unexpected:
-            raise CheckpointError(f"native checkpoint does not fit: missing {_names(missing)}; "
-                                  f"unexpected {_names(unexpected)}")
+        strict_load(model, converted, "native FC-CLIP checkpoint")
     else:
         converted = convert_official_state_dict(sd, model, text_tower_source=text_tower_source)
-    model.load_state_dict(converted, strict=True, assign=_is_meta(model))
+        strict_load(model, converted, "official FC-CLIP checkpoint")
     return converted
-
-
-def _is_meta(model: torch.nn.Module) -> bool:
-    return any(p.is_meta for p in model.parameters())
-
-

@@ -131,11 +131,11 @@ def test_converter_roundtrip_and_errors(tiny_model, tmp_path):
 
     missing = dict(sd)
     del missing["sem_seg_head.predictor.transformer.head.bias"]
-    with pytest.raises(CheckpointError, match=r"missing keys: aggregator\.head\.bias"):
+    with pytest.raises(CheckpointError, match=r"missing key\(s\): aggregator\.head\.bias"):
         load_official_state_dict(fresh, missing)
 
     unexpected = dict(sd, **{"sem_seg_head.predictor.transformer.extra.weight": torch.zeros(1)})
-    with pytest.raises(CheckpointError, match=r"unexpected keys: aggregator\.extra\.weight"):
+    with pytest.raises(CheckpointError, match=r"unexpected key\(s\): aggregator\.extra\.weight"):
         load_official_state_dict(fresh, unexpected)
 
     foreign = dict(sd, **{"criterion.empty_weight": torch.zeros(3)})
@@ -144,7 +144,7 @@ def test_converter_roundtrip_and_errors(tiny_model, tmp_path):
 
     wrong = dict(sd)
     wrong["upsample1.bias"] = torch.zeros(7)
-    with pytest.raises(CheckpointError, match=r"shape mismatches: upsample1\.bias"):
+    with pytest.raises(CheckpointError, match=r"shape mismatch\(es\): upsample1\.bias"):
         load_official_state_dict(fresh, wrong)
 
     # detectron2 file layout ({"model": ...}) through the file reader
