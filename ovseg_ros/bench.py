@@ -1,0 +1,260 @@
+"""Benchmark: end-to-end latency and node overhead at 640x480 (prints figures; not a test).
+
+    python -m ovseg_ros.bench [--frames 60] [--modes inproc,fastdds,large_data] [-p name:=value ...]
+
+For each mode a client publishes 640x480 rgb8 frames one at a time (the next when the previous
+one's outputs arrived, so nothing queues) and measures, per frame, the time from publishing to
+receiving the last of the node's outputs (semantic + panoptic; overlay when ``--overlay``). The node
+records its model time (``Segmenter.predict``) per frame; overhead = end to end - model time: image
+transport both ways, conversions, message building, the worker hand-off.
+
+Modes: ``inproc`` (client and node in one process, separate executors), ``fastdds`` (node in a
+child process, FastDDS defaults), ``large_data`` (both processes with
+``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA``). The model defaults to the tiny random FC-CLIP of
+``config/tiny_random.yaml`` (the overhead does not depend on the model); ``-p`` picks another,
+e.g. ``-p variant:=rn50 -p checkpoint:=/path/fcclip_cocopan_r50.pth -p allow_random_weights:=false``.
+Target: node overhead at most 5 ms median at 640x480.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+TINY = {"model": "fcclip", "variant": "rn50", "allow_random_weights": True, "pretrained": "none", "seed": 0,
+        "device": "cpu", "model_options": '{"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1}',
+        "resize.max_side": 128, "fcclip.min_size": 64, "fcclip.max_size": 128, "fcclip.overlap_threshold": 0.0,
+        "prompt_templates": ["single"], "vocabulary.default": "ade20k_150", "publish.diagnostics": False,
+        # reliable input: a lost fragment of a best-effort 900 KB frame would lose the frame
+        "input.qos.reliability": "reliable", "input.qos.depth": 2}
+
+
+def _params(extra: dict) -> dict:
+    p = dict(TINY)
+    p.update(extra)
+    return p
+
+
+def _start_node(context, params):
+    from rclpy.executors import MultiThreadedExecutor
+
+    from .bag_eval import EvalOptions, _node_parameters
+    from .node import SegmentationNode
+
+    node = SegmentationNode(context=context, cli_args=_node_parameters(EvalOptions(bag=Path("."), params=params)),
+                            use_global_arguments=False)
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        raise SystemExit(f"configure failed: {node.configure_error}")
+    node.trigger_activate()
+    ex = MultiThreadedExecutor(num_threads=3, context=context)
+    ex.add_node(node)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    return node, ex, th
+
+
+def serve(args) -> int:
+    """Child process: run the node until ``--frames`` frames were processed; dump its per-frame timings."""
+    import rclpy
+
+    params = _params(dict(args.param))
+    rclpy.init()
+    context = rclpy.get_default_context()
+    node, ex, th = _start_node(context, params)
+    print("ready", flush=True)
+    deadline = time.monotonic() + args.timeout
+    while node.stats.processed < args.frames + args.warmup and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    recs = [{"stamp": r.stamp_ns, "model": r.model, "node": r.node} for r in node.stats.records]
+    Path(args.stats_file).write_text(json.dumps(recs))
+    ex.shutdown(timeout_sec=2)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def _client(context, frames: int, warmup: int, overlay: bool, timeout: float):
+    """Publish frames one by one; {stamp_ns: end-to-end seconds}."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from ovseg.msg import PanopticSegmentation
+    from sensor_msgs.msg import Image
+
+    from .conversions import numpy_to_image
+
+    node = rclpy.create_node("ovseg_bench_client", context=context)
+    got: dict[int, set] = {}
+    arrived: dict[int, float] = {}
+    want = {"semantic", "panoptic"} | ({"overlay"} if overlay else set())
+    lock = threading.Lock()
+    ev = threading.Event()
+
+    def on(key, msg):
+        t = time.perf_counter()
+        s = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with lock:
+            got.setdefault(s, set()).add(key)
+            if got[s] >= want:
+                arrived[s] = t
+                ev.set()
+
+    q = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Image, "/segmentation/semantic", lambda m: on("semantic", m), q)
+    node.create_subscription(PanopticSegmentation, "/segmentation/panoptic", lambda m: on("panoptic", m), q)
+    if overlay:
+        node.create_subscription(Image, "/segmentation/overlay", lambda m: on("overlay", m), q)
+    pub = node.create_publisher(Image, "/segmentation/image", q)
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(node)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    t_end = time.monotonic() + 60
+    while pub.get_subscription_count() == 0 and time.monotonic() < t_end:
+        time.sleep(0.01)
+    time.sleep(1.0)
+    rng = np.random.default_rng(0)
+    base = np.kron(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
+    e2e = {}
+    for i in range(frames + warmup):
+        msg = numpy_to_image(np.roll(base, i, axis=1), "rgb8")
+        s = 1_000_000_000 + i * 1_000_000
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(s, 1_000_000_000)
+        ev.clear()
+        t0 = time.perf_counter()
+        pub.publish(msg)
+        limit = time.monotonic() + timeout
+        while s not in arrived and time.monotonic() < limit:
+            ev.wait(0.05)
+            ev.clear()
+        if s in arrived and i >= warmup:
+            e2e[s] = arrived[s] - t0
+        time.sleep(0.02)
+    ex.shutdown(timeout_sec=2)
+    node.destroy_node()
+    return e2e
+
+
+def _summary(name: str, e2e: dict, model: dict, node_t: dict) -> dict:
+    keys = [s for s in e2e if s in model]
+    e = np.array([e2e[s] for s in keys]) * 1e3
+    m = np.array([model[s] for s in keys]) * 1e3
+    n = np.array([node_t[s] for s in keys]) * 1e3
+    o = e - m
+    res = {"mode": name, "frames": len(keys)}
+    for label, v in (("end_to_end_ms", e), ("model_ms", m), ("overhead_ms", o), ("in_node_ms", n)):
+        res[label] = {"p50": float(np.median(v)), "p90": float(np.percentile(v, 90)), "max": float(v.max())} \
+            if len(v) else None
+    return res
+
+
+def run_mode(mode: str, args) -> dict:
+    import rclpy
+
+    params = _params(dict(args.param))
+    domain = 90 + (os.getpid() % 9)
+    if mode == "inproc":
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=domain)
+        node, ex, th = _start_node(ctx, params)
+        try:
+            e2e = _client(ctx, args.frames, args.warmup, args.overlay, args.timeout)
+            recs = list(node.stats.records)
+        finally:
+            ex.shutdown(timeout_sec=2)
+            node.destroy_node()
+            ctx.try_shutdown()
+        return _summary(mode, e2e, {r.stamp_ns: r.model for r in recs}, {r.stamp_ns: r.node for r in recs})
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(domain)
+    env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
+    if mode == "large_data":
+        env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+    else:
+        env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "stats.json"
+        cmd = [sys.executable, "-m", "ovseg_ros.bench", "--serve", "--stats-file", str(stats),
+               "--frames", str(args.frames), "--warmup", str(args.warmup), "--timeout", str(args.timeout * 10)]
+        for k, v in args.param:
+            cmd += ["-p", f"{k}:={json.dumps(v) if not isinstance(v, str) else v}"]
+        child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline().strip() == "ready", "the node process did not start"
+            # this process: the same transport setting as the child
+            old = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS")
+            if mode == "large_data":
+                os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+            else:
+                os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+            ctx = rclpy.Context()
+            rclpy.init(context=ctx, domain_id=domain)
+            try:
+                e2e = _client(ctx, args.frames, args.warmup, args.overlay, args.timeout)
+            finally:
+                ctx.try_shutdown()
+                if old is None:
+                    os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+                else:
+                    os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = old
+            child.wait(args.timeout * 10 + 30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        recs = json.loads(stats.read_text())
+    return _summary(mode, e2e, {r["stamp"]: r["model"] for r in recs}, {r["stamp"]: r["node"] for r in recs})
+
+
+def main(argv=None) -> int:
+    from .bag_eval import _parse_param
+
+    ap = argparse.ArgumentParser(prog="python -m ovseg_ros.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--modes", default="inproc,fastdds,large_data")
+    ap.add_argument("--overlay", action="store_true", help="also subscribe to (and so compute) the overlay")
+    ap.add_argument("-p", "--param", action="append", default=[], type=_parse_param, metavar="NAME:=VALUE")
+    ap.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for one frame")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--stats-file", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        return serve(args)
+    results = []
+    print(f"640x480 rgb8, {args.frames} frames per mode (+{args.warmup} warm-up), model "
+          f"{_params(dict(args.param))['model']}/{_params(dict(args.param))['variant']}"
+          f"{' + overlay' if args.overlay else ''}")
+    print(f"{'mode':<12} {'e2e p50':>9} {'e2e p90':>9} {'model p50':>10} {'overhead p50':>13} {'overhead p90':>13}"
+          f" {'in-node p50':>12}")
+    for mode in args.modes.split(","):
+        r = run_mode(mode.strip(), args)
+        results.append(r)
+        if r["frames"] == 0:
+            print(f"{mode:<12} no frames came back")
+            continue
+        print(f"{mode:<12} {r['end_to_end_ms']['p50']:8.2f}ms {r['end_to_end_ms']['p90']:8.2f}ms "
+              f"{r['model_ms']['p50']:9.2f}ms {r['overhead_ms']['p50']:12.2f}ms {r['overhead_ms']['p90']:12.2f}ms"
+              f" {r['in_node_ms']['p50'] - r['model_ms']['p50']:11.2f}ms", flush=True)
+    ok = all(r["overhead_ms"] and r["overhead_ms"]["p50"] <= 5.0 for r in results)
+    print(f"target (node overhead <= 5 ms median): {'met' if ok else 'NOT met'} in "
+          f"{sum(1 for r in results if r['overhead_ms'] and r['overhead_ms']['p50'] <= 5.0)}/{len(results)} modes")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

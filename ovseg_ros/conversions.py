@@ -1,0 +1,335 @@
+"""Conversions between ``sensor_msgs`` images and numpy arrays (the project's own cv_bridge).
+
+PyPI's ``cv_bridge`` is a broken ROS 1 port, and a real one is only present on robots with a ROS 2
+distro, so this module does the conversions with numpy (and Pillow for compressed images):
+
+- :func:`image_to_numpy` / :func:`numpy_to_image`: raw ``sensor_msgs/Image`` <-> array in the
+  message's own encoding (bit-exact both ways; ``step`` row padding and ``is_bigendian`` handled).
+- :func:`image_to_rgb8`: any supported encoding -> HxWx3 uint8 RGB for the model.
+- :func:`compressed_to_rgb8` / :func:`rgb8_to_compressed`: ``sensor_msgs/CompressedImage``
+  (jpeg/png, image_transport's ``"bgr8; jpeg compressed bgr8"`` format strings included).
+- :func:`labels_to_image`: label maps -> mono16 images (65535 = unlabeled).
+
+Everything takes and returns message objects duck-typed (anything with the fields), so this
+module imports no rclpy; :func:`numpy_to_image` imports ``sensor_msgs`` when asked for a message.
+Malformed input raises :class:`ImageConversionError` (a ``ValueError``) whose message says why.
+"""
+from __future__ import annotations
+
+import array
+import io
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ENCODINGS",
+    "ImageConversionError",
+    "UNLABELED",
+    "check_image",
+    "compressed_to_numpy",
+    "compressed_to_rgb8",
+    "image_to_numpy",
+    "image_to_rgb8",
+    "labels_to_image",
+    "numpy_to_image",
+    "rgb8_to_compressed",
+    "to_uint8_array",
+]
+
+#: label value of unlabeled pixels in mono16 label images (vision_msgs convention)
+UNLABELED = 65535
+
+#: encoding -> (numpy dtype, channels). ``yuv422`` (UYVY) and ``yuv422_yuy2`` (YUYV) are
+#: handled as 2-channel uint8 arrays (two bytes per pixel).
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "rgb16": (np.dtype(np.uint16), 3),
+    "bgr16": (np.dtype(np.uint16), 3),
+    "rgba16": (np.dtype(np.uint16), 4),
+    "bgra16": (np.dtype(np.uint16), 4),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "8UC3": (np.dtype(np.uint8), 3),
+    "8UC4": (np.dtype(np.uint8), 4),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "16UC3": (np.dtype(np.uint16), 3),
+    "16UC4": (np.dtype(np.uint16), 4),
+    "yuv422": (np.dtype(np.uint8), 2),
+    "uyvy": (np.dtype(np.uint8), 2),
+    "yuv422_yuy2": (np.dtype(np.uint8), 2),
+    "yuyv": (np.dtype(np.uint8), 2),
+}
+
+# how image_to_rgb8 reads each encoding: channel order to take, or a special decoder
+_RGB_ORDER = {
+    "rgb8": (0, 1, 2), "rgba8": (0, 1, 2), "rgb16": (0, 1, 2), "rgba16": (0, 1, 2),
+    # OpenCV's convention: 3- and 4-channel "UC" images are BGR(A)
+    "bgr8": (2, 1, 0), "bgra8": (2, 1, 0), "bgr16": (2, 1, 0), "bgra16": (2, 1, 0),
+    "8UC3": (2, 1, 0), "8UC4": (2, 1, 0), "16UC3": (2, 1, 0), "16UC4": (2, 1, 0),
+}
+_MONO = ("mono8", "mono16", "8UC1", "16UC1")
+_UYVY = ("yuv422", "uyvy")
+_YUYV = ("yuv422_yuy2", "yuyv")
+
+#: largest accepted image side; a corrupted header must not make us allocate terabytes
+MAX_SIDE = 1 << 15
+
+
+class ImageConversionError(ValueError):
+    """An image message could not be converted; the message says why."""
+
+
+def _data_len(data: Any) -> int:
+    if isinstance(data, array.array):
+        return len(data) * data.itemsize
+    return len(data)
+
+
+def check_image(msg) -> tuple[np.dtype, int]:
+    """Validate an image message's geometry against its data, without touching the pixels.
+
+    Returns ``(dtype, channels)``. Raises :class:`ImageConversionError` for an unsupported
+    encoding, zero or absurd width/height, ``step`` smaller than a row, or data shorter than
+    ``step * height``. O(1): cheap enough for a subscription callback.
+    """
+    enc = msg.encoding
+    if enc not in ENCODINGS:
+        raise ImageConversionError(f"unsupported encoding {enc!r}; supported: {', '.join(ENCODINGS)}")
+    dtype, channels = ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise ImageConversionError(f"empty image ({w}x{h})")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise ImageConversionError(f"image of {w}x{h} exceeds {MAX_SIDE} pixels per side")
+    row = w * channels * dtype.itemsize
+    if step < row:
+        raise ImageConversionError(f"step {step} is smaller than a row of {w} {enc} pixels ({row} bytes)")
+    n = _data_len(msg.data)
+    if n < step * h:
+        raise ImageConversionError(f"data has {n} bytes, less than step x height = {step} x {h} = {step * h}")
+    if enc in _UYVY + _YUYV and w % 2:
+        raise ImageConversionError(f"{enc} needs an even width, got {w}")
+    return dtype, channels
+
+
+def image_to_numpy(msg, *, copy: bool = False) -> np.ndarray:
+    """``sensor_msgs/Image`` -> array of shape (H, W) (one channel) or (H, W, C), native byte order.
+
+    Row padding (``step`` larger than a row) is skipped; big-endian 16-bit data is byte-swapped.
+    Without ``copy`` the result may be a read-only view into ``msg.data``.
+    """
+    dtype, channels = check_image(msg)
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    src_dtype = dtype.newbyteorder(">") if (msg.is_bigendian and dtype.itemsize > 1) else dtype.newbyteorder("<")
+    buf = msg.data
+    if not isinstance(buf, (bytes, bytearray, memoryview, array.array, np.ndarray)):
+        buf = bytes(buf)
+    arr = np.ndarray(shape=(h, w, channels), dtype=src_dtype, buffer=memoryview(buf).cast("B"),
+                     strides=(step, channels * dtype.itemsize, dtype.itemsize))
+    if src_dtype != dtype.newbyteorder("="):
+        arr = arr.astype(dtype.newbyteorder("="))  # byte swap (copies)
+    elif copy:
+        arr = arr.copy()
+    if channels == 1:
+        arr = arr[:, :, 0]
+    return arr
+
+
+def numpy_to_image(array_: np.ndarray, encoding: str, *, header=None, step: int | None = None,
+                   is_bigendian: bool = False, msg=None):
+    """Array -> ``sensor_msgs/Image`` (``msg`` filled in place when given).
+
+    ``step`` larger than a row pads each row with zero bytes; ``is_bigendian`` stores 16-bit
+    data big-endian. The array's dtype and channel count must match the encoding.
+    """
+    if encoding not in ENCODINGS:
+        raise ImageConversionError(f"unsupported encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
+    dtype, channels = ENCODINGS[encoding]
+    a = np.asarray(array_)
+    if a.ndim == 2 and channels == 1:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] != channels:
+        raise ImageConversionError(f"{encoding} needs shape (H, W{', %d' % channels if channels > 1 else ''}), "
+                                   f"got {a.shape}")
+    if a.dtype != dtype:
+        raise ImageConversionError(f"{encoding} needs dtype {dtype}, got {a.dtype}")
+    h, w = a.shape[:2]
+    row = w * channels * dtype.itemsize
+    step = row if step is None else int(step)
+    if step < row:
+        raise ImageConversionError(f"step {step} is smaller than a row ({row} bytes)")
+    target = dtype.newbyteorder(">" if is_bigendian else "<")
+    a = np.ascontiguousarray(a, dtype=target)
+    raw = a.view(np.uint8).reshape(h, row)
+    if step > row:
+        padded = np.zeros((h, step), dtype=np.uint8)
+        padded[:, :row] = raw
+        raw = padded
+    if msg is None:
+        from sensor_msgs.msg import Image
+
+        msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width, msg.encoding = int(h), int(w), encoding
+    msg.is_bigendian = 1 if is_bigendian else 0
+    msg.step = int(step)
+    msg.data = to_uint8_array(raw)
+    return msg
+
+
+def to_uint8_array(a: np.ndarray) -> array.array:
+    """Bytes of ``a`` as ``array.array('B')``: what rclpy's uint8[] fields take without a per-byte check."""
+    out = array.array("B")
+    out.frombytes(memoryview(np.ascontiguousarray(a)).cast("B"))
+    return out
+
+
+def _yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range YUV (float arrays) -> uint8 RGB, as OpenCV's COLOR_YUV2RGB_UYVY."""
+    c = (y - 16.0) * 1.164
+    d = u - 128.0
+    e = v - 128.0
+    rgb = np.stack([c + 1.596 * e, c - 0.392 * d - 0.813 * e, c + 2.017 * d], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def image_to_rgb8(msg) -> np.ndarray:
+    """Any supported ``sensor_msgs/Image`` -> HxWx3 uint8 RGB (contiguous; a new array).
+
+    BGR orders are swapped, alpha dropped, mono expanded to three channels; 16-bit values are
+    scaled to 8 bits by their high byte (``v >> 8``); YUV 4:2:2 uses BT.601.
+    """
+    enc = msg.encoding
+    a = image_to_numpy(msg)
+    if enc in _UYVY or enc in _YUYV:
+        a = a.reshape(a.shape[0], a.shape[1] // 2, 4).astype(np.float32)
+        if enc in _UYVY:
+            u, y0, v, y1 = (a[..., i] for i in range(4))
+        else:
+            y0, u, y1, v = (a[..., i] for i in range(4))
+        y = np.stack([y0, y1], axis=-1).reshape(a.shape[0], -1)
+        u = np.repeat(u, 2, axis=1)
+        v = np.repeat(v, 2, axis=1)
+        return _yuv_to_rgb(y, u, v)
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    if enc in _MONO:
+        return np.repeat(a[:, :, None], 3, axis=2)
+    order = _RGB_ORDER[enc]
+    if order == (0, 1, 2) and a.shape[2] == 3:
+        return np.array(a, copy=True, order="C")
+    return np.ascontiguousarray(a[:, :, list(order)])
+
+
+# -- compressed -------------------------------------------------------------------------------
+
+def _compressed_kind(fmt: str) -> str:
+    f = fmt.lower()
+    if "compresseddepth" in f:
+        raise ImageConversionError(f"compressedDepth images ({fmt!r}) are not supported; "
+                                   "subscribe to the raw depth topic instead")
+    if "png" in f:
+        return "png"
+    if "jpeg" in f or "jpg" in f or f.strip() == "":
+        return "jpeg"
+    raise ImageConversionError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
+
+
+def _open_compressed(msg):
+    from PIL import Image as PILImage
+
+    _compressed_kind(msg.format)
+    data = msg.data
+    raw = data.tobytes() if isinstance(data, array.array) else bytes(data)
+    if not raw:
+        raise ImageConversionError("compressed image has no data")
+    try:
+        im = PILImage.open(io.BytesIO(raw))
+        w, h = im.size
+        if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE:
+            raise ImageConversionError(f"compressed image of {w}x{h} refused")
+        im.load()
+    except ImageConversionError:
+        raise
+    except Exception as e:  # Pillow raises many types on corrupt data
+        raise ImageConversionError(f"cannot decode {msg.format!r} image: {type(e).__name__}: {e}") from None
+    return im
+
+
+def compressed_to_numpy(msg) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` -> array as decoded: (H, W) mono (uint8/uint16) or (H, W, 3|4) RGB(A)."""
+    im = _open_compressed(msg)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return np.asarray(im, dtype=np.uint16) if im.mode != "I" else np.asarray(im).astype(np.uint16)
+    if im.mode in ("L", "RGB", "RGBA"):
+        return np.asarray(im)
+    if im.mode == "LA":
+        return np.asarray(im.convert("L"))
+    return np.asarray(im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB"))
+
+
+def compressed_to_rgb8(msg) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (jpeg/png) -> HxWx3 uint8 RGB.
+
+    The JPEG/PNG payload is in standard RGB order whatever channel order the format string
+    names (image_transport's ``"bgr8; jpeg compressed bgr8"`` is encoded from BGR by OpenCV, which
+    writes standard RGB files).
+    """
+    a = compressed_to_numpy(msg)
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    if a.ndim == 2:
+        return np.repeat(a[:, :, None], 3, axis=2)
+    return np.array(a[:, :, :3], copy=True, order="C")
+
+
+def rgb8_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", *, header=None, quality: int = 90, msg=None):
+    """HxWx3 uint8 RGB (or HxW mono) -> ``sensor_msgs/CompressedImage`` (``format`` as image_transport writes it)."""
+    from PIL import Image as PILImage
+
+    kind = _compressed_kind(fmt)
+    a = np.ascontiguousarray(rgb)
+    im = PILImage.fromarray(a)
+    bio = io.BytesIO()
+    if kind == "jpeg":
+        im.save(bio, format="JPEG", quality=quality)
+    else:
+        im.save(bio, format="PNG")
+    if msg is None:
+        from sensor_msgs.msg import CompressedImage
+
+        msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    enc = "mono8" if a.ndim == 2 else "rgb8"
+    msg.format = f"{enc}; {kind} compressed {enc}"
+    out = array.array("B")
+    out.frombytes(bio.getvalue())
+    msg.data = out
+    return msg
+
+
+# -- labels -----------------------------------------------------------------------------------
+
+def labels_to_image(labels: np.ndarray, *, header=None, unlabeled: np.ndarray | None = None, msg=None):
+    """Integer label map (H, W) -> mono16 ``sensor_msgs/Image``.
+
+    Values outside ``0..65534`` and pixels where ``unlabeled`` is true become 65535.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise ImageConversionError(f"label map must be 2-D, got shape {lab.shape}")
+    if lab.dtype == np.uint16 and unlabeled is None:
+        out = lab
+    else:
+        bad = (lab < 0) | (lab >= UNLABELED)
+        if unlabeled is not None:
+            bad |= unlabeled
+        out = np.where(bad, UNLABELED, lab).astype(np.uint16)
+    return numpy_to_image(out, "mono16", header=header, msg=msg)

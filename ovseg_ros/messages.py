@@ -1,0 +1,264 @@
+"""ovseg messages <-> ovseg_models objects.
+
+- :func:`vocabulary_from_msgs`: ``VocabularyClass[]`` + templates (a SetVocabulary request) ->
+  validated :class:`ovseg_models.Vocabulary` (raises :class:`VocabularyError` with the reason).
+- :func:`vocabulary_to_msg`: an encoded vocabulary -> ``ovseg/Vocabulary`` (``seen`` resolved).
+- :func:`panoptic_to_msg`: a :class:`SegmentationResult` -> ``ovseg/PanopticSegmentation``.
+- :func:`semantic_to_msg`: a :class:`SegmentationResult` -> mono16 label image.
+- :func:`load_vocabulary`: the built-in dataset vocabularies and vocabulary files.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ovseg_models.segmenter import EncodedVocabulary, SegmentationResult
+from ovseg_models.vocabulary import (MAX_CLASSES, MAX_NAME_LENGTH, Vocabulary, VocabularyClass,
+                                     VocabularyError, normalize_name)
+
+from .conversions import UNLABELED, labels_to_image
+
+__all__ = [
+    "BUILTIN_VOCABULARIES",
+    "load_vocabulary",
+    "panoptic_to_msg",
+    "segments_from_semantic",
+    "semantic_to_msg",
+    "vocabulary_from_msgs",
+    "vocabulary_to_msg",
+]
+
+#: names accepted as built-in default vocabularies (see ovseg_models.data.class_names)
+BUILTIN_VOCABULARIES = ("coco_panoptic", "ade20k_150", "coco_stuff_171", "ade20k_847", "pascal_context_59",
+                        "pascal_context_459", "pascal_voc_20", "pascal_voc_21", "cityscapes", "mapillary_vistas")
+
+#: training vocabulary per model: decides ``seen`` for SEEN_AUTO classes
+TRAINING_DATASET = {"fcclip": "coco_panoptic", "catseg": "coco_stuff_171"}
+
+SEEN_AUTO, SEEN, UNSEEN = 0, 1, 2
+
+
+def _clean(s: str) -> str:
+    return " ".join(s.split())
+
+
+def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) -> Vocabulary:
+    """Validate a SetVocabulary request's classes and templates.
+
+    Names and synonyms are whitespace-normalised; a class's synonyms are its name followed by
+    ``synonyms`` (duplicates within a class dropped). Refused, with a reason: no classes, more
+    than 65535 classes, an empty name or synonym, duplicate names (case/whitespace-insensitive),
+    strings over 200 characters, unknown ``seen`` values, templates without exactly one ``{}``.
+    """
+    n = len(classes)
+    if n == 0:
+        raise VocabularyError("the vocabulary is empty: give at least one class")
+    if n > MAX_CLASSES:
+        raise VocabularyError(f"{n} classes exceed the limit of {MAX_CLASSES} "
+                              "(mono16 label images reserve 65535 for unlabeled)")
+    parsed = []
+    for i, c in enumerate(classes):
+        raw = [c.name, *c.synonyms]
+        for j, s in enumerate(raw):
+            if len(s) > MAX_NAME_LENGTH:
+                what = "name" if j == 0 else f"synonym {j}"
+                raise VocabularyError(f"class {i}: {what} of {len(s)} characters exceeds {MAX_NAME_LENGTH}: "
+                                      f"{s[:40]!r}...")
+        names = [_clean(s) for s in raw]
+        if not names[0]:
+            raise VocabularyError(f"class {i} has an empty name")
+        for j, s in enumerate(names[1:], 1):
+            if not s:
+                raise VocabularyError(f"class {i} ({names[0]!r}): synonym {j} is empty")
+        if c.seen not in (SEEN_AUTO, SEEN, UNSEEN):
+            raise VocabularyError(f"class {i} ({names[0]!r}): seen must be 0 (auto), 1 (seen) or 2 (unseen), "
+                                  f"got {c.seen}")
+        seen = None if c.seen == SEEN_AUTO else c.seen == SEEN
+        unique = list(dict.fromkeys(names))
+        parsed.append(VocabularyClass(tuple(unique), is_thing=bool(c.is_thing), seen=seen))
+    tmpl = [str(t) for t in templates]
+    for t in tmpl:
+        if len(t) > MAX_NAME_LENGTH:
+            raise VocabularyError(f"prompt template of {len(t)} characters exceeds {MAX_NAME_LENGTH}")
+    return Vocabulary.create(parsed, templates=tmpl or None)
+
+
+def resolve_seen(vocabulary: Vocabulary, model: str) -> list[bool]:
+    """``seen`` per class: as given, or decided against the model's training vocabulary."""
+    from ovseg_models.data.class_names import seen_mask
+
+    unknown = [i for i, c in enumerate(vocabulary) if c.seen is None]
+    seen = [bool(c.seen) for c in vocabulary]
+    if unknown:
+        auto = seen_mask([vocabulary[i].synonyms for i in unknown], TRAINING_DATASET.get(model, "coco_panoptic"))
+        for i, s in zip(unknown, auto):
+            seen[i] = bool(s)
+    return seen
+
+
+def vocabulary_to_msg(encoded: EncodedVocabulary, *, version: int, model: str, stamp=None,
+                      default_templates: Sequence[str] = ()):
+    """``ovseg/Vocabulary`` for an encoded vocabulary (``seen`` is SEEN or UNSEEN, never AUTO)."""
+    from ovseg.msg import Vocabulary as VocabularyMsg
+    from ovseg.msg import VocabularyClass as ClassMsg
+
+    vocab = encoded.vocabulary
+    seen_t = encoded.tensors.get("seen") if isinstance(encoded.tensors, dict) else None
+    if seen_t is not None and len(seen_t) == len(vocab):
+        seen = [bool(s) for s in seen_t.tolist()]
+    else:
+        seen = resolve_seen(vocab, model)
+    msg = VocabularyMsg()
+    if stamp is not None:
+        msg.stamp = stamp
+    msg.version = int(version)
+    msg.model = model
+    msg.classes = [ClassMsg(name=c.name, synonyms=list(c.synonyms[1:]), is_thing=bool(c.is_thing),
+                            seen=SEEN if s else UNSEEN) for c, s in zip(vocab, seen)]
+    templates = vocab.templates
+    if templates is None:
+        t = encoded.tensors.get("templates") if isinstance(encoded.tensors, dict) else None
+        templates = tuple(t) if t else tuple(default_templates)
+    msg.prompt_templates = list(templates)
+    return msg
+
+
+def load_vocabulary(spec: str, *, base_dir: str | Path | None = None) -> Vocabulary:
+    """A vocabulary from a built-in name (``coco_panoptic``, ``ade20k_150``, ...) or a file.
+
+    Files: ``.yaml``/``.yml``/``.json`` hold a list whose items are a string (``"wall, walls"``)
+    or a mapping ``{name, synonyms, is_thing, seen}``; any other file holds one class per line,
+    synonyms separated by commas, ``#`` comments, an optional ``[stuff]`` or ``[thing]`` suffix.
+    """
+    from ovseg_models.data.class_names import get_categories
+
+    s = spec.strip()
+    if s.startswith("file:"):
+        s = s[5:]
+    key = s.lower()
+    try:
+        cats = get_categories(key)
+    except (KeyError, ValueError):
+        cats = None
+    if cats is not None:
+        return Vocabulary.create([VocabularyClass(tuple(dict.fromkeys(c.synonyms)), is_thing=c.is_thing)
+                                  for c in cats])
+    path = Path(s).expanduser()
+    if not path.is_absolute() and base_dir is not None and not path.exists():
+        path = Path(base_dir) / path
+    if not path.is_file():
+        raise VocabularyError(f"default vocabulary {spec!r} is neither a built-in "
+                              f"({', '.join(BUILTIN_VOCABULARIES)}) nor an existing file")
+    text = path.read_text(encoding="utf-8")
+    classes: list[VocabularyClass] = []
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        if path.suffix.lower() == ".json":
+            items = json.loads(text)
+        else:
+            import yaml
+
+            items = yaml.safe_load(text)
+        if isinstance(items, dict) and "classes" in items:
+            items = items["classes"]
+        if not isinstance(items, list):
+            raise VocabularyError(f"{path}: expected a list of classes")
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                classes.append(VocabularyClass.parse(item))
+            elif isinstance(item, dict) and "name" in item:
+                syn = [str(item["name"]), *[str(x) for x in item.get("synonyms", []) or []]]
+                seen = item.get("seen")
+                classes.append(VocabularyClass(tuple(dict.fromkeys(_clean(x) for x in syn)),
+                                               is_thing=bool(item.get("is_thing", True)),
+                                               seen=None if seen is None else bool(seen)))
+            else:
+                raise VocabularyError(f"{path}: item {i} must be a string or a mapping with 'name'")
+    else:
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            is_thing = True
+            for tag, flag in (("[stuff]", False), ("[thing]", True)):
+                if line.lower().endswith(tag):
+                    line, is_thing = line[: -len(tag)].strip(), flag
+            classes.append(VocabularyClass.parse(line, is_thing=is_thing))
+    return Vocabulary.create(classes)
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+def semantic_labels(result: SegmentationResult, score_threshold: float = 0.0) -> np.ndarray:
+    """uint16 label map: category per pixel, 65535 where the score is below ``score_threshold``."""
+    sem = np.asarray(result.semantic)
+    bad = (sem < 0) | (sem >= UNLABELED)
+    if score_threshold > 0 and result.score is not None:
+        bad |= np.asarray(result.score) < score_threshold
+    if bad.any():
+        return np.where(bad, UNLABELED, sem).astype(np.uint16)
+    return sem.astype(np.uint16)
+
+
+def semantic_to_msg(labels: np.ndarray, header, msg=None):
+    """mono16 label image with ``header`` (labels from :func:`semantic_labels`)."""
+    return labels_to_image(labels, header=header, msg=msg)
+
+
+def segments_from_semantic(labels: np.ndarray, score: np.ndarray | None, vocabulary: Vocabulary
+                           ) -> tuple[np.ndarray, list[dict]]:
+    """Panoptic output for semantic-only models (CAT-Seg): one segment per class present.
+
+    Segment ids are 1..n in class order; the score is the class's mean score over its pixels.
+    Things are not split into instances (the model has no instance output).
+    """
+    lab = np.asarray(labels)
+    valid = lab != UNLABELED
+    cats, inverse, counts = np.unique(np.where(valid, lab, UNLABELED), return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(lab.shape)
+    ids = np.zeros(lab.shape, dtype=np.uint16)
+    segments = []
+    sid = 0
+    for k, (cat, area) in enumerate(zip(cats.tolist(), counts.tolist())):
+        if cat == UNLABELED:
+            continue
+        sid += 1
+        mask = inverse == k
+        ids[mask] = sid
+        ys, xs = np.nonzero(mask)
+        sc = float(np.asarray(score)[mask].mean()) if score is not None else 1.0
+        segments.append({"id": sid, "category": int(cat), "label": vocabulary[cat].name, "score": sc,
+                         "area": int(area), "is_thing": bool(vocabulary[cat].is_thing),
+                         "bbox": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                                  int(ys.max() - ys.min() + 1))})
+    return ids, segments
+
+
+def panoptic_to_msg(ids: np.ndarray, segments: Sequence[Any], header, vocabulary_version: int, msg=None):
+    """``ovseg/PanopticSegmentation`` from an id map and segments (model ``Segment`` objects or dicts)."""
+    from ovseg.msg import PanopticSegmentation, Segment
+    from sensor_msgs.msg import RegionOfInterest
+
+    if msg is None:
+        msg = PanopticSegmentation()
+    msg.header = header
+    a = np.asarray(ids)
+    if a.dtype != np.uint16:
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError("segment ids do not fit mono16")
+        a = a.astype(np.uint16)
+    labels_to_image(a, header=header, msg=msg.id_image)
+    out = []
+    for s in segments:
+        get = s.get if isinstance(s, dict) else (lambda k, _s=s: getattr(_s, k))
+        x, y, w, h = get("bbox")
+        out.append(Segment(id=int(get("id")), category=int(get("category")), label=str(get("label")),
+                           score=float(min(max(get("score"), 0.0), 1.0)), area=int(get("area")),
+                           bbox=RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h),
+                                                 do_rectify=False),
+                           is_thing=bool(get("is_thing"))))
+    msg.segments = out
+    msg.vocabulary_version = int(vocabulary_version)
+    return msg

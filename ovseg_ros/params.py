@@ -1,0 +1,334 @@
+"""The node's parameters: declarations (with descriptions), reading, validation, model building.
+
+Every parameter has a default here; ``config/ovseg.yaml`` repeats them with comments. Model
+parameters take effect at the next *configure*; those in :data:`RUNTIME_PARAMETERS` also take
+effect immediately when set on a running node. Validation failures raise :class:`ConfigError`
+whose message says what to change.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["ConfigError", "NodeConfig", "PARAMETERS", "RUNTIME_PARAMETERS", "build_segmenter",
+           "declare_parameters", "read_config", "config_from_dict"]
+
+MODELS = ("fcclip", "catseg")
+DEVICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+QOS_PROFILES = ("sensor_data", "default", "system_default")
+RELIABILITY = ("", "reliable", "best_effort")
+TRANSPORTS = ("raw", "compressed")
+TEMPLATE_SETS = ("default", "vild", "openai", "single")
+
+
+class ConfigError(ValueError):
+    """A parameter combination the node cannot run with; the message says what to do."""
+
+
+#: name -> (default, description). Types follow the defaults (string arrays are lists of str).
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "model": ("fcclip", "segmentation model: 'fcclip' or 'catseg'"),
+    "variant": ("", "backbone/variant ('' = the model's default: fcclip convnext_large_d_320, "
+                    "catseg vitb16_384); see ovseg_models.list_variants(model)"),
+    "checkpoint": ("", "path of an official released checkpoint (FC-CLIP fcclip_cocopan.pth, CAT-Seg "
+                       "model_base.pth / model_large.pth) or one saved by ovseg; '' = none"),
+    "allow_random_weights": (False, "run without a checkpoint (randomly initialised head: outputs are "
+                                    "meaningless; for tests and demos only)"),
+    "pretrained": ("default", "CLIP weights when no checkpoint provides them: 'default' (the variant's open_clip "
+                              "tag, from the cache or downloaded), 'none' (random), another tag, or a file"),
+    "device": ("auto", "torch device: 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'"),
+    "precision": ("fp32", "'fp32', or 'fp16'/'bf16' autocast (CUDA only)"),
+    "seed": (-1, "torch seed before building the model (random weights reproducible); -1 = none"),
+    "torch_threads": (0, "torch CPU threads (0 = torch's default)"),
+    "model_options": ("", "JSON object of further create_segmenter options (FC-CLIP config fields such "
+                          "as num_queries, CAT-Seg options such as pooling_size)"),
+    "resize.max_side": (0, "downscale frames so their longer side is at most this before the model "
+                           "(outputs are scaled back to the input resolution); 0 = off"),
+    "fcclip.min_size": (0, "FC-CLIP test resize, shortest edge (0 = model default 800)"),
+    "fcclip.max_size": (0, "FC-CLIP test resize, longest-edge cap (0 = model default 1333)"),
+    "fcclip.alpha": (0.4, "FC-CLIP geometric ensemble weight for seen classes"),
+    "fcclip.beta": (0.8, "FC-CLIP geometric ensemble weight for unseen classes"),
+    "fcclip.object_mask_threshold": (0.0, "FC-CLIP panoptic: minimum class probability of a mask"),
+    "fcclip.overlap_threshold": (0.8, "FC-CLIP panoptic: minimum kept fraction of a mask"),
+    "catseg.sliding_window": (False, "CAT-Seg: official sliding-window inference (slower, better)"),
+    "semantic_score_threshold": (0.0, "pixels whose class score is below this are published unlabeled (65535)"),
+    "vocabulary.default": ("coco_panoptic", "default vocabulary: a built-in list ('coco_panoptic', "
+                                            "'ade20k_150', ...) or a file (.txt lines 'name, synonym', "
+                                            ".yaml/.json list)"),
+    "prompt_templates": (["default"], "prompt templates, each with one '{}', or one set name: 'default' "
+                                      "(the model's), 'vild', 'openai', 'single'"),
+    "input.transport": ("raw", "'raw' (sensor_msgs/Image on 'image') or 'compressed' "
+                               "(sensor_msgs/CompressedImage on '<image>/compressed')"),
+    "input.qos.profile": ("sensor_data", "input QoS profile: 'sensor_data', 'default', 'system_default'"),
+    "input.qos.reliability": ("", "override the profile's reliability: '', 'reliable', 'best_effort'"),
+    "input.qos.depth": (0, "override the profile's history depth (0 = the profile's)"),
+    "output.qos.depth": (5, "history depth of the output topics"),
+    "output.qos.reliability": ("reliable", "output reliability: 'reliable' or 'best_effort'"),
+    "max_rate": (0.0, "maximum processing rate in Hz (0 = as fast as the model runs)"),
+    "publish.semantic": (True, "publish 'semantic' (mono16 label image)"),
+    "publish.panoptic": (True, "publish 'panoptic' (ovseg/PanopticSegmentation)"),
+    "publish.overlay": (True, "publish 'overlay' (rgb8; computed only while someone subscribes)"),
+    "publish.diagnostics": (True, "publish diagnostic_msgs/DiagnosticArray on /diagnostics"),
+    "overlay.alpha": (0.5, "overlay opacity of the class colours"),
+    "overlay.draw_labels": (True, "draw class names on the overlay"),
+    "diagnostics.period": (1.0, "diagnostics publishing period in seconds"),
+    "autostart": (False, "ovseg_lifecycle_node: configure and activate at start-up"),
+}
+
+RUNTIME_PARAMETERS = ("max_rate", "semantic_score_threshold", "overlay.alpha", "overlay.draw_labels")
+
+
+@dataclass
+class NodeConfig:
+    model: str = "fcclip"
+    variant: str = ""
+    checkpoint: str = ""
+    allow_random_weights: bool = False
+    pretrained: str = "default"
+    device: str = "auto"
+    precision: str = "fp32"
+    seed: int = -1
+    torch_threads: int = 0
+    model_options: dict = field(default_factory=dict)
+    max_side: int = 0
+    fcclip_min_size: int = 0
+    fcclip_max_size: int = 0
+    fcclip_alpha: float = 0.4
+    fcclip_beta: float = 0.8
+    fcclip_object_mask_threshold: float = 0.0
+    fcclip_overlap_threshold: float = 0.8
+    catseg_sliding_window: bool = False
+    semantic_score_threshold: float = 0.0
+    default_vocabulary: str = "coco_panoptic"
+    prompt_templates: tuple[str, ...] | None = None  # None = model default
+    transport: str = "raw"
+    input_qos_profile: str = "sensor_data"
+    input_qos_reliability: str = ""
+    input_qos_depth: int = 0
+    output_qos_depth: int = 5
+    output_qos_reliability: str = "reliable"
+    max_rate: float = 0.0
+    publish_semantic: bool = True
+    publish_panoptic: bool = True
+    publish_overlay: bool = True
+    publish_diagnostics: bool = True
+    overlay_alpha: float = 0.5
+    overlay_draw_labels: bool = True
+    diagnostics_period: float = 1.0
+    resolved_device: str = "cpu"
+
+
+def declare_parameters(node) -> None:
+    from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+
+    for name, (default, description) in PARAMETERS.items():
+        if isinstance(default, list):
+            desc = ParameterDescriptor(description=description, type=ParameterType.PARAMETER_STRING_ARRAY)
+        else:
+            desc = ParameterDescriptor(description=description)
+        if not node.has_parameter(name):
+            node.declare_parameter(name, default, desc)
+
+
+def _key(name: str) -> str:
+    return {"resize.max_side": "max_side", "vocabulary.default": "default_vocabulary",
+            "input.transport": "transport"}.get(name, name.replace(".", "_"))
+
+
+def read_config(node) -> NodeConfig:
+    """Read and validate the node's parameters."""
+    values = {name: node.get_parameter(name).value for name in PARAMETERS}
+    return config_from_dict(values)
+
+
+def config_from_dict(values: dict[str, Any]) -> NodeConfig:
+    """Validate parameter values (names as in :data:`PARAMETERS`; missing ones take defaults)."""
+    v = {name: values.get(name, default) for name, (default, _) in PARAMETERS.items()}
+    unknown = set(values) - set(PARAMETERS)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {sorted(unknown)}")
+    cfg = NodeConfig()
+    for name, value in v.items():
+        k = _key(name)
+        if hasattr(cfg, k):
+            setattr(cfg, k, value)
+
+    model = str(cfg.model).lower().replace("-", "").replace("_", "")
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {cfg.model!r}: set parameter 'model' to 'fcclip' or 'catseg'")
+    cfg.model = model
+    from ovseg_models import list_variants
+
+    if cfg.variant:
+        fam = __import__(f"ovseg_models.{model}", fromlist=["get_config"])
+        try:
+            fam.get_config(cfg.variant)
+        except ValueError:
+            raise ConfigError(f"unknown {model} variant {cfg.variant!r}: set 'variant' to one of "
+                              f"{list_variants(model)} (or '' for the default)") from None
+    if cfg.checkpoint:
+        p = Path(os.path.expanduser(cfg.checkpoint))
+        if not p.is_file():
+            raise ConfigError(f"checkpoint {cfg.checkpoint!r} does not exist: download the official release "
+                              f"({'fcclip_cocopan.pth from the FC-CLIP repository' if model == 'fcclip' else 'model_base.pth or model_large.pth from the CAT-Seg repository'}) "
+                              "and give its path in 'checkpoint', or set checkpoint '' with "
+                              "allow_random_weights true for a test run")
+        cfg.checkpoint = str(p)
+    elif not cfg.allow_random_weights:
+        raise ConfigError(f"no checkpoint: set 'checkpoint' to the {model} release you want to run, or set "
+                          "'allow_random_weights' true to run with a randomly initialised head (outputs are "
+                          "meaningless)")
+    dev = str(cfg.device).strip().lower() or "auto"
+    import torch
+
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {cfg.device!r} requested but CUDA is not available to torch "
+                              f"{torch.__version__}: set 'device' to 'cpu' or 'auto', or install a torch build "
+                              "for this machine's CUDA driver (see README, 'Another CUDA version')")
+        if ":" in dev:
+            try:
+                idx = int(dev.split(":", 1)[1])
+            except ValueError:
+                raise ConfigError(f"device {cfg.device!r} is not {DEVICES_HINT}") from None
+            if idx >= torch.cuda.device_count():
+                raise ConfigError(f"device {cfg.device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev != "cpu":
+        raise ConfigError(f"device {cfg.device!r} is not {DEVICES_HINT}")
+    cfg.resolved_device = dev
+    if cfg.precision not in ("fp32", "fp16", "bf16"):
+        raise ConfigError(f"precision {cfg.precision!r}: use 'fp32', 'fp16' or 'bf16'")
+    if cfg.precision != "fp32" and not dev.startswith("cuda"):
+        raise ConfigError(f"precision {cfg.precision!r} needs a CUDA device; on {dev} use precision 'fp32'")
+    if cfg.model_options:
+        if isinstance(cfg.model_options, str):
+            try:
+                opts = json.loads(cfg.model_options)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"model_options is not valid JSON ({e}); example: "
+                                  "'{\"num_queries\": 100}'") from None
+        else:
+            opts = cfg.model_options
+        if not isinstance(opts, dict):
+            raise ConfigError("model_options must be a JSON object, e.g. '{\"num_queries\": 100}'")
+        cfg.model_options = opts
+    else:
+        cfg.model_options = {}
+    for name, lo, hi in (("fcclip_alpha", 0, 1), ("fcclip_beta", 0, 1), ("fcclip_object_mask_threshold", 0, 1),
+                         ("fcclip_overlap_threshold", 0, 1), ("semantic_score_threshold", 0, 1),
+                         ("overlay_alpha", 0, 1)):
+        val = float(getattr(cfg, name))
+        if not lo <= val <= hi:
+            raise ConfigError(f"{name.replace('_', '.', 1) if name.startswith(('fcclip', 'overlay')) else name} "
+                              f"= {val} must be within [{lo}, {hi}]")
+        setattr(cfg, name, val)
+    for name in ("max_side", "fcclip_min_size", "fcclip_max_size", "input_qos_depth", "torch_threads"):
+        if int(getattr(cfg, name)) < 0:
+            raise ConfigError(f"{name} must be >= 0")
+    if 0 < cfg.max_side < 32:
+        raise ConfigError(f"resize.max_side {cfg.max_side} is too small: use 0 (off) or >= 32")
+    if cfg.output_qos_depth < 1:
+        raise ConfigError("output.qos.depth must be >= 1")
+    if cfg.max_rate < 0:
+        raise ConfigError("max_rate must be >= 0 (0 = unlimited)")
+    if cfg.diagnostics_period <= 0:
+        raise ConfigError("diagnostics.period must be > 0")
+    if cfg.transport not in TRANSPORTS:
+        raise ConfigError(f"input.transport {cfg.transport!r}: use 'raw' or 'compressed'")
+    if cfg.input_qos_profile not in QOS_PROFILES:
+        raise ConfigError(f"input.qos.profile {cfg.input_qos_profile!r}: use one of {list(QOS_PROFILES)}")
+    if cfg.input_qos_reliability not in RELIABILITY:
+        raise ConfigError(f"input.qos.reliability {cfg.input_qos_reliability!r}: use '', 'reliable' or "
+                          "'best_effort'")
+    if cfg.output_qos_reliability not in RELIABILITY[1:]:
+        raise ConfigError(f"output.qos.reliability {cfg.output_qos_reliability!r}: use 'reliable' or "
+                          "'best_effort'")
+    templates = [t for t in (cfg.prompt_templates or []) if t != ""]
+    if not templates or (len(templates) == 1 and templates[0].lower() == "default"):
+        cfg.prompt_templates = None
+    elif len(templates) == 1 and templates[0].lower() in TEMPLATE_SETS:
+        from ovseg_models.text import get_templates
+
+        cfg.prompt_templates = tuple(get_templates(templates[0].lower()))
+    else:
+        for t in templates:
+            if t.count("{}") != 1:
+                raise ConfigError(f"prompt template {t!r} must contain '{{}}' exactly once (or give one set name: "
+                                  f"{list(TEMPLATE_SETS)})")
+        cfg.prompt_templates = tuple(templates)
+    if model == "catseg" and cfg.prompt_templates is not None:
+        from ovseg_models.catseg import get_config as catseg_config
+
+        channels = catseg_config(cfg.variant or None).prompt_channel
+        if channels not in (1, len(cfg.prompt_templates)):
+            raise ConfigError(f"CAT-Seg variant {cfg.variant or 'default'} uses {channels} prompt templates as "
+                              f"cost-volume channels; give exactly {channels} or 'default'")
+    return cfg
+
+
+def segmenter_options(cfg: NodeConfig) -> dict[str, Any]:
+    """Model-family keyword options for ``create_segmenter``."""
+    opts: dict[str, Any] = {}
+    if cfg.model == "fcclip":
+        if cfg.fcclip_min_size:
+            opts["min_size"] = cfg.fcclip_min_size
+        if cfg.fcclip_max_size:
+            opts["max_size"] = cfg.fcclip_max_size
+        opts["geometric_ensemble_alpha"] = cfg.fcclip_alpha
+        opts["geometric_ensemble_beta"] = cfg.fcclip_beta
+        opts["object_mask_threshold"] = cfg.fcclip_object_mask_threshold
+        opts["overlap_threshold"] = cfg.fcclip_overlap_threshold
+        opts["outputs"] = ("semantic", "panoptic") if cfg.publish_panoptic else ("semantic",)
+        if cfg.prompt_templates is not None:
+            opts["templates"] = list(cfg.prompt_templates)
+    else:
+        opts["sliding_window"] = cfg.catseg_sliding_window
+        if cfg.prompt_templates is not None:
+            opts["templates"] = list(cfg.prompt_templates)
+    opts.update(cfg.model_options)
+    return opts
+
+
+def build_segmenter(cfg: NodeConfig, *, create: Callable | None = None):
+    """Build the segmenter ``cfg`` describes; failures become :class:`ConfigError` with a hint."""
+    import warnings
+
+    import torch
+
+    if create is None:
+        from ovseg_models import create_segmenter as create
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    if cfg.seed >= 0:
+        torch.manual_seed(cfg.seed)
+    pretrained: Any = cfg.pretrained
+    if str(pretrained).lower() in ("default", "true", ""):
+        pretrained = True
+    elif str(pretrained).lower() in ("none", "false", "random"):
+        pretrained = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the node says itself whether the head is random
+            return create(cfg.model, variant=cfg.variant or None, checkpoint=cfg.checkpoint or None,
+                          pretrained=pretrained, device=cfg.resolved_device, precision=cfg.precision,
+                          **segmenter_options(cfg))
+    except TypeError as e:
+        raise ConfigError(f"model option not understood by {cfg.model}: {e}; check 'model_options' and the "
+                          f"{cfg.model}.* parameters") from None
+    except FileNotFoundError as e:
+        raise ConfigError(f"file not found while building {cfg.model}: {e}") from None
+    except Exception as e:
+        name = type(e).__name__
+        hint = ""
+        if "Pretrained" in name or "download" in str(e).lower() or "pretrained" in str(e).lower():
+            hint = (" -- the CLIP weights could not be found: put them in the open_clip/Hugging Face cache, give "
+                    "a local file in 'pretrained', or set 'pretrained' to 'none' (random CLIP weights)")
+        elif "checkpoint" in name.lower() or "checkpoint" in str(e).lower():
+            hint = (f" -- is {cfg.checkpoint!r} a {cfg.model} checkpoint for variant "
+                    f"{cfg.variant or 'default'}? Set 'variant' to the checkpoint's backbone")
+        raise ConfigError(f"could not build {cfg.model} ({name}: {e}){hint}") from e

@@ -1,0 +1,176 @@
+"""Helpers for the node tests (no tests here): a tiny real FC-CLIP, a running node, a probe node.
+
+The tiny model is the real FC-CLIP code path (``ovseg_models.create_segmenter``) with an RN50 CLIP,
+random weights, one decoder layer and 64 px input; it is built once per configuration and shared
+(``cached_create``), so each test pays only for its node.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from ros_test_utils import spin_until
+
+from diagnostic_msgs.msg import DiagnosticArray
+from ovseg.msg import PanopticSegmentation, Vocabulary, VocabularyClass
+from ovseg.srv import GetVocabulary, SetVocabulary
+from sensor_msgs.msg import CompressedImage, Image
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_CLASSES = ["wall, walls", "floor, carpet", "person, people", "cup, mug"]
+
+TINY_OPTIONS = {"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1}
+
+
+def tiny_params(vocab_file: Path, **overrides) -> dict:
+    p = {
+        "model": "fcclip", "variant": "rn50", "allow_random_weights": True, "pretrained": "none", "seed": 0,
+        "device": "cpu", "torch_threads": 1, "model_options": json.dumps(TINY_OPTIONS),
+        "fcclip.min_size": 64, "fcclip.max_size": 64, "fcclip.overlap_threshold": 0.0,
+        "resize.max_side": 64, "prompt_templates": ["single"], "vocabulary.default": str(vocab_file),
+        "diagnostics.period": 0.2,
+    }
+    p.update(overrides)
+    return p
+
+
+def write_vocab_file(folder: Path, classes=TEST_CLASSES) -> Path:
+    f = folder / "vocab.txt"
+    f.write_text("# test vocabulary\n" + "\n".join(classes[:1]) + " [stuff]\n" + "\n".join(classes[1:]) + "\n")
+    return f
+
+
+_CACHE: dict[str, object] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_create(model, **kwargs):
+    """``ovseg_models.create_segmenter`` memoised per arguments (the same real model object)."""
+    import ovseg_models
+
+    key = json.dumps([model, {k: repr(v) for k, v in sorted(kwargs.items())}])
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = ovseg_models.create_segmenter(model, **kwargs)
+        return _CACHE[key]
+
+
+def make_node(ros_context, params: dict, factory=cached_create, name: str = "ovseg"):
+    from ovseg_ros.node import SegmentationNode
+
+    return SegmentationNode(name, context=ros_context, segmenter_factory=factory,
+                            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+@contextmanager
+def running_node(ros_context, params: dict, *, factory=cached_create, activate: bool = True):
+    """A configured (and activated) SegmentationNode spun by its own multi-threaded executor."""
+    node = make_node(ros_context, params, factory)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.configure_error
+    if activate:
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    ex = MultiThreadedExecutor(num_threads=3, context=ros_context)
+    ex.add_node(node)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    try:
+        yield node
+    finally:
+        ex.shutdown(timeout_sec=5)
+        th.join(5)
+        node.destroy_node()
+
+
+def rgb_image(seed: int = 0, h: int = 48, w: int = 64) -> np.ndarray:
+    """A smooth random colour image (blocks), deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(max(h // 8, 1), max(w // 8, 1), 3), dtype=np.uint8)
+    return np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))[:h, :w].copy()
+
+
+class Probe:
+    """The test's side: publishes images, records every output, calls the services."""
+
+    def __init__(self, ros_context, executor, *, ns: str = "/segmentation", image_topic: str | None = None,
+                 overlay: bool = True, compressed: bool = False):
+        self.node = rclpy.create_node("ovseg_probe", context=ros_context)
+        self.executor = executor
+        executor.add_node(self.node)
+        self.got: dict[str, list] = {"semantic": [], "panoptic": [], "overlay": [], "vocabulary": [],
+                                     "diagnostics": []}
+        q = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        n = self.node
+        n.create_subscription(Image, f"{ns}/semantic", self.got["semantic"].append, q)
+        n.create_subscription(PanopticSegmentation, f"{ns}/panoptic", self.got["panoptic"].append, q)
+        if overlay:
+            n.create_subscription(Image, f"{ns}/overlay", self.got["overlay"].append, q)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        n.create_subscription(Vocabulary, f"{ns}/vocabulary", self.got["vocabulary"].append, latched)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self.got["diagnostics"].append, 10)
+        topic = image_topic or (f"{ns}/image/compressed" if compressed else f"{ns}/image")
+        self.pub = n.create_publisher(CompressedImage if compressed else Image, topic, 10)
+        self.set_client = n.create_client(SetVocabulary, f"{ns}/set_vocabulary")
+        self.get_client = n.create_client(GetVocabulary, f"{ns}/get_vocabulary")
+        self._stamp = 0
+
+    def wait_connected(self, timeout: float = 10.0) -> None:
+        assert spin_until(self.executor, lambda: self.pub.get_subscription_count() > 0, timeout), "node not subscribed"
+
+    def spin(self, seconds: float) -> None:
+        spin_until(self.executor, lambda: False, seconds)
+
+    def next_header(self, msg):
+        self._stamp += 1
+        msg.header.stamp.sec = 1000 + self._stamp
+        msg.header.stamp.nanosec = 12345
+        msg.header.frame_id = "camera_optical"
+        return msg
+
+    def send_and_wait(self, msg, key: str = "semantic", timeout: float = 20.0):
+        """Publish ``msg`` (stamped here) until an output with its stamp arrives; that output."""
+        self.next_header(msg)
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        last = [0.0]
+
+        def step():
+            now = time.monotonic()
+            if now - last[0] > 1.0:  # the input is best effort: resend now and then
+                self.pub.publish(msg)
+                last[0] = now
+            return any((m.header.stamp.sec, m.header.stamp.nanosec) == stamp for m in self.got[key])
+
+        assert spin_until(self.executor, step, timeout), f"no {key} output for stamp {stamp}"
+        return [m for m in self.got[key] if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp][-1]
+
+    def call(self, client, request, timeout: float = 30.0):
+        assert spin_until(self.executor, client.service_is_ready, 10), "service not available"
+        future = client.call_async(request)
+        assert spin_until(self.executor, future.done, timeout), "service call timed out"
+        return future.result()
+
+    def set_vocabulary(self, classes, templates=()):
+        req = SetVocabulary.Request()
+        req.classes = [c if isinstance(c, VocabularyClass) else VocabularyClass(name=c) for c in classes]
+        req.prompt_templates = list(templates)
+        return self.call(self.set_client, req)
+
+    def get_vocabulary(self):
+        return self.call(self.get_client, GetVocabulary.Request()).vocabulary
+
+    def destroy(self):
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()
+
+
+def stamp_key(msg) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec

@@ -1,0 +1,139 @@
+"""Vocabulary switches under a 30 Hz camera stream: zero outputs mixing two vocabularies.
+
+Two runs: the real tiny FC-CLIP (every output's categories and labels must belong to the
+vocabulary whose version it carries; semantic images must only hold indices of the vocabulary
+current when they were published), and a deterministic segmenter whose every pixel and segment
+encodes the vocabulary it was given, which makes the check exact.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from ros_test_utils import spin_until
+from test_node_support import Probe, rgb_image, running_node, stamp_key, tiny_params, write_vocab_file
+
+from ovseg_models.segmenter import Segment, SegmentationResult, Segmenter
+from ovseg_ros import conversions
+
+VOCABULARIES = [
+    ["apple", "banana"],
+    ["car", "bus", "truck", "bicycle", "road"],
+    ["cat", "dog", "bird"],
+    ["lamp", "sofa", "table", "chair"],
+]
+
+
+class VocabularyStampingSegmenter(Segmenter):
+    """Deterministic: every pixel = index of the vocabulary's last class, one segment named after it.
+
+    It sleeps 25 ms per frame so that switches land while frames are in flight.
+    """
+
+    model_key = "stamping"
+    templates = ("{}",)
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity())
+
+    def _encode_vocabulary(self, vocabulary):
+        time.sleep(0.05)  # pretend text encoding takes a while
+        return {"n": len(vocabulary)}
+
+    def _predict(self, image, encoded, timer, **options):
+        time.sleep(0.025)
+        h, w = image.shape[:2]
+        k = encoded.tensors["n"] - 1
+        return SegmentationResult(
+            semantic=np.full((h, w), k, np.int32), score=np.ones((h, w), np.float32),
+            panoptic=np.ones((h, w), np.int32),
+            segments=[Segment(id=1, category=k, label=encoded.vocabulary[k].name, score=1.0, area=h * w,
+                              bbox=(0, 0, w, h), is_thing=True)])
+
+
+def _stream_with_switches(probe, executor, seconds: float = 6.0, switch_every: float = 0.4):
+    """Publish at 30 Hz while switching vocabularies; {version: class names} of the accepted ones."""
+    from ovseg.msg import VocabularyClass
+    from ovseg.srv import SetVocabulary
+
+    versions = {}
+    t0 = time.monotonic()
+    next_frame, next_switch, i, pending = t0, t0 + switch_every, 0, None
+    img = conversions.numpy_to_image(rgb_image(0), "rgb8")
+    while time.monotonic() - t0 < seconds:
+        now = time.monotonic()
+        if now >= next_frame:
+            probe.pub.publish(probe.next_header(img))
+            next_frame += 1 / 30
+        if pending is None and now >= next_switch:
+            names = VOCABULARIES[i % len(VOCABULARIES)]
+            i += 1
+            req = SetVocabulary.Request(classes=[VocabularyClass(name=n) for n in names])
+            pending = (names, probe.set_client.call_async(req))
+        if pending is not None and pending[1].done():
+            res = pending[1].result()
+            assert res.success, res.message
+            versions[res.version] = pending[0]
+            pending, next_switch = None, time.monotonic() + switch_every
+        executor.spin_once(timeout_sec=0.002)
+    if pending is not None:
+        assert spin_until(executor, pending[1].done, 20)
+        versions[pending[1].result().version] = pending[0]
+    probe.spin(1.0)
+    return versions
+
+
+def _check_no_mixing(probe, versions, default_names, exact: bool):
+    names_by_version = {1: default_names, **versions}
+    assert len(versions) >= 5, "too few switches happened"
+    pans = {stamp_key(m): m for m in probe.got["panoptic"]}
+    assert len(pans) >= 10
+    seen_versions = set()
+    for pan in pans.values():
+        names = names_by_version[pan.vocabulary_version]
+        seen_versions.add(pan.vocabulary_version)
+        for s in pan.segments:
+            assert s.category < len(names) and s.label == names[s.category]
+        if exact:
+            assert [s.category for s in pan.segments] == [len(names) - 1]
+    assert len(seen_versions) >= 3, "outputs of several vocabularies expected"
+    matched = 0
+    for sem in probe.got["semantic"]:
+        labels = conversions.image_to_numpy(sem)
+        pan = pans.get(stamp_key(sem))
+        assert pan is not None, "every semantic image has its panoptic twin"
+        names = names_by_version[pan.vocabulary_version]
+        valid = labels[labels != 65535]
+        assert valid.size == 0 or valid.max() < len(names)
+        if exact:
+            assert np.all(labels == len(names) - 1)
+        matched += 1
+    assert matched >= 10
+
+
+def test_vocabulary_switch_under_30hz_stream_exact(ros_context, executor, tmp_path):
+    vocab_file = write_vocab_file(tmp_path)
+    seg = VocabularyStampingSegmenter()
+    with running_node(ros_context, tiny_params(vocab_file), factory=lambda model, **kw: seg) as node:
+        probe = Probe(ros_context, executor)
+        probe.wait_connected()
+        default = [c.name for c in probe.get_vocabulary().classes]
+        versions = _stream_with_switches(probe, executor)
+        _check_no_mixing(probe, versions, default, exact=True)
+        assert node.stats.errors == 0
+        assert sorted(versions) == list(range(2, 2 + len(versions)))  # +1 per accepted change
+        probe.destroy()
+
+
+def test_vocabulary_switch_under_30hz_stream_real_model(ros_context, executor, tmp_path):
+    vocab_file = write_vocab_file(tmp_path)
+    with running_node(ros_context, tiny_params(vocab_file)) as node:
+        probe = Probe(ros_context, executor)
+        probe.wait_connected()
+        default = [c.name for c in probe.get_vocabulary().classes]
+        versions = _stream_with_switches(probe, executor, seconds=7.0)
+        _check_no_mixing(probe, versions, default, exact=False)
+        s = node.stats
+        assert s.errors == 0 and s.dropped > 0  # 30 Hz is faster than the model: latest frame wins
+        probe.destroy()
