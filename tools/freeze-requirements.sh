@@ -9,7 +9,7 @@ dists=$(ls "$sp" | grep '\.dist-info$' | sed 's/-[^-]*\.dist-info$//' | tr 'A-Z.
 {
   echo "# Pinned environment (everything except torch; see torch.txt). Generated from a working venv"
   echo "# by pip freeze; regenerate with tools/freeze-requirements.sh after a deliberate upgrade."
-  .venv/bin/pip freeze --exclude-editable | grep -v -i -E '^(torch|torchvision|triton|nvidia-|cuda-|ovseg)' |
+  .venv/bin/pip freeze --exclude-editable | grep -v -i -E '^((torch|torchvision)==|triton==|nvidia-|cuda-|ovseg)' |
   while IFS= read -r line; do
     name=$(echo "${line%%==*}" | tr 'A-Z.-' 'a-z__')
     grep -qx "$name" <<<"$dists" && echo "$line"
