@@ -2,9 +2,12 @@
 
 Accepted files: detectron2 checkpoints (``.pth``: ``torch.save`` of a dict with the state_dict under
 ``"model"``; ``.pkl``: a pickled dict of numpy arrays), plain state_dicts, ``.safetensors``,
-OpenAI's TorchScript CLIP archives, and files written by :func:`save_state_dict`. Pickles are
-read with an allow-list (numpy arrays and plain containers only), ``.pth`` with
-``torch.load(weights_only=True)``: a weights file never runs code. Corrupt, truncated or foreign
+OpenAI's TorchScript CLIP archives, files written by :func:`save_state_dict`, and ``ovseg-train``
+checkpoints (``{"format": "ovseg-train-v1", "model": <network state_dict>, "task": ..., ...}``; the
+optimizer, scheduler and RNG states are ignored). Pickles are read with an allow-list (numpy arrays
+and plain containers only), ``.pth`` with ``torch.load(weights_only=True)`` (numpy arrays allowed):
+a weights file never runs code. :func:`read_checkpoint` also returns the metadata a file carries
+(the model configuration of training checkpoints and of this project's saves). Corrupt, truncated or foreign
 files raise :class:`CheckpointError` with the path and the reason.
 """
 from __future__ import annotations
@@ -20,8 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "format_keys", "read_state_dict", "save_state_dict", "strict_load",
-           "unwrap_state_dict"]
+__all__ = ["CheckpointError", "TRAINING_CHECKPOINT_FORMAT", "checkpoint_metadata", "format_keys", "read_checkpoint",
+           "read_state_dict", "save_state_dict", "strict_load", "unwrap_state_dict"]
+
+#: ``format`` of the checkpoints written by the training engine (``ovseg-train``)
+TRAINING_CHECKPOINT_FORMAT = "ovseg-train-v1"
+#: module prefixes of training wrappers around the network (e.g. ``FCCLIPForTraining.net``)
+_WRAPPER_PREFIXES = ("net.",)
 
 
 class CheckpointError(RuntimeError):
@@ -58,7 +66,8 @@ def _load_object(path: Path):
 
         return load_file(str(path))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_globals()):  # training checkpoints hold numpy RNG states
+            return torch.load(path, map_location="cpu", weights_only=True)
     except RuntimeError:
         # OpenAI's CLIP releases are TorchScript archives (a zip holding constants.pkl).
         if zipfile.is_zipfile(path) and any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist()):
@@ -66,12 +75,45 @@ def _load_object(path: Path):
         raise
 
 
+def _numpy_globals() -> list:
+    """numpy's array reconstruction and dtype classes: data only, as :class:`_WeightsUnpickler` allows."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    dtypes = [type(np.dtype(t)) for t in ("uint8", "uint32", "int64", "float32", "float64", "bool")]
+    return [_reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
+def _strip_wrapper_prefix(sd: dict) -> dict:
+    for prefix in _WRAPPER_PREFIXES:
+        if sd and all(k.startswith(prefix) for k in sd):
+            return {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+def checkpoint_metadata(obj) -> dict:
+    """What a loaded checkpoint says about itself besides the weights: ``format`` and, for this
+    project's files, everything stored beside the state_dict (training checkpoints: ``step``,
+    ``task`` (model name, variant, model configuration) and ``config``; optimizer and RNG states
+    are left out). Empty for foreign files."""
+    if not isinstance(obj, Mapping) or not str(obj.get("format", "")).startswith("ovseg"):
+        return {}
+    if obj["format"] == TRAINING_CHECKPOINT_FORMAT:
+        return {k: obj[k] for k in ("format", "step", "task", "config") if k in obj}
+    return {k: v for k, v in obj.items() if k != "state_dict"}
+
+
 def unwrap_state_dict(obj, where: str = "state_dict", *, scalar_keys: Iterable[str] = ()) -> dict[str, torch.Tensor]:
     """Flat ``{key: tensor}`` from a loaded object (``model``/``state_dict`` wrappers, ``module.`` prefixes).
 
     ``scalar_keys`` are entries allowed to be plain numbers (e.g. OpenAI CLIP's ``input_resolution``).
     """
-    if isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("ovseg") and "state_dict" in obj:
+    if isinstance(obj, Mapping) and obj.get("format") == TRAINING_CHECKPOINT_FORMAT:
+        if not isinstance(obj.get("model"), Mapping):
+            raise CheckpointError(f"{where}: training checkpoint without model weights (no 'model' entry)")
+        obj = _strip_wrapper_prefix(dict(obj["model"]))
+    elif isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("ovseg") and "state_dict" in obj:
         obj = obj["state_dict"]
     elif isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
         obj = obj["model"]
@@ -98,6 +140,12 @@ def unwrap_state_dict(obj, where: str = "state_dict", *, scalar_keys: Iterable[s
 
 def read_state_dict(path: str | Path, *, scalar_keys: Iterable[str] = ()) -> dict[str, torch.Tensor]:
     """Read a weights file (see the module docstring) into a flat ``{key: tensor}``."""
+    return read_checkpoint(path, scalar_keys=scalar_keys)[0]
+
+
+def read_checkpoint(path: str | Path, *, scalar_keys: Iterable[str] = ()
+                    ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a weights file once: the flat state_dict and :func:`checkpoint_metadata`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -106,7 +154,7 @@ def read_state_dict(path: str | Path, *, scalar_keys: Iterable[str] = ()) -> dic
     except Exception as e:  # corrupt, truncated or foreign file: say so, whatever the library raised
         raise CheckpointError(f"cannot read checkpoint {path} (corrupt, truncated or not a weights file): "
                               f"{type(e).__name__}: {str(e)[:300]}") from e
-    return unwrap_state_dict(obj, str(path), scalar_keys=scalar_keys)
+    return unwrap_state_dict(obj, str(path), scalar_keys=scalar_keys), checkpoint_metadata(obj)
 
 
 def strict_load(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "checkpoint", *,

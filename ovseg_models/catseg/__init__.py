@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, load_clip_weights, read_state_dict, save_checkpoint
+from .checkpoint import (CheckpointError, load_checkpoint, load_clip_weights, pretrained_clip_state_dict,
+                         read_checkpoint, save_checkpoint, stored_config)
 from .configs import CONFIGS, DEFAULT_VARIANT, CATSegConfig, get_config
 from .model import CATSeg
 from .segmenter import CATSegSegmenter, CATSegTextEncoder
@@ -35,6 +36,8 @@ __all__ = [
     "count_trainable_parameters",
     "get_config",
     "load_checkpoint",
+    "load_clip_weights",
+    "pretrained_clip_state_dict",
     "save_checkpoint",
     "set_trainable",
 ]
@@ -43,53 +46,55 @@ __all__ = [
 VARIANTS = CONFIGS
 
 
-def _clip_state_dict(cfg: CATSegConfig, pretrained) -> dict:
-    if isinstance(pretrained, (str, Path)) and Path(pretrained).is_file():
-        return read_state_dict(pretrained)
-    tag = cfg.clip.open_clip_pretrained if pretrained is True else str(pretrained)
-    try:
-        import open_clip
-
-        pcfg = open_clip.get_pretrained_cfg(cfg.clip.open_clip_name, tag)
-        if not pcfg:
-            raise ValueError(f"open_clip has no pretrained tag {tag!r} for {cfg.clip.open_clip_name}")
-        path = open_clip.download_pretrained(pcfg)
-    except Exception as e:
-        raise CheckpointError(f"could not obtain CLIP weights {cfg.clip.open_clip_name}/{tag} through open_clip "
-                              f"({type(e).__name__}: {e}); pass a local file as pretrained=, or pretrained=False"
-                              ) from e
-    return read_state_dict(path)
-
-
 def build_model(*, variant: str | None = None, checkpoint: str | Path | None = None,
                 pretrained: str | bool | None = False, device: str | torch.device = "cpu",
-                timm_pretrained: bool = False) -> CATSeg:
+                timm_pretrained: bool = False, config: CATSegConfig | dict | None = None) -> CATSeg:
     """Construct a :class:`CATSeg` and load weights.
 
-    ``checkpoint`` (official detectron2 file or one from :func:`save_checkpoint`) holds every
-    weight, CLIP included; without it, ``pretrained`` CLIP weights (True: the variant's open_clip
-    tag, or a tag / local file) are loaded and the head stays randomly initialised.
+    ``checkpoint`` (official detectron2 file, an ``ovseg-train`` checkpoint, a file from
+    :func:`save_checkpoint`, or a state_dict) holds every weight, CLIP included; the configuration
+    the last two record is used (``variant``, if given, must agree with it). Without a checkpoint,
+    ``pretrained`` CLIP weights (True: the variant's open_clip tag, or a tag / local file) are
+    loaded and the head stays randomly initialised. ``config`` replaces the variant's configuration.
     """
-    cfg = get_config(variant)
+    if isinstance(checkpoint, (str, Path)):  # read once: weights and the configuration they were trained with
+        checkpoint, meta = read_checkpoint(checkpoint)
+        if config is None and (stored := stored_config(meta)) is not None:
+            config = _checked_stored_config(stored, variant, meta)
+    if isinstance(config, dict):
+        config = CATSegConfig.from_dict(config)
+    cfg = config if config is not None else get_config(variant)
     model = CATSeg(cfg, timm_pretrained=timm_pretrained and checkpoint is None)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     else:
         if pretrained:
-            load_clip_weights(model.clip_model, _clip_state_dict(cfg, pretrained))
+            load_clip_weights(model.clip_model, pretrained_clip_state_dict(cfg, pretrained))
         warnings.warn("CAT-Seg built without a checkpoint: the aggregator is randomly initialised", stacklevel=2)
     return model.to(device).eval()
 
 
+def _checked_stored_config(stored: dict, variant: str | None, meta: dict) -> CATSegConfig:
+    cfg = CATSegConfig.from_dict(stored)
+    recorded = (meta.get("task") or {}).get("variant") or meta.get("variant")
+    if variant and recorded and recorded in CONFIGS and get_config(variant) != get_config(recorded):
+        raise CheckpointError(f"the checkpoint holds a CAT-Seg {recorded!r}, not the requested variant {variant!r}")
+    if variant and get_config(variant).clip.open_clip_name != cfg.clip.open_clip_name:
+        raise CheckpointError(f"the checkpoint holds a CAT-Seg with CLIP {cfg.clip.open_clip_name or cfg.name!r}, "
+                              f"not the requested variant {variant!r}")
+    return cfg
+
+
 def build_segmenter(*, variant: str | None = None, checkpoint: str | Path | None = None,
                     pretrained: str | bool | None = True, device: str = "cpu", precision: str = "fp32",
-                    **options) -> CATSegSegmenter:
+                    config: CATSegConfig | dict | None = None, **options) -> CATSegSegmenter:
     """Factory entry point (``ovseg_models.create_segmenter("catseg", ...)``).
 
-    ``options``: :class:`CATSegSegmenter` keyword options (``sliding_window``, ``pooling_size``,
-    ``chunk_classes``, ``templates``, ``synonyms``, ``class_scores``, ...).
+    ``checkpoint``: see :func:`build_model`. ``options``: :class:`CATSegSegmenter` keyword options
+    (``sliding_window``, ``pooling_size``, ``chunk_classes``, ``templates``, ``synonyms``,
+    ``class_scores``, ...).
     """
     if checkpoint is not None:
-        pretrained = False  # the official checkpoint contains the fine-tuned CLIP
-    model = build_model(variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device)
+        pretrained = False  # the checkpoint contains the fine-tuned CLIP
+    model = build_model(variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device, config=config)
     return CATSegSegmenter(model, device=device, precision=precision, **options)

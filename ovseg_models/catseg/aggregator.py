@@ -325,6 +325,12 @@ class Up(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, guidance_channels: int):
         super().__init__()
+        if in_channels <= guidance_channels:
+            # the official layout: the transposed convolution keeps in - guidance channels so that the
+            # concatenation with the projected guidance has in_channels again; with none left, oneDNN
+            # fails at the first forward ("could not create a primitive descriptor ... deconvolution")
+            raise ValueError(f"decoder stage with {in_channels} input channels and {guidance_channels} guidance "
+                             f"channels: the upsampling needs in_channels > guidance_channels")
         self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, kernel_size=2, stride=2)
         self.conv = DoubleConv(in_channels, out_channels)
 
@@ -333,6 +339,26 @@ class Up(nn.Module):
         if guidance is not None:
             x = torch.cat([x, guidance], dim=1)
         return self.conv(x)
+
+
+def _check_decoder_dims(hidden_dim: int, decoder_dims: Sequence[int], guidance_proj_dims: Sequence[int]) -> None:
+    """Channel constraints of the official decoder, checked at construction with the config's field names.
+
+    Stage ``i`` upsamples its input (``hidden_dim``, then ``decoder_dims[0]``) by a transposed
+    convolution to ``input - decoder_guidance_proj_dims[i]`` channels and concatenates the projected
+    guidance; its double convolution normalises with ``GroupNorm(decoder_dims[i] // 16)``.
+    """
+    inputs = (("hidden_dim", hidden_dim), ("decoder_dims[0]", decoder_dims[0]))
+    for i, (name, cin) in enumerate(inputs):
+        g = guidance_proj_dims[i]
+        if cin <= g:
+            raise ValueError(f"CAT-Seg decoder stage {i + 1}: {name}={cin} must exceed "
+                             f"decoder_guidance_proj_dims[{i}]={g} (the transposed convolution would have "
+                             f"{cin - g} output channels)")
+    for i, d in enumerate(decoder_dims):
+        if d < 16 or d % (d // 16):
+            raise ValueError(f"CAT-Seg decoder_dims[{i}]={d}: the decoder's GroupNorm uses {d} // 16 groups, "
+                             "so it must be at least 16 and divisible by that group count")
 
 
 def _null_timer(name: str):
@@ -350,6 +376,7 @@ class Aggregator(nn.Module):
                  feature_resolution: Sequence[int] = (24, 24), window_size: int = 12,
                  attention_type: str = "linear", prompt_channel: int = 1, pad_len: int = 256):
         super().__init__()
+        _check_decoder_dims(hidden_dim, decoder_dims, decoder_guidance_proj_dims)
         self.num_layers, self.hidden_dim = num_layers, hidden_dim
         self.pooling_size = tuple(pooling_size)
         self.feature_resolution = tuple(feature_resolution)

@@ -8,7 +8,8 @@
   ``context_length`` / ``vocab_size`` entries) or open_clip format (same names without those) store
   a fused ``attn.in_proj_weight``; it is split into ``q/k/v_proj_weight``. A position table of a
   different grid (open_clip ViT-H/G at 224 for a 336 model) is resized bicubically.
-* Files saved by :func:`save_checkpoint` (``{"format": "ovseg_catseg", ...}``).
+* Files saved by :func:`save_checkpoint` (``{"format": "ovseg_catseg", ...}``) and ``ovseg-train``
+  checkpoints; both record the model configuration (:func:`stored_config`).
 """
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import weights_io
-from ..weights_io import CheckpointError, format_keys, strict_load
+from ..weights_io import TRAINING_CHECKPOINT_FORMAT, CheckpointError, format_keys, strict_load
 
 __all__ = ["CheckpointError", "OFFICIAL_PREFIXES", "convert_clip_state_dict", "convert_official_state_dict",
-           "load_checkpoint", "match_official_keys", "load_clip_weights", "load_official_state_dict", "read_state_dict",
-           "save_checkpoint", "to_official_state_dict"]
+           "load_checkpoint", "match_official_keys", "load_clip_weights", "load_official_state_dict",
+           "pretrained_clip_state_dict", "read_checkpoint", "read_state_dict", "save_checkpoint", "stored_config",
+           "to_official_state_dict"]
 
 #: official key prefix -> this package's module prefix
 OFFICIAL_PREFIXES = {
@@ -42,6 +44,32 @@ _FORMAT = "ovseg_catseg"
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a weights file into a flat ``{key: tensor}`` (detectron2 ``model`` wrapper removed)."""
     return weights_io.read_state_dict(path, scalar_keys=_CLIP_EXTRAS)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """A weights file's state_dict and metadata (see :func:`ovseg_models.weights_io.read_checkpoint`)."""
+    return weights_io.read_checkpoint(path, scalar_keys=_CLIP_EXTRAS)
+
+
+def stored_config(meta: Mapping) -> "dict | None":
+    """The CAT-Seg configuration (a dict for :meth:`CATSegConfig.from_dict`) that a checkpoint's
+    metadata records: ``ovseg-train`` checkpoints (``task.catseg_config``; older ones: the task's
+    ``variant`` and ``overrides``) and :func:`save_checkpoint` files. None for other files."""
+    if meta.get("format") == TRAINING_CHECKPOINT_FORMAT:
+        task = meta.get("task") or {}
+        if task.get("name") not in (None, "catseg"):
+            raise CheckpointError(f"this is a {task.get('name')!r} training checkpoint, not a CAT-Seg one")
+        if task.get("catseg_config"):
+            return dict(task["catseg_config"])
+        from .configs import get_config
+
+        tcfg = (meta.get("config") or {}).get("task") or {}
+        if isinstance(tcfg.get("config_object"), Mapping):
+            return dict(tcfg["config_object"])
+        return get_config(tcfg.get("variant") or task.get("variant"), **dict(tcfg.get("overrides") or {})).to_dict()
+    if meta.get("format") == _FORMAT and isinstance(meta.get("config"), Mapping):
+        return dict(meta["config"])
+    return None
 
 
 def _flatten(obj, where: str) -> dict[str, torch.Tensor]:
@@ -156,6 +184,31 @@ def load_clip_weights(clip: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
     strict_load(clip, sd, "CLIP checkpoint")
 
 
+def pretrained_clip_state_dict(cfg, pretrained: "bool | str | Path" = True) -> dict[str, torch.Tensor]:
+    """The CLIP weights a CAT-Seg variant starts from, ready for :func:`load_clip_weights`.
+
+    ``cfg``: a :class:`~.configs.CATSegConfig`. ``pretrained``: ``True`` for the variant's open_clip
+    tag (``cfg.clip.open_clip_pretrained``), another open_clip tag, or a local weights file (OpenAI /
+    open_clip format). Raises :class:`CheckpointError` when open_clip cannot provide the weights
+    (offline machine without a cache) with the way out in the message.
+    """
+    if isinstance(pretrained, (str, Path)) and Path(pretrained).is_file():
+        return read_state_dict(pretrained)
+    tag = cfg.clip.open_clip_pretrained if pretrained is True else str(pretrained)
+    try:
+        import open_clip
+
+        pcfg = open_clip.get_pretrained_cfg(cfg.clip.open_clip_name, tag)
+        if not pcfg:
+            raise ValueError(f"open_clip has no pretrained tag {tag!r} for {cfg.clip.open_clip_name}")
+        path = open_clip.download_pretrained(pcfg)
+    except Exception as e:
+        raise CheckpointError(f"could not obtain CLIP weights {cfg.clip.open_clip_name}/{tag} through open_clip "
+                              f"({type(e).__name__}: {e}); pass a local file as pretrained=, or pretrained=False"
+                              ) from e
+    return read_state_dict(path)
+
+
 def _resize_pos(pos: torch.Tensor, length: int) -> torch.Tensor:
     src, dst = int(round(math.sqrt(pos.shape[0] - 1))), int(round(math.sqrt(length - 1)))
     if src * src + 1 != pos.shape[0] or dst * dst + 1 != length:
@@ -184,5 +237,8 @@ def load_checkpoint(model: nn.Module, source: "str | Path | Mapping[str, torch.T
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, variant: str = "") -> None:
-    """Save ``model``'s state_dict with a format marker (loadable by :func:`load_checkpoint`)."""
-    weights_io.save_state_dict(model.state_dict(), path, format=_FORMAT, variant=variant)
+    """Save ``model``'s state_dict with a format marker and its configuration (loadable by
+    :func:`load_checkpoint`; ``create_segmenter("catseg", checkpoint=path)`` rebuilds the same network)."""
+    cfg = getattr(model, "cfg", None)
+    weights_io.save_state_dict(model.state_dict(), path, format=_FORMAT, variant=variant or getattr(cfg, "name", ""),
+                               config=cfg.to_dict() if cfg is not None else None)

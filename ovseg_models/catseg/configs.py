@@ -4,7 +4,8 @@ Each :class:`CATSegConfig` holds the hyperparameters the official code derives f
 configs (``configs/vitb_384.yaml``, ``configs/vitl_336.yaml``, ``configs/vitl_swinb_384.yaml``,
 ``configs/vitb_r101_384.yaml``) and from the CLIP checkpoint it loads. Nothing here imports
 torch modules; :func:`get_config` returns a copy that may be edited with
-:func:`dataclasses.replace`.
+:func:`dataclasses.replace` (or give it field overrides; ``clip`` may be a mapping of
+:class:`CLIPConfig` fields to change).
 """
 from __future__ import annotations
 
@@ -93,6 +94,30 @@ class CATSegConfig:
     def width(self) -> int:
         return self.clip.vision_width
 
+    def to_dict(self) -> dict:
+        """Plain data (YAML / checkpoint metadata); :meth:`from_dict` inverts it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CATSegConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown CAT-Seg config fields: {sorted(unknown)}")
+        if isinstance(d.get("clip"), dict):
+            d["clip"] = _clip_config(d["clip"])
+        for f in dataclasses.fields(cls):  # YAML / JSON give lists where the config holds tuples
+            if isinstance(d.get(f.name), list):
+                d[f.name] = tuple(d[f.name])
+        return cls(**d)
+
+
+def _clip_config(d: dict) -> CLIPConfig:
+    unknown = set(d) - {f.name for f in dataclasses.fields(CLIPConfig)}
+    if unknown:
+        raise ValueError(f"unknown CLIP config fields: {sorted(unknown)}")
+    return CLIPConfig(**d)
+
 
 _VIT_B16 = CLIPConfig(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
                       vision_patch_size=16, vision_heads=12, text_width=512, text_heads=8, text_layers=12,
@@ -156,4 +181,8 @@ def get_config(variant: str | None = None, **overrides) -> CATSegConfig:
     if key not in CONFIGS:
         raise ValueError(f"unknown CAT-Seg variant {variant!r}; choose one of {sorted(CONFIGS)}")
     cfg = CONFIGS[key]
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+    if not overrides:
+        return cfg
+    if isinstance(overrides.get("clip"), dict):  # a partial CLIP override (e.g. a tiny tower in tests)
+        overrides = {**overrides, "clip": dataclasses.replace(cfg.clip, **overrides["clip"])}
+    return CATSegConfig.from_dict({**dataclasses.asdict(cfg), **overrides, "clip": overrides.get("clip", cfg.clip)})

@@ -9,12 +9,19 @@ separate guidance backbone train fully. Other modes:
 * ``"attention_all"``: the paper's description, every attention parameter of CLIP (q/k/v
   weights, ``in_proj_bias``, ``out_proj``) and both position embeddings;
 * ``"full"``: every CLIP parameter; ``"frozen"``: none (only the head trains).
+
+The segmentation forward never uses a few CLIP parameters (:func:`unused_parameter_names`): the
+dense last image block keeps only its value projection, and ``logit_scale`` is a CLIP-training
+constant. They receive no gradient, so their value cannot change the segmentation; training freezes
+them (:func:`freeze_unused_parameters`) because ``DistributedDataParallel`` fails at the second step
+on a trainable parameter without a gradient.
 """
 from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["FINETUNE_MODES", "count_trainable_parameters", "clip_parameter_trainable", "set_trainable"]
+__all__ = ["FINETUNE_MODES", "count_trainable_parameters", "clip_parameter_trainable", "freeze_unused_parameters",
+           "set_trainable", "unused_parameter_names"]
 
 FINETUNE_MODES = ("attention", "attention_all", "full", "frozen")
 
@@ -56,3 +63,21 @@ def count_trainable_parameters(model: nn.Module, *, by_group: bool = False):
             group = name.split(".", 1)[0]
             out[group] = out.get(group, 0) + p.numel()
     return out
+
+
+def unused_parameter_names(model: nn.Module) -> list[str]:
+    """Names of the :class:`~ovseg_models.catseg.model.CATSeg` parameters the segmentation forward never uses."""
+    blocks = model.clip_model.visual.transformer.resblocks
+    last = f"clip_model.visual.transformer.resblocks.{len(blocks) - 1}.attn."
+    names = [last + "q_proj_weight", last + "k_proj_weight", "clip_model.logit_scale"]
+    params = dict(model.named_parameters())
+    return [n for n in names if n in params]
+
+
+def freeze_unused_parameters(model: nn.Module) -> list[str]:
+    """``requires_grad=False`` on :func:`unused_parameter_names`; returns the names that were trainable."""
+    params = dict(model.named_parameters())
+    frozen = [n for n in unused_parameter_names(model) if params[n].requires_grad]
+    for n in frozen:
+        params[n].requires_grad_(False)
+    return frozen

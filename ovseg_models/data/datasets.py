@@ -24,6 +24,10 @@ pascal_voc_21       VOCdevkit/VOC2012/JPEGImages/*.jpg                     .../a
 cityscapes          cityscapes/leftImg8bit/val/*/*_leftImg8bit.png         gtFine/val/*/*_gtFine_labelTrainIds.png
                                                                            (or *_labelIds.png, converted on the fly)
 mapillary_vistas    mapillary_vistas/validation/images/*.jpg               .../validation/v1.2/labels/*.png (65 = void)
+coco_stuff_171      coco-stuff/images/{split}/*.jpg or coco/{split}/*.jpg  coco-stuff/annotations_detectron2/{split}/*.png
+                    (split: train2017 / val2017; CAT-Seg's training set)   (0..170, 255), or the raw
+                                                                           coco/stuffthingmaps_trainval2017/{split}
+                                                                           (category_id - 1, converted on the fly)
 ==================  =====================================================  ==========================================
 """
 
@@ -45,6 +49,7 @@ __all__ = [
     "COCOPanopticDataset",
     "mapillary_v12_label_to_train_id",
     "build_semantic_dataset",
+    "coco_stuff_dataset",
 ]
 
 
@@ -228,4 +233,36 @@ def build_semantic_dataset(name: str, *, root: str | Path, split: str = "val") -
             num_classes=num_classes,
             label_transform=mapillary_v12_label_to_train_id,
         )
+    if name == "coco_stuff_171":
+        return coco_stuff_dataset(root, "val2017" if split == "val" else split)
     raise KeyError(f"no semantic reader for {name!r}")
+
+
+def _coco_stuff_raw_to_171() -> np.ndarray:
+    lut = np.full(256, 255, np.int64)
+    for i, c in enumerate(get_categories("coco_stuff_171")):
+        lut[int(c.id) - 1] = i  # stuffthingmaps store category_id - 1, 255 = unlabeled
+    return lut
+
+
+def coco_stuff_dataset(root: str | Path, split: str = "train2017") -> SemanticSegmentationDataset:
+    """COCO-Stuff-171 under ``root`` (``DETECTRON2_DATASETS``): ``coco/{split}/*.jpg`` or
+    ``coco-stuff/images/{split}`` with labels in ``coco-stuff/annotations_detectron2/{split}`` (CAT-Seg's
+    prepare script: 0..170, 255) or the raw ``coco/stuffthingmaps_trainval2017/{split}`` (converted on
+    the fly)."""
+    root = Path(root)
+    image_dirs = [root / "coco-stuff" / "images" / split, root / "coco" / split]
+    image_dir = next((d for d in image_dirs if d.is_dir()), None)
+    if image_dir is None:
+        raise FileNotFoundError(f"COCO images not found in any of {[str(d) for d in image_dirs]}")
+    prepared = [root / "coco-stuff" / "annotations_detectron2" / split, root / "coco" / "stuffthingmaps_detectron2" / split]
+    for d in prepared:
+        if d.is_dir():
+            return SemanticSegmentationDataset(image_dir=image_dir, label_dir=d, num_classes=171)
+    raw = [root / "coco-stuff" / "annotations" / split, root / "coco" / "stuffthingmaps_trainval2017" / split]
+    for d in raw:
+        if d.is_dir():
+            lut = _coco_stuff_raw_to_171()
+            return SemanticSegmentationDataset(image_dir=image_dir, label_dir=d, num_classes=171,
+                                               label_transform=lambda x: lut[np.asarray(x).astype(np.int64)])
+    raise FileNotFoundError(f"COCO-Stuff labels not found in any of {[str(d) for d in prepared + raw]}")

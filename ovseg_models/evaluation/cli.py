@@ -64,28 +64,10 @@ def _parse_pretrained(value):
 
 def build_segmenter_for_eval(model: str, *, variant: str | None, checkpoint: str | None, pretrained, device: str,
                              precision: str, **options):
-    """A segmenter from an official checkpoint, an ``ovseg-train`` checkpoint, or CLIP weights only."""
+    """A segmenter from an official checkpoint, an ``ovseg-train`` checkpoint (the configuration it
+    records is used), a model package's own save, or CLIP weights only: all through the factory."""
     from .. import create_segmenter
 
-    ckpt = None
-    if checkpoint:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if isinstance(ckpt, dict) and ckpt.get("format") == "ovseg-train-v1":
-        state = ckpt["model"]
-        task = ckpt.get("task", {})
-        variant = variant or task.get("variant")
-        if model == "fcclip":
-            from ..fcclip import FCCLIP, FCCLIPConfig, FCCLIPSegmenter, get_config
-            cfg = FCCLIPConfig.from_dict(task["fcclip_config"]) if task.get("fcclip_config") else get_config(variant)
-            seg_opts = {k: options[k] for k in ("min_size", "max_size", "outputs") if options.get(k) is not None}
-            net = FCCLIP.from_config(cfg, pretrained=False)
-            net.load_state_dict(state, strict=True)
-            return FCCLIPSegmenter(net.eval(), config=cfg, device=device, precision=precision, **seg_opts)
-        from ..catseg import CATSeg, CATSegSegmenter, get_config as cs_config
-        net = CATSeg(cs_config(variant))
-        net.load_state_dict(state, strict=True)
-        seg_opts = {k: options[k] for k in ("sliding_window", "pooling_size") if options.get(k) is not None}
-        return CATSegSegmenter(net.eval(), device=device, precision=precision, **seg_opts)
     opts = {k: v for k, v in options.items() if v is not None}
     if model == "catseg":
         opts.pop("min_size", None), opts.pop("max_size", None), opts.pop("outputs", None)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 import torch
 
 from .backbone import CLIPBackbone, CLIPTextEncoder, PretrainedWeightsUnavailable, load_open_clip_state_dict
-from .checkpoint import CheckpointError, convert_official_state_dict, load_checkpoint_file, load_official_checkpoint
+from .checkpoint import (CheckpointError, convert_official_state_dict, load_checkpoint_file, load_official_checkpoint,
+                         read_checkpoint, save_checkpoint, stored_config)
 from .config import DEFAULT_VARIANT, VARIANTS, FCCLIPConfig, get_config
 from .model import FCCLIP, geometric_ensemble
 from .segmenter import FCCLIPSegmenter
@@ -26,7 +28,7 @@ __all__ = [
     "CLIPBackbone", "CLIPTextEncoder", "CheckpointError", "DEFAULT_VARIANT", "FCCLIP", "FCCLIPConfig",
     "FCCLIPSegmenter", "PretrainedWeightsUnavailable", "VARIANTS", "build_model", "build_segmenter",
     "convert_official_state_dict", "geometric_ensemble", "get_config", "load_checkpoint_file",
-    "load_official_checkpoint",
+    "load_official_checkpoint", "save_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,10 @@ def build_segmenter(*, variant: str | None = None, checkpoint=None, pretrained: 
     (e.g. ``num_queries``, ``overlap_threshold``, ``geometric_ensemble_alpha``).
     """
     seg_opts = {k: options.pop(k) for k in list(options) if k in _SEGMENTER_OPTIONS}
+    if isinstance(checkpoint, (str, Path)):  # read once: weights and the configuration they were trained with
+        checkpoint, meta = read_checkpoint(checkpoint)
+        if config is None and (stored := stored_config(meta)) is not None:
+            config = _checked_stored_config(stored, variant, meta)
     if isinstance(config, dict):
         config = FCCLIPConfig.from_dict(config)
     cfg = config if config is not None else get_config(variant)
@@ -83,3 +89,15 @@ def build_segmenter(*, variant: str | None = None, checkpoint=None, pretrained: 
     model = build_model(config=cfg, checkpoint=checkpoint, pretrained=pretrained, device=device,
                         allow_download=allow_download)
     return FCCLIPSegmenter(model, config=cfg, device=device, precision=precision, **seg_opts)
+
+
+def _checked_stored_config(stored: dict, variant: "str | None", meta: dict) -> FCCLIPConfig:
+    """The configuration a checkpoint records; a requested ``variant`` must be the one it was trained as."""
+    cfg = FCCLIPConfig.from_dict(stored)
+    recorded = (meta.get("task") or {}).get("variant") or meta.get("variant")
+    if variant and recorded and get_config(variant) != get_config(recorded):
+        raise CheckpointError(f"the checkpoint holds an FC-CLIP {recorded!r}, not the requested variant {variant!r}")
+    if variant and not recorded and get_config(variant).clip_model_name != cfg.clip_model_name:
+        raise CheckpointError(f"the checkpoint holds an FC-CLIP with {cfg.clip_model_name}, not the requested "
+                              f"variant {variant!r}")
+    return cfg

@@ -22,10 +22,12 @@ from typing import Callable, Mapping
 
 import torch
 
-from ..weights_io import CheckpointError, format_keys, read_state_dict, strict_load
+from .. import weights_io
+from ..weights_io import TRAINING_CHECKPOINT_FORMAT, CheckpointError, format_keys, read_state_dict, strict_load
 
 __all__ = ["CheckpointError", "TEXT_TOWER_PREFIXES", "TRAINING_ONLY_KEYS", "convert_official_state_dict",
-           "is_text_tower_key", "load_checkpoint_file", "load_official_checkpoint", "official_to_model_key"]
+           "is_text_tower_key", "load_checkpoint_file", "load_official_checkpoint", "official_to_model_key",
+           "read_checkpoint", "save_checkpoint", "stored_config"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,36 @@ def convert_official_state_dict(official: Mapping[str, torch.Tensor], model: tor
                                   f"weights: {format_keys(still)}")
         log.info("took %d CLIP text-tower entries from open_clip's pretrained weights", len(text_missing))
     return out
+
+
+_FORMAT = "ovseg_fcclip"
+
+
+def read_checkpoint(path: "str | Path") -> tuple[dict[str, torch.Tensor], dict]:
+    """A checkpoint file's state_dict and metadata (see :func:`ovseg_models.weights_io.read_checkpoint`)."""
+    return weights_io.read_checkpoint(path)
+
+
+def stored_config(meta: Mapping) -> "dict | None":
+    """The FC-CLIP configuration (as a dict) recorded in a checkpoint's metadata: ``ovseg-train``
+    checkpoints (``task.fcclip_config``) and :func:`save_checkpoint` files; None for other files."""
+    if meta.get("format") == TRAINING_CHECKPOINT_FORMAT:
+        task = meta.get("task") or {}
+        if task.get("name") not in (None, "fcclip"):
+            raise CheckpointError(f"this is a {task.get('name')!r} training checkpoint, not an FC-CLIP one")
+        return task.get("fcclip_config")
+    if meta.get("format") == _FORMAT:
+        return meta.get("config")
+    return None
+
+
+def save_checkpoint(model: torch.nn.Module, path: "str | Path", *, config=None, variant: str = "") -> None:
+    """Save ``model``'s state_dict with a format marker and its configuration (an
+    :class:`~.config.FCCLIPConfig` or dict), atomically; ``create_segmenter("fcclip", checkpoint=path)``
+    rebuilds the same network from it."""
+    if config is not None and not isinstance(config, dict):
+        config = config.to_dict()
+    weights_io.save_state_dict(model.state_dict(), path, format=_FORMAT, variant=variant, config=config)
 
 
 def load_checkpoint_file(path: "str | Path") -> dict[str, torch.Tensor]:

@@ -37,7 +37,7 @@ def ms_deform_attn(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]
         s = F.grid_sample(v, grids[:, lvl], mode="bilinear", padding_mode="zeros", align_corners=False)
         for p in range(num_points):  # s: [N*M, D, P, Lq]
             out.addcmul_(s[:, :, p], weights[:, :, lvl, p])
-    return out.view(n, m * d, lq).transpose(1, 2).contiguous()
+    return out.reshape(n, m * d, lq).transpose(1, 2).contiguous()
 
 
 class MSDeformAttn(nn.Module):
@@ -57,10 +57,10 @@ class MSDeformAttn(nn.Module):
                 spatial_shapes: Sequence[tuple[int, int]], offset_normalizer: torch.Tensor) -> torch.Tensor:
         n, lq, _ = query.shape
         _, s, _ = value_in.shape
-        value = self.value_proj(value_in).view(n, s, self.n_heads, self.d_model // self.n_heads)
-        offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
-        weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
-        weights = F.softmax(weights, -1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
+        value = self.value_proj(value_in).reshape(n, s, self.n_heads, self.d_model // self.n_heads)
+        offsets = self.sampling_offsets(query).reshape(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
+        weights = self.attention_weights(query).reshape(n, lq, self.n_heads, self.n_levels * self.n_points)
+        weights = F.softmax(weights, -1).reshape(n, lq, self.n_heads, self.n_levels, self.n_points)
         locations = reference_points[:, :, None, :, None, :] + offsets / offset_normalizer[None, None, None, :, None, :]
         out = ms_deform_attn(value, spatial_shapes, locations, weights)
         return self.output_proj(out)
@@ -168,7 +168,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         spatial_shapes = [tuple(s.shape[-2:]) for s in srcs]
         bs = srcs[0].shape[0]
         src_flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
-        pos_flat = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
+        pos_flat = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[lvl].reshape(1, 1, -1)
                               for lvl, p in enumerate(pos)], 1)
         device = src_flat.device
         reference_points = _reference_points(spatial_shapes, device).expand(bs, -1, -1, -1)
@@ -176,7 +176,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         y = src_flat
         for layer in self.encoder_layers:
             y = layer(y, pos_flat, reference_points, spatial_shapes, offset_normalizer)
-        out = [z.transpose(1, 2).view(bs, -1, h, w)
+        out = [z.transpose(1, 2).reshape(bs, -1, h, w)
                for z, (h, w) in zip(y.split([h * w for h, w in spatial_shapes], dim=1), spatial_shapes)]
         for idx, f in enumerate(self.fpn_features[::-1]):
             cur = self.lateral_convs[idx](features[f].float())

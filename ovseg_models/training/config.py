@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 __all__ = ["CONFIG_DIR", "list_configs", "resolve_config_path", "load_config", "merge", "apply_overrides",
-           "get", "dump_config"]
+           "get", "dump_config", "plain_config"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -102,15 +102,16 @@ def get(cfg: Mapping, dotted: str, default: Any = None) -> Any:
     return node
 
 
-def _plain(obj: Any) -> Any:
+def plain_config(obj: Any) -> Any:
+    """The config as YAML-safe plain data (dataclasses -> mappings, tuples -> lists, others -> repr)."""
     import dataclasses
 
     if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain_config(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain_config(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _plain(dataclasses.asdict(obj))
+        return plain_config(dataclasses.asdict(obj))
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
     return repr(obj)
@@ -118,4 +119,4 @@ def _plain(obj: Any) -> Any:
 
 def dump_config(cfg: Mapping) -> str:
     """YAML text of a config (dataclass values, e.g. a model config object, become mappings)."""
-    return yaml.safe_dump(_plain(cfg), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(plain_config(cfg), sort_keys=False, default_flow_style=None)

@@ -11,19 +11,17 @@ samples (and random numbers) one process with ``global_batch`` images sees.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..data.class_names import get_categories
 from ..data.datasets import COCOPanopticDataset, SemanticSegmentationDataset
 from .augment import lsj_panoptic, panoptic_targets, resize_image, resize_labels, resize_shortest_edge_size, \
     semantic_crop
 
 __all__ = ["sample_seed", "GlobalBatchSampler", "PanopticTrainDataset", "SemanticTrainDataset",
-           "coco_stuff_dataset", "collate"]
+           "collate"]
 
 
 def sample_seed(seed: int, step: int, position: int) -> int:
@@ -154,36 +152,6 @@ class SemanticTrainDataset(Dataset):
         image, labels = semantic_crop(item["image"], item["sem_seg"], rng, **self.kw)
         return {"image": torch.from_numpy(image).permute(2, 0, 1).contiguous(),
                 "sem_seg": torch.from_numpy(labels), "seed": int(seed), "index": int(index)}
-
-
-def _coco_stuff_raw_to_171() -> np.ndarray:
-    lut = np.full(256, 255, np.int64)
-    for i, c in enumerate(get_categories("coco_stuff_171")):
-        lut[int(c.id) - 1] = i  # stuffthingmaps store category_id - 1, 255 = unlabeled
-    return lut
-
-
-def coco_stuff_dataset(root: str | Path, split: str = "train2017") -> SemanticSegmentationDataset:
-    """COCO-Stuff-171 under ``root`` (``DETECTRON2_DATASETS``): ``coco/{split}/*.jpg`` or
-    ``coco-stuff/images/{split}`` with labels in ``coco-stuff/annotations_detectron2/{split}`` (CAT-Seg's
-    prepare script: 0..170, 255) or the raw ``coco/stuffthingmaps_trainval2017/{split}`` (converted on
-    the fly)."""
-    root = Path(root)
-    image_dirs = [root / "coco-stuff" / "images" / split, root / "coco" / split]
-    image_dir = next((d for d in image_dirs if d.is_dir()), None)
-    if image_dir is None:
-        raise FileNotFoundError(f"COCO images not found in any of {[str(d) for d in image_dirs]}")
-    prepared = [root / "coco-stuff" / "annotations_detectron2" / split, root / "coco" / "stuffthingmaps_detectron2" / split]
-    for d in prepared:
-        if d.is_dir():
-            return SemanticSegmentationDataset(image_dir=image_dir, label_dir=d, num_classes=171)
-    raw = [root / "coco-stuff" / "annotations" / split, root / "coco" / "stuffthingmaps_trainval2017" / split]
-    for d in raw:
-        if d.is_dir():
-            lut = _coco_stuff_raw_to_171()
-            return SemanticSegmentationDataset(image_dir=image_dir, label_dir=d, num_classes=171,
-                                               label_transform=lambda x: lut[np.asarray(x).astype(np.int64)])
-    raise FileNotFoundError(f"COCO-Stuff labels not found in any of {[str(d) for d in prepared + raw]}")
 
 
 def collate(items: Sequence[Mapping]) -> dict:

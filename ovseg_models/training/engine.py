@@ -33,7 +33,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .config import dump_config, get
+from ..weights_io import TRAINING_CHECKPOINT_FORMAT
+from .config import dump_config, get, plain_config
 from .data import GlobalBatchSampler, collate, sample_seed
 from .tasks import TrainTask, build_task
 
@@ -42,7 +43,7 @@ __all__ = ["DistInfo", "init_distributed", "build_optimizer", "build_lr_lambda",
 
 log = logging.getLogger("ovseg.train")
 
-CHECKPOINT_FORMAT = "ovseg-train-v1"
+CHECKPOINT_FORMAT = TRAINING_CHECKPOINT_FORMAT  # "ovseg-train-v1"; read by ovseg_models.weights_io
 
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.InstanceNorm1d,
                nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm, nn.LocalResponseNorm)
@@ -374,7 +375,7 @@ class Trainer:
                 "trainable": {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad},
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": all_rng, "world_size": self.dist.world_size,
-                "config": self.cfg, "task": {"name": self.task.name, **{k: v for k, v in self.task.info.items()}}}
+                "config": plain_config(self.cfg), "task": {"name": self.task.name, **{k: v for k, v in self.task.info.items()}}}
 
     def save(self, step: int) -> Path | None:
         state = self.state(step)  # collective (all ranks)

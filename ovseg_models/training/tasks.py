@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 
 from .catseg_loss import per_pixel_bce_loss
 from .criterion import SetCriterion
-from .data import PanopticTrainDataset, SemanticTrainDataset, coco_stuff_dataset
+from ..data.datasets import coco_stuff_dataset
+from .data import PanopticTrainDataset, SemanticTrainDataset
 
 __all__ = ["TrainTask", "build_task", "register_task", "TASK_BUILDERS", "TinyMaskFormer", "FCCLIPForTraining",
            "CATSegForTraining", "panoptic_train_dataset", "pad_targets", "sample_generators"]
@@ -320,7 +321,8 @@ class CATSegForTraining(nn.Module):
 def build_catseg_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
     from open_clip.tokenizer import SimpleTokenizer
 
-    from ..catseg import CATSeg, get_config, set_trainable
+    from ..catseg import CATSeg, CATSegConfig, get_config, set_trainable
+    from ..catseg.training import freeze_unused_parameters
     from ..catseg.templates import get_templates
     from ..data.class_names import get_categories
 
@@ -328,7 +330,8 @@ def build_catseg_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
     if data_cfg.get("image_dir"):
         from ..data.datasets import SemanticSegmentationDataset
         base = SemanticSegmentationDataset(image_dir=data_cfg["image_dir"], label_dir=data_cfg["label_dir"],
-                                           num_classes=int(data_cfg.get("num_classes", 171)))
+                                           num_classes=int(data_cfg.get("num_classes",
+                                                                        len(cfg.get("class_names") or ()) or 171)))
     else:
         base = coco_stuff_dataset(data_root(data_cfg), data_cfg.get("split", "train2017"))
     dataset = SemanticTrainDataset(base, crop=int(data_cfg.get("crop", 384)),
@@ -338,15 +341,22 @@ def build_catseg_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
                                    flip=bool(data_cfg.get("flip", True)),
                                    size_divisibility=int(data_cfg.get("size_divisibility", 384)))
     cs_cfg = cfg.get("config_object") or get_config(cfg.get("variant"), **dict(cfg.get("overrides") or {}))
+    if isinstance(cs_cfg, Mapping):
+        cs_cfg = CATSegConfig.from_dict(cs_cfg)
     net = CATSeg(cs_cfg)
     pretrained = cfg.get("pretrained", True)
     if pretrained:
-        from ..catseg import _clip_state_dict
-        from ..catseg.checkpoint import load_clip_weights
-        load_clip_weights(net.clip_model, _clip_state_dict(cs_cfg, pretrained))
+        from ..catseg import load_clip_weights, pretrained_clip_state_dict
+        load_clip_weights(net.clip_model, pretrained_clip_state_dict(cs_cfg, pretrained))
     set_trainable(net, cfg.get("clip_finetune", "attention"))
-    vocab_key = cfg.get("train_vocabulary", "coco_stuff_171")
-    names = [c.synonyms[0] for c in get_categories(vocab_key)]  # official: first synonym
+    # e.g. the last image block's query projection (official rule: trainable) gets no gradient from the
+    # dense forward; freezing it changes no output and keeps DistributedDataParallel working
+    freeze_unused_parameters(net)
+    if cfg.get("class_names"):  # an explicit training vocabulary (custom data)
+        names = [str(n) for n in cfg["class_names"]]
+    else:
+        vocab_key = cfg.get("train_vocabulary", "coco_stuff_171")
+        names = [c.synonyms[0] for c in get_categories(vocab_key)]  # official: first synonym
     if len(names) != dataset.num_classes:
         raise ValueError(f"training vocabulary has {len(names)} classes, the dataset {dataset.num_classes}")
     templates = get_templates(cfg.get("templates") or cs_cfg.prompt_ensemble_type)
@@ -363,4 +373,5 @@ def build_catseg_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
                      param_multipliers={"clip_model": float(cfg.get("clip_multiplier", 0.01)),
                                         "guidance_backbone": float(cfg.get("backbone_multiplier", 0.0))},
                      export_state_dict=lambda: dict(net.state_dict()),
-                     info={"variant": cfg.get("variant"), "num_classes": len(names)})
+                     info={"variant": cfg.get("variant"), "catseg_config": cs_cfg.to_dict(),
+                           "num_classes": len(names)})

@@ -224,3 +224,37 @@ def test_pascal_context(tmp_path):
     aliases = {"computer case": "computer", "street": "road", "diningtable": "table"}  # FC-CLIP's PC-59 renames
     for i, c459 in enumerate(PASCAL_CONTEXT_59_IN_459):
         assert aliases.get(names59[i], names59[i]) == names459[c459 - 1]
+
+
+def test_coco_stuff_171_reader_raw_and_prepared_layouts(tmp_path):
+    """COCO-Stuff (CAT-Seg's training set): the raw stuffthingmaps store ``category_id - 1`` (255 unlabeled)
+    and are mapped to the 171 contiguous ids; CAT-Seg's prepared labels are read as they are."""
+    from ovseg_models.data.datasets import coco_stuff_dataset
+    from ovseg_models.training import tasks  # the CAT-Seg training task reads COCO-Stuff through data.datasets
+
+    assert tasks.coco_stuff_dataset is coco_stuff_dataset
+    cats = get_categories("coco_stuff_171")
+    raw = np.array([[0, 1, 91], [181, 255, 11]], np.uint8)  # person, bicycle, banner (stuff id 92), wood, unlabeled, id 12
+    images = tmp_path / "raw" / "coco" / "train2017"
+    labels = tmp_path / "raw" / "coco" / "stuffthingmaps_trainval2017" / "train2017"
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(images / "000000000001.jpg")
+    Image.fromarray(raw).save(labels / "000000000001.png")
+    ds = coco_stuff_dataset(tmp_path / "raw", "train2017")
+    assert len(ds) == 1 and ds.num_classes == 171 and ds.ignore_index == 255
+    sem = ds[0]["sem_seg"]
+    index = {c.id: i for i, c in enumerate(cats)}
+    assert sem[0, 0] == index[1] == 0 and sem[0, 1] == index[2] and sem[0, 2] == index[92]
+    assert sem[1, 0] == index[182] == 170 and sem[1, 1] == 255
+    assert sem[1, 2] == 255  # id 12 (street sign) was dropped from COCO: no class
+    # CAT-Seg's prepared layout takes precedence and is read verbatim; the val split is built the same way
+    prepared = tmp_path / "raw" / "coco-stuff" / "annotations_detectron2" / "val2017"
+    (tmp_path / "raw" / "coco-stuff" / "images" / "val2017").mkdir(parents=True)
+    prepared.mkdir(parents=True)
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(tmp_path / "raw" / "coco-stuff" / "images" / "val2017" / "a.jpg")
+    Image.fromarray(np.array([[0, 170, 255], [5, 6, 7]], np.uint8)).save(prepared / "a.png")
+    val = build_semantic_dataset("coco_stuff_171", root=tmp_path / "raw", split="val")
+    assert val[0]["sem_seg"].tolist() == [[0, 170, 255], [5, 6, 7]]
+    with pytest.raises(FileNotFoundError, match="COCO images"):
+        coco_stuff_dataset(tmp_path / "nothing", "train2017")

@@ -168,6 +168,43 @@ def test_converter_roundtrip_and_errors(tiny_model, tmp_path):
     assert load_checkpoint(fresh, own) == "ovseg"
 
 
+def test_own_save_rebuilds_its_configuration_through_the_factory(tiny_model, tmp_path):
+    """``save_checkpoint`` records the configuration: ``create_segmenter`` rebuilds the tiny network
+    (not the ViT-B/16 default) and predicts exactly as the saved model."""
+    from ovseg_models import create_segmenter
+
+    own = tmp_path / "own.pth"
+    save_checkpoint(tiny_model, own)
+    seg = create_segmenter("catseg", checkpoint=str(own), sliding_window=False)
+    assert seg.model.cfg == tiny_model.cfg
+    ref = CATSegSegmenter(tiny_model, sliding_window=False)
+    image = (np.arange(96 * 128 * 3) % 251).astype(np.uint8).reshape(96, 128, 3)
+    for s in (seg, ref):
+        s.set_vocabulary(["cup", "table", "wall"])
+    assert np.array_equal(seg.predict(image).semantic, ref.predict(image).semantic)
+    with pytest.raises(CheckpointError, match="vitl14_336"):
+        create_segmenter("catseg", variant="vitl14_336", checkpoint=str(own))
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"hidden_dim": 32}, r"hidden_dim=32 must exceed decoder_guidance_proj_dims\[0\]=32"),
+    ({"decoder_dims": (16, 32)}, r"decoder_dims\[0\]=16 must exceed decoder_guidance_proj_dims\[1\]=16"),
+    ({"decoder_dims": (64, 40), "decoder_guidance_proj_dims": (32, 8)}, None),
+    ({"decoder_dims": (64, 50)}, r"decoder_dims\[1\]=50: the decoder's GroupNorm"),
+])
+def test_decoder_channel_constraints_checked_at_construction(overrides, field):
+    """A decoder stage whose transposed convolution would keep no channel (``hidden_dim`` not above the
+    projected guidance) used to build and then fail inside oneDNN at the first forward ("could not
+    create a primitive descriptor for the deconvolution forward propagation primitive"), in training and
+    inference alike; it is now a configuration error that names the fields."""
+    cfg = tiny_config(**overrides)
+    if field is None:
+        CATSeg(cfg)
+        return
+    with pytest.raises(ValueError, match=field):
+        CATSeg(cfg)
+
+
 def test_clip_openai_and_open_clip_formats(tiny_model):
     clip_sd = {k: v.clone() for k, v in tiny_model.clip_model.state_dict().items()}
     fused = {}
