@@ -96,7 +96,9 @@ VARIANTS: dict[str, FCCLIPConfig] = {
     "convnext_large_d_320": FCCLIPConfig(
         clip_model_name="convnext_large_d_320", clip_pretrained="laion2b_s29b_b131k_ft_soup", embed_dim=768,
         feature_channels=(192, 192, 384, 768, 1536), backbone_type="convnext"),
-    # ConvNeXt-B (``_base`` channels of the official backbone); open_clip's 320px LAION-aesthetic soup
+    # ConvNeXt-B: the official repository ships no config or checkpoint for it (only ConvNeXt-L and
+    # the OpenAI ResNets); this pairs the backbone code's ``_base`` channels with open_clip's 320 px
+    # LAION-aesthetic ConvNeXt-B-w. Train it yourself (no released weights to convert).
     "convnext_base": FCCLIPConfig(
         clip_model_name="convnext_base_w_320", clip_pretrained="laion_aesthetic_s13b_b82k_augreg", embed_dim=640,
         feature_channels=(128, 128, 256, 512, 1024), backbone_type="convnext"),
