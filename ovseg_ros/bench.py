@@ -31,7 +31,9 @@ import numpy as np
 
 TINY = {"model": "fcclip", "variant": "rn50", "allow_random_weights": True, "pretrained": "none", "seed": 0,
         "device": "cpu", "model_options": '{"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1}',
-        "resize.max_side": 128, "fcclip.min_size": 64, "fcclip.max_size": 128, "fcclip.overlap_threshold": 0.0,
+        # the model resizes (as on a robot, config/fcclip_robot.yaml: 640x480 frames are not
+        # rescaled by the node); node-level resize.max_side would add its resampling to the overhead
+        "resize.max_side": 0, "fcclip.min_size": 64, "fcclip.max_size": 128, "fcclip.overlap_threshold": 0.0,
         "prompt_templates": ["single"], "vocabulary.default": "ade20k_150", "publish.diagnostics": False,
         # reliable input: a lost fragment of a best-effort 900 KB frame would lose the frame
         "input.qos.reliability": "reliable", "input.qos.depth": 2}

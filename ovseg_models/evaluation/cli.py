@@ -6,10 +6,15 @@
 
 ``--checkpoint`` takes an official release or a checkpoint written by ``ovseg-train`` (``--config``
 then supplies model, variant, datasets and test options from the training config's ``eval`` section).
-Test-time options follow the papers: FC-CLIP resizes the shortest edge to 800 (1024 for Cityscapes
-and Mapillary Vistas); CAT-Seg uses the sliding window with a global view. Metrics: mIoU on every
-dataset; PQ and mask AP on COCO panoptic (FC-CLIP). Results are printed as the papers' tables
-(A-847, PC-459, A-150, PC-59, PAS-20, PAS-20b / PQ, AP, mIoU) and written as JSON.
+Test-time options follow the papers: FC-CLIP resizes the shortest edge to 800, max 1333 (1024, max 2560
+for Cityscapes and Mapillary Vistas); CAT-Seg uses the sliding window with a global view. Metrics: mIoU on
+every dataset; with FC-CLIP also PQ and mask AP on COCO panoptic, ADE20K-150, Cityscapes and Mapillary
+Vistas when their panoptic ground truth is present (``ovseg_models.data.datasets.build_panoptic_dataset``;
+otherwise mIoU only, with a warning). mIoU uses the datasets' semantic labels, as the official evaluators.
+AP is COCO mask AP of the thing segments of the panoptic ground truth (for ADE20K identical to Mask2Former's
+``ade20k_instance_val.json``; the official Cityscapes AP uses cityscapesScripts' own instance evaluator).
+Results are printed as the papers' tables (A-847, PC-459, A-150, PC-59, PAS-20, PAS-20b / PQ, AP, mIoU)
+and written as JSON.
 """
 from __future__ import annotations
 
@@ -27,11 +32,16 @@ from .panoptic import PanopticQualityMetric
 from .report import format_results_table, write_results_json
 from .semantic import SemanticSegmentationMetric
 
-__all__ = ["main", "build_parser", "build_segmenter_for_eval", "evaluate_dataset"]
+__all__ = ["main", "build_parser", "build_segmenter_for_eval", "evaluate_dataset", "fcclip_test_size",
+           "PANOPTIC_DATASETS"]
 
 log = logging.getLogger("ovseg.eval")
 
-PANOPTIC_DATASETS = ("coco_panoptic",)
+PANOPTIC_DATASETS = ("coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas")
+
+#: FC-CLIP test resize (shortest edge, longest-edge cap) of the paper; per-dataset exceptions below
+FCCLIP_TEST_SIZE = (800, 1333)
+FCCLIP_TEST_SIZE_PER_DATASET = {"cityscapes": (1024, 2560), "mapillary_vistas": (1024, 2560)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,21 +97,26 @@ def _vocabulary(name: str):
 
 def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None = None, model: str = "fcclip",
                      predict_options: dict | None = None) -> dict:
-    """Metrics (percent) of one benchmark: ``{"mIoU"}`` (+ ``"PQ"``, ``"AP"`` on COCO panoptic)."""
-    from ..data.datasets import COCOPanopticDataset, build_semantic_dataset
+    """Metrics (percent) of one benchmark: ``{"mIoU"}`` (+ ``"PQ"``, ``"AP"`` on the panoptic benchmarks with
+    FC-CLIP when their panoptic ground truth is present)."""
+    from ..data.datasets import build_panoptic_dataset, build_semantic_dataset
 
     cats, vocab = _vocabulary(name)
     segmenter.set_vocabulary(vocab)
     predict_options = dict(predict_options or {})
     panoptic = name in PANOPTIC_DATASETS and model == "fcclip"
-    if name == "coco_panoptic":
-        base = root / "coco"
-        ds = COCOPanopticDataset(image_dir=base / "val2017", panoptic_dir=base / "panoptic_val2017",
-                                 panoptic_json=base / "annotations" / "panoptic_val2017.json")
-        ignore = 255
-    else:
+    ds = None
+    if panoptic or name == "coco_panoptic":
+        try:
+            ds = build_panoptic_dataset(name, root=root)
+        except FileNotFoundError as e:
+            if name == "coco_panoptic":
+                raise
+            log.warning("%s: panoptic ground truth not found (%s); reporting mIoU only", name, e)
+            panoptic = False
+    if ds is None:
         ds = build_semantic_dataset(name, root=root)
-        ignore = ds.ignore_index
+    ignore = ds.ignore_index if hasattr(ds, "ignore_index") else 255
     n = len(ds) if max_images is None else min(len(ds), max_images)
     sem = SemanticSegmentationMetric(num_classes=len(cats), ignore_index=ignore)
     pq = PanopticQualityMetric(categories={c.id: c.is_thing for c in cats}) if panoptic else None
@@ -121,16 +136,17 @@ def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None
             segs = [{"id": s.id, "category_id": cats[s.category].id} for s in result.segments]
             pq.update(gt_ids=item["pan_ids"], gt_segments=item["segments_info"], pred_ids=result.panoptic,
                       pred_segments=segs)
+            image_id = i + 1  # integer ids for pycocotools (ADE20K / Cityscapes / Mapillary use file-name ids)
             if result.instances is not None:
                 from .instance import instance_predictions_to_coco
                 inst = result.instances
                 coco_preds += instance_predictions_to_coco(
-                    image_id=item["image_id"], masks=inst["masks"], scores=inst["scores"],
+                    image_id=image_id, masks=inst["masks"], scores=inst["scores"],
                     category_ids=[cats[int(c)].id for c in inst["classes"]])
-            gt_images.append({"id": item["image_id"], "height": item["image"].shape[0],
+            gt_images.append({"id": image_id, "height": item["image"].shape[0],
                               "width": item["image"].shape[1], "file_name": item["file_name"]})
-            gt_anns.append({"image_id": item["image_id"], "segments_info": item["segments_info"]})
-            pan_maps[item["image_id"]] = item["pan_ids"]
+            gt_anns.append({"image_id": image_id, "segments_info": item["segments_info"]})
+            pan_maps[image_id] = item["pan_ids"]
     out = {"mIoU": 100.0 * sem.compute().miou, "images": n}
     if panoptic:
         res = pq.compute()
@@ -141,6 +157,11 @@ def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None
                                    categories=ds.categories)
         out["AP"] = evaluate_mask_ap(ground_truth=gt, predictions=coco_preds, per_class=False)["AP"]
     return out
+
+
+def fcclip_test_size(dataset: str) -> tuple[int, int]:
+    """FC-CLIP's test resize ``(shortest edge, max size)`` for ``dataset`` (paper: 800, 1024 on street scenes)."""
+    return FCCLIP_TEST_SIZE_PER_DATASET.get(dataset, FCCLIP_TEST_SIZE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         size = per_dataset.get(ds, {})
         min_size = args.min_size or size.get("min_size") or (eval_cfg.get("min_size") if model == "fcclip" else None)
         max_size = args.max_size or size.get("max_size") or (eval_cfg.get("max_size") if model == "fcclip" else None)
+        if model == "fcclip":  # not given by the arguments or the config: the paper's sizes
+            paper_min, paper_max = fcclip_test_size(ds)
+            min_size, max_size = min_size or paper_min, max_size or paper_max
         key = (min_size, max_size)
         try:
             if key not in segmenters:
