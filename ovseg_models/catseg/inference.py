@@ -23,10 +23,10 @@ import contextlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+
+from ..transforms import resize_image, resize_shortest_edge_shape
 
 __all__ = ["InferenceOptions", "ScoreAccumulator", "mapper_resize", "mapper_output_size", "prepare_views",
            "run_inference", "score_chunks"]
@@ -50,22 +50,13 @@ class InferenceOptions:
 
 
 def mapper_output_size(h: int, w: int, short: int = 640, max_size: int = 2560) -> tuple[int, int]:
-    """detectron2 ``ResizeShortestEdge.get_output_shape``."""
-    size = float(short)
-    scale = size / min(h, w)
-    newh, neww = (size, scale * w) if h < w else (scale * h, size)
-    if max(newh, neww) > max_size:
-        scale = max_size / max(newh, neww)
-        newh, neww = newh * scale, neww * scale
-    return int(newh + 0.5), int(neww + 0.5)
+    """The official CAT-Seg test mapper's output size (``ResizeShortestEdge(640, 2560)``)."""
+    return resize_shortest_edge_shape(h, w, short, max_size)
 
 
 def mapper_resize(image: torch.Tensor, short: int = 640, max_size: int = 2560) -> torch.Tensor:
     """HxWx3 uint8 -> the official test mapper's resized HxWx3 uint8 (PIL bilinear)."""
-    h, w = int(image.shape[0]), int(image.shape[1])
-    nh, nw = mapper_output_size(h, w, short, max_size)
-    pil = Image.fromarray(np.ascontiguousarray(image.cpu().numpy())).resize((nw, nh), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(pil).copy())
+    return resize_image(image, mapper_output_size(int(image.shape[0]), int(image.shape[1]), short, max_size))
 
 
 def _window_origins(size: tuple[int, int], kernel: int, stride: int) -> list[tuple[int, int]]:

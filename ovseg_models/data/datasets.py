@@ -267,7 +267,8 @@ class PanopticDataset(Dataset):
         for seg in ann["segments_info"]:
             k = self.category_map.get(int(seg["category_id"]))
             if k is None:
-                raise ValueError(f"{ann['file_name']}: segment {seg['id']} has unknown category_id {seg['category_id']}")
+                raise ValueError(f"{ann['file_name']}: segment {seg['id']} has unknown category_id "
+                                 f"{seg['category_id']}")
             out.append({**seg, "category_id": self._cats[k].id, "iscrowd": int(seg.get("iscrowd", 0)),
                         "isthing": self._cats[k].is_thing})
         return out

@@ -599,7 +599,8 @@ def prepare_cityscapes_panoptic(
         image_id = path.name.replace("_gtFine_instanceIds.png", "")
         image_name = f"{image_id}_leftImg8bit.png"
         convert = (lambda p=path: cityscapes_panoptic_from_instance_ids(_read_image(p), use_train_id=use_train_id))
-        items.append((path.name.replace("_instanceIds.png", "_panoptic.png"), images_dir / path.parent.name / image_name,
+        png_name = path.name.replace("_instanceIds.png", "_panoptic.png")
+        items.append((png_name, images_dir / path.parent.name / image_name,
                       {"id": image_id, "file_name": image_name}, convert))
     if not items:
         raise FileNotFoundError(f"no *_gtFine_instanceIds.png under {gt}")
@@ -645,6 +646,7 @@ def prepare_mapillary_panoptic(*, root: str | Path, split: str = "validation", o
         items.append((ins_path.name, image_path, {"id": ins_path.stem, "file_name": image_path.name}, convert))
     if not items:
         raise FileNotFoundError(f"no instance PNGs in {ins_dir}")
-    return _convert_panoptic(items, out_dir=ann_root / "panoptic", json_path=ann_root / "panoptic" / "panoptic_2018.json",
+    return _convert_panoptic(items, out_dir=ann_root / "panoptic",
+                             json_path=ann_root / "panoptic" / "panoptic_2018.json",
                              categories=_panoptic_categories("mapillary_vistas", range(1, 66)), overwrite=overwrite,
                              desc=f"Mapillary panoptic {split}")

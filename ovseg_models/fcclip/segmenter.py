@@ -14,7 +14,7 @@ from .backbone import CLIPTextEncoder
 from .config import FCCLIPConfig
 from .model import FCCLIP
 from .postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
-from .preprocess import resize_image, resize_shortest_edge_shape
+from ..transforms import resize_image, resize_shortest_edge_shape
 
 __all__ = ["FCCLIPSegmenter"]
 

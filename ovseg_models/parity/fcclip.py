@@ -139,7 +139,7 @@ def run_postprocess_case(case_path, manifest_path=None) -> list[Comparison]:
 
 def run_case(case_path, manifest_path=None) -> list[Comparison]:
     from ..fcclip.postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
-    from ..fcclip.preprocess import resize_image, resize_shortest_edge_shape
+    from ..transforms import resize_image, resize_shortest_edge_shape
     from ..data.class_names import seen_mask
     from ..fcclip.backbone import CLIPTextEncoder
     from ..text import build_text_classifier

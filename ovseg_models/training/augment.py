@@ -18,15 +18,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["resize_image", "resize_labels", "lsj_panoptic", "semantic_crop", "color_aug_ssd",
-           "resize_shortest_edge_size", "panoptic_targets"]
+from ..transforms import resize_image, resize_shortest_edge_shape
 
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """HxWx3 uint8 -> ``size`` (h, w), PIL bilinear."""
-    if image.shape[:2] == tuple(size):
-        return image
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+__all__ = ["resize_labels", "lsj_panoptic", "semantic_crop", "color_aug_ssd",
+           "panoptic_targets"]
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -90,15 +85,6 @@ def lsj_panoptic(image: np.ndarray, pan_ids: np.ndarray, rng: np.random.Generato
     image = _pad(image, (image_size, image_size), pad_value)
     pan_ids = _pad(pan_ids, (image_size, image_size), 0)
     return np.ascontiguousarray(image), np.ascontiguousarray(pan_ids), (ch, cw)
-
-
-def resize_shortest_edge_size(h: int, w: int, short: int, max_size: int) -> tuple[int, int]:
-    scale = short / min(h, w)
-    newh, neww = (short, scale * w) if h < w else (scale * h, short)
-    if max(newh, neww) > max_size:
-        s = max_size / max(newh, neww)
-        newh, neww = newh * s, neww * s
-    return int(newh + 0.5), int(neww + 0.5)
 
 
 def _rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
@@ -169,7 +155,7 @@ def semantic_crop(image: np.ndarray, labels: np.ndarray, rng: np.random.Generato
                   ) -> tuple[np.ndarray, np.ndarray]:
     """CAT-Seg training mapper: returns the padded image (uint8 HxWx3) and label map (int64)."""
     h, w = image.shape[:2]
-    nh, nw = resize_shortest_edge_size(h, w, short_edge, max_size)
+    nh, nw = resize_shortest_edge_shape(h, w, short_edge, max_size)
     image = resize_image(image, (nh, nw))
     labels = resize_labels(labels, (nh, nw))
     ch, cw = min(crop, nh), min(crop, nw)

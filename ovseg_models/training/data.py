@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..data.datasets import COCOPanopticDataset, SemanticSegmentationDataset
-from .augment import lsj_panoptic, panoptic_targets, resize_image, resize_labels, resize_shortest_edge_size, \
-    semantic_crop
+from ..transforms import resize_image, resize_shortest_edge_shape
+from .augment import lsj_panoptic, panoptic_targets, resize_labels, semantic_crop
 
 __all__ = ["sample_seed", "GlobalBatchSampler", "PanopticTrainDataset", "SemanticTrainDataset",
            "collate"]

@@ -1,0 +1,40 @@
+"""Image resizing as the official evaluation does it (detectron2's ``ResizeShortestEdge``).
+
+Both models' test mappers and the training augmentations resize the same way: the shortest edge
+to a target, the longest capped, sizes rounded with ``int(x + 0.5)``, and the uint8 image
+resampled with PIL's ``BILINEAR`` (what detectron2's ``ResizeTransform`` uses). Matching it exactly
+matters for parity: a different resampler changes the model input.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["resize_shortest_edge_shape", "resize_image"]
+
+
+def resize_shortest_edge_shape(h: int, w: int, short_edge: int | None, max_size: int | None) -> tuple[int, int]:
+    """Output (h, w): shortest edge -> ``short_edge``, longest at most ``max_size``; ``int(x + 0.5)``.
+
+    ``short_edge`` or ``max_size`` falsy: that constraint is not applied.
+    """
+    if not short_edge:
+        newh, neww = float(h), float(w)
+    else:
+        scale = short_edge * 1.0 / min(h, w)
+        newh, neww = (short_edge * 1.0, scale * w) if h < w else (scale * h, short_edge * 1.0)
+    if max_size and max(newh, neww) > max_size:
+        scale = max_size * 1.0 / max(newh, neww)
+        newh, neww = newh * scale, neww * scale
+    return int(newh + 0.5), int(neww + 0.5)
+
+
+def resize_image(image: "torch.Tensor | np.ndarray", size: tuple[int, int]) -> "torch.Tensor | np.ndarray":
+    """HxWx3 uint8 -> ``size`` (h, w) with PIL ``BILINEAR``; returns the input's type (tensor or array)."""
+    if tuple(image.shape[:2]) == tuple(size):
+        return image
+    is_tensor = isinstance(image, torch.Tensor)
+    arr = np.ascontiguousarray(image.cpu().numpy() if is_tensor else image)
+    out = np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.BILINEAR))
+    return torch.from_numpy(out.copy()) if is_tensor else out
