@@ -9,6 +9,7 @@ from ovseg_models.data.class_names import (
     CategoryInfo,
     ade20k_847_full_ids,
     get_categories,
+    get_class_names,
     get_synonyms,
     seen_mask,
     split_synonyms,
@@ -127,3 +128,29 @@ def test_seen_mask_benchmarks():
     assert 0 < sum(ade_mask) < 150
     a847 = seen_mask(get_synonyms("ade20k_847"))
     assert len(a847) == 847 and 0 < sum(a847) < 847
+
+
+@pytest.mark.parametrize("training", ["coco_panoptic", "coco_stuff_171", "coco_stuff"])
+def test_seen_mask_against_each_papers_training_set(training):
+    """FC-CLIP trains on COCO panoptic (133), CAT-Seg on COCO-Stuff (171): both are valid ``training_dataset``s."""
+    train_key = "coco_stuff_171" if training == "coco_stuff" else training
+    assert all(seen_mask(get_synonyms(train_key), training))  # every training class is seen against itself
+    for key in DATASET_KEYS:
+        mask = seen_mask(get_synonyms(key), training)
+        assert len(mask) == len(get_categories(key))
+        if key not in ("coco_panoptic", "coco_stuff_171"):
+            assert 0 < sum(mask) < len(mask) or key.startswith("pascal_voc"), key
+    ade = dict(zip(get_class_names("ade20k_150"), seen_mask(get_synonyms("ade20k_150"), training)))
+    assert ade["person"] and ade["sky"] and not ade["escalator"]
+    # the same list of synonym lists passed explicitly gives the same mask
+    assert seen_mask(get_synonyms("ade20k_847"), training) == seen_mask(get_synonyms("ade20k_847"),
+                                                                         get_synonyms(train_key))
+
+
+def test_seen_mask_coco_stuff_differs_from_coco_panoptic():
+    # COCO panoptic merges stuff classes (e.g. "wall-other-merged"); COCO-Stuff keeps the 91 fine stuff classes,
+    # so the two training vocabularies give different masks on some benchmarks
+    a847_pan = seen_mask(get_synonyms("ade20k_847"), "coco_panoptic")
+    a847_stuff = seen_mask(get_synonyms("ade20k_847"), "coco_stuff_171")
+    assert a847_pan != a847_stuff
+    assert all(seen_mask(get_synonyms("pascal_voc_20"), "coco_stuff_171"))
