@@ -1,28 +1,19 @@
 """Mask AP through pycocotools on the real COCO panoptic sample (as instances), and the results report."""
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from ovseg_models.evaluation.instance import evaluate_mask_ap, instance_predictions_to_coco, panoptic_to_instances
 from ovseg_models.evaluation.panoptic import rgb2id
 from ovseg_models.evaluation.report import format_results_table, write_results_json
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 
 @pytest.fixture(scope="module")
-def coco_instances():
-    root = SHARED / "coco_panoptic"
-    if not root.exists():
-        pytest.skip(f"shared COCO panoptic sample not found at {root}")
-    data = json.loads((root / "panoptic_val.json").read_text())
-    cats = json.loads((root / "panoptic_coco_categories.json").read_text())
-    maps = {a["image_id"]: np.array(Image.open(root / "panoptic_val" / a["file_name"])) for a in data["annotations"]}
+def coco_instances(coco_panoptic_sample):
+    data, cats, maps = coco_panoptic_sample
     gt = panoptic_to_instances(
         images=data["images"], panoptic_annotations=data["annotations"], panoptic_maps=maps, categories=cats
     )

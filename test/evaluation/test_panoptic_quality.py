@@ -1,16 +1,11 @@
 """Panoptic quality vs an independent brute-force panopticapi re-implementation, torchmetrics, and real COCO GT."""
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torchmetrics.detection import PanopticQuality
 
 from ovseg_models.evaluation.panoptic import PanopticQualityMetric, id2rgb, pq_average, pq_single_image, rgb2id
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 # ---------------------------------------------------------------- brute force (mask loops, no joint histogram)
@@ -231,18 +226,14 @@ def test_rgb_roundtrip():
 
 
 # ---------------------------------------------------------------- real COCO panoptic samples
-def _coco():
-    root = SHARED / "coco_panoptic"
-    if not root.exists():
-        pytest.skip(f"shared COCO panoptic sample not found at {root}")
-    data = json.loads((root / "panoptic_val.json").read_text())
-    cats = json.loads((root / "panoptic_coco_categories.json").read_text())
-    maps = {a["image_id"]: np.array(Image.open(root / "panoptic_val" / a["file_name"])) for a in data["annotations"]}
+@pytest.fixture
+def coco(coco_panoptic_sample):
+    data, cats, maps = coco_panoptic_sample
     return data, {c["id"]: bool(c["isthing"]) for c in cats}, maps
 
 
-def test_coco_gt_vs_itself_is_perfect():
-    data, categories, maps = _coco()
+def test_coco_gt_vs_itself_is_perfect(coco):
+    data, categories, maps = coco
     metric = PanopticQualityMetric(categories=categories)
     for ann in data["annotations"]:
         rgb = maps[ann["image_id"]]
@@ -261,8 +252,8 @@ def test_coco_gt_vs_itself_is_perfect():
     assert result["All"]["n"] == n_present
 
 
-def test_coco_perturbed_prediction_expected_numbers():
-    data, categories, maps = _coco()
+def test_coco_perturbed_prediction_expected_numbers(coco):
+    data, categories, maps = coco
     ann = data["annotations"][0]
     ids = rgb2id(maps[ann["image_id"]])
     segs = [s for s in ann["segments_info"]]
