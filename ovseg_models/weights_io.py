@@ -157,6 +157,18 @@ def read_checkpoint(path: str | Path, *, scalar_keys: Iterable[str] = ()
     return unwrap_state_dict(obj, str(path), scalar_keys=scalar_keys), checkpoint_metadata(obj)
 
 
+def key_problems(*, missing=(), unexpected=(), mismatched=(), unexpected_note: str = "") -> list[str]:
+    """Human-readable descriptions of what keeps a state_dict from fitting a model (empty: it fits)."""
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {format_keys(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s){unexpected_note}: {format_keys(unexpected)}")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): {format_keys(mismatched, 8)}")
+    return problems
+
+
 def strict_load(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "checkpoint", *,
                 assign: bool | None = None) -> None:
     """``load_state_dict(strict=True)`` with an error that names missing, unexpected and misshapen keys."""
@@ -165,13 +177,7 @@ def strict_load(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what:
     unexpected = [k for k in state_dict if k not in expected]
     shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
               for k in expected if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {format_keys(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {format_keys(unexpected)}")
-    if shapes:
-        problems.append(f"{len(shapes)} shape mismatch(es): {format_keys(shapes, 8)}")
+    problems = key_problems(missing=missing, unexpected=unexpected, mismatched=shapes)
     if problems:
         raise CheckpointError(f"{what} does not fit the model: " + "; ".join(problems))
     if assign is None:  # models built on the meta device take the tensors as they are

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import torch
 
 from .. import weights_io
-from ..weights_io import TRAINING_CHECKPOINT_FORMAT, CheckpointError, format_keys, read_state_dict, strict_load
+from ..weights_io import TRAINING_CHECKPOINT_FORMAT, CheckpointError, format_keys, key_problems, read_state_dict, strict_load
 
 __all__ = ["CheckpointError", "TEXT_TOWER_PREFIXES", "TRAINING_ONLY_KEYS", "convert_official_state_dict",
            "is_text_tower_key", "load_checkpoint_file", "load_official_checkpoint", "official_to_model_key",
@@ -100,13 +100,8 @@ def convert_official_state_dict(official: Mapping[str, torch.Tensor], model: tor
     missing = [k for k in target if k not in out]
     text_missing = [k for k in missing if is_text_tower_key(k)]
     other_missing = [k for k in missing if not is_text_tower_key(k)]
-    problems = []
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s) (no module takes them): {format_keys(unexpected)}")
-    if other_missing:
-        problems.append(f"{len(other_missing)} missing key(s): {format_keys(other_missing)}")
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es): {format_keys(mismatched)}")
+    problems = key_problems(missing=other_missing, unexpected=unexpected, mismatched=mismatched,
+                            unexpected_note=" (no module takes them)")
     if problems:
         raise CheckpointError("checkpoint does not fit the FC-CLIP model: " + "; ".join(problems))
     if text_missing:
