@@ -8,7 +8,9 @@ with ``input_transport:=compressed``), ``model`` (fcclip or catseg), ``params_fi
 the package's ``config/ovseg.yaml``, so it only needs to override), ``namespace`` (default
 ``segmentation``), ``lifecycle`` (true: a managed ``ovseg_lifecycle_node``; false: ``ovseg_node``,
 configured and activated at start), ``input_transport`` (raw or compressed), ``device``,
-``checkpoint`` ('' = from the parameter files), ``log_level``.
+``checkpoint`` ('' = from the parameter files), ``log_level``, ``fastdds_profile`` (a Fast DDS XML
+profile for the node's process, e.g. the package's ``config/fastdds_shm.xml``; '' = inherit the
+environment; see the README's "Node latency and DDS transports").
 """
 import os
 
@@ -31,7 +33,8 @@ def _nodes(context):
         overrides["checkpoint"] = arg("checkpoint")
     params.append(overrides)
     camera = arg("camera_topic")
-    common = dict(package="ovseg", namespace=arg("namespace"), name="ovseg", output="screen",
+    env = {"FASTDDS_DEFAULT_PROFILES_FILE": arg("fastdds_profile")} if arg("fastdds_profile") else None
+    common = dict(additional_env=env, package="ovseg", namespace=arg("namespace"), name="ovseg", output="screen",
                   parameters=params, remappings=[("image", camera), ("image/compressed", camera + "/compressed")],
                   arguments=["--ros-args", "--log-level", arg("log_level")])
     if arg("lifecycle").lower() in ("true", "1", "yes"):
@@ -53,5 +56,7 @@ def generate_launch_description():
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument("checkpoint", default_value="", description="checkpoint file ('' = from the params)"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug, info, warn, error"),
+        DeclareLaunchArgument("fastdds_profile", default_value="",
+                              description="Fast DDS XML profile for the node's process ('' = inherit)"),
         OpaqueFunction(function=_nodes),
     ])

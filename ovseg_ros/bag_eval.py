@@ -26,7 +26,6 @@ import argparse
 import importlib
 import json
 import math
-import os
 import re
 import sys
 import threading
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .resources import share_file
 
 __all__ = ["EvalOptions", "evaluate_bag", "main", "ovseg_typestore", "read_label_png"]
 
@@ -79,21 +80,8 @@ class EvalOptions:
 
 def _msg_dir() -> Path | None:
     """Folder with ovseg's .msg files: the installed share/ovseg/msg, or the source tree's msg/."""
-    candidates = []
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            candidates.append(Path(prefix) / "share" / "ovseg" / "msg")
-    candidates += [Path(sys.prefix) / "share" / "ovseg" / "msg", Path(__file__).resolve().parents[1] / "msg"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.insert(0, Path(get_package_share_directory("ovseg")) / "msg")
-    except Exception:  # noqa: BLE001
-        pass
-    for c in candidates:
-        if (c / "PanopticSegmentation.msg").is_file():
-            return c
-    return None
+    f = share_file("msg/PanopticSegmentation.msg")
+    return f.parent if f is not None else None
 
 
 def ovseg_typestore():
@@ -228,7 +216,7 @@ def _node_parameters(opts: EvalOptions) -> list[str]:
 def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
     """Replay, record, write the output bag and compute the report (returned as a dict)."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.serialization import deserialize_message, serialize_message
     from rosbags.rosbag2 import Reader, StoragePlugin, Writer
@@ -338,7 +326,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise RuntimeError(f"the node could not be configured: {node.configure_error}")
             node.trigger_activate()
-            ex = MultiThreadedExecutor(num_threads=3, context=context)
+            ex = SingleThreadedExecutor(context=context)  # as ovseg_node
             ex.add_node(node)
             executors.append(ex)
         rec = _Recorder(context, ns, image_type, input_topic, opts.record_overlay or opts.overlay_dir is not None)

@@ -191,19 +191,27 @@ def load_vocabulary(spec: str, *, base_dir: str | Path | None = None) -> Vocabul
 
 # -- outputs ----------------------------------------------------------------------------------
 
-def semantic_labels(result: SegmentationResult, score_threshold: float = 0.0) -> np.ndarray:
-    """uint16 label map: category per pixel, 65535 where the score is below ``score_threshold``."""
+def semantic_labels(result: SegmentationResult, score_threshold: float = 0.0, *,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """uint16 label map: category per pixel, 65535 where the score is below ``score_threshold``.
+
+    ``out``: an (H, W) uint16 array to fill (a view of an output message's buffer, see
+    :func:`ovseg_ros.conversions.label_image`), so the labels are written once.
+    """
     sem = np.asarray(result.semantic)
-    bad = (sem < 0) | (sem >= UNLABELED)
+    if out is None:
+        out = np.empty(sem.shape, dtype=np.uint16)
+    np.copyto(out, sem, casting="unsafe")
+    # a range check by min/max is cheaper than building masks on every frame
+    if sem.dtype != np.uint16 and sem.size and (sem.min() < 0 or sem.max() >= UNLABELED):
+        out[(sem < 0) | (sem >= UNLABELED)] = UNLABELED
     if score_threshold > 0 and result.score is not None:
-        bad |= np.asarray(result.score) < score_threshold
-    if bad.any():
-        return np.where(bad, UNLABELED, sem).astype(np.uint16)
-    return sem.astype(np.uint16)
+        out[np.asarray(result.score) < score_threshold] = UNLABELED
+    return out
 
 
 def semantic_to_msg(labels: np.ndarray, header, msg=None):
-    """mono16 label image with ``header`` (labels from :func:`semantic_labels`)."""
+    """mono16 label image with ``header`` (labels from :func:`semantic_labels`; ``msg`` reused)."""
     return labels_to_image(labels, header=header, msg=msg)
 
 
@@ -245,10 +253,8 @@ def panoptic_to_msg(ids: np.ndarray, segments: Sequence[Any], header, vocabulary
         msg = PanopticSegmentation()
     msg.header = header
     a = np.asarray(ids)
-    if a.dtype != np.uint16:
-        if a.size and (a.min() < 0 or a.max() > 65535):
-            raise ValueError("segment ids do not fit mono16")
-        a = a.astype(np.uint16)
+    if a.dtype != np.uint16 and a.size and (a.min() < 0 or a.max() > 65535):
+        raise ValueError("segment ids do not fit mono16")
     labels_to_image(a, header=header, msg=msg.id_image)
     out = []
     for s in segments:

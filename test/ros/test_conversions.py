@@ -160,6 +160,41 @@ def test_label_images():
     assert cv.image_to_numpy(msg).tolist() == [[65535, 2]]
 
 
+def test_label_images_reuse_the_previous_frames_buffer_and_publish_right(ros_context, executor):
+    """The node writes each frame's labels into the last published message: the buffer is reused
+    (same array), and every publish carries that frame's labels, over real DDS."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from ros_test_utils import spin_until
+
+    node = rclpy.create_node("reuse_probe", context=ros_context)
+    executor.add_node(node)
+    got = []
+    q = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Image, "labels", got.append, q)
+    pub = node.create_publisher(Image, "labels", q)
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(-2, 70000, size=(48, 64)).astype(np.int32) for _ in range(3)]
+    frames.append(np.arange(12, dtype=np.uint16).reshape(3, 4))  # another size: a new buffer
+    msg, buffers = None, []
+    for lab in frames:
+        msg = cv.labels_to_image(lab, msg=msg)
+        buffers.append(msg.data)
+        pub.publish(msg)
+    assert buffers[0] is buffers[1] is buffers[2] and buffers[3] is not buffers[2]
+    # label_image hands out a view of the message's own data (its setter may copy what it is given)
+    msg2, view = cv.label_image(2, 3)
+    view[...] = 7
+    assert cv.image_to_numpy(msg2).tolist() == [[7, 7, 7], [7, 7, 7]]
+    assert spin_until(executor, lambda: len(got) == 4)
+    for lab, out in zip(frames, got):
+        want = np.where((lab < 0) | (lab >= 65535), 65535, lab)
+        assert np.array_equal(cv.image_to_numpy(out), want)
+    executor.remove_node(node)
+    node.destroy_node()
+
+
 def test_agrees_with_a_real_cv_bridge():
     cv_bridge = pytest.importorskip("cv_bridge", reason="no working cv_bridge here (PyPI's is broken)")
     try:

@@ -18,7 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / "launch" / "ovseg.launch.py"
 ARGS = {"camera_topic", "model", "params_file", "namespace", "lifecycle", "input_transport", "device", "checkpoint",
-        "log_level"}
+        "log_level", "fastdds_profile"}
 
 
 def test_launch_file_is_valid_python_with_the_expected_arguments():
@@ -95,7 +95,7 @@ def test_launch_description_builds_under_real_launch(lifecycle):
     context.launch_configurations.update({
         "camera_topic": "/cam/image", "model": "catseg", "params_file": "", "namespace": "seg",
         "lifecycle": lifecycle, "input_transport": "raw", "device": "cpu", "checkpoint": "/x.pth",
-        "log_level": "info"})
+        "log_level": "info", "fastdds_profile": str(REPO / "config" / "fastdds_shm.xml")})
     opaque = [e for e in ld.entities if type(e).__name__ == "OpaqueFunction"][0]
     nodes = opaque.execute(context)
     assert len(nodes) == 1

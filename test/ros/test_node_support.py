@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -73,12 +73,12 @@ def make_node(ros_context, params: dict, factory=cached_create, name: str = "ovs
 
 @contextmanager
 def running_node(ros_context, params: dict, *, factory=cached_create, activate: bool = True):
-    """A configured (and activated) SegmentationNode spun by its own multi-threaded executor."""
+    """A configured (and activated) SegmentationNode spun by its own single-threaded executor (as ovseg_node)."""
     node = make_node(ros_context, params, factory)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.configure_error
     if activate:
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    ex = MultiThreadedExecutor(num_threads=3, context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(node)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()

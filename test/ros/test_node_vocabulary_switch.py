@@ -143,3 +143,44 @@ def test_vocabulary_switch_under_30hz_stream_real_model(ros_context, executor, t
         s = node.stats
         assert s.errors == 0 and s.dropped > 0  # 30 Hz is faster than the model: latest frame wins
         probe.destroy()
+
+
+class SlowTextSegmenter(VocabularyStampingSegmenter):
+    """Text encoding takes ``seconds`` after the default vocabulary (a large vocabulary on a robot's CPU)."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.encodes = seconds, 0
+
+    def _encode_vocabulary(self, vocabulary):
+        self.encodes += 1
+        if self.encodes > 1:
+            time.sleep(self.seconds)
+        return {"n": len(vocabulary)}
+
+
+def test_frames_keep_flowing_while_a_slow_vocabulary_is_encoded(ros_context, executor, tmp_path):
+    """The node's single-threaded executor is not blocked by set_vocabulary: encoding runs on a thread."""
+    from ovseg.msg import VocabularyClass
+    from ovseg.srv import SetVocabulary
+
+    seg = SlowTextSegmenter(seconds=2.0)
+    with running_node(ros_context, tiny_params(write_vocab_file(tmp_path)), factory=lambda model, **kw: seg) as node:
+        probe = Probe(ros_context, executor)
+        probe.wait_connected()
+        assert spin_until(executor, probe.set_client.service_is_ready, 10)
+        img = conversions.numpy_to_image(rgb_image(0), "rgb8")
+        future = probe.set_client.call_async(SetVocabulary.Request(classes=[VocabularyClass(name="x"),
+                                                                            VocabularyClass(name="y")]))
+        t0 = time.monotonic()
+        while not future.done() and time.monotonic() - t0 < 20:
+            probe.pub.publish(probe.next_header(img))
+            probe.spin(1 / 30)
+        assert future.done() and future.result().success and future.result().version == 2
+        during = [m for m in probe.got["panoptic"] if m.vocabulary_version == 1]
+        assert time.monotonic() - t0 >= 1.9  # the call really took the encoding time
+        assert len(during) >= 10, f"only {len(during)} frames were processed during a 2 s encoding"
+        assert node.stats.processed >= len(during)
+        probe.pub.publish(probe.next_header(img))
+        assert spin_until(executor, lambda: any(m.vocabulary_version == 2 for m in probe.got["panoptic"]), 10)
+        probe.destroy()

@@ -1,0 +1,26 @@
+"""``python -m ovseg_ros.bench`` runs its modes end to end and reports consistent figures.
+
+Only a smoke test of the benchmark's machinery (the node, a client in one process and across
+processes, per-frame model times matched by stamp); the figures themselves are not asserted
+against targets: speed is measured by running the benchmark, not by timed tests.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_runs_in_process_and_across_processes(tmp_path, ros_env):
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "ovseg_ros.bench", "--frames", "3", "--warmup", "1",
+                          "--modes", "inproc,shm_profile", "--json", str(out)],
+                         env=ros_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    results = {r["mode"]: r for r in json.loads(out.read_text())}
+    assert set(results) == {"inproc", "shm_profile"}
+    for r in results.values():
+        assert r["frames"] == 3
+        e2e, model, overhead = r["end_to_end_ms"]["p50"], r["model_ms"]["p50"], r["overhead_ms"]["p50"]
+        assert 0 < model < e2e and overhead > 0
+    assert "target (node overhead <= 5 ms median)" in res.stdout
