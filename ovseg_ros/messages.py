@@ -253,7 +253,7 @@ def segments_from_semantic(labels: np.ndarray, score: np.ndarray | None, vocabul
     present = np.flatnonzero(areas)
     lut = np.zeros(UNLABELED + 1, dtype=np.uint16)
     lut[present] = np.arange(1, len(present) + 1, dtype=np.uint16)
-    ids = lut[lab]
+    ids = np.take(lut, lab)  # twice as fast as lut[lab] for uint16 indices
     if len(present) == 0:
         return ids, []
     sums = np.bincount(cls, weights=run_scores[keep], minlength=n) if run_scores is not None else None

@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 
-def test_bench_runs_in_process_and_across_processes(tmp_path, ros_env):
+def test_bench_runs_in_process_and_across_processes_with_its_transport_floor(tmp_path, ros_env):
     out = tmp_path / "bench.json"
     res = subprocess.run([sys.executable, "-m", "ovseg_ros.bench", "--frames", "3", "--warmup", "1",
-                          "--modes", "inproc,shm_profile", "--json", str(out)],
+                          "--modes", "inproc,shm_profile", "--floor", "--json", str(out)],
                          env=ros_env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     results = {r["mode"]: r for r in json.loads(out.read_text())}
@@ -23,4 +23,5 @@ def test_bench_runs_in_process_and_across_processes(tmp_path, ros_env):
         assert r["frames"] == 3
         e2e, model, overhead = r["end_to_end_ms"]["p50"], r["model_ms"]["p50"], r["overhead_ms"]["p50"]
         assert 0 < model < e2e and overhead > 0
+        assert r["floor_ms"]["p50"] > 0  # the echo node's transport floor was measured too
     assert "target (node overhead <= 5 ms median)" in res.stdout
