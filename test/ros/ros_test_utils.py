@@ -12,3 +12,18 @@ def spin_until(executor, predicate, timeout: float = 10.0) -> bool:
             return True
         executor.spin_once(timeout_sec=0.05)
     return predicate()
+
+
+def image_probe(context, executor, name: str, *, publish_to: str, listen_to: str, depth: int = 10):
+    """A node spun by ``executor`` that publishes ``sensor_msgs/Image`` on ``publish_to`` and records
+    those arriving on ``listen_to`` (reliable QoS): ``(node, publisher, received list)``."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    node = rclpy.create_node(name, context=context)
+    executor.add_node(node)
+    got: list = []
+    q = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Image, listen_to, got.append, q)
+    return node, node.create_publisher(Image, publish_to, q), got

@@ -163,16 +163,9 @@ def test_label_images():
 def test_label_images_reuse_the_previous_frames_buffer_and_publish_right(ros_context, executor):
     """The node writes each frame's labels into the last published message: the buffer is reused
     (same array), and every publish carries that frame's labels, over real DDS."""
-    import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from ros_test_utils import spin_until
+    from ros_test_utils import image_probe, spin_until
 
-    node = rclpy.create_node("reuse_probe", context=ros_context)
-    executor.add_node(node)
-    got = []
-    q = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    node.create_subscription(Image, "labels", got.append, q)
-    pub = node.create_publisher(Image, "labels", q)
+    node, pub, got = image_probe(ros_context, executor, "reuse_probe", publish_to="labels", listen_to="labels")
     assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
     rng = np.random.default_rng(0)
     frames = [rng.integers(-2, 70000, size=(48, 64)).astype(np.int32) for _ in range(3)]

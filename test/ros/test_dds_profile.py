@@ -16,11 +16,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_test_utils import spin_until
+from ros_test_utils import image_probe, spin_until
 
 from ovseg_ros import conversions
-from sensor_msgs.msg import Image
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "config" / "fastdds_shm.xml"
@@ -69,14 +67,7 @@ def test_a_process_with_the_profile_uses_it_and_talks_to_default_processes(ros_c
         if Path("/dev/shm").is_dir():
             new = {k: v for k, v in _segments().items() if k not in before}
             assert any(v >= 16 * 2**20 for v in new.values()), f"no 16 MB shared-memory segment appeared: {new}"
-        import rclpy
-
-        node = rclpy.create_node("profile_probe", context=ros_context)
-        executor.add_node(node)
-        got = []
-        q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        node.create_subscription(Image, "pong", got.append, q)
-        pub = node.create_publisher(Image, "ping", q)
+        node, pub, got = image_probe(ros_context, executor, "profile_probe", publish_to="ping", listen_to="pong")
         assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and node.count_publishers("pong") > 0, 20)
         rng = np.random.default_rng(0)
         frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
