@@ -217,7 +217,6 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
     """Replay, record, write the output bag and compute the report (returned as a dict)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.serialization import deserialize_message, serialize_message
     from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
@@ -312,7 +311,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         compressed = image_msgtype.endswith("CompressedImage")
         input_topic = f"{ns}/image/compressed" if compressed else f"{ns}/image"
         if not opts.external:
-            from .node import SegmentationNode
+            from .node import SegmentationNode, bring_up
 
             params = dict(opts.params)
             if compressed:
@@ -323,9 +322,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             o2 = EvalOptions(bag=bag, params_files=opts.params_files, params=params)
             node = SegmentationNode(namespace=ns or "/", context=context, cli_args=_node_parameters(o2),
                                     use_global_arguments=False)
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise RuntimeError(f"the node could not be configured: {node.configure_error}")
-            node.trigger_activate()
+            bring_up(node)
             ex = SingleThreadedExecutor(context=context)  # as ovseg_node
             ex.add_node(node)
             executors.append(ex)

@@ -109,28 +109,24 @@ class EchoNode:
 
 
 def _start_node(context, params, echo: bool = False):
+    """The segmentation node (or :class:`EchoNode`), active and spun on its own thread as in ovseg_node."""
     from rclpy.executors import SingleThreadedExecutor
 
     if echo:
         node = EchoNode(context)
-        ex = SingleThreadedExecutor(context=context)
-        ex.add_node(node.node)
-        th = threading.Thread(target=ex.spin, daemon=True)
-        th.start()
-        return node, ex, th
+        ros_node = node.node
+    else:
+        from .bag_eval import EvalOptions, _node_parameters
+        from .node import SegmentationNode, bring_up
 
-    from .bag_eval import EvalOptions, _node_parameters
-    from .node import SegmentationNode
-
-    node = SegmentationNode(context=context, cli_args=_node_parameters(EvalOptions(bag=Path("."), params=params)),
-                            use_global_arguments=False)
-    from rclpy.lifecycle import TransitionCallbackReturn
-
-    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-        raise SystemExit(f"configure failed: {node.configure_error}")
-    node.trigger_activate()
-    ex = SingleThreadedExecutor(context=context)  # as ovseg_node
-    ex.add_node(node)
+        node = ros_node = SegmentationNode(context=context, use_global_arguments=False,
+                                           cli_args=_node_parameters(EvalOptions(bag=Path("."), params=params)))
+        try:
+            bring_up(node)
+        except RuntimeError as e:
+            raise SystemExit(str(e)) from None
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(ros_node)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()
     return node, ex, th

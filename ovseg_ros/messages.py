@@ -19,7 +19,7 @@ from ovseg_models.segmenter import EncodedVocabulary, SegmentationResult
 from ovseg_models.vocabulary import (MAX_CLASSES, MAX_NAME_LENGTH, Vocabulary, VocabularyClass,
                                      VocabularyError, normalize_name)
 
-from .conversions import UNLABELED, labels_to_image
+from .conversions import UNLABELED, label_image, labels_to_image
 
 __all__ = [
     "BUILTIN_VOCABULARIES",
@@ -286,9 +286,12 @@ def panoptic_to_msg(ids: np.ndarray, segments: Sequence[Any], header, vocabulary
         msg = PanopticSegmentation()
     msg.header = header
     a = np.asarray(ids)
+    if a.ndim != 2:
+        raise ValueError(f"segment id map must be 2-D, got shape {a.shape}")
     if a.dtype != np.uint16 and a.size and (a.min() < 0 or a.max() > 65535):
         raise ValueError("segment ids do not fit mono16")
-    labels_to_image(a, header=header, msg=msg.id_image)
+    _, out = label_image(*a.shape, header=header, msg=msg.id_image)  # range checked above: one pass
+    np.copyto(out, a, casting="unsafe")
     out = []
     for s in segments:
         get = s.get if isinstance(s, dict) else (lambda k, _s=s: getattr(_s, k))

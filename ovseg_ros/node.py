@@ -55,7 +55,7 @@ from .overlay import palette_for, render_overlay
 from .params import ConfigError, NodeConfig, RUNTIME_PARAMETERS, build_segmenter, declare_parameters, read_config
 from .worker import FrameRecord, FrameWorker, LatestSlot, Stats
 
-__all__ = ["SegmentationNode", "lifecycle_main", "main"]
+__all__ = ["SegmentationNode", "bring_up", "lifecycle_main", "main"]
 
 DEFAULT_NAME = "ovseg"
 DEFAULT_NAMESPACE = "/segmentation"
@@ -627,6 +627,14 @@ def _spin(node: SegmentationNode, executor) -> None:
         pass
 
 
+def bring_up(node: SegmentationNode) -> None:
+    """Configure and activate ``node``; :class:`RuntimeError` saying why when either fails."""
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        raise RuntimeError(f"could not configure: {node.configure_error}")
+    if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+        raise RuntimeError("could not activate")
+
+
 def run(args=None, *, lifecycle: bool = False) -> int:
     """Create the node from the command line's ROS arguments and spin it; the exit status."""
     from rclpy.executors import SingleThreadedExecutor
@@ -637,11 +645,10 @@ def run(args=None, *, lifecycle: bool = False) -> int:
         node = SegmentationNode()
         autostart = (not lifecycle) or bool(node.get_parameter("autostart").value)
         if autostart:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal(f"could not configure: {node.configure_error}")
-                return 1
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal("could not activate")
+            try:
+                bring_up(node)
+            except RuntimeError as e:
+                node.get_logger().fatal(str(e))
                 return 1
         else:
             node.get_logger().info("waiting for a lifecycle manager (configure, then activate)")
