@@ -15,7 +15,7 @@ from ovseg_models.data.class_names import (
     split_synonyms,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from shared_data import shared_path
 
 EXPECTED_COUNTS = {
     "coco_panoptic": 133,
@@ -98,9 +98,7 @@ def test_ade847_full_ids():
 
 
 def test_coco_matches_official_categories_json():
-    path = SHARED / "coco_panoptic" / "panoptic_coco_categories.json"
-    if not path.exists():
-        pytest.skip(f"shared COCO sample not found at {path}")
+    path = shared_path("data", "coco_panoptic", "panoptic_coco_categories.json")
     official = json.loads(path.read_text())
     ours = get_categories("coco_panoptic")
     assert [c["id"] for c in official] == [c.id for c in ours]

@@ -23,13 +23,7 @@ from ovseg_models.data.prepare import (
     voc_label_to_train_id,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared sample not found at {path}")
-    return path
+from shared_data import shared_path
 
 
 def _jpg(path: Path, h: int, w: int, seed: int = 0) -> None:
@@ -39,7 +33,7 @@ def _jpg(path: Path, h: int, w: int, seed: int = 0) -> None:
 
 # ------------------------------------------------------------------ COCO panoptic (real)
 def test_coco_panoptic_reader():
-    root = _need(SHARED / "coco_panoptic")
+    root = shared_path("data", "coco_panoptic")
     ds = COCOPanopticDataset(image_dir=root / "images", panoptic_dir=root / "panoptic_val",
                              panoptic_json=root / "panoptic_val.json")
     assert len(ds) == 2
@@ -58,7 +52,7 @@ def test_coco_panoptic_reader():
 
 # ------------------------------------------------------------------ ADE20K full -> 847 (real)
 def test_ade20k_full_decoding_matches_json():
-    root = _need(SHARED / "ade20k_full")
+    root = shared_path("data", "ade20k_full")
     for name in ("ADE_train_00016900", "ADE_train_00016869"):
         seg = np.array(Image.open(root / f"{name}_seg.png"))
         classes = set(np.unique(ade20k_full_class_mask(seg)).tolist()) - {0}
@@ -68,7 +62,7 @@ def test_ade20k_full_decoding_matches_json():
 
 
 def test_prepare_ade20k_847(tmp_path):
-    root = _need(SHARED / "ade20k_full")
+    root = shared_path("data", "ade20k_full")
     images = [root / "ADE_train_00016900.jpg", root / "ADE_train_00016869.jpg"]
     assert prepare_ade20k_847(root=tmp_path, images=images) == 2
     assert prepare_ade20k_847(root=tmp_path, images=images) == 0  # idempotent
@@ -96,7 +90,7 @@ def test_ade20k_full_to_847_mapping():
 
 # ------------------------------------------------------------------ Mapillary (real)
 def test_mapillary_reader(tmp_path):
-    root = _need(SHARED / "mapillary")
+    root = shared_path("data", "mapillary")
     base = tmp_path / "mapillary_vistas" / "validation"
     shutil.copytree(root / "images", base / "images")
     shutil.copytree(root / "v1.2", base / "v1.2" / "labels")

@@ -22,7 +22,7 @@ from ovseg_models.data.prepare import (
 )
 from ovseg_models.evaluation.panoptic import PanopticQualityMetric, id2rgb
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from shared_data import shared_path
 
 
 def _jpg(path: Path, h: int, w: int, seed: int = 0) -> None:
@@ -248,9 +248,7 @@ def test_mapillary_panoptic_from_instances_rules():
 
 # ------------------------------------------------------------------ Mapillary Vistas (real sample, labels only)
 def test_mapillary_real_sample_panoptic(tmp_path):
-    src = SHARED / "mapillary"
-    if not src.exists():
-        pytest.skip(f"shared sample not found at {src}")
+    src = shared_path("data", "mapillary")
     assert not (src / "v1.2" / "panoptic").exists() and not list(src.rglob("*.json"))  # labels only
     base = tmp_path / "mapillary_vistas" / "validation"
     shutil.copytree(src / "images", base / "images")

@@ -15,7 +15,7 @@ from ovseg_models.evaluation.semantic import (
     metrics_from_confusion_matrix,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from shared_data import shared_path
 
 
 def _torchmetrics(pred, target, num_classes, average):
@@ -91,9 +91,7 @@ def test_reset_sync_noop_and_numpy_torch_equivalence():
 
 
 def _coco_semantic_gt():
-    root = SHARED / "coco_panoptic"
-    if not root.exists():
-        pytest.skip(f"shared COCO panoptic sample not found at {root}")
+    root = shared_path("data", "coco_panoptic")
     data = json.loads((root / "panoptic_val.json").read_text())
     contiguous = {c.id: i for i, c in enumerate(get_categories("coco_panoptic"))}
     maps = []

@@ -21,16 +21,20 @@ from ovseg_models.catseg.configs import CLIPConfig
 from ovseg_models.catseg.inference import InferenceOptions, run_inference
 from ovseg_models.segmenter import ImageError
 from ovseg_models.vocabulary import VocabularyError
+from shared_data import shared_path
 
-REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO.parent / "shared" / "reference"
-CASE = REFERENCE / "cases" / "catseg_vitb16_case0.npz"
-MANIFEST_B = REFERENCE / "manifests" / "catseg_vitb16_384.json.gz"
-MANIFEST_L = REFERENCE / "manifests" / "catseg_vitl14_336.json.gz"
 
-needs_case = pytest.mark.skipif(not CASE.is_file(), reason=f"shared reference case not found: {CASE}")
-needs_manifest_b = pytest.mark.skipif(not MANIFEST_B.is_file(), reason=f"manifest not found: {MANIFEST_B}")
-needs_manifest_l = pytest.mark.skipif(not MANIFEST_L.is_file(), reason=f"manifest not found: {MANIFEST_L}")
+
+def CASE() -> Path:  # noqa: N802 (names of the files they find)
+    return shared_path("reference", "cases", "catseg_vitb16_case0.npz")
+
+
+def MANIFEST_B() -> Path:
+    return shared_path("reference", "manifests", "catseg_vitb16_384.json.gz")
+
+
+def MANIFEST_L() -> Path:
+    return shared_path("reference", "manifests", "catseg_vitl14_336.json.gz")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -68,12 +72,10 @@ def _manifest(path):
 
 
 # -- parity -------------------------------------------------------------------------------------
-@needs_case
-@needs_manifest_b
 def test_parity_shared_case_sliding_and_nosliding():
     from ovseg_models.parity import run_case
 
-    comparisons = run_case(CASE)
+    comparisons = run_case(CASE())
     names = {c.name for c in comparisons}
     for required in ("cost_volume", "sem_seg", "nosliding/cost_volume", "nosliding/sem_seg"):
         assert required in names
@@ -85,9 +87,8 @@ def test_parity_shared_case_sliding_and_nosliding():
 
 
 # -- checkpoint layout --------------------------------------------------------------------------
-@needs_manifest_l
 def test_vitl_manifest_every_key_consumed_with_matching_shapes():
-    manifest = _manifest(MANIFEST_L)
+    manifest = _manifest(MANIFEST_L())
     with torch.device("meta"):
         model = CATSeg(get_config("vitl14_336"))
     shapes = {e["key"]: e["shape"] for e in manifest["entries"]}
@@ -104,11 +105,10 @@ def test_vitl_manifest_every_key_consumed_with_matching_shapes():
     assert match_official_keys(model, fused) == {"missing": [], "unexpected": [], "shape_mismatch": []}
 
 
-@needs_manifest_b
 def test_vitb_manifest_keys_and_swin_masks_sha256():
     from ovseg_models.parity.weights import tensor_sha256
 
-    manifest = _manifest(MANIFEST_B)
+    manifest = _manifest(MANIFEST_B())
     model = CATSeg(get_config("vitb16_384"))
     official = to_official_state_dict(model)
     assert sorted(e["key"] for e in manifest["entries"]) == sorted(official)  # same keys
@@ -229,10 +229,9 @@ def test_clip_openai_and_open_clip_formats(tiny_model):
 
 
 # -- training hooks -----------------------------------------------------------------------------
-@pytest.mark.parametrize("manifest_path", [pytest.param(MANIFEST_B, marks=needs_manifest_b),
-                                           pytest.param(MANIFEST_L, marks=needs_manifest_l)])
+@pytest.mark.parametrize("manifest_path", [MANIFEST_B, MANIFEST_L], ids=["vitb", "vitl"])
 def test_trainable_selection_matches_official_flags(manifest_path):
-    manifest = _manifest(manifest_path)
+    manifest = _manifest(manifest_path())
     variant = "vitb16_384" if "vitb16" in manifest["variant"] else "vitl14_336"
     with torch.device("meta"):
         model = CATSeg(get_config(variant))
@@ -351,9 +350,8 @@ def test_padding_shortcut_equals_materialised_padding(tiny_model):
 
 
 # -- segmenter API ------------------------------------------------------------------------------
-@needs_case
 def test_segmenter_api_real_image_and_bad_inputs(tiny_model):
-    image = np.load(CASE)["image"]
+    image = np.load(CASE())["image"]
     seg = CATSegSegmenter(tiny_model)
     vocab = seg.set_vocabulary(["cup", "spoon", "table", "coffee, espresso"])
     result = seg.predict(image)

@@ -13,7 +13,7 @@ from PIL import Image
 from ovseg_models.vocabulary import Vocabulary, VocabularyClass
 from ovseg_ros.messages import segments_from_semantic
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "coco_panoptic"
+from shared_data import shared_path
 
 
 def reference(labels, score, vocabulary):
@@ -46,16 +46,15 @@ def check(labels, score, vocabulary):
 
 
 def test_on_the_coco_panoptic_samples_semantic_maps():
-    if not SHARED.exists():
-        pytest.skip(f"shared COCO panoptic sample not found at {SHARED}")
-    data = json.loads((SHARED / "panoptic_val.json").read_text())
-    cats = json.loads((SHARED / "panoptic_coco_categories.json").read_text())
+    root = shared_path("data", "coco_panoptic")
+    data = json.loads((root / "panoptic_val.json").read_text())
+    cats = json.loads((root / "panoptic_coco_categories.json").read_text())
     index = {c["id"]: i for i, c in enumerate(cats)}
     vocabulary = Vocabulary.create([VocabularyClass((c["name"],), is_thing=bool(c["isthing"])) for c in cats])
     rng = np.random.default_rng(0)
     checked = 0
     for ann in data["annotations"]:
-        rgb = np.array(Image.open(SHARED / "panoptic_val" / ann["file_name"])).astype(np.uint32)
+        rgb = np.array(Image.open(root / "panoptic_val" / ann["file_name"])).astype(np.uint32)
         pan = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
         labels = np.full(pan.shape, 65535, np.uint16)
         for s in ann["segments_info"]:

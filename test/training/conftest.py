@@ -1,20 +1,19 @@
-from pathlib import Path
+from shared_data import shared_path
 
-import pytest
 
-COCO = Path("/work/shared/data/coco_panoptic")
+def coco_dir():
+    return shared_path("data", "coco_panoptic")
 
 
 def coco_panoptic_base():
     from ovseg_models.data.datasets import COCOPanopticDataset
 
-    if not (COCO / "panoptic_val.json").is_file():
-        pytest.skip(f"COCO panoptic samples not found at {COCO}")
-    return COCOPanopticDataset(image_dir=COCO / "images", panoptic_dir=COCO / "panoptic_val",
-                               panoptic_json=COCO / "panoptic_val.json")
+    coco = coco_dir()
+    return COCOPanopticDataset(image_dir=coco / "images", panoptic_dir=coco / "panoptic_val",
+                               panoptic_json=coco / "panoptic_val.json")
 
 
 def coco_data_cfg(**kw):
-    coco_panoptic_base()
-    return {"image_dir": str(COCO / "images"), "panoptic_dir": str(COCO / "panoptic_val"),
-            "panoptic_json": str(COCO / "panoptic_val.json"), **kw}
+    coco = coco_dir()
+    return {"image_dir": str(coco / "images"), "panoptic_dir": str(coco / "panoptic_val"),
+            "panoptic_json": str(coco / "panoptic_val.json"), **kw}

@@ -11,7 +11,7 @@ from ovseg_models.training.config import apply_overrides, list_configs, load_con
 from ovseg_models.training.data import GlobalBatchSampler
 from ovseg_models.training.engine import build_lr_lambda, build_optimizer
 
-from .conftest import COCO, coco_panoptic_base
+from .conftest import coco_panoptic_base
 
 
 def test_lsj_is_a_pure_function_of_the_seed_and_crops_to_size():

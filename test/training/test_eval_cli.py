@@ -7,7 +7,7 @@ import torch
 from ovseg_models.evaluation.cli import main as eval_main
 from ovseg_models.training.engine import train
 
-from .conftest import COCO, coco_data_cfg
+from .conftest import coco_dir, coco_data_cfg
 
 TINY = {"conv_dim": 32, "mask_dim": 32, "transformer_enc_layers": 1, "transformer_dim_feedforward": 64,
         "transformer_nheads": 4, "hidden_dim": 32, "num_queries": 20, "nheads": 4, "dim_feedforward": 64,
@@ -23,11 +23,12 @@ def test_eval_cli_reads_training_checkpoints(tmp_path, capsys):
                      "output_dir": str(tmp_path / "run"), "num_threads": 1},
            "optimizer": {"lr": 1e-3}, "scheduler": {"name": "constant"}}
     train(cfg)
+    coco = coco_dir()
     root = tmp_path / "datasets"
     (root / "coco" / "annotations").mkdir(parents=True)
-    (root / "coco" / "val2017").symlink_to(COCO / "images")
-    (root / "coco" / "panoptic_val2017").symlink_to(COCO / "panoptic_val")
-    (root / "coco" / "annotations" / "panoptic_val2017.json").symlink_to(COCO / "panoptic_val.json")
+    (root / "coco" / "val2017").symlink_to(coco / "images")
+    (root / "coco" / "panoptic_val2017").symlink_to(coco / "panoptic_val")
+    (root / "coco" / "annotations" / "panoptic_val2017.json").symlink_to(coco / "panoptic_val.json")
     out = tmp_path / "results.json"
     rc = eval_main(["--model", "fcclip", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "model_0000002.pth"),
                     "--datasets", "coco_panoptic,ade20k_150", "--root", str(root), "--device", "cpu",
