@@ -89,32 +89,99 @@ def _split_in_proj(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def convert_official_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Official detectron2 CAT-Seg keys -> this package's keys. Unknown prefixes raise."""
-    out, unknown = {}, []
+def _backbone_names(model: "nn.Module | None"):
+    """The model's guidance backbone if it maps official (detectron2) names itself, else None."""
+    gb = getattr(model, "guidance_backbone", None) if model is not None else None
+    return gb if gb is not None and hasattr(gb, "from_official_key") else None
+
+
+def _local_key(key: str, gb) -> "str | None":
+    """This package's name for official ``key`` (None: no known prefix; ``KeyError``: a backbone
+    name the backbone does not have)."""
+    if gb is not None and key.startswith("backbone."):
+        return "guidance_backbone." + gb.from_official_key(key[len("backbone."):])
+    for src, dst in OFFICIAL_PREFIXES.items():
+        if key.startswith(src):
+            return dst + key[len(src):]
+    return None
+
+
+def _official_constants(gb) -> dict[str, torch.Tensor]:
+    """Constant buffers official checkpoints store but this package rebuilds (Swin
+    ``relative_position_index``), under their official names."""
+    if gb is None or not hasattr(gb, "relative_position_indices"):
+        return {}
+    return {"backbone." + gb.to_official_key(n): b for n, b in gb.relative_position_indices().items()}
+
+
+def _convert(sd: Mapping[str, torch.Tensor], model, *, check_constants: bool) -> dict[str, torch.Tensor]:
+    gb = _backbone_names(model)
+    constants = _official_constants(gb)
+    out, unknown, wrong = {}, [], []
     for k, v in sd.items():
-        for src, dst in OFFICIAL_PREFIXES.items():
-            if k.startswith(src):
-                out[dst + k[len(src):]] = v
-                break
+        if k in constants:  # consumed: checked against the constructed value, not loaded
+            c = constants[k]
+            if check_constants and (tuple(v.shape) != tuple(c.shape) or not torch.equal(v.cpu().to(c.dtype), c.cpu())):
+                wrong.append(k)
+            continue
+        try:
+            nk = _local_key(k, gb)
+        except KeyError:
+            nk = None
+        if nk is not None:
+            out[nk] = v
+        elif k in ("pixel_mean", "pixel_std", "clip_pixel_mean", "clip_pixel_std"):
+            continue  # non-persistent in the official model; harmless if an export kept them
         else:
-            if k in ("pixel_mean", "pixel_std", "clip_pixel_mean", "clip_pixel_std"):
-                continue  # non-persistent in the official model; harmless if an export kept them
             unknown.append(k)
     if unknown:
         raise CheckpointError(f"{len(unknown)} unexpected keys in the official checkpoint: {format_keys(unknown)}")
+    if wrong:
+        raise CheckpointError(f"{len(wrong)} constant buffers differ from the ones this configuration constructs "
+                              f"(different window size?): {format_keys(wrong)}")
     return _split_in_proj(out)
 
 
+def convert_official_state_dict(sd: Mapping[str, torch.Tensor], *, model: "nn.Module | None" = None
+                                ) -> dict[str, torch.Tensor]:
+    """Official detectron2 CAT-Seg keys -> this package's keys. Unknown keys raise, naming them.
+
+    ``model``: the :class:`~.model.CATSeg` to load into; needed for the arXiv v1 variants, whose
+    detectron2 ResNet / Swin names its guidance backbone maps (without it, ``backbone.*`` is
+    only re-prefixed to ``guidance_backbone.body.*``, the timm guidance layout). Constant Swin
+    ``relative_position_index`` entries are compared with the constructed ones and dropped.
+    """
+    return _convert(sd, model, check_constants=True)
+
+
 def to_official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """This package's state_dict under the official key names (inverse of the converter)."""
+    """This package's state_dict under the official key names (inverse of the converter).
+
+    For ``official_code="v1"`` configurations the CLIP attention weights are fused into
+    ``in_proj_weight`` (v1's ``nn.MultiheadAttention``) and Swin guidance adds its constant
+    ``relative_position_index`` buffers, as v1 checkpoints store them.
+    """
     inv = {dst: src for src, dst in OFFICIAL_PREFIXES.items()}
+    gb = _backbone_names(model)
     out = {}
     for k, v in model.state_dict().items():
+        if gb is not None and k.startswith("guidance_backbone."):
+            out["backbone." + gb.to_official_key(k[len("guidance_backbone."):])] = v
+            continue
         for dst, src in inv.items():
             if k.startswith(dst):
                 out[src + k[len(dst):]] = v
                 break
+    if getattr(getattr(model, "cfg", None), "official_code", "cvpr") == "v1":
+        fused = {}
+        for k, v in out.items():
+            if k.endswith("attn.q_proj_weight"):
+                base = k[: -len("q_proj_weight")]
+                fused[base + "in_proj_weight"] = torch.cat([v, out[base + "k_proj_weight"], out[base + "v_proj_weight"]])
+            elif not (k.endswith("attn.k_proj_weight") or k.endswith("attn.v_proj_weight")):
+                fused[k] = v
+        out = fused
+    out.update(_official_constants(gb))
     return out
 
 
@@ -146,31 +213,34 @@ def match_official_keys(model: nn.Module, shapes: Mapping[str, Sequence[int]]) -
     every official key is consumed with the right shape and the model needs nothing else).
     """
     try:
-        converted = convert_official_state_dict({k: torch.empty(0) for k in shapes})
+        converted = _convert({k: torch.empty(0) for k in shapes}, model, check_constants=False)
     except CheckpointError as e:
         return {"missing": [], "unexpected": [str(e)], "shape_mismatch": []}
+    gb = _backbone_names(model)
+    constants = _official_constants(gb)
     back = {}  # converted key -> expected shape (q/k/v split from in_proj when present)
     for k, shape in shapes.items():
-        for src, dst in OFFICIAL_PREFIXES.items():
-            if k.startswith(src):
-                nk = dst + k[len(src):]
-                if nk.endswith("attn.in_proj_weight"):
-                    base = nk[: -len("in_proj_weight")]
-                    for part in ("q", "k", "v"):
-                        back[f"{base}{part}_proj_weight"] = (shape[0] // 3, *shape[1:])
-                else:
-                    back[nk] = tuple(shape)
-                break
+        if k in constants:
+            continue
+        nk = _local_key(k, gb)
+        if nk.endswith("attn.in_proj_weight"):
+            base = nk[: -len("in_proj_weight")]
+            for part in ("q", "k", "v"):
+                back[f"{base}{part}_proj_weight"] = (shape[0] // 3, *shape[1:])
+        else:
+            back[nk] = tuple(shape)
+    bad_constants = sorted(f"{k}: {tuple(shapes[k])} vs {tuple(c.shape)}" for k, c in constants.items()
+                           if k in shapes and tuple(shapes[k]) != tuple(c.shape))
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return {"missing": sorted(k for k in expected if k not in converted),
             "unexpected": sorted(k for k in converted if k not in expected),
             "shape_mismatch": sorted(f"{k}: {back[k]} vs {expected[k]}" for k in expected
-                                     if k in back and tuple(back[k]) != expected[k])}
+                                     if k in back and tuple(back[k]) != expected[k]) + bad_constants}
 
 
 def load_official_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
     """Strictly load an official-format state_dict into a :class:`~.model.CATSeg`."""
-    converted = convert_official_state_dict(sd)
+    converted = convert_official_state_dict(sd, model=model)
     _check_masks(model, converted)
     strict_load(model, converted, "official checkpoint")
 

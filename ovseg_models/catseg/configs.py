@@ -49,7 +49,9 @@ class CATSegConfig:
     #: resolution fed to the CLIP image encoder (official ``clip_resolution``)
     clip_resolution: int
     #: ``"clip"``: guidance from CLIP ViT intermediate layers (released checkpoints);
-    #: ``"timm"``: a separate backbone (paper; ``timm_backbone``)
+    #: ``"timm"``: a separate timm backbone (``timm_backbone``, timm's parameter names);
+    #: ``"resnet"`` / ``"swin"``: the paper's (arXiv v1) detectron2 ResNet-101 / three-stage Swin-B,
+    #: loading v1 checkpoints' detectron2 names (:mod:`~ovseg_models.catseg.feature_backbone`)
     guidance: str = "clip"
     #: CLIP visual blocks whose outputs feed the decoder guidance (``layer_indexes``)
     guidance_layers: tuple[int, ...] = (3, 7)
@@ -57,6 +59,8 @@ class CATSegConfig:
     timm_out_indices: tuple[int, ...] = (0, 1, 2)
     #: input side for the separate guidance backbone (official resizes to 384x384)
     timm_resolution: int = 384
+    #: ``guidance="swin"``: :class:`~ovseg_models.catseg.feature_backbone.SwinGuidance` arguments
+    swin: dict = field(default_factory=dict)
     # Aggregator (MODEL.SEM_SEG_HEAD.*)
     text_guidance_dim: int = 512
     text_guidance_proj_dim: int = 128
@@ -72,11 +76,18 @@ class CATSegConfig:
     feature_resolution: tuple[int, int] = (24, 24)
     window_size: int = 12
     attention_type: str = "linear"
+    #: class padding / top-``pad_len`` selection of the class attention (256 in the CVPR code; 0: none, as v1)
     pad_len: int = 256
     #: ``PROMPT_ENSEMBLE_TYPE``: ``single`` / ``imagenet`` / ``imagenet_select``
     prompt_ensemble_type: str = "single"
     #: number of cost-volume channels (``prompt_channel``); 1 in every released model
     prompt_channel: int = 1
+    #: how a class's synonyms ("a, b") become its text embedding: ``"first"`` (CVPR code: only the
+    #: first) or ``"mean"`` (v1: per template, the normalised mean of the synonyms' embeddings)
+    text_synonyms: str = "first"
+    #: official code the checkpoint layout follows: ``"cvpr"`` (released code; CLIP attention stores
+    #: q/k/v separately) or ``"v1"`` (arXiv v1 code @ af4fa0b; fused ``in_proj_weight``)
+    official_code: str = "cvpr"
     # Pre-processing (official defaults)
     clip_pixel_mean: tuple[float, float, float] = (122.7709383, 116.7460125, 104.09373615)
     clip_pixel_std: tuple[float, float, float] = (68.5005327, 66.6321579, 70.3231630)
@@ -125,6 +136,9 @@ _VIT_B16 = CLIPConfig(embed_dim=512, image_resolution=224, vision_layers=12, vis
 _VIT_L14_336 = CLIPConfig(embed_dim=768, image_resolution=336, vision_layers=24, vision_width=1024,
                           vision_patch_size=14, vision_heads=16, text_width=768, text_heads=12, text_layers=12,
                           open_clip_name="ViT-L-14-336", open_clip_pretrained="openai")
+# arXiv v1's vendored OpenAI CLIP: the dense last block adds back its whole input
+_V1_VIT_B16 = dataclasses.replace(_VIT_B16, dense_residual="full")
+_V1_VIT_L14_336 = dataclasses.replace(_VIT_L14_336, dense_residual="full")
 # open_clip LAION-2B towers. CAT-Seg builds them with force_image_size=336 (24x24 grid), so the
 # position table is stored at 336 here and resized from 224 when loading open_clip's weights.
 _VIT_H14 = CLIPConfig(embed_dim=1024, image_resolution=336, vision_layers=32, vision_width=1280,
@@ -142,18 +156,23 @@ CONFIGS: dict[str, CATSegConfig] = {
     # configs/vitl_336.yaml (released model_large.pth)
     "vitl14_336": CATSegConfig(name="vitl14_336", clip=_VIT_L14_336, clip_resolution=336, guidance_layers=(7, 15),
                                text_guidance_dim=768, appearance_guidance_dim=768),
-    # configs/vitb_r101_384.yaml: paper ViT-B with a ResNet-101 guidance backbone (timm weights)
+    # arXiv v1 (cvlab-kaist/CAT-Seg @ af4fa0b) configs/vitb_r101_384.yaml: ViT-B/16 + detectron2 ResNet-101
     "vitb16_r101_384": CATSegConfig(
-        name="vitb16_r101_384", clip=_VIT_B16, clip_resolution=384, guidance="timm", guidance_layers=(),
-        timm_backbone="resnet101", timm_out_indices=(1, 2, 3), appearance_guidance_dim=1024,
-        decoder_guidance_dims=(512, 256), prompt_ensemble_type="imagenet", prompt_channel=80,
-        notes="paper variant; official config uses the 80 ImageNet templates as cost-volume channels"),
-    # configs/vitl_swinb_384.yaml: paper ViT-L with a Swin-B guidance backbone
+        name="vitb16_r101_384", clip=_V1_VIT_B16, clip_resolution=384, guidance="resnet", guidance_layers=(),
+        timm_backbone="resnet101", appearance_guidance_dim=1024, decoder_guidance_dims=(512, 256), pad_len=0,
+        prompt_ensemble_type="imagenet", prompt_channel=80, text_synonyms="mean", official_code="v1",
+        notes="paper (arXiv v1) model: ResNet-101 guidance, dense residual of the whole input, no class padding, "
+              "80 ImageNet templates as cost-volume channels, synonyms averaged per template"),
+    # arXiv v1 configs/vitl_swinb_384.yaml: ViT-L/14@336px + three-stage Swin-B (D2SwinTransformer)
     "vitl14_swinb_384": CATSegConfig(
-        name="vitl14_swinb_384", clip=_VIT_L14_336, clip_resolution=336, guidance="timm", guidance_layers=(),
-        timm_backbone="swin_base_patch4_window12_384", timm_out_indices=(0, 1, 2), text_guidance_dim=768,
-        appearance_guidance_dim=512, prompt_ensemble_type="imagenet", prompt_channel=80,
-        notes="paper variant; official config uses the 80 ImageNet templates as cost-volume channels"),
+        name="vitl14_swinb_384", clip=_V1_VIT_L14_336, clip_resolution=336, guidance="swin", guidance_layers=(),
+        timm_backbone="swin_base_patch4_window12_384",
+        swin={"embed_dim": 128, "depths": (2, 2, 18), "num_heads": (4, 8, 16), "window_size": 12, "img_size": 384,
+              "drop_path_rate": 0.3},
+        text_guidance_dim=768, appearance_guidance_dim=512, decoder_guidance_dims=(256, 128), pad_len=0,
+        prompt_ensemble_type="imagenet", prompt_channel=80, text_synonyms="mean", official_code="v1",
+        notes="paper (arXiv v1) model: Swin-B guidance, dense residual of the whole input, no class padding, "
+              "80 ImageNet templates as cost-volume channels, synonyms averaged per template"),
     # README: run.sh configs/vitl_swinb_384.yaml ... CLIP_PRETRAINED "ViT-H" TEXT_GUIDANCE_DIM 1024
     "vith14": CATSegConfig(
         name="vith14", clip=_VIT_H14, clip_resolution=336, guidance="timm", guidance_layers=(),

@@ -3,7 +3,10 @@
 Submodule names map onto the official detectron2 model by prefix (see
 :mod:`ovseg_models.catseg.checkpoint`): ``clip_model.*`` = ``sem_seg_head.predictor.clip_model.*``,
 ``aggregator.*`` = ``sem_seg_head.predictor.transformer.*``, ``upsample1/2.*`` are the same, and
-``guidance_backbone.*`` holds a timm backbone for the paper's separate-guidance variants.
+``guidance_backbone.*`` holds the separate guidance backbone of the paper's variants: a timm
+backbone under timm's names (``guidance="timm"``, official ``backbone.*`` -> ``guidance_backbone.body.*``)
+or the arXiv v1 detectron2 ResNet-101 / Swin-B (``"resnet"`` / ``"swin"``), whose official
+detectron2 names are mapped by :mod:`~ovseg_models.catseg.feature_backbone`.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from torch import nn
 from .aggregator import Aggregator
 from .clip_dense import CLIP
 from .configs import CATSegConfig
+from .feature_backbone import build_feature_backbone
 
 __all__ = ["CATSeg", "TimmGuidance"]
 
@@ -54,8 +58,11 @@ class CATSeg(nn.Module):
         elif cfg.guidance == "timm":
             self.upsample1 = self.upsample2 = None
             self.guidance_backbone = TimmGuidance(cfg.timm_backbone, cfg.timm_out_indices, pretrained=timm_pretrained)
+        elif cfg.guidance in ("resnet", "swin"):
+            self.upsample1 = self.upsample2 = None
+            self.guidance_backbone = build_feature_backbone(cfg, pretrained=timm_pretrained)
         else:
-            raise ValueError(f"guidance must be 'clip' or 'timm', got {cfg.guidance!r}")
+            raise ValueError(f"guidance must be 'clip', 'timm', 'resnet' or 'swin', got {cfg.guidance!r}")
         self.aggregator = Aggregator.from_config(cfg)
         self.register_buffer("clip_pixel_mean", torch.tensor(cfg.clip_pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("clip_pixel_std", torch.tensor(cfg.clip_pixel_std).view(-1, 1, 1), False)

@@ -29,10 +29,11 @@ class CATSegTextEncoder:
     run through the text tower; :attr:`encoded_names` counts them.
     """
 
-    def __init__(self, model, *, templates: Sequence[str] | None = None, synonyms: str = "first",
+    def __init__(self, model, *, templates: Sequence[str] | None = None, synonyms: str | None = None,
                  batch_size: int = 256):
         from open_clip.tokenizer import SimpleTokenizer
 
+        synonyms = synonyms or getattr(model.cfg, "text_synonyms", "first")  # the variant's official protocol
         if synonyms not in ("first", "mean"):
             raise ValueError(f"synonyms must be 'first' (official) or 'mean', got {synonyms!r}")
         self.model = model
@@ -112,7 +113,7 @@ class CATSegSegmenter(Segmenter):
                 "min_size", "max_size")
 
     def __init__(self, model, *, device: str | torch.device = "cpu", precision: str = "fp32",
-                 templates: Sequence[str] | None = None, synonyms: str = "first", sliding_window: bool = True,
+                 templates: Sequence[str] | None = None, synonyms: str | None = None, sliding_window: bool = True,
                  pooling_size: tuple[int, int] | None = None, chunk_classes: int | None = None,
                  class_scores: bool | str = "auto", max_class_score_bytes: int = 512 * 2**20,
                  min_size: int | None = None, max_size: int | None = None):

@@ -4,7 +4,12 @@ run this package's pipeline on the case's photo and compare with the official ou
 Compared (fp32 CPU): the mapper output (exact), text embeddings, the cost volume (1e-5) and the
 final per-class scores ``sem_seg`` (1e-4) for the primary reference (official ``eval.sh``:
 sliding window, pooling 1x1) and the secondary ``nosliding/*`` one (config defaults), plus the
-aggregator logits (fp16-stored for the sliding reference, so compared at fp16 resolution).
+aggregator logits (fp16-stored for the sliding reference of the CVPR-code cases, so compared at
+fp16 resolution; fp32 in the arXiv v1 case).
+
+The arXiv v1 case (``catseg_v1_vitb_r101_case0.npz``: official code @ af4fa0b, ViT-B/16 +
+ResNet-101) runs the same way with the ``vitb16_r101_384`` variant: 80 ImageNet templates, one
+cost-volume channel each, a class's synonyms averaged per template (``text_embeds`` [T, 80, C]).
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from .weights import build_state_dict, load_manifest
 
 __all__ = ["build_reference_model", "run_case"]
 
-_VARIANTS = {"catseg_vitb16_384": "vitb16_384", "catseg_vitl14_336": "vitl14_336"}
+_VARIANTS = {"catseg_vitb16_384": "vitb16_384", "catseg_vitl14_336": "vitl14_336",
+             "catseg_v1_vitb_r101": "vitb16_r101_384"}
 
 
 def build_reference_model(manifest: dict, *, device: str = "cpu"):
@@ -43,6 +49,16 @@ def build_reference_model(manifest: dict, *, device: str = "cpu"):
     return model.to(device).eval()
 
 
+def _manifest_beside(case_path: Path, case) -> Path | None:
+    """``manifests/<variant>.json.gz`` beside the case's folder, the variant read from its metadata."""
+    try:
+        variant = json.loads(str(case["meta_json"])).get("variant")
+    except (KeyError, ValueError):
+        return None
+    path = case_path.resolve().parent.parent / "manifests" / f"{variant}.json.gz"
+    return path if variant and path.is_file() else None
+
+
 def _max_abs(a: torch.Tensor, b) -> float:
     b = torch.as_tensor(np.asarray(b)).to(torch.float64)
     a = a.detach().cpu().to(torch.float64)
@@ -57,15 +73,17 @@ def run_case(case_path: str | Path, manifest_path: str | Path | None) -> list[Co
 
     case = np.load(case_path)
     if manifest_path is None:
+        manifest_path = _manifest_beside(Path(case_path), case)
+    if manifest_path is None:
         raise ValueError("a CAT-Seg case needs its manifest")
     manifest = load_manifest(manifest_path)
     model = build_reference_model(manifest)
     names = [str(n) for n in case["class_names"]]
     templates = tuple(json.loads(str(case["prompt_templates_json"])))
-    encoder = CATSegTextEncoder(model, templates=templates)
+    encoder = CATSegTextEncoder(model, templates=templates)  # the variant's synonym protocol
     out: list[Comparison] = []
     with torch.inference_mode():
-        text = encoder.encode([n.split(", ")[0] for n in names])  # official: first synonym
+        text = encoder.encode([n.split(", ") for n in names])  # official split of "a, b" names
         out.append(Comparison("text_embeds", _max_abs(text, case["text_embeds"]), 1e-6))
         image = torch.from_numpy(case["image"])
         h, w = int(case["height"]), int(case["width"])
@@ -78,7 +96,9 @@ def run_case(case_path: str | Path, manifest_path: str | Path | None) -> list[Co
                                   0.0, "mapper resize, uint8"))
             out.append(Comparison(f"{prefix}cost_volume", _max_abs(inter["cost_volume"], case[f"{prefix}cost_volume"]),
                                   1e-5))
-            if sliding:
+            if sliding and "agg_logits" in case.files:
+                out.append(Comparison("agg_logits", _max_abs(inter["logits"], case["agg_logits"]), 1e-4))
+            elif sliding:
                 ref = case["agg_logits_fp16"]
                 half_ulp = float(np.spacing(np.abs(ref).max().astype(np.float16))) / 2
                 out.append(Comparison("agg_logits_fp16", _max_abs(inter["logits"], ref.astype(np.float32)),
