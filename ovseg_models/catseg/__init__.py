@@ -6,7 +6,8 @@
     >>> result = seg.predict(rgb_uint8)          # official sliding-window evaluation
     >>> result = seg.predict(rgb_uint8, sliding_window=False)   # plain resize, faster
 
-Variants: see :data:`VARIANTS` (``vitb16_384`` and ``vitl14_336`` are the released models).
+Variants: see :data:`VARIANTS` (``vitb16_384`` and ``vitl14_336`` are the released models;
+``vitb16_r101_384`` and ``vitl14_swinb_384`` the paper's first version, arXiv v1).
 """
 from __future__ import annotations
 

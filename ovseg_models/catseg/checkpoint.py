@@ -4,6 +4,11 @@
   ``"model"`` state_dict, or ``.pkl`` with numpy arrays): keys are mapped by prefix
   (:data:`OFFICIAL_PREFIXES`) and loaded strictly: any missing or unexpected key, or a shape
   mismatch, raises :class:`CheckpointError` naming them.
+* arXiv v1 checkpoints (official code @ af4fa0b; variants ``vitb16_r101_384``, ``vitl14_swinb_384``):
+  the same prefixes for CLIP (fused ``in_proj_weight``, split here) and the aggregator; the
+  detectron2 ResNet-101 / Swin-B ``backbone.*`` names are mapped by the model's guidance backbone
+  (:mod:`~ovseg_models.catseg.feature_backbone`), and Swin's constant ``relative_position_index``
+  entries are checked against the constructed ones.
 * CLIP weights in OpenAI format (state dict or TorchScript archive, with ``input_resolution`` /
   ``context_length`` / ``vocab_size`` entries) or open_clip format (same names without those) store
   a fused ``attn.in_proj_weight``; it is split into ``q/k/v_proj_weight``. A position table of a
@@ -117,6 +122,8 @@ def _official_constants(gb) -> dict[str, torch.Tensor]:
 def _convert(sd: Mapping[str, torch.Tensor], model, *, check_constants: bool) -> dict[str, torch.Tensor]:
     gb = _backbone_names(model)
     constants = _official_constants(gb)
+    # backbone names are mapped by pattern; one the backbone does not have is reported by its official name
+    backbone_keys = {k for k in model.state_dict() if k.startswith("guidance_backbone.")} if gb is not None else set()
     out, unknown, wrong = {}, [], []
     for k, v in sd.items():
         if k in constants:  # consumed: checked against the constructed value, not loaded
@@ -127,6 +134,8 @@ def _convert(sd: Mapping[str, torch.Tensor], model, *, check_constants: bool) ->
         try:
             nk = _local_key(k, gb)
         except KeyError:
+            nk = None
+        if nk is not None and nk.startswith("guidance_backbone.") and gb is not None and nk not in backbone_keys:
             nk = None
         if nk is not None:
             out[nk] = v

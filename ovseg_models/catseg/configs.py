@@ -120,6 +120,8 @@ class CATSegConfig:
         for f in dataclasses.fields(cls):  # YAML / JSON give lists where the config holds tuples
             if isinstance(d.get(f.name), list):
                 d[f.name] = tuple(d[f.name])
+        if isinstance(d.get("swin"), dict):
+            d["swin"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["swin"].items()}
         return cls(**d)
 
 
@@ -156,10 +158,12 @@ CONFIGS: dict[str, CATSegConfig] = {
     # configs/vitl_336.yaml (released model_large.pth)
     "vitl14_336": CATSegConfig(name="vitl14_336", clip=_VIT_L14_336, clip_resolution=336, guidance_layers=(7, 15),
                                text_guidance_dim=768, appearance_guidance_dim=768),
-    # arXiv v1 (cvlab-kaist/CAT-Seg @ af4fa0b) configs/vitb_r101_384.yaml: ViT-B/16 + detectron2 ResNet-101
+    # arXiv v1 (cvlab-kaist/CAT-Seg @ af4fa0b) configs/vitb_r101_384.yaml: ViT-B/16 + detectron2 ResNet-101.
+    # Its R-101.pkl with STRIDE_IN_1X1 False and torchvision's mean/std is the torchvision ImageNet
+    # model converted to detectron2, which timm serves as resnet101.tv_in1k
     "vitb16_r101_384": CATSegConfig(
         name="vitb16_r101_384", clip=_V1_VIT_B16, clip_resolution=384, guidance="resnet", guidance_layers=(),
-        timm_backbone="resnet101", appearance_guidance_dim=1024, decoder_guidance_dims=(512, 256), pad_len=0,
+        timm_backbone="resnet101.tv_in1k", appearance_guidance_dim=1024, decoder_guidance_dims=(512, 256), pad_len=0,
         prompt_ensemble_type="imagenet", prompt_channel=80, text_synonyms="mean", official_code="v1",
         notes="paper (arXiv v1) model: ResNet-101 guidance, dense residual of the whole input, no class padding, "
               "80 ImageNet templates as cost-volume channels, synonyms averaged per template"),

@@ -4,7 +4,10 @@
 (``cat_seg_model.py``): inside CLIP, only parameters under a ``transformer`` whose name contains
 ``attn`` *and* ``q_proj``/``v_proj`` train, i.e. every attention block's query and value
 projection weights, image and text towers; the aggregator, the guidance upsamplers and a
-separate guidance backbone train fully. Other modes:
+separate guidance backbone train fully. For the arXiv v1 variants (``cfg.official_code == "v1"``)
+``"attention"`` is v1's rule: every image-tower parameter whose name contains ``attn`` or
+``position`` (q/k/v weights, ``in_proj_bias``, ``out_proj``, the position embedding), nothing of
+the text tower; backbone parameters named ``norm0`` stay frozen (v1 freezes them). Other modes:
 
 * ``"attention_all"``: the paper's description, every attention parameter of CLIP (q/k/v
   weights, ``in_proj_bias``, ``out_proj``) and both position embeddings;
@@ -26,8 +29,11 @@ __all__ = ["FINETUNE_MODES", "count_trainable_parameters", "clip_parameter_train
 FINETUNE_MODES = ("attention", "attention_all", "full", "frozen")
 
 
-def clip_parameter_trainable(name: str, mode: str) -> bool:
-    """Whether CLIP parameter ``name`` (relative to the CLIP module) trains under ``mode``."""
+def clip_parameter_trainable(name: str, mode: str, *, official_code: str = "cvpr") -> bool:
+    """Whether CLIP parameter ``name`` (relative to the CLIP module) trains under ``mode``
+    (``official_code``: whose ``attention`` rule, ``"cvpr"`` or ``"v1"``)."""
+    if mode == "attention" and official_code == "v1":  # v1 cat_seg_model.py, verbatim
+        return name.startswith("visual.") and ("attn" in name or "position" in name)
     if mode == "attention":  # official rule, verbatim
         if "transformer" not in name:
             return False
@@ -45,9 +51,12 @@ def clip_parameter_trainable(name: str, mode: str) -> bool:
 
 def set_trainable(model: nn.Module, mode: str = "attention", *, head: bool = True) -> int:
     """Set ``requires_grad`` on a :class:`~ovseg_models.catseg.model.CATSeg`; returns the trainable count."""
+    code = getattr(getattr(model, "cfg", None), "official_code", "cvpr")
     for name, p in model.named_parameters():
         if name.startswith("clip_model."):
-            p.requires_grad_(clip_parameter_trainable(name[len("clip_model."):], mode))
+            p.requires_grad_(clip_parameter_trainable(name[len("clip_model."):], mode, official_code=code))
+        elif code == "v1" and name.startswith("guidance_backbone.") and "norm0" in name:
+            p.requires_grad_(False)
         else:
             p.requires_grad_(head)
     return count_trainable_parameters(model)
