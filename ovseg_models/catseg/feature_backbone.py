@@ -45,7 +45,6 @@ class ResNetGuidance(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(x))
 
-    _BN = {"conv1": "bn1", "conv2": "bn2", "conv3": "bn3"}
     _FIELDS = ("weight", "bias", "running_mean", "running_var")
 
     @classmethod
@@ -63,7 +62,7 @@ class ResNetGuidance(nn.Module):
         base = f"body.layer{int(stage) - 1}.{block}."
         if conv == "shortcut":
             return base + (f"downsample.1.{cls._field(key, field)}" if norm else f"downsample.0.{cls._weight(key, field)}")
-        return base + (f"{cls._BN[conv]}.{cls._field(key, field)}" if norm else f"{conv}.{cls._weight(key, field)}")
+        return base + (f"bn{conv[-1]}.{cls._field(key, field)}" if norm else f"{conv}.{cls._weight(key, field)}")
 
     @staticmethod
     def to_official_key(key: str) -> str:

@@ -216,7 +216,7 @@ def _v1_swin_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, *, depths, he
         return t.reshape(-1, window * window, c)
 
     x = F.conv2d(x, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=4)
-    b, c, hh, ww = x.shape
+    b, _, hh, ww = x.shape
     x = ln(x.flatten(2).transpose(1, 2), "patch_embed.norm")
     outs = []
     for i, depth in enumerate(depths):
