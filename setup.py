@@ -37,6 +37,7 @@ setup(
         "timm>=0.9",
         "numpy",
         "pillow",
+        "opencv-python-headless",  # the official dataset preparation scripts resize with OpenCV
         "scipy",
         "pyyaml",
         "tqdm",
