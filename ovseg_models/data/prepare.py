@@ -603,12 +603,14 @@ def prepare_cityscapes_panoptic(
     suffix = "_trainId" if use_train_id else ""
     items = []
     for path in sorted(gt.glob("*/*_gtFine_instanceIds.png")):
+        # names as createPanopticImgs writes them: images[].file_name is "<id>_gtFine_leftImg8bit.png" (not a
+        # file; readers find the image "<id>_leftImg8bit.png" by image_id, as detectron2 does)
         image_id = path.name.replace("_gtFine_instanceIds.png", "")
-        image_name = f"{image_id}_leftImg8bit.png"
         convert = (lambda p=path: cityscapes_panoptic_from_instance_ids(_read_image(p), use_train_id=use_train_id))
         png_name = path.name.replace("_instanceIds.png", "_panoptic.png")
-        items.append((png_name, images_dir / path.parent.name / image_name,
-                      {"id": image_id, "file_name": image_name}, convert))
+        items.append((png_name, images_dir / path.parent.name / f"{image_id}_leftImg8bit.png",
+                      {"id": image_id, "file_name": path.name.replace("_instanceIds.png", "_leftImg8bit.png")},
+                      convert))
     if not items:
         raise FileNotFoundError(f"no *_gtFine_instanceIds.png under {gt}")
     ids = range(19) if use_train_id else cityscapes_label_ids()

@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"{model}/{variant or 'default'}"
     per_dataset = eval_cfg.get("per_dataset", {}) if model == "fcclip" else {}
     segmenters: dict = {}
+    weights_opt = {}
     for ds in datasets:
         size = per_dataset.get(ds, {})
         min_size = args.min_size or size.get("min_size") or (eval_cfg.get("min_size") if model == "fcclip" else None)
@@ -204,16 +205,27 @@ def main(argv: list[str] | None = None) -> int:
                 segmenters[key] = build_segmenter_for_eval(
                     model, variant=variant, checkpoint=args.checkpoint, pretrained=_parse_pretrained(args.pretrained),
                     device=args.device, precision=args.precision, min_size=min_size, max_size=max_size,
-                    sliding_window=sliding, pooling_size=pooling)
+                    sliding_window=sliding, pooling_size=pooling, **weights_opt)
             t0 = time.perf_counter()
             results[ds] = evaluate_dataset(segmenters[key], ds, root=root, max_images=args.max_images, model=model)
             results[ds]["seconds"] = time.perf_counter() - t0
-        except FileNotFoundError as e:
-            log.warning("skipping %s: %s", ds, e)
-            results[ds] = {"error": str(e)}
+        except Exception as e:  # noqa: BLE001 - one dataset that fails must not stop the others
+            log.error("%s failed: %s: %s", ds, type(e).__name__, e)
+            results[ds] = {"error": f"{type(e).__name__}: {e}"}
+    return _report(results, name=name, output=args.output)
+
+
+def _report(results: dict, *, name: str, output: str) -> int:
+    """Print the tables (and every failed dataset with its reason), write the JSON; 1 when any dataset failed."""
     print(format_results_table({k: v for k, v in results.items() if "error" not in v}, model_name=name))
-    write_results_json(args.output, results, model_name=name)
-    print(f"\nresults written to {args.output}")
+    write_results_json(output, results, model_name=name)
+    print(f"\nresults written to {output}")
+    failed = {k: v["error"] for k, v in results.items() if "error" in v}
+    if failed:
+        print(f"\novseg-eval: {len(failed)} of {len(results)} datasets failed:", file=sys.stderr)
+        for k, why in failed.items():
+            print(f"  {k}: {why}", file=sys.stderr)
+        return 1
     return 0
 
 
