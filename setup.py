@@ -17,6 +17,7 @@ ENTRY_POINTS = {
         # research side (no ROS)
         "ovseg-eval = ovseg_models.evaluation.cli:main",
         "ovseg-train = ovseg_models.training.cli:main",
+        "ovseg-prepare = ovseg_models.data.cli:main",
     ]
 }
 
