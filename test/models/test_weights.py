@@ -84,3 +84,20 @@ def test_cached_release_loads_through_the_real_path(hf_cache):
         create_segmenter("catseg", weights="catseg_vitb16_cocostuff", variant="vitl14_336")
     with pytest.raises(ValueError, match="catseg release"):
         create_segmenter("fcclip", weights="catseg_vitb16_cocostuff")
+
+
+def test_node_parameter_weights(hf_cache):
+    from ovseg_ros.params import ConfigError, build_segmenter, config_from_dict
+
+    cfg = config_from_dict({"model": "catseg", "weights": "catseg_vitb16_cocostuff", "device": "cpu"})
+    assert cfg.weights == "catseg_vitb16_cocostuff" and not cfg.checkpoint  # no allow_random_weights needed
+    calls = []
+    build_segmenter(cfg, create=lambda model, **kw: calls.append((model, kw)))
+    assert calls[0][0] == "catseg" and calls[0][1]["weights"] == "catseg_vitb16_cocostuff"
+    # offline and not cached: configure fails with the message that names the file and where to put it
+    with pytest.raises(ConfigError, match="model_base.pth"):
+        build_segmenter(cfg)
+    with pytest.raises(ConfigError, match="known"):
+        config_from_dict({"model": "catseg", "weights": "no_such_release"})
+    with pytest.raises(ConfigError, match="variant"):
+        config_from_dict({"model": "fcclip", "weights": "catseg_vitb16_cocostuff"})
