@@ -77,9 +77,9 @@ class Weights:
         """Where a hand-downloaded copy is looked for (and should be put)."""
         return weights_dir() / self.filename
 
-    def fetch(self) -> Path:
+    def fetch(self, *, local_files_only: bool = False) -> Path:
         """The checkpoint file (see the module docstring); :class:`WeightsNotAvailableError` when it cannot be
-        obtained now."""
+        obtained now. ``local_files_only``: the weights folder and the Hugging Face cache only, no download."""
         local = self.local_path()
         if local.is_file():
             return local
@@ -92,7 +92,7 @@ class Weights:
 
         try:
             return Path(hf_hub_download(self.hub.repo_id, self.hub.filename, repo_type=self.hub.repo_type,
-                                        revision=self.hub.revision))
+                                        revision=self.hub.revision, local_files_only=local_files_only))
         except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError) as e:
             offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
             raise WeightsNotAvailableError(
