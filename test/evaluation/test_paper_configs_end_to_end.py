@@ -120,7 +120,9 @@ def _tiny_checkpoint(name, folder, tiny_rn) -> str:
         clip = dataclasses.replace(base.clip, embed_dim=32, image_resolution=224, vision_layers=3, vision_width=64,
                                    vision_patch_size=16, vision_heads=2, text_width=32, text_heads=2, text_layers=1)
         small = ({"guidance_layers": (0, 1), "appearance_guidance_dim": 32} if base.guidance != "timm"
-                 else {"prompt_ensemble_type": "single", "prompt_channel": 1})  # 80 cost channels: slow on CPU
+                 else {"prompt_ensemble_type": "single", "prompt_channel": 1,  # 80 cost channels: slow on CPU
+                       "timm_backbone": "resnet18", "timm_out_indices": (1, 2, 3), "appearance_guidance_dim": 256,
+                       "decoder_guidance_dims": (128, 64)})  # a small feature backbone at the same strides
         # a small aggregator: the tiny CLIP's embedding width, narrow projections and one layer
         small.update(text_guidance_dim=32, text_guidance_proj_dim=16, appearance_guidance_proj_dim=16,
                      decoder_dims=(32, 16), decoder_guidance_proj_dims=(8, 8), num_layers=1, num_heads=2,
