@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("fcclip", "catseg"))
     p.add_argument("--variant")
     p.add_argument("--checkpoint", help="official checkpoint or ovseg-train checkpoint")
+    p.add_argument("--weights", help="an official release by name (ovseg_models.weights), fetched through "
+                                     "huggingface_hub; sets model, variant and checkpoint")
     p.add_argument("--pretrained", default="true", help="CLIP weights when no checkpoint: true/false/tag/path")
     p.add_argument("--datasets", help="comma-separated dataset keys (default: the config's or the paper's)")
     p.add_argument("--root", help="datasets folder (default: $DETECTRON2_DATASETS or ./datasets)")
@@ -218,8 +220,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.predictions:
         return _main_predictions(args, model=model, datasets=args.datasets.split(",") if args.datasets
                                  else eval_cfg.get("datasets"))
+    if args.weights:
+        from ..weights import WeightsNotAvailableError, get_weights
+
+        try:
+            release = get_weights(args.weights)
+            checkpoint = str(release.fetch())
+        except (KeyError, WeightsNotAvailableError) as e:
+            print(f"ovseg-eval: error: {e}", file=sys.stderr)
+            return 2
+        if (model or release.model) != release.model or (variant or release.variant) != release.variant:
+            print(f"ovseg-eval: error: --weights {release.name} is {release.model}/{release.variant}, not "
+                  f"{model}/{variant}", file=sys.stderr)
+            return 2
+        model, variant, args.checkpoint = release.model, release.variant, checkpoint
     if model is None:
-        print("ovseg-eval: error: give --model or --config", file=sys.stderr)
+        print("ovseg-eval: error: give --model, --config or --weights", file=sys.stderr)
         return 2
     datasets = args.datasets.split(",") if args.datasets else eval_cfg.get("datasets") or (
         ["ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21"]
@@ -231,7 +247,6 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"{model}/{variant or 'default'}"
     per_dataset = eval_cfg.get("per_dataset", {}) if model == "fcclip" else {}
     segmenters: dict = {}
-    weights_opt = {}
     for ds in datasets:
         size = per_dataset.get(ds, {})
         min_size = args.min_size or size.get("min_size") or (eval_cfg.get("min_size") if model == "fcclip" else None)
@@ -246,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 segmenters[key] = build_segmenter_for_eval(
                     model, variant=variant, checkpoint=args.checkpoint, pretrained=_parse_pretrained(args.pretrained),
                     device=args.device, precision=args.precision, min_size=min_size, max_size=max_size,
-                    sliding_window=sliding, pooling_size=pooling, **weights_opt)
+                    sliding_window=sliding, pooling_size=pooling)
             t0 = time.perf_counter()
             results[ds] = evaluate_dataset(segmenters[key], ds, root=root, max_images=args.max_images, model=model)
             results[ds]["seconds"] = time.perf_counter() - t0

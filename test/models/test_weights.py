@@ -101,3 +101,10 @@ def test_node_parameter_weights(hf_cache):
         config_from_dict({"model": "catseg", "weights": "no_such_release"})
     with pytest.raises(ConfigError, match="variant"):
         config_from_dict({"model": "fcclip", "weights": "catseg_vitb16_cocostuff"})
+
+
+def test_eval_cli_weights_offline_error(hf_cache, tmp_path, capsys):
+    from ovseg_models.evaluation import cli
+
+    rc = cli.main(["--weights", "catseg_vitb16_cocostuff", "--root", str(tmp_path), "--output", str(tmp_path / "r.json")])
+    assert rc == 2 and "model_base.pth" in capsys.readouterr().err
