@@ -17,6 +17,7 @@ ENTRY_POINTS = {
         # research side (no ROS)
         "ovseg-eval = ovseg_models.evaluation.cli:main",
         "ovseg-train = ovseg_models.training.cli:main",
+        "ovseg-prepare = ovseg_models.data.cli:main",
     ]
 }
 
@@ -37,6 +38,7 @@ setup(
         "timm>=0.9",
         "numpy",
         "pillow",
+        "opencv-python-headless",  # the official dataset preparation scripts resize with OpenCV
         "scipy",
         "pyyaml",
         "tqdm",

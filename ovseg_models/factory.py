@@ -38,8 +38,8 @@ def list_variants(model: str) -> list[str]:
 
 
 def create_segmenter(model: str, *, variant: str | None = None, checkpoint: str | None = None,
-                     pretrained: str | bool | None = True, device: str = "cpu", precision: str = "fp32",
-                     **options: Any) -> Segmenter:
+                     weights: Any = None, pretrained: str | bool | None = True, device: str = "cpu",
+                     precision: str = "fp32", **options: Any) -> Segmenter:
     """Build a segmenter.
 
     Args:
@@ -47,11 +47,25 @@ def create_segmenter(model: str, *, variant: str | None = None, checkpoint: str 
         variant: backbone configuration (default: the paper's main model); see :func:`list_variants`.
         checkpoint: path of an official released checkpoint (detectron2 ``.pth``/``.pkl``) or one
             saved by this project. ``None`` leaves the head randomly initialised (a warning says so).
+        weights: an official release by name (:mod:`ovseg_models.weights`, e.g. ``"catseg_vitb16_cocostuff"``):
+            fetched through ``huggingface_hub`` (cached) or found in the weights folder; sets the variant.
         pretrained: CLIP weights: ``True`` for the variant's official open_clip tag, a tag or a local
             file path, or ``False``/``None`` for random CLIP weights (tests, offline machines).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         precision: ``"fp32"``, or ``"fp16"``/``"bf16"`` autocast on CUDA.
         **options: family-specific options (resizing policy, thresholds, ensemble weights...).
     """
-    return _family(model).build_segmenter(variant=variant, checkpoint=checkpoint, pretrained=pretrained,
-                                          device=device, precision=precision, **options)
+    family = _family(model)
+    if weights is not None:
+        from .weights import get_weights
+
+        if checkpoint is not None:
+            raise ValueError("give either checkpoint= or weights=, not both")
+        release = get_weights(weights)
+        if family is not _family(release.model):
+            raise ValueError(f"weights {release.name!r} are a {release.model} release, not {model}")
+        if variant is not None and variant != release.variant:
+            raise ValueError(f"weights {release.name!r} are variant {release.variant!r}, not {variant!r}")
+        variant, checkpoint = release.variant, str(release.fetch())
+    return family.build_segmenter(variant=variant, checkpoint=checkpoint, pretrained=pretrained,
+                                  device=device, precision=precision, **options)

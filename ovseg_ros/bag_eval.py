@@ -545,11 +545,12 @@ def _semantic_metrics(gt_sem, sem_out, pan_out, vocabularies, final_vocab, opts,
         log(f"warning: {out_of_range} ground-truth pixels had labels outside the vocabulary ({k} classes): ignored")
     m = metrics_from_confusion_matrix(cm)
     iou = list(m.iou[:k])
-    present = [v for v, gt_px in zip(iou, cm.sum(1)[:k].tolist()) if gt_px > 0 and not math.isnan(v)]
     names = [c.name for c in final_vocab.classes]
     return {
         "evaluated_frames": evaluated, "frames_without_output": missing,
-        "mIoU": float(np.mean(present)) * 100 if present else float("nan"),
+        # the same mIoU as ovseg-eval (mean over the classes with ground-truth pixels; the extra "nothing"
+        # class k never has any, so it only lowers the IoU of the classes it was predicted on)
+        "mIoU": m.miou * 100,
         "pixel_accuracy": m.pixel_accuracy * 100,
         "per_class_iou": {n: v * 100 for n, v, gt_px in zip(names, iou, cm.sum(1)[:k].tolist()) if gt_px > 0 or
                           not math.isnan(v)},

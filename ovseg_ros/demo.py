@@ -7,10 +7,12 @@
    output into a new bag and writing the overlays (label names drawn) into a folder;
 3. prints a summary: frames, latency, labels found, where everything went.
 
-Weights: an official released checkpoint when one is given (``--checkpoint`` or
-``OVSEG_CHECKPOINT``), found in the cache (``~/.cache/ovseg/checkpoints``), or downloadable
-(``--checkpoint-url`` / ``OVSEG_CHECKPOINT_URL``); otherwise, and loudly, a small randomly
-initialised FC-CLIP (the outputs then show that the pipeline works, not what is in the photos).
+Weights: a checkpoint file when one is given (``--checkpoint`` or ``OVSEG_CHECKPOINT``); an official
+release by name (``--weights`` or ``OVSEG_WEIGHTS``, see ``ovseg_models.weights``), fetched through
+``huggingface_hub`` (cached; offline, an error names the file and where to put it); else the first
+official release already on this machine (the weights folder or the Hugging Face cache, no download);
+otherwise, and loudly, a small randomly initialised FC-CLIP (the outputs then show that the pipeline
+works, not what is in the photos).
 """
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ import os
 import shutil
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -27,20 +28,13 @@ import numpy as np
 __all__ = ["build_demo_bag", "main"]
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "camera")
-CACHE = Path(os.environ.get("OVSEG_CACHE", Path.home() / ".cache" / "ovseg")) / "checkpoints"
-KNOWN_CHECKPOINTS = {  # file name in the cache -> (model, variant)
-    "fcclip_cocopan.pth": ("fcclip", "convnext_large_d_320"),
-    "fcclip_cocopan_r50.pth": ("fcclip", "rn50"),
-    "model_base.pth": ("catseg", "vitb16_384"),
-    "model_large.pth": ("catseg", "vitl14_336"),
-}
-
 RANDOM_BANNER = """
 ################################################################################
-#  RANDOM WEIGHTS: no checkpoint was given, cached or downloadable ({why}).
+#  RANDOM WEIGHTS: no checkpoint was given or found on this machine ({why}).
 #  The demo runs a small randomly initialised FC-CLIP: every stage (bag, DDS,
 #  node, model, outputs) is real, but the labels are meaningless.
-#  For real results: ovseg --checkpoint /path/to/fcclip_cocopan.pth
+#  For real results: ovseg --weights catseg_vitb16_cocostuff (Hugging Face), or
+#  ovseg --checkpoint /path/to/fcclip_cocopan.pth
 ################################################################################
 """
 
@@ -100,42 +94,45 @@ def build_demo_bag(path: Path, *, frames_per_photo: int = 5, fps: float = 10.0, 
     return n
 
 
-def _find_checkpoint(args) -> tuple[Path | None, str]:
-    """(checkpoint, why none) — given, cached, or downloaded."""
+def _find_checkpoint(args) -> tuple[Path | None, tuple[str, str], str]:
+    """(checkpoint, (model, variant), why none): given, fetched by release name, or already on this machine."""
+    from ovseg_models.weights import OfficialWeights, WeightsNotAvailableError, get_weights
+
     given = args.checkpoint or os.environ.get("OVSEG_CHECKPOINT")
     if given:
         p = Path(given).expanduser()
         if not p.is_file():
             raise SystemExit(f"ovseg: checkpoint {p} does not exist")
-        return p, ""
-    for name in KNOWN_CHECKPOINTS:
-        if (CACHE / name).is_file():
-            return CACHE / name, ""
-    url = args.checkpoint_url or os.environ.get("OVSEG_CHECKPOINT_URL")
-    if not url:
-        return None, f"none given, none in {CACHE}, no --checkpoint-url"
-    target = CACHE / Path(url.split("?")[0]).name
-    try:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        print(f"downloading {url} ...", flush=True)
-        with urllib.request.urlopen(url, timeout=20) as r, open(str(target) + ".part", "wb") as f:
-            shutil.copyfileobj(r, f)
-        os.replace(str(target) + ".part", target)
-        return target, ""
-    except Exception as e:  # noqa: BLE001 - offline machines end here
-        return None, f"download of {url} failed: {type(e).__name__}: {e}"
+        by_file = {w.value.filename: w.value for w in OfficialWeights}
+        release = by_file.get(p.name)
+        return p, (release.model, release.variant) if release else (args.model, args.variant), ""
+    name = args.weights or os.environ.get("OVSEG_WEIGHTS")
+    if name:
+        try:
+            release = get_weights(name)
+            return release.fetch(), (release.model, release.variant), ""
+        except KeyError as e:
+            raise SystemExit(f"ovseg: {e.args[0]}") from None
+        except WeightsNotAvailableError as e:
+            raise SystemExit(f"ovseg: {e}") from None
+    for w in OfficialWeights:  # a release already downloaded: use it, download nothing
+        try:
+            return w.value.fetch(local_files_only=True), (w.value.model, w.value.variant), ""
+        except WeightsNotAvailableError:
+            continue
+    return None, ("", ""), "none given, no official release in the weights folder or the Hugging Face cache"
 
 
-def _params(args, checkpoint: Path | None) -> dict:
+def _params(args, checkpoint: Path | None, model_variant: tuple[str, str] = ("", "")) -> dict:
     common = {"device": args.device, "vocabulary.default": args.vocabulary, "publish.diagnostics": True}
     if checkpoint is None:
         return {**common, "model": "fcclip", "variant": "rn50", "allow_random_weights": True, "pretrained": "none",
                 "seed": 0, "model_options": '{"num_queries": 20, "dec_layers": 2, "transformer_enc_layers": 1}',
                 "fcclip.min_size": 128, "fcclip.max_size": 192, "fcclip.overlap_threshold": 0.0,
                 "resize.max_side": 192, "prompt_templates": ["single"]}
-    model, variant = KNOWN_CHECKPOINTS.get(checkpoint.name, (args.model, args.variant or ""))
-    return {**common, "model": args.model or model, "variant": args.variant or variant, "checkpoint": str(checkpoint),
-            "resize.max_side": 640}
+    model, variant = model_variant
+    return {**common, "model": args.model or model or "fcclip", "variant": args.variant or variant or "",
+            "checkpoint": str(checkpoint), "resize.max_side": 640}
 
 
 def main(argv=None) -> int:
@@ -144,7 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--output-dir", type=Path, default=Path("ovseg_demo"), help="where everything goes "
                     "(default ./ovseg_demo; replaced on each run)")
     ap.add_argument("--checkpoint", help="official released checkpoint (or env OVSEG_CHECKPOINT)")
-    ap.add_argument("--checkpoint-url", help="download the checkpoint from here (or env OVSEG_CHECKPOINT_URL)")
+    ap.add_argument("--weights", help="an official release by name, fetched through huggingface_hub (or env "
+                    "OVSEG_WEIGHTS); names: ovseg_models.weights.list_weights()")
     ap.add_argument("--model", default="", help="fcclip or catseg (default: from the checkpoint's name)")
     ap.add_argument("--variant", default="", help="model variant (default: from the checkpoint's name)")
     ap.add_argument("--device", default="auto")
@@ -156,7 +154,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     t_start = time.monotonic()
-    checkpoint, why = _find_checkpoint(args)
+    checkpoint, model_variant, why = _find_checkpoint(args)
     if checkpoint is None:
         print(RANDOM_BANNER.format(why=why), file=sys.stderr, flush=True)
     else:
@@ -171,7 +169,7 @@ def main(argv=None) -> int:
 
     from .bag_eval import EvalOptions, evaluate_bag, format_report
 
-    params = _params(args, checkpoint)
+    params = _params(args, checkpoint, model_variant)
     opts = EvalOptions(bag=bag, output=out / "segmented_bag", fast=not args.realtime, params=params,
                        overlay_dir=out / "overlays", report=out / "report.json")
     try:

@@ -35,6 +35,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                     "catseg vitb16_384); see ovseg_models.list_variants(model)"),
     "checkpoint": ("", "path of an official released checkpoint (FC-CLIP fcclip_cocopan.pth, CAT-Seg "
                        "model_base.pth / model_large.pth) or one saved by ovseg; '' = none"),
+    "weights": ("", "an official release by name (ovseg_models.weights.list_weights(), e.g. "
+                    "'catseg_vitb16_cocostuff'), fetched through the Hugging Face cache; sets model variant; "
+                    "'' = none (use 'checkpoint')"),
     "allow_random_weights": (False, "run without a checkpoint (randomly initialised head: outputs are "
                                     "meaningless; for tests and demos only)"),
     "pretrained": ("default", "CLIP weights when no checkpoint provides them: 'default' (the variant's open_clip "
@@ -86,6 +89,7 @@ class NodeConfig:
     model: str = "fcclip"
     variant: str = ""
     checkpoint: str = ""
+    weights: str = ""
     allow_random_weights: bool = False
     pretrained: str = "default"
     device: str = "auto"
@@ -177,10 +181,21 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
                               "and give its path in 'checkpoint', or set checkpoint '' with "
                               "allow_random_weights true for a test run")
         cfg.checkpoint = str(p)
-    elif not cfg.allow_random_weights:
-        raise ConfigError(f"no checkpoint: set 'checkpoint' to the {model} release you want to run, or set "
-                          "'allow_random_weights' true to run with a randomly initialised head (outputs are "
-                          "meaningless)")
+    if cfg.weights:
+        from ovseg_models.weights import get_weights
+
+        try:
+            release = get_weights(cfg.weights)
+        except KeyError as e:
+            raise ConfigError(f"parameter 'weights': {e.args[0]}") from None
+        if cfg.checkpoint or release.model != model or cfg.variant not in ("", release.variant):
+            raise ConfigError(f"'weights' {release.name!r} is the {release.model} variant {release.variant!r}: "
+                              "leave 'checkpoint' empty and set 'model'/'variant' to match (or '')")
+        cfg.weights = release.name
+    elif not cfg.checkpoint and not cfg.allow_random_weights:
+        raise ConfigError(f"no checkpoint: set 'checkpoint' (a file) or 'weights' (a release name) to the {model} "
+                          "release you want to run, or set 'allow_random_weights' true to run with a randomly "
+                          "initialised head (outputs are meaningless)")
     dev = str(cfg.device).strip().lower() or "auto"
     import torch
 
@@ -314,9 +329,10 @@ def build_segmenter(cfg: NodeConfig, *, create: Callable | None = None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the node says itself whether the head is random
+            release = {"weights": cfg.weights} if cfg.weights else {}
             return create(cfg.model, variant=cfg.variant or None, checkpoint=cfg.checkpoint or None,
                           pretrained=pretrained, device=cfg.resolved_device, precision=cfg.precision,
-                          **segmenter_options(cfg))
+                          **release, **segmenter_options(cfg))
     except TypeError as e:
         raise ConfigError(f"model option not understood by {cfg.model}: {e}; check 'model_options' and the "
                           f"{cfg.model}.* parameters") from None

@@ -315,6 +315,19 @@ def _semantic_or_none(name: str, root: Path, split: str) -> SemanticSegmentation
         return None
 
 
+def _cityscapes_image_path(image_dir: Path) -> Callable[[dict, dict], Path]:
+    """The image of a Cityscapes panoptic annotation, found by its ``image_id`` as detectron2 does
+    (``leftImg8bit/<split>/<city>/<image_id>_leftImg8bit.png``): cityscapesScripts' ``createPanopticImgs``
+    writes ``images[].file_name`` as ``<image_id>_gtFine_leftImg8bit.png``, a name no file has."""
+    def image_path(info: dict, ann: dict) -> Path:
+        image_id = str(ann.get("image_id", info.get("id")))
+        path = image_dir / image_id.split("_")[0] / f"{image_id}_leftImg8bit.png"
+        if not path.exists():
+            raise FileNotFoundError(f"Cityscapes image of panoptic annotation {image_id!r} not found: {path}")
+        return path
+    return image_path
+
+
 def build_panoptic_dataset(name: str, *, root: str | Path, split: str = "val"):
     """Panoptic reader of ``name`` (one of :data:`PANOPTIC_DATASETS`) under ``root`` with the layouts of the module
     docstring; raises ``FileNotFoundError`` when the panoptic files are absent."""
@@ -346,9 +359,7 @@ def build_panoptic_dataset(name: str, *, root: str | Path, split: str = "val"):
             category_map = {k: k for k in range(19)}
         image_dir = base / "leftImg8bit" / split
         return PanopticDataset(dataset=name, image_dir=image_dir, panoptic_dir=folder, panoptic_json=json_path,
-                               category_map=category_map,
-                               image_path=lambda info, ann: image_dir / str(info["id"]).split("_")[0]
-                               / info.get("file_name", f"{info['id']}_leftImg8bit.png"),
+                               category_map=category_map, image_path=_cityscapes_image_path(image_dir),
                                semantic=_semantic_or_none(name, root, split))
     if name == "mapillary_vistas":
         base = root / "mapillary_vistas" / ("validation" if split == "val" else split)

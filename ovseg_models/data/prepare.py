@@ -7,8 +7,9 @@ the outputs (contiguous class ids of :mod:`ovseg_models.data.class_names`):
 - ADE20K-150 (``ADEChallengeData2016/annotations/<split>/*.png``, 0 = unlabeled, class = value - 1)
   -> ``annotations_detectron2/<split>/*.png`` uint8, 255 = ignore (official ``prepare_ade20k_sem_seg.py``).
 - ADE20K-847 (full release ``*_seg.png``: class index = R // 10 * 256 + G) -> ``annotations_detectron2/<split>/*.tif``
-  uint16 benchmark ids, 65535 = ignore; images and labels resized so the short side is at most 512 (bilinear /
-  nearest), as the official ``prepare_ade20k_full.py``.
+  uint16 benchmark ids, 65535 = ignore; images and labels resized so the short side is at most 512 with OpenCV
+  (``INTER_LINEAR`` / ``INTER_NEAREST``) and saved by PIL with its defaults, exactly as the official
+  ``prepare_ade20k_full.py``.
 - Cityscapes (``gtFine/<split>/<city>/*_gtFine_labelIds.png``) -> ``*_gtFine_labelTrainIds.png`` next to it,
   uint8 trainIds 0..18, 255 = ignore (cityscapesScripts ``createTrainIdLabelImgs``).
 - PASCAL VOC 2012 (``SegmentationClass[Aug]/*.png``, 0 = background, 1..20, 255 = void) ->
@@ -36,6 +37,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -238,19 +240,24 @@ def prepare_ade20k_847(
         out_lab = out_labels / (image_path.stem + ".tif")
         if out_img.exists() and out_lab.exists() and not overwrite:
             continue
+        # The official script's steps (MaskFormer / FC-CLIP / CAT-Seg prepare_ade20k_full.py): the image array as
+        # PIL decodes it, OpenCV INTER_LINEAR for the image and INTER_NEAREST for the int32 class mask (OpenCV's
+        # nearest neighbour picks other source pixels than PIL's), the benchmark ids mapped after resizing, and
+        # both files written by PIL with its defaults (JPEG quality 75, uncompressed uint16 TIFF).
         with Image.open(image_path) as im:
-            img = im.convert("RGB")
+            img = np.asarray(im)
         class_mask = ade20k_full_class_mask(_read_image(seg_path))
-        if class_mask.shape != (img.height, img.width):
+        if class_mask.shape != img.shape[:2]:
             raise ValueError(f"size mismatch between {image_path} and {seg_path}")
-        label = ade20k_full_to_847(class_mask)
-        new_shape = _short_side_resize_shape(img.height, img.width, max_size)
+        new_shape = _short_side_resize_shape(img.shape[0], img.shape[1], max_size)
         if new_shape is not None:
             h_new, w_new = new_shape
-            img = img.resize((w_new, h_new), resample=Image.BILINEAR)
-            label = np.array(Image.fromarray(label).resize((w_new, h_new), resample=Image.NEAREST))
-        img.save(out_img, quality=95)
-        Image.fromarray(label.astype(np.uint16)).save(out_lab)
+            img = cv2.resize(img, (w_new, h_new), interpolation=cv2.INTER_LINEAR)
+            class_mask = cv2.resize(class_mask, (w_new, h_new), interpolation=cv2.INTER_NEAREST)
+        if img.dtype != np.uint8:
+            raise ValueError(f"{image_path}: expected an 8-bit image, got {img.dtype}")
+        Image.fromarray(img).save(out_img)
+        Image.fromarray(ade20k_full_to_847(class_mask)).save(out_lab)
         written += 1
     return written
 
@@ -596,12 +603,14 @@ def prepare_cityscapes_panoptic(
     suffix = "_trainId" if use_train_id else ""
     items = []
     for path in sorted(gt.glob("*/*_gtFine_instanceIds.png")):
+        # names as createPanopticImgs writes them: images[].file_name is "<id>_gtFine_leftImg8bit.png" (not a
+        # file; readers find the image "<id>_leftImg8bit.png" by image_id, as detectron2 does)
         image_id = path.name.replace("_gtFine_instanceIds.png", "")
-        image_name = f"{image_id}_leftImg8bit.png"
         convert = (lambda p=path: cityscapes_panoptic_from_instance_ids(_read_image(p), use_train_id=use_train_id))
         png_name = path.name.replace("_instanceIds.png", "_panoptic.png")
-        items.append((png_name, images_dir / path.parent.name / image_name,
-                      {"id": image_id, "file_name": image_name}, convert))
+        items.append((png_name, images_dir / path.parent.name / f"{image_id}_leftImg8bit.png",
+                      {"id": image_id, "file_name": path.name.replace("_instanceIds.png", "_leftImg8bit.png")},
+                      convert))
     if not items:
         raise FileNotFoundError(f"no *_gtFine_instanceIds.png under {gt}")
     ids = range(19) if use_train_id else cityscapes_label_ids()

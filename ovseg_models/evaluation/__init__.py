@@ -8,7 +8,13 @@
 from .instance import encode_mask, evaluate_mask_ap, instance_predictions_to_coco, panoptic_to_instances
 from .panoptic import PanopticQualityMetric, PanopticStat, id2rgb, pq_average, pq_single_image, rgb2id
 from .report import format_results_table, write_results_json
-from .semantic import SemanticMetrics, SemanticSegmentationMetric, confusion_matrix, metrics_from_confusion_matrix
+from .semantic import (
+    SemanticMetrics,
+    SemanticSegmentationMetric,
+    confusion_matrix,
+    mean_iou_over_ground_truth_classes,
+    metrics_from_confusion_matrix,
+)
 
 __all__ = [
     "PanopticQualityMetric",
@@ -21,6 +27,7 @@ __all__ = [
     "format_results_table",
     "id2rgb",
     "instance_predictions_to_coco",
+    "mean_iou_over_ground_truth_classes",
     "metrics_from_confusion_matrix",
     "panoptic_to_instances",
     "pq_average",

@@ -3,6 +3,7 @@
     ovseg-eval --model fcclip --variant convnext_large_d_320 --checkpoint fcclip_cocopan.pth \\
         --root $DETECTRON2_DATASETS --output results.json
     ovseg-eval --config catseg_vitb --checkpoint output/catseg_vitb/checkpoints/model_0080000.pth
+    ovseg-eval --predictions official_outputs/ --datasets ade20k_150,cityscapes
 
 ``--checkpoint`` takes an official release or a checkpoint written by ``ovseg-train`` (``--config``
 then supplies model, variant, datasets and test options from the training config's ``eval`` section).
@@ -13,6 +14,9 @@ Vistas when their panoptic ground truth is present (``ovseg_models.data.datasets
 otherwise mIoU only, with a warning). mIoU uses the datasets' semantic labels, as the official evaluators.
 AP is COCO mask AP of the thing segments of the panoptic ground truth (for ADE20K identical to Mask2Former's
 ``ade20k_instance_val.json``; the official Cityscapes AP uses cityscapesScripts' own instance evaluator).
+``--predictions DIR`` scores predictions saved by any model (the official code's too) in the papers' formats
+(:mod:`ovseg_models.evaluation.predictions`) with the same metrics. A dataset that fails (missing, unreadable,
+refused) is reported and the others are evaluated; the exit status is then 1.
 Results are printed as the papers' tables (A-847, PC-459, A-150, PC-59, PAS-20, PAS-20b / PQ, AP, mIoU)
 and written as JSON.
 """
@@ -32,7 +36,8 @@ from .panoptic import PanopticQualityMetric
 from .report import format_results_table, write_results_json
 from .semantic import SemanticSegmentationMetric
 
-__all__ = ["main", "build_parser", "build_segmenter_for_eval", "evaluate_dataset", "fcclip_test_size",
+__all__ = ["main", "build_parser", "build_segmenter_for_eval", "evaluate_dataset", "evaluate_saved_predictions",
+           "fcclip_test_size",
            "PANOPTIC_DATASETS"]
 
 log = logging.getLogger("ovseg.eval")
@@ -51,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("fcclip", "catseg"))
     p.add_argument("--variant")
     p.add_argument("--checkpoint", help="official checkpoint or ovseg-train checkpoint")
+    p.add_argument("--weights", help="an official release by name (ovseg_models.weights), fetched through "
+                                     "huggingface_hub; sets model, variant and checkpoint")
     p.add_argument("--pretrained", default="true", help="CLIP weights when no checkpoint: true/false/tag/path")
     p.add_argument("--datasets", help="comma-separated dataset keys (default: the config's or the paper's)")
     p.add_argument("--root", help="datasets folder (default: $DETECTRON2_DATASETS or ./datasets)")
@@ -62,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=int)
     p.add_argument("--no-sliding-window", action="store_true", help="CAT-Seg: plain resize instead of windows")
     p.add_argument("--name", help="model name in the table")
+    p.add_argument("--predictions", metavar="DIR",
+                   help="score predictions saved in DIR/<dataset>/ (the papers' PNG/JSON formats, see "
+                        "ovseg_models.evaluation.predictions) instead of running a model")
     return p
 
 
@@ -95,41 +105,37 @@ def _vocabulary(name: str):
     return cats, Vocabulary.create([list(c.synonyms) for c in cats], is_thing=[c.is_thing for c in cats])
 
 
-def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None = None, model: str = "fcclip",
-                     predict_options: dict | None = None) -> dict:
-    """Metrics (percent) of one benchmark: ``{"mIoU"}`` (+ ``"PQ"``, ``"AP"`` on the panoptic benchmarks with
-    FC-CLIP when their panoptic ground truth is present)."""
+def _dataset(name: str, *, root: Path, panoptic: bool):
+    """(reader, panoptic): the panoptic reader when PQ/AP are wanted and its ground truth exists, else the
+    semantic one (a warning says PQ/AP are not evaluated)."""
     from ..data.datasets import build_panoptic_dataset, build_semantic_dataset
 
-    cats, vocab = _vocabulary(name)
-    segmenter.set_vocabulary(vocab)
-    predict_options = dict(predict_options or {})
-    panoptic = name in PANOPTIC_DATASETS and model == "fcclip"
-    ds = None
     if panoptic or name == "coco_panoptic":
         try:
-            ds = build_panoptic_dataset(name, root=root)
+            return build_panoptic_dataset(name, root=root), panoptic
         except FileNotFoundError as e:
             if name == "coco_panoptic":
                 raise
             log.warning("%s: panoptic ground truth not found (%s); reporting mIoU only", name, e)
-            panoptic = False
-    if ds is None:
-        ds = build_semantic_dataset(name, root=root)
+    return build_semantic_dataset(name, root=root), False
+
+
+def _evaluate(name: str, ds, predict, *, cats, panoptic: bool, max_images: int | None, background_cap: bool) -> dict:
+    """The metrics of ``predict(item) -> result`` (``semantic``; with ``panoptic`` also ``panoptic``,
+    ``segments`` and ``instances`` or ``coco_instances``) over the first ``max_images`` items of ``ds``."""
     ignore = ds.ignore_index if hasattr(ds, "ignore_index") else 255
     n = len(ds) if max_images is None else min(len(ds), max_images)
     sem = SemanticSegmentationMetric(num_classes=len(cats), ignore_index=ignore)
     pq = PanopticQualityMetric(categories={c.id: c.is_thing for c in cats}) if panoptic else None
     coco_preds, gt_images, gt_anns, pan_maps = [], [], [], {}
-    if panoptic:
-        predict_options.setdefault("outputs", ("semantic", "panoptic", "instance"))
+    with_ap = panoptic
     from tqdm import tqdm
 
     for i in tqdm(range(n), desc=name, dynamic_ncols=True):
         item = ds[i]
-        result = segmenter.predict(item["image"], **predict_options)
-        pred = result.semantic.astype(np.int64)
-        if name == "pascal_voc_21" and model == "catseg":
+        result = predict(item)
+        pred = np.asarray(result.semantic).astype(np.int64)
+        if background_cap:
             pred = np.minimum(pred, 20)  # CAT-Seg's PAS-20b: classes >= 20 count as background
         sem.update(prediction=pred, target=item["sem_seg"])
         if panoptic:
@@ -137,12 +143,16 @@ def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None
             pq.update(gt_ids=item["pan_ids"], gt_segments=item["segments_info"], pred_ids=result.panoptic,
                       pred_segments=segs)
             image_id = i + 1  # integer ids for pycocotools (ADE20K / Cityscapes / Mapillary use file-name ids)
-            if result.instances is not None:
+            if getattr(result, "coco_instances", None) is not None:
+                coco_preds += [{**d, "image_id": image_id} for d in result.coco_instances]
+            elif getattr(result, "instances", None) is not None:
                 from .instance import instance_predictions_to_coco
                 inst = result.instances
                 coco_preds += instance_predictions_to_coco(
                     image_id=image_id, masks=inst["masks"], scores=inst["scores"],
                     category_ids=[cats[int(c)].id for c in inst["classes"]])
+            else:
+                with_ap = False
             gt_images.append({"id": image_id, "height": item["image"].shape[0],
                               "width": item["image"].shape[1], "file_name": item["file_name"]})
             gt_anns.append({"image_id": image_id, "segments_info": item["segments_info"]})
@@ -152,11 +162,41 @@ def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None
         res = pq.compute()
         out.update({"PQ": 100 * res["All"]["pq"], "PQ_th": 100 * res["Things"]["pq"], "PQ_st": 100 * res["Stuff"]["pq"],
                     "SQ": 100 * res["All"]["sq"], "RQ": 100 * res["All"]["rq"]})
-        from .instance import evaluate_mask_ap, panoptic_to_instances
-        gt = panoptic_to_instances(images=gt_images, panoptic_annotations=gt_anns, panoptic_maps=pan_maps,
-                                   categories=ds.categories)
-        out["AP"] = evaluate_mask_ap(ground_truth=gt, predictions=coco_preds, per_class=False)["AP"]
+        if with_ap:
+            from .instance import evaluate_mask_ap, panoptic_to_instances
+            gt = panoptic_to_instances(images=gt_images, panoptic_annotations=gt_anns, panoptic_maps=pan_maps,
+                                       categories=ds.categories)
+            out["AP"] = evaluate_mask_ap(ground_truth=gt, predictions=coco_preds, per_class=False)["AP"]
     return out
+
+
+def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None = None, model: str = "fcclip",
+                     predict_options: dict | None = None) -> dict:
+    """Metrics (percent) of one benchmark: ``{"mIoU"}`` (+ ``"PQ"``, ``"AP"`` on the panoptic benchmarks with
+    FC-CLIP when their panoptic ground truth is present)."""
+    cats, vocab = _vocabulary(name)
+    segmenter.set_vocabulary(vocab)
+    predict_options = dict(predict_options or {})
+    ds, panoptic = _dataset(name, root=root, panoptic=name in PANOPTIC_DATASETS and model == "fcclip")
+    if panoptic:
+        predict_options.setdefault("outputs", ("semantic", "panoptic", "instance"))
+    return _evaluate(name, ds, lambda item: segmenter.predict(item["image"], **predict_options), cats=cats,
+                     panoptic=panoptic, max_images=max_images,
+                     background_cap=name == "pascal_voc_21" and model == "catseg")
+
+
+def evaluate_saved_predictions(name: str, *, root: Path, predictions: Path, max_images: int | None = None,
+                               background_cap: bool = False) -> dict:
+    """Metrics of predictions saved on disk (:mod:`.predictions` layout) for benchmark ``name``: mIoU from the
+    semantic predictions, PQ when panoptic predictions are there, AP when instance predictions are too."""
+    from ..data.class_names import get_categories
+    from .predictions import SavedPredictions
+
+    cats = get_categories(name)
+    saved = SavedPredictions(Path(predictions) / name, categories=cats)
+    ds, panoptic = _dataset(name, root=root, panoptic=saved.has_panoptic and name in PANOPTIC_DATASETS)
+    return _evaluate(name, ds, saved.predict, cats=cats, panoptic=panoptic, max_images=max_images,
+                     background_cap=background_cap)
 
 
 def fcclip_test_size(dataset: str) -> tuple[int, int]:
@@ -177,8 +217,25 @@ def main(argv: list[str] | None = None) -> int:
         eval_cfg = dict(cfg.get("eval", {}))
         model = model or cfg["task"]["kind"]
         variant = variant or cfg["task"].get("variant")
+    if args.predictions:
+        return _main_predictions(args, model=model, datasets=args.datasets.split(",") if args.datasets
+                                 else eval_cfg.get("datasets"))
+    if args.weights:
+        from ..weights import WeightsNotAvailableError, get_weights
+
+        try:
+            release = get_weights(args.weights)
+            checkpoint = str(release.fetch())
+        except (KeyError, WeightsNotAvailableError) as e:
+            print(f"ovseg-eval: error: {e}", file=sys.stderr)
+            return 2
+        if (model or release.model) != release.model or (variant or release.variant) != release.variant:
+            print(f"ovseg-eval: error: --weights {release.name} is {release.model}/{release.variant}, not "
+                  f"{model}/{variant}", file=sys.stderr)
+            return 2
+        model, variant, args.checkpoint = release.model, release.variant, checkpoint
     if model is None:
-        print("ovseg-eval: error: give --model or --config", file=sys.stderr)
+        print("ovseg-eval: error: give --model, --config or --weights", file=sys.stderr)
         return 2
     datasets = args.datasets.split(",") if args.datasets else eval_cfg.get("datasets") or (
         ["ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21"]
@@ -208,12 +265,49 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             results[ds] = evaluate_dataset(segmenters[key], ds, root=root, max_images=args.max_images, model=model)
             results[ds]["seconds"] = time.perf_counter() - t0
-        except FileNotFoundError as e:
-            log.warning("skipping %s: %s", ds, e)
-            results[ds] = {"error": str(e)}
+        except Exception as e:  # noqa: BLE001 - one dataset that fails must not stop the others
+            log.error("%s failed: %s: %s", ds, type(e).__name__, e)
+            results[ds] = {"error": f"{type(e).__name__}: {e}"}
+    return _report(results, name=name, output=args.output)
+
+
+def _main_predictions(args, *, model: str | None, datasets: list[str] | None) -> int:
+    import os
+
+    from .report import PANOPTIC_ROWS, SEMANTIC_COLUMNS
+
+    folder = Path(args.predictions)
+    if not folder.is_dir():
+        print(f"ovseg-eval: error: predictions folder {folder} not found", file=sys.stderr)
+        return 2
+    known = [k for _, k in SEMANTIC_COLUMNS] + [k for _, k in PANOPTIC_ROWS if k not in dict(SEMANTIC_COLUMNS).values()]
+    datasets = datasets or [k for k in known if (folder / k).is_dir()]
+    if not datasets:
+        print(f"ovseg-eval: error: no <dataset>/ folder in {folder} (known: {', '.join(known)})", file=sys.stderr)
+        return 2
+    root = Path(args.root or os.environ.get("DETECTRON2_DATASETS") or "datasets")
+    results: dict = {}
+    for ds in datasets:
+        try:
+            results[ds] = evaluate_saved_predictions(ds, root=root, predictions=folder, max_images=args.max_images,
+                                                     background_cap=ds == "pascal_voc_21" and model == "catseg")
+        except Exception as e:  # noqa: BLE001 - one dataset that fails must not stop the others
+            log.error("%s failed: %s: %s", ds, type(e).__name__, e)
+            results[ds] = {"error": f"{type(e).__name__}: {e}"}
+    return _report(results, name=args.name or f"predictions {folder.name}", output=args.output)
+
+
+def _report(results: dict, *, name: str, output: str) -> int:
+    """Print the tables (and every failed dataset with its reason), write the JSON; 1 when any dataset failed."""
     print(format_results_table({k: v for k, v in results.items() if "error" not in v}, model_name=name))
-    write_results_json(args.output, results, model_name=name)
-    print(f"\nresults written to {args.output}")
+    write_results_json(output, results, model_name=name)
+    print(f"\nresults written to {output}")
+    failed = {k: v["error"] for k, v in results.items() if "error" in v}
+    if failed:
+        print(f"\novseg-eval: {len(failed)} of {len(results)} datasets failed:", file=sys.stderr)
+        for k, why in failed.items():
+            print(f"  {k}: {why}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,10 +6,14 @@ Formats:
   which are excluded from every metric. Other target values must lie in ``[0, num_classes)``.
 
 The confusion matrix ``cm[t, p]`` counts pixels of true class ``t`` predicted as ``p``. Definitions (identical to
-detectron2's ``SemSegEvaluator`` and to torchmetrics' ``MulticlassJaccardIndex(ignore_index=...)``):
+detectron2's ``SemSegEvaluator``, which the FC-CLIP and CAT-Seg evaluations use; ``ovseg-eval`` and
+``ovseg-bag-eval`` both compute mIoU here):
 
-- ``IoU_c = cm[c, c] / (sum_p cm[c, p] + sum_t cm[t, c] - cm[c, c])``, NaN when the union is empty;
-- ``mIoU`` = mean of ``IoU_c`` over the classes whose union is non-empty (present in target or prediction);
+- ``IoU_c = cm[c, c] / (sum_p cm[c, p] + sum_t cm[t, c] - cm[c, c])`` for the classes with ground-truth pixels
+  (``pos_gt = sum_p cm[c, p] > 0``), NaN for the others, even when they are predicted;
+- ``mIoU`` = mean of ``IoU_c`` over the classes with ground-truth pixels
+  (:func:`mean_iou_over_ground_truth_classes`, detectron2's ``SemSegEvaluator`` rule ``iou_valid = pos_gt > 0``;
+  torchmetrics' macro average also counts classes that are only predicted, so it differs when such classes exist);
 - ``pixel accuracy`` = trace / total valid pixels; ``mACC`` = mean over classes present in the target of
   ``cm[c, c] / sum_p cm[c, p]``; ``fwIoU`` = target-frequency-weighted IoU.
 """
@@ -21,7 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["SemanticMetrics", "SemanticSegmentationMetric", "confusion_matrix", "metrics_from_confusion_matrix"]
+__all__ = [
+    "SemanticMetrics",
+    "SemanticSegmentationMetric",
+    "confusion_matrix",
+    "mean_iou_over_ground_truth_classes",
+    "metrics_from_confusion_matrix",
+]
 
 
 def _as_long_tensor(x, device: torch.device | None = None) -> torch.Tensor:
@@ -56,7 +66,8 @@ def confusion_matrix(*, prediction, target, num_classes: int, ignore_index: int 
 
 @dataclass(frozen=True)
 class SemanticMetrics:
-    """Metrics in [0, 1] (not percent). ``iou``/``acc`` are per class (NaN where undefined)."""
+    """Metrics in [0, 1] (not percent). ``iou``/``acc`` are per class (NaN for classes without ground-truth
+    pixels); ``miou`` is :func:`mean_iou_over_ground_truth_classes`."""
 
     miou: float
     fwiou: float
@@ -82,29 +93,38 @@ class SemanticMetrics:
         return out
 
 
-def metrics_from_confusion_matrix(cm: torch.Tensor | np.ndarray) -> SemanticMetrics:
-    """Compute :class:`SemanticMetrics` from a (C, C) confusion matrix ``cm[target, prediction]``."""
+def _per_class(cm: torch.Tensor | np.ndarray):
     cm_t = torch.as_tensor(cm).to(dtype=torch.float64, device="cpu")
     tp = torch.diagonal(cm_t)
     pos_gt = cm_t.sum(dim=1)
     pos_pred = cm_t.sum(dim=0)
     union = pos_gt + pos_pred - tp
+    valid = pos_gt > 0  # detectron2: acc_valid = pos_gt > 0; iou_valid = acc_valid & (union > 0) (implied)
     nan = torch.tensor(float("nan"), dtype=torch.float64)
-    iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
-    acc = torch.where(pos_gt > 0, tp / pos_gt.clamp(min=1), nan)
+    iou = torch.where(valid, tp / union.clamp(min=1), nan)
+    acc = torch.where(valid, tp / pos_gt.clamp(min=1), nan)
+    return tp, pos_gt, iou, acc, valid
+
+
+def mean_iou_over_ground_truth_classes(cm: torch.Tensor | np.ndarray) -> float:
+    """mIoU of a (C, C) confusion matrix ``cm[target, prediction]``: the mean IoU over the classes that have
+    ground-truth pixels (detectron2's ``SemSegEvaluator``); NaN when no pixel is labeled."""
+    _, _, iou, _, valid = _per_class(cm)
+    return float(iou[valid].mean()) if valid.any() else float("nan")
+
+
+def metrics_from_confusion_matrix(cm: torch.Tensor | np.ndarray) -> SemanticMetrics:
+    """Compute :class:`SemanticMetrics` from a (C, C) confusion matrix ``cm[target, prediction]``."""
+    tp, pos_gt, iou, acc, valid = _per_class(cm)
     total = pos_gt.sum()
-    valid_iou = union > 0
-    valid_acc = pos_gt > 0
-    miou = float(iou[valid_iou].mean()) if valid_iou.any() else float("nan")
-    macc = float(acc[valid_acc].mean()) if valid_acc.any() else float("nan")
+    macc = float(acc[valid].mean()) if valid.any() else float("nan")
     if total > 0:
-        freq = pos_gt / total
-        fwiou = float((freq[valid_acc] * iou[valid_acc]).sum())
+        fwiou = float((pos_gt[valid] / total * iou[valid]).sum())
         pacc = float(tp.sum() / total)
     else:
         fwiou = pacc = float("nan")
     return SemanticMetrics(
-        miou=miou,
+        miou=mean_iou_over_ground_truth_classes(cm),
         fwiou=fwiou,
         macc=macc,
         pixel_accuracy=pacc,

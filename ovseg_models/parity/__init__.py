@@ -14,26 +14,51 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Comparison", "RUNNERS", "default_manifest", "run_case"]
+__all__ = ["Comparison", "DecisionFlip", "RUNNERS", "compare_argmax", "compare_threshold", "compare_values",
+           "default_manifest", "run_case"]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One compared output: ``max_abs_diff`` against ``tolerance`` (0 means exact)."""
+    """One compared output: ``max_abs_diff`` against ``tolerance`` (0 means exact).
+
+    For an output decided by a hard threshold or an argmax (see :mod:`.compare`), ``flips`` lists every element
+    whose decision differs from the official one, each with its margin (how far the scores are from the decision
+    boundary); such a comparison is ok only when every flip lies within ``flip_epsilon`` of the boundary (float
+    rounding decided it) and nothing else differs.
+    """
 
     name: str
     max_abs_diff: float
     tolerance: float
     note: str = ""
+    flips: tuple = ()
+    flip_epsilon: float | None = None
+
+    @property
+    def bad_flips(self) -> tuple:
+        """The flips too far from the decision boundary to be float rounding (all of them without an epsilon)."""
+        eps = self.flip_epsilon
+        return tuple(f for f in self.flips if eps is None or not f.margin <= eps)
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= self.tolerance  # NaN compares False: never ok
+        return self.max_abs_diff <= self.tolerance and not self.bad_flips  # NaN compares False: never ok
 
     def __str__(self) -> str:
         status = "ok" if self.ok else "FAIL"
         note = f"  ({self.note})" if self.note else ""
-        return f"{self.name}: max_abs_diff={self.max_abs_diff:.3e} tol={self.tolerance:.0e} {status}{note}"
+        text = f"{self.name}: max_abs_diff={self.max_abs_diff:.3e} tol={self.tolerance:.0e} {status}{note}"
+        if self.flips:
+            eps = "none" if self.flip_epsilon is None else f"{self.flip_epsilon:.0e}"
+            text += f"\n  {len(self.flips)} decision flip(s), {len(self.bad_flips)} beyond epsilon {eps}:"
+            text += "".join(f"\n    {f}" for f in self.flips[:_MAX_FLIPS_SHOWN])
+            if len(self.flips) > _MAX_FLIPS_SHOWN:
+                text += f"\n    ... {len(self.flips) - _MAX_FLIPS_SHOWN} more"
+        return text
+
+
+_MAX_FLIPS_SHOWN = 20
 
 
 #: case-file prefix -> "module:function" taking (case_path, manifest_path) -> list[Comparison]
@@ -74,3 +99,6 @@ def run_case(case: str | Path, manifest: str | Path | None = None) -> list:
     manifest = Path(manifest) if manifest is not None else default_manifest(case)
     module, func = target.split(":")
     return getattr(importlib.import_module(module), func)(case, manifest)
+
+
+from .compare import DecisionFlip, compare_argmax, compare_threshold, compare_values  # noqa: E402

@@ -214,7 +214,7 @@ def find_last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
         p = out / marker.read_text().strip()
         if p.is_file():
             return p
-    cands = sorted((out / "checkpoints").glob("model_*.pth")) if (out / "checkpoints").is_dir() else []
+    cands = sorted((out / "checkpoints").glob("model_[0-9]*.pth")) if (out / "checkpoints").is_dir() else []
     return cands[-1] if cands else None
 
 
@@ -362,6 +362,11 @@ class Trainer:
             if path is not None:
                 self.load(path)
         self.num_workers = int(t.get("num_workers", 4))
+        from .periodic_eval import PeriodicEvaluator
+
+        self.evaluator = PeriodicEvaluator(self.cfg, output_dir=self.output_dir, device=str(self.dist.device))
+        if self.dist.is_main:
+            self.evaluator.check_data()
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state(self, step: int) -> dict:
@@ -384,7 +389,7 @@ class Trainer:
             ckdir = self.output_dir / "checkpoints"
             path = save_checkpoint_atomic(state, ckdir / f"model_{step:07d}.pth")
             _write_text_atomic(self.output_dir / "last_checkpoint", str(path.relative_to(self.output_dir)))
-            olds = sorted(ckdir.glob("model_*.pth"))
+            olds = sorted(ckdir.glob("model_[0-9]*.pth"))  # not model_best.pth (periodic evaluation)
             for old in olds[:-self.keep_checkpoints] if self.keep_checkpoints > 0 else []:
                 if old != path:
                     old.unlink(missing_ok=True)
@@ -499,8 +504,13 @@ class Trainer:
                     pbar.set_postfix(loss=f"{row['total_loss']:.3f}", lr=f"{lr:.2e}")
                 pbar.update(1)
                 stop = self.stop_after is not None and done >= int(self.stop_after)
-                if done % self.checkpoint_every == 0 or done == self.max_steps or stop:
-                    self.save(done)
+                evaluate = self.evaluator.due(done, last=done == self.max_steps or stop)
+                if done % self.checkpoint_every == 0 or done == self.max_steps or stop or evaluate:
+                    path = self.save(done)
+                    if evaluate:
+                        if self.dist.is_main:  # the others wait: evaluation runs on the main process
+                            self.evaluator.evaluate(done, path)
+                        _barrier(self.dist)
                 if stop:
                     break
                 t_data = time.perf_counter()

@@ -159,7 +159,9 @@ def test_cityscapes_panoptic_prepare_and_read(tmp_path):
     data = json.loads((base / "gtFine" / "cityscapes_panoptic_val.json").read_text())
     assert [c["id"] for c in data["categories"]] == list(cityscapes_label_ids())
     assert data["annotations"][0]["file_name"] == "frankfurt_000000_000294_gtFine_panoptic.png"
-    assert data["images"][0]["file_name"] == "frankfurt_000000_000294_leftImg8bit.png"
+    # createPanopticImgs' own image entry: the file name is not an existing file, the image is found by id
+    assert data["images"][0]["file_name"] == "frankfurt_000000_000294_gtFine_leftImg8bit.png"
+    assert data["images"][0]["id"] == "frankfurt_000000_000294"
     png = np.array(Image.open(base / "gtFine" / "cityscapes_panoptic_val"
                               / "frankfurt_000000_000294_gtFine_panoptic.png"))
     assert tuple(png[6, 0]) == (24000 % 256, 24000 // 256, 0)  # id = R + 256 G + 256^2 B

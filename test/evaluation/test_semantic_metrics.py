@@ -1,4 +1,5 @@
-"""Semantic metrics vs torchmetrics' MulticlassJaccardIndex, on random cases and real ground truth."""
+"""Semantic metrics vs detectron2's SemSegEvaluator rule (reimplemented below from its ``evaluate``) and
+torchmetrics' MulticlassJaccardIndex, on random cases and real ground truth."""
 import json
 from pathlib import Path
 
@@ -12,10 +13,42 @@ from ovseg_models.data.class_names import get_categories
 from ovseg_models.evaluation.semantic import (
     SemanticSegmentationMetric,
     confusion_matrix,
+    mean_iou_over_ground_truth_classes,
     metrics_from_confusion_matrix,
 )
 
 from shared_data import shared_path
+
+
+def _detectron2_miou(pairs, num_classes, ignore=255):
+    """detectron2 SemSegEvaluator.process/evaluate: conf[pred, gt] with an extra row/column for ignored pixels;
+    IoU over the classes with ``pos_gt > 0``."""
+    conf = np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)
+    for pred, gt in pairs:
+        gt = np.asarray(gt).copy()
+        gt[gt == ignore] = num_classes
+        conf += np.bincount((num_classes + 1) * np.asarray(pred).reshape(-1) + gt.reshape(-1),
+                            minlength=conf.size).reshape(conf.shape)
+    iou = np.full(num_classes, np.nan)
+    tp = conf.diagonal()[:-1].astype(float)
+    pos_gt = conf[:-1, :-1].sum(axis=0).astype(float)
+    pos_pred = conf[:-1, :-1].sum(axis=1).astype(float)
+    union = pos_gt + pos_pred - tp
+    valid = np.logical_and(pos_gt > 0, union > 0)
+    iou[valid] = tp[valid] / union[valid]
+    return float(np.sum(iou[valid]) / np.sum(valid)), iou
+
+
+def test_miou_ignores_classes_only_predicted():
+    # class 2 is predicted but absent from the ground truth: detectron2 leaves it out of the mean
+    pred = np.array([[0, 0, 2, 2], [1, 1, 1, 1]])
+    target = np.array([[0, 0, 0, 0], [1, 1, 1, 1]])
+    cm = confusion_matrix(prediction=pred, target=target, num_classes=3)
+    result = metrics_from_confusion_matrix(cm)
+    assert result.miou == pytest.approx((0.5 + 1.0) / 2)
+    assert mean_iou_over_ground_truth_classes(cm) == result.miou
+    assert np.isnan(result.iou[2])
+    assert result.miou == pytest.approx(_detectron2_miou([(pred, target)], 3)[0])
 
 
 def _torchmetrics(pred, target, num_classes, average):
@@ -31,6 +64,7 @@ def test_random_against_torchmetrics(seed):
     tm_none = MulticlassJaccardIndex(num_classes=num_classes, ignore_index=255, average="none")
     tm_macro = MulticlassJaccardIndex(num_classes=num_classes, ignore_index=255, average="macro")
     tm_micro_acc = MulticlassAccuracy(num_classes=num_classes, ignore_index=255, average="micro")
+    pairs = []
     for _ in range(3):  # accumulate over images of different sizes
         h, w = (int(v) for v in torch.randint(5, 40, (2,), generator=g))
         target = torch.randint(0, num_classes, (h, w), generator=g)
@@ -41,11 +75,14 @@ def test_random_against_torchmetrics(seed):
         tm_none.update(pred[None], target[None])
         tm_macro.update(pred[None], target[None])
         tm_micro_acc.update(pred[None], target[None])
+        pairs.append((pred.numpy(), target.numpy()))
     result = metric.compute()
     ours = torch.tensor(result.iou, dtype=torch.float64)
-    # torchmetrics reports 0 (zero_division) where the union is empty; we report NaN
-    torch.testing.assert_close(torch.nan_to_num(ours, nan=0.0), tm_none.compute().double(), rtol=1e-5, atol=1e-6)
-    assert result.miou == pytest.approx(float(tm_macro.compute()), rel=1e-5)
+    # IoU is defined (equal to torchmetrics') where the class has ground truth, NaN elsewhere
+    has_gt = ~torch.isnan(ours)
+    torch.testing.assert_close(ours[has_gt], tm_none.compute().double()[has_gt], rtol=1e-5, atol=1e-6)
+    # torchmetrics' macro mean also counts classes that are only predicted; detectron2 (and we) do not
+    assert result.miou == pytest.approx(_detectron2_miou(pairs, num_classes)[0], rel=1e-9)
     assert result.pixel_accuracy == pytest.approx(float(tm_micro_acc.compute()), rel=1e-5)
 
 
@@ -111,6 +148,7 @@ def test_real_coco_ground_truth():
     tm = MulticlassJaccardIndex(num_classes=133, ignore_index=255, average="macro")
     tm_none = MulticlassJaccardIndex(num_classes=133, ignore_index=255, average="none")
     rng = np.random.default_rng(1)
+    pairs = []
     for sem in maps:
         metric.update(prediction=np.where(sem == 255, 0, sem), target=sem)
     assert metric.compute().miou == pytest.approx(1.0)
@@ -124,7 +162,11 @@ def test_real_coco_ground_truth():
         metric.update(prediction=pred, target=sem)
         tm.update(torch.from_numpy(pred)[None], torch.from_numpy(sem)[None])
         tm_none.update(torch.from_numpy(pred)[None], torch.from_numpy(sem)[None])
+        pairs.append((pred, sem))
     result = metric.compute()
     assert 0.0 < result.miou < 1.0
-    assert result.miou == pytest.approx(float(tm.compute()), rel=1e-5)
-    np.testing.assert_allclose(np.nan_to_num(np.array(result.iou)), tm_none.compute().double().numpy(), rtol=1e-5)
+    d2_miou, d2_iou = _detectron2_miou(pairs, 133)
+    assert result.miou == pytest.approx(d2_miou, rel=1e-12)
+    np.testing.assert_allclose(np.array(result.iou), d2_iou, rtol=1e-12)  # NaN where detectron2 has NaN
+    has_gt = ~np.isnan(d2_iou)
+    np.testing.assert_allclose(np.array(result.iou)[has_gt], tm_none.compute().double().numpy()[has_gt], rtol=1e-5)

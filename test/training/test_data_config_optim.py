@@ -139,3 +139,21 @@ def test_lr_schedules_match_detectron2():
     cos = build_lr_lambda({"name": "cosine"}, 80000)
     assert cos(0) == 1.0 and cos(40000) == pytest.approx(0.5) and cos(80000) == pytest.approx(0.0, abs=1e-12)
     assert cos(20000) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+
+
+def test_seed_paper_catseg_rows_and_sources():
+    # CAT-Seg arXiv v1 (the seed paper): ViT-B/16 + ResNet-101 and ViT-L/14 + Swin-B feature backbones
+    order = ["ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21"]
+    rows = {"catseg_v1_vitb_r101": ("vitb16_r101_384", [8.4, 16.6, 27.2, 57.5, 93.7, 78.3]),
+            "catseg_v1_vitl_swinb": ("vitl14_swinb_384", [10.8, 20.4, 31.5, 62.0, 96.6, 81.8]),
+            "catseg_vitb": ("vitb16_384", [12.0, 19.0, 31.8, 57.5, 94.6, 77.3]),
+            "catseg_vitl": ("vitl14_336", [16.0, 23.8, 37.9, 63.3, 97.0, 82.5])}
+    for name, (variant, numbers) in rows.items():
+        cfg = load_config(name)
+        assert cfg["task"]["kind"] == "catseg" and cfg["task"]["variant"] == variant, name
+        assert [cfg["metadata"]["expected"][d]["mIoU"] for d in order] == numbers, name
+        assert cfg["eval"]["datasets"] == order, name
+    assert "2303.11797v1" in load_config("catseg_v1_vitb_r101")["metadata"]["source"]
+    assert "released code" in load_config("catseg_vitb")["metadata"]["source"]
+    for name in list_configs():  # every config says where its numbers come from
+        assert load_config(name)["metadata"].get("source"), name

@@ -1,0 +1,101 @@
+"""Comparisons of this project's outputs with the official ones, telling decision flips apart.
+
+Some compared outputs are decisions: a binary mask ``logit > 0`` (instance masks, the masked-attention mask of the
+decoder), an ``argmax`` over classes. Where the official and this project's scores straddle the decision boundary
+by a float-rounding amount, the decision flips although the code is the same. Such flips are reported one by one
+with their margin and accepted only within a stated ``epsilon`` of the boundary; any flip farther from it, and any
+other difference, fails the comparison, so a real regression cannot hide among rounding flips.
+
+- :func:`compare_values`: plain max-abs difference against a tolerance (no decisions).
+- :func:`compare_threshold`: the decisions ``scores > threshold``; the margin of a flip is the larger distance of
+  the two scores from the threshold.
+- :func:`compare_argmax`: the decisions ``argmax(scores, axis)``; the margin of a flip is the larger of the two
+  score gaps between the two chosen classes (how much either side would have to move to agree).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import Comparison
+
+__all__ = ["DecisionFlip", "compare_argmax", "compare_threshold", "compare_values"]
+
+
+@dataclass(frozen=True)
+class DecisionFlip:
+    """One element whose decision differs: its index, both decisions, both scores and the margin."""
+
+    index: tuple[int, ...]
+    mine: object
+    official: object
+    margin: float
+    detail: str = ""
+
+    def __str__(self) -> str:
+        extra = f" {self.detail}" if self.detail else ""
+        return f"at {self.index}: mine {self.mine} vs official {self.official}, margin {self.margin:.3e}{extra}"
+
+
+def _as_float(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _maxdiff(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).max()) if a.size else 0.0
+
+
+def compare_values(name: str, mine, official, *, tolerance: float, note: str = "") -> Comparison:
+    """Max-abs difference of two arrays against ``tolerance`` (shape mismatch: infinite)."""
+    return Comparison(name, _maxdiff(_as_float(mine), _as_float(official)), tolerance, note)
+
+
+def compare_threshold(name: str, mine, official, *, threshold: float = 0.0, epsilon: float,
+                      tolerance: float | None = None, note: str = "") -> Comparison:
+    """Decisions ``scores > threshold`` of two score arrays of one shape.
+
+    Every element whose decision differs is a :class:`DecisionFlip` with margin
+    ``max(|mine - threshold|, |official - threshold|)``; the comparison passes only when every margin is
+    ``<= epsilon``. With ``tolerance`` the scores themselves are also compared (max-abs difference), else only
+    the decisions are.
+    """
+    a, b = _as_float(mine), _as_float(official)
+    if a.shape != b.shape:
+        return Comparison(name, float("inf"), 0.0, f"shape {a.shape} vs official {b.shape}")
+    da, db = a > threshold, b > threshold
+    flips = tuple(
+        DecisionFlip(tuple(int(i) for i in idx), bool(da[idx]), bool(db[idx]),
+                     float(max(abs(a[idx] - threshold), abs(b[idx] - threshold))),
+                     f"(scores {a[idx]:.3e} / {b[idx]:.3e}, threshold {threshold:g})")
+        for idx in zip(*np.nonzero(da != db))
+    )
+    diff = _maxdiff(a, b) if tolerance is not None else 0.0
+    note = note or f"{int(da.sum())} of {da.size} above {threshold:g}"
+    return Comparison(name, diff, tolerance if tolerance is not None else 0.0, note, flips, epsilon)
+
+
+def compare_argmax(name: str, mine, official, *, axis: int = -1, epsilon: float, tolerance: float | None = None,
+                   note: str = "") -> Comparison:
+    """Decisions ``argmax(scores, axis)`` of two score arrays of one shape.
+
+    A flip's margin is ``max(mine[k_mine] - mine[k_official], official[k_official] - official[k_mine])``: both
+    sides would need to move by at most that much to agree. Passes only when every margin is ``<= epsilon``
+    (and, with ``tolerance``, the scores agree within it).
+    """
+    a, b = _as_float(mine), _as_float(official)
+    if a.shape != b.shape:
+        return Comparison(name, float("inf"), 0.0, f"shape {a.shape} vs official {b.shape}")
+    ka, kb = np.argmax(a, axis=axis), np.argmax(b, axis=axis)
+    am, bm = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
+    flips = []
+    for idx in zip(*np.nonzero(ka != kb)):
+        i, j = int(ka[idx]), int(kb[idx])
+        margin = max(am[idx][i] - am[idx][j], bm[idx][j] - bm[idx][i])
+        flips.append(DecisionFlip(tuple(int(v) for v in idx), i, j, float(margin)))
+    diff = _maxdiff(a, b) if tolerance is not None else 0.0
+    return Comparison(name, diff, tolerance if tolerance is not None else 0.0, note, tuple(flips), epsilon)
