@@ -15,6 +15,7 @@ handling and timings live here.
 from __future__ import annotations
 
 import abc
+import hashlib
 import threading
 import time
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ __all__ = [
     "Segmenter",
     "StageTimer",
     "as_rgb_uint8",
+    "text_tower_digest",
 ]
 
 #: largest accepted input, in pixels (8K UHD). Larger frames are refused, not silently resized.
@@ -71,6 +73,23 @@ def as_rgb_uint8(image: "np.ndarray | torch.Tensor") -> torch.Tensor:
     if h * w > MAX_IMAGE_PIXELS:
         raise ImageError(f"image of {h}x{w} exceeds the limit of {MAX_IMAGE_PIXELS} pixels")
     return t
+
+
+def text_tower_digest(tensors: "torch.nn.Module | dict[str, torch.Tensor]") -> str:
+    """Digest of a text tower's weights (every parameter and buffer: names, shapes, dtypes, values).
+
+    Two towers with the same digest map the same sentence to the same embedding, so this is what
+    keys encoded vocabularies and text-embedding caches: towers of equal width but different
+    weights (RN50 / RN50x64, two fine-tunings of one CLIP) get different keys.
+    """
+    state = tensors.state_dict() if isinstance(tensors, torch.nn.Module) else dict(tensors)
+    h = hashlib.blake2b(digest_size=12)
+    for name in sorted(state):
+        t = state[name].detach()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        if t.device.type != "meta":
+            h.update(t.cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -147,8 +166,16 @@ class StageTimer:
 
 
 class Segmenter(abc.ABC):
-    """Base class: subclasses set ``model_key`` and implement the two abstract methods."""
+    """Base class: subclasses implement the two abstract methods and :meth:`text_tower`.
 
+    ``model_key`` names the embedding space of the vocabularies this segmenter encodes:
+    ``"<family>:<digest of the text tower's weights>"``, computed at construction and again by
+    :meth:`refresh_model_key` (call it after loading other weights into ``model``). An
+    :class:`EncodedVocabulary` is only accepted by a segmenter with the same key.
+    """
+
+    #: model family, the first part of ``model_key``
+    family: str = "base"
     model_key: str = "base"
 
     def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu",
@@ -163,6 +190,29 @@ class Segmenter(abc.ABC):
         self._version = 0
         self._lock = threading.Lock()
         self._active: EncodedVocabulary | None = None
+
+    # -- identity of the text tower --------------------------------------------------------------
+    def text_tower(self) -> "torch.nn.Module | dict[str, torch.Tensor] | None":
+        """The weights that turn sentences into embeddings (None: ``model_key`` stays the class's)."""
+        return None
+
+    def _model_key_extra(self) -> str:
+        """Anything besides the text weights that shapes the encoded tensors (e.g. prompt channels)."""
+        return ""
+
+    def refresh_model_key(self) -> str:
+        """Recompute ``model_key`` from the text tower's weights (after loading a checkpoint)."""
+        tower = self.text_tower()
+        if tower is not None:
+            extra = self._model_key_extra()
+            self.model_key = f"{self.family}:{text_tower_digest(tower)}" + (f":{extra}" if extra else "")
+        return self.model_key
+
+    def _check_key(self, encoded: EncodedVocabulary) -> None:
+        if encoded.model_key != self.model_key:
+            raise VocabularyError(
+                f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}: it was encoded by a "
+                "segmenter with another text tower (other weights or variant); encode it with this one")
 
     # -- vocabulary -------------------------------------------------------------------------
     def encode_vocabulary(self, vocabulary: "Vocabulary | Sequence[str | Sequence[str] | VocabularyClass]",
@@ -180,8 +230,7 @@ class Segmenter(abc.ABC):
     def set_vocabulary(self, vocabulary) -> EncodedVocabulary:
         """Encode (if needed) and make it the default for :meth:`predict`."""
         encoded = vocabulary if isinstance(vocabulary, EncodedVocabulary) else self.encode_vocabulary(vocabulary)
-        if encoded.model_key != self.model_key:
-            raise VocabularyError(f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}")
+        self._check_key(encoded)
         self._active = encoded
         return encoded
 
@@ -196,8 +245,7 @@ class Segmenter(abc.ABC):
         encoded = vocabulary if vocabulary is not None else self._active
         if encoded is None:
             raise VocabularyError("no vocabulary: call set_vocabulary([...]) or pass vocabulary=")
-        if encoded.model_key != self.model_key:
-            raise VocabularyError(f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}")
+        self._check_key(encoded)
         rgb = as_rgb_uint8(image)
         timer = StageTimer(self.device)
         t0 = time.perf_counter()

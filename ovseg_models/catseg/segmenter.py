@@ -106,7 +106,7 @@ class CATSegSegmenter(Segmenter):
     * ``min_size`` / ``max_size``: test-mapper shortest edge / longest-edge limit (default 640 / 2560)
     """
 
-    model_key = "catseg"
+    family = "catseg"
 
     _OPTIONS = ("sliding_window", "pooling_size", "chunk_classes", "class_scores", "max_class_score_bytes",
                 "min_size", "max_size")
@@ -117,12 +117,26 @@ class CATSegSegmenter(Segmenter):
                  class_scores: bool | str = "auto", max_class_score_bytes: int = 512 * 2**20,
                  min_size: int | None = None, max_size: int | None = None):
         super().__init__(model, device=device, precision=precision)
-        self.model_key = f"catseg/{model.cfg.name}"
         self.text_encoder = CATSegTextEncoder(self.model, templates=templates, synonyms=synonyms)
+        self.refresh_model_key()
         self.text_cache = self.text_encoder  # ``.clear()`` empties the per-name embedding cache
         self.defaults = {"sliding_window": sliding_window, "pooling_size": pooling_size,
                          "chunk_classes": chunk_classes, "class_scores": class_scores,
                          "max_class_score_bytes": max_class_score_bytes, "min_size": min_size, "max_size": max_size}
+
+    def text_tower(self) -> dict[str, torch.Tensor]:
+        """CLIP's text weights (everything but ``visual.*``; CAT-Seg fine-tunes them)."""
+        return {k: v for k, v in self.model.clip_model.state_dict().items() if not k.startswith("visual.")}
+
+    def _model_key_extra(self) -> str:
+        return f"p{self.model.cfg.prompt_channel}"  # the encoded tensors are (T, prompt_channel, C)
+
+    def refresh_model_key(self) -> str:
+        old = self.model_key
+        key = super().refresh_model_key()
+        if key != old and hasattr(self, "text_encoder"):
+            self.text_encoder.clear_cache()  # its cache holds embeddings of the previous weights
+        return key
 
     def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
         text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates)

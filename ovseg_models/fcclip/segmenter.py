@@ -36,7 +36,7 @@ class FCCLIPSegmenter(Segmenter):
         text_cache: shared :class:`TextEmbeddingCache` (a private one by default).
     """
 
-    model_key = "fcclip"
+    family = "fcclip"
 
     def __init__(self, model: FCCLIP, *, config: FCCLIPConfig, device="cpu", precision="fp32",
                  min_size: int | None = None, max_size: int | None = None,
@@ -54,6 +54,16 @@ class FCCLIPSegmenter(Segmenter):
         self.text_cache = text_cache if text_cache is not None else TextEmbeddingCache()
         self.text_encoder = CLIPTextEncoder(self.model.backbone)
         self.text_batch_size = text_batch_size
+        self.refresh_model_key()
+
+    def text_tower(self) -> dict[str, torch.Tensor]:
+        """CLIP's text weights (everything but ``visual.*``): they define the embedding space."""
+        return {k: v for k, v in self.model.backbone.clip_model.state_dict().items() if not k.startswith("visual.")}
+
+    def refresh_model_key(self) -> str:
+        key = super().refresh_model_key()
+        self.text_encoder.cache_key = key  # the embedding cache is keyed by the same identity
+        return key
 
     # -- vocabulary -------------------------------------------------------------------------------
     def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
