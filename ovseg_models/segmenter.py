@@ -128,10 +128,15 @@ class SegmentationResult:
     """What one forward pass produced, at the input image's resolution."""
 
     semantic: np.ndarray  #: HxW int32 category index per pixel
-    score: np.ndarray  #: HxW float32 score of that category
+    #: HxW float32 probability in [0, 1] of that category at that pixel (what a score threshold
+    #: compares with). FC-CLIP: the class probability averaged over the queries weighted by their
+    #: mask probabilities at the pixel (``fcclip.postprocess.semantic_score``); CAT-Seg: the
+    #: class's sigmoid score (the official ``sem_seg``).
+    score: np.ndarray
     panoptic: np.ndarray | None = None  #: HxW int32 segment id (0 = void)
     segments: list[Segment] = field(default_factory=list)
-    #: optional (K, H, W) float32 per-class score maps (what the official code calls sem_seg)
+    #: optional (K, H, W) float32 per-class score maps (what the official code calls sem_seg; for
+    #: FC-CLIP a sum over queries, not a probability)
     class_scores: torch.Tensor | None = None
     #: optional instance output: dict with "masks" (N,H,W) bool, "scores" (N,), "classes" (N,)
     instances: dict[str, torch.Tensor] | None = None

@@ -54,7 +54,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "fcclip.object_mask_threshold": (0.0, "FC-CLIP panoptic: minimum class probability of a mask"),
     "fcclip.overlap_threshold": (0.8, "FC-CLIP panoptic: minimum kept fraction of a mask"),
     "catseg.sliding_window": (False, "CAT-Seg: official sliding-window inference (slower, better)"),
-    "semantic_score_threshold": (0.0, "pixels whose class score is below this are published unlabeled (65535)"),
+    "semantic_score_threshold": (0.0, "pixels whose class probability (0-1; FC-CLIP: mask-weighted mean over "
+                                      "queries, CAT-Seg: sigmoid score) is below this are published unlabeled "
+                                      "(65535)"),
     "vocabulary.default": ("coco_panoptic", "default vocabulary: a built-in list ('coco_panoptic', "
                                             "'ade20k_150', ...) or a file (.txt lines 'name, synonym', "
                                             ".yaml/.json list)"),

@@ -13,7 +13,7 @@ from ..vocabulary import Vocabulary, VocabularyError
 from .backbone import CLIPTextEncoder
 from .config import FCCLIPConfig
 from .model import FCCLIP
-from .postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
+from .postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference, semantic_score
 from ..transforms import resize_image, resize_shortest_edge_shape
 
 __all__ = ["FCCLIPSegmenter"]
@@ -118,7 +118,7 @@ class FCCLIPSegmenter(Segmenter):
         cfg = self.config
         masks = resize_masks(pred_masks, padded_size, image_size, output_size)
         sem = semantic_inference(mask_cls, masks)
-        score, semantic = sem.max(0)
+        semantic, score = semantic_score(sem, masks)
         result = SegmentationResult(semantic=semantic.to(torch.int32).cpu().numpy(),
                                     score=score.float().cpu().numpy())
         if return_class_scores:
