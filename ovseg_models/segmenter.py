@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import inspect
 import threading
 import time
 from contextlib import contextmanager
@@ -25,10 +26,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from .text.classifier import EncodingCancelled, check_cancel
 from .vocabulary import Vocabulary, VocabularyClass, VocabularyError
 
 __all__ = [
     "EncodedVocabulary",
+    "EncodingCancelled",
+    "MAX_TEXT_ENCODINGS",
     "ImageError",
     "MAX_IMAGE_PIXELS",
     "Segment",
@@ -41,6 +45,11 @@ __all__ = [
 
 #: largest accepted input, in pixels (8K UHD). Larger frames are refused, not silently resized.
 MAX_IMAGE_PIXELS = 7680 * 4320
+
+
+#: most text encodings (sentences: names x templates) one vocabulary may cost, unless trusted
+#: (a published benchmark list). About 3 minutes of ConvNeXt-L text tower on a CPU core pair.
+MAX_TEXT_ENCODINGS = 20_000
 
 
 class ImageError(ValueError):
@@ -220,13 +229,42 @@ class Segmenter(abc.ABC):
                 "segmenter with another text tower (other weights or variant); encode it with this one")
 
     # -- vocabulary -------------------------------------------------------------------------
+    #: limit of :meth:`text_encodings` for vocabularies that are not trusted
+    max_text_encodings: int = MAX_TEXT_ENCODINGS
+
+    def text_encodings(self, vocabulary: Vocabulary) -> int:
+        """Sentences the text tower must encode for ``vocabulary`` (cached ones included): the
+        work a request causes. Subclasses count what they encode; 0 means "no text tower"."""
+        return 0
+
+    def check_work(self, vocabulary: Vocabulary) -> int:
+        """Refuse (:class:`VocabularyError`) a vocabulary that needs more than
+        :attr:`max_text_encodings` text encodings, unless it is trusted; return the count."""
+        n = self.text_encodings(vocabulary)
+        if not vocabulary.trusted and n > self.max_text_encodings:
+            raise VocabularyError(f"this vocabulary needs {n:,} text encodings (names x prompt templates); the "
+                                  f"limit is {self.max_text_encodings:,}: use fewer classes, synonyms or templates")
+        return n
+
     def encode_vocabulary(self, vocabulary: "Vocabulary | Sequence[str | Sequence[str] | VocabularyClass]",
-                          ) -> EncodedVocabulary:
-        """Compute text embeddings for a vocabulary (validated first). Thread-safe."""
+                          *, cancel: "threading.Event | None" = None) -> EncodedVocabulary:
+        """Compute text embeddings for a vocabulary (validated first). Thread-safe.
+
+        Refused with :class:`VocabularyError` when it needs more than :attr:`max_text_encodings`
+        text encodings (see :meth:`check_work`). ``cancel``: when set (by another thread), the
+        encoding stops before its next text batch with :class:`EncodingCancelled`; the segmenter
+        and its caches are left consistent and the version counter does not move.
+        """
         if not isinstance(vocabulary, Vocabulary):
             vocabulary = Vocabulary.create(vocabulary)
+        self.check_work(vocabulary)
+        check_cancel(cancel)
         with torch.inference_mode():
-            tensors = self._encode_vocabulary(vocabulary)
+            if cancel is not None and self._accepts_cancel():
+                tensors = self._encode_vocabulary(vocabulary, cancel=cancel)
+            else:
+                tensors = self._encode_vocabulary(vocabulary)
+        check_cancel(cancel)
         with self._lock:
             self._version += 1
             version = self._version
@@ -268,9 +306,14 @@ class Segmenter(abc.ABC):
         dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype)
 
+    def _accepts_cancel(self) -> bool:
+        return "cancel" in inspect.signature(self._encode_vocabulary).parameters
+
     @abc.abstractmethod
-    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
-        """Return the model-specific text tensors for ``vocabulary``."""
+    def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel: "threading.Event | None" = None
+                           ) -> dict[str, Any]:
+        """Return the model-specific text tensors for ``vocabulary``; check ``cancel`` between
+        text batches (:func:`ovseg_models.text.classifier.check_cancel`)."""
 
     @abc.abstractmethod
     def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer,

@@ -258,11 +258,12 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
 
         cfg.prompt_templates = tuple(get_templates(templates[0].lower()))
     else:
-        for t in templates:
-            if t.count("{}") != 1:
-                raise ConfigError(f"prompt template {t!r} must contain '{{}}' exactly once (or give one set name: "
-                                  f"{list(TEMPLATE_SETS)})")
-        cfg.prompt_templates = tuple(templates)
+        from ovseg_models.vocabulary import VocabularyError, validate_templates
+
+        try:
+            cfg.prompt_templates = validate_templates(templates)
+        except VocabularyError as e:
+            raise ConfigError(f"prompt_templates: {e} (or give one set name: {list(TEMPLATE_SETS)})") from None
     if model == "catseg" and cfg.prompt_templates is not None:
         from ovseg_models.catseg import get_config as catseg_config
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..segmenter import EncodedVocabulary, SegmentationResult, Segmenter, StageTimer
+from ..text.classifier import check_cancel
 from ..vocabulary import Vocabulary, VocabularyError
 from .inference import InferenceOptions, run_inference
 from .templates import get_templates
@@ -51,12 +52,22 @@ class CATSegTextEncoder:
 
     clear = clear_cache  # what ovseg_models.bench calls on ``segmenter.text_cache``
 
-    def _encode_missing(self, names: list[str], templates: tuple[str, ...]) -> None:
+    def sentences(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None
+                  ) -> int:
+        """Sentences :meth:`encode` runs through the text tower for these classes (cache ignored)."""
+        templates = tuple(templates) if templates else self.templates
+        classes = [[n] if isinstance(n, str) else list(n) for n in names]
+        if self.synonyms == "first":
+            classes = [c[:1] for c in classes]
+        return len({s for c in classes for s in c}) * len(templates)
+
+    def _encode_missing(self, names: list[str], templates: tuple[str, ...], cancel=None) -> None:
         dev = next(self.model.parameters()).device
         with self._lock:
             missing = [n for n in dict.fromkeys(names) if (templates, n) not in self._cache]
         per = max(1, self.batch_size // len(templates))
         for i in range(0, len(missing), per):
+            check_cancel(cancel)
             chunk = missing[i:i + per]
             sentences = [t.format(n) for n in chunk for t in templates]
             tokens = self._tokenizer(sentences, context_length=self.model.clip_model.context_length).to(dev)
@@ -66,14 +77,16 @@ class CATSegTextEncoder:
                     self._cache[(templates, n)] = e
                 self.encoded_names += len(chunk)
 
-    def encode(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None
-               ) -> torch.Tensor:
-        """Embeddings for class names (a name, or a list of synonyms per class)."""
+    def encode(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None,
+               *, cancel: "threading.Event | None" = None) -> torch.Tensor:
+        """Embeddings for class names (a name, or a list of synonyms per class).
+
+        ``cancel`` is checked before every text batch (:class:`~ovseg_models.text.EncodingCancelled`)."""
         templates = tuple(templates) if templates else self.templates
         classes = [[n] if isinstance(n, str) else list(n) for n in names]
         if self.synonyms == "first":
             classes = [c[:1] for c in classes]
-        self._encode_missing([s for c in classes for s in c], templates)
+        self._encode_missing([s for c in classes for s in c], templates, cancel)
         with self._lock:
             rows = []
             for c in classes:
@@ -138,8 +151,11 @@ class CATSegSegmenter(Segmenter):
             self.text_encoder.clear_cache()  # its cache holds embeddings of the previous weights
         return key
 
-    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
-        text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates)
+    def text_encodings(self, vocabulary: Vocabulary) -> int:
+        return self.text_encoder.sentences(vocabulary.synonyms, vocabulary.templates)
+
+    def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel=None) -> dict[str, Any]:
+        text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates, cancel=cancel)
         return {"text": text, "templates": vocabulary.templates or self.text_encoder.templates}
 
     def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer,

@@ -66,11 +66,18 @@ class FCCLIPSegmenter(Segmenter):
         return key
 
     # -- vocabulary -------------------------------------------------------------------------------
-    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
-        templates = get_templates(vocabulary.templates) if vocabulary.templates else self.templates
+    def _templates_for(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+        return get_templates(vocabulary.templates) if vocabulary.templates else self.templates
+
+    def text_encodings(self, vocabulary: Vocabulary) -> int:
+        """Distinct synonyms x templates: one sentence each."""
+        return len({s for c in vocabulary for s in c.synonyms}) * len(self._templates_for(vocabulary))
+
+    def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel=None) -> dict[str, Any]:
+        templates = self._templates_for(vocabulary)
         synonyms = [s for c in vocabulary for s in c.synonyms]
         classifier = build_text_classifier(self.text_encoder, synonyms, templates, cache=self.text_cache,
-                                           batch_size=self.text_batch_size)
+                                           batch_size=self.text_batch_size, cancel=cancel)
         unknown = [i for i, c in enumerate(vocabulary) if c.seen is None]
         seen = [bool(c.seen) for c in vocabulary]
         if unknown:
