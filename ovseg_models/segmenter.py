@@ -35,6 +35,7 @@ __all__ = [
     "MAX_TEXT_ENCODINGS",
     "ImageError",
     "MAX_IMAGE_PIXELS",
+    "MIN_IMAGE_SIDE",
     "Segment",
     "SegmentationResult",
     "Segmenter",
@@ -45,6 +46,9 @@ __all__ = [
 
 #: largest accepted input, in pixels (8K UHD). Larger frames are refused, not silently resized.
 MAX_IMAGE_PIXELS = 7680 * 4320
+#: smallest accepted side, in pixels. Any aspect ratio is accepted (the models pad what they need
+#: and crop their outputs back); only a side of a single pixel, which has no 2-D structure, is refused.
+MIN_IMAGE_SIDE = 2
 
 
 #: most text encodings (sentences: names x templates) one vocabulary may cost, unless trusted
@@ -79,6 +83,8 @@ def as_rgb_uint8(image: "np.ndarray | torch.Tensor") -> torch.Tensor:
     h, w = int(t.shape[0]), int(t.shape[1])
     if h == 0 or w == 0:
         raise ImageError(f"empty image ({h}x{w})")
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise ImageError(f"image of {h}x{w} is degenerate: both sides must be at least {MIN_IMAGE_SIDE} pixels")
     if h * w > MAX_IMAGE_PIXELS:
         raise ImageError(f"image of {h}x{w} exceeds the limit of {MAX_IMAGE_PIXELS} pixels")
     return t

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..segmenter import EncodedVocabulary, ImageError, Segment, SegmentationResult, Segmenter, StageTimer
+from ..segmenter import EncodedVocabulary, Segment, SegmentationResult, Segmenter, StageTimer
 from ..text import TextEmbeddingCache, build_text_classifier, get_templates
 from ..vocabulary import Vocabulary, VocabularyError
 from .backbone import CLIPTextEncoder
@@ -21,6 +21,18 @@ __all__ = ["FCCLIPSegmenter"]
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("semantic", "panoptic", "instance")
+
+#: smallest network input side: the backbone's output stride (one feature row or column)
+MIN_MODEL_SIDE = 32
+
+
+def pad_to_min_side(batch: torch.Tensor, side: int) -> torch.Tensor:
+    """Zero-pad a normalised (B, 3, H, W) batch at the bottom/right to at least ``side`` per side
+    (zeros after normalisation, as the official padding)."""
+    h, w = batch.shape[-2:]
+    if h >= side and w >= side:
+        return batch
+    return torch.nn.functional.pad(batch, (0, max(0, side - w), 0, max(0, side - h)))
 
 
 class FCCLIPSegmenter(Segmenter):
@@ -93,12 +105,15 @@ class FCCLIPSegmenter(Segmenter):
 
     # -- inference --------------------------------------------------------------------------------
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
-        """HxWx3 uint8 -> resized 3xhxw uint8 (official test resize policy)."""
+        """HxWx3 uint8 -> resized 3xhxw uint8 (official test resize policy).
+
+        An extreme aspect ratio can make the short side of the resized image a few pixels (or
+        round to 0): it is kept at least 1 pixel, and :meth:`_predict` pads the network input up to
+        :data:`MIN_MODEL_SIDE`, so any image :func:`~ovseg_models.segmenter.as_rgb_uint8` accepts runs.
+        """
         h, w = int(image.shape[0]), int(image.shape[1])
         size = resize_shortest_edge_shape(h, w, self.min_size, self.max_size)
-        if min(size) < 32:
-            raise ImageError(f"image of {h}x{w} is too small (resized to {size[0]}x{size[1]}; need >= 32 px)")
-        return resize_image(image, size).permute(2, 0, 1)
+        return resize_image(image, (max(1, size[0]), max(1, size[1]))).permute(2, 0, 1)
 
     def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, *,
                  outputs: Sequence[str] | None = None, return_class_scores: bool = False, **options
@@ -111,6 +126,7 @@ class FCCLIPSegmenter(Segmenter):
         with timer("preprocess"):
             resized = self.preprocess(image)
             batch, sizes = self.model.normalize_and_pad(resized.to(self.device, non_blocking=True))
+            batch = pad_to_min_side(batch, MIN_MODEL_SIDE)  # outputs are cropped back to ``sizes``
         out = self.model(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
         with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
             result = self.postprocess(out["mask_cls"][0].float(), out["pred_masks"][0].float(),
