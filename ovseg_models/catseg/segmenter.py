@@ -14,7 +14,7 @@ import torch
 
 from ..segmenter import EncodedVocabulary, SegmentationResult, Segmenter, StageTimer
 from ..text.classifier import check_cancel
-from ..vocabulary import Vocabulary, VocabularyError
+from ..vocabulary import Vocabulary, VocabularyError, validate_templates
 from .inference import InferenceOptions, run_inference
 from .templates import get_templates
 
@@ -37,7 +37,7 @@ class CATSegTextEncoder:
         if synonyms not in ("first", "mean"):
             raise ValueError(f"synonyms must be 'first' (official) or 'mean', got {synonyms!r}")
         self.model = model
-        self.templates = tuple(templates) if templates else get_templates(model.cfg.prompt_ensemble_type)
+        self.templates = validate_templates(templates) if templates else get_templates(model.cfg.prompt_ensemble_type)
         self.synonyms = synonyms
         self.batch_size = batch_size
         self._tokenizer = SimpleTokenizer()
