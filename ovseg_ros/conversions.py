@@ -7,7 +7,10 @@ distro, so this module does the conversions with numpy (and Pillow for compresse
   message's own encoding (bit-exact both ways; ``step`` row padding and ``is_bigendian`` handled).
 - :func:`image_to_rgb8`: any supported encoding -> HxWx3 uint8 RGB for the model.
 - :func:`compressed_to_rgb8` / :func:`rgb8_to_compressed`: ``sensor_msgs/CompressedImage``
-  (jpeg/png, image_transport's ``"bgr8; jpeg compressed bgr8"`` format strings included).
+  (jpeg/png, image_transport's ``"bgr8; jpeg compressed bgr8"`` format strings included). Only
+  JPEG and PNG are decoded: the format string and the data's signature must agree, only that
+  codec's Pillow plugin runs, and the header's size is checked against :data:`MAX_DECODED_PIXELS`
+  before any pixel is decoded.
 - :func:`labels_to_image` / :func:`label_image`: label maps -> mono16 images (65535 = unlabeled),
   optionally into the buffer of the previous frame's message.
 
