@@ -129,8 +129,9 @@ def validate_templates(templates: Sequence[str], *, what: str = "prompt template
             raise VocabularyError(f"{what} {t!r} is not a valid format string ({e}); write literal braces "
                                   "as '{{' and '}}'") from None
         if len(fields) != 1 or fields[0] != ("", "", None):
-            raise VocabularyError(f"{what} {t!r} must contain exactly one '{{}}' where the class name goes "
-                                  f"(found {len(fields)} placeholder(s); '{{{{}}}}' is a literal '{{}}', not one)")
+            raise VocabularyError(f"{what} {t!r} must contain '{{}}' exactly once, where the class name goes: "
+                                  f"exactly one plain placeholder (found {len(fields)}; '{{{{}}}}' is a literal "
+                                  "'{}', not one)")
         if _PROBE not in t.format(_PROBE):  # pragma: no cover - implied by the parse above
             raise VocabularyError(f"{what} {t!r} does not put the class name into the sentence")
     return templates

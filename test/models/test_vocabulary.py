@@ -105,7 +105,7 @@ def test_request_normalisation_and_accepted_unicode():
 
 
 @pytest.mark.parametrize("template, reason", [
-    ("a photo of a {{}}.", "exactly one '{}'.*found 0"),
+    ("a photo of a {{}}.", "'{}' exactly once.*found 0"),
     ("a photo of a cup", "found 0"),
     ("{} and {}", "found 2"),
     ("a photo of a {0}.", "exactly one"),
