@@ -225,3 +225,16 @@ def test_pending_encoding_is_cancelled_between_batches(fcclip, catseg):
     finally:
         del catseg.model.encode_text
         enc.batch_size = 256
+
+
+@pytest.mark.parametrize("dataset", DATASET_KEYS)
+def test_builtin_default_vocabularies_of_the_node_load_as_published(dataset):
+    """ADE-150's synonym 'screen' is also a class name, A-847 has two 'pot's: the node's built-in
+    defaults are published lists, not operator requests."""
+    from ovseg_ros.messages import load_vocabulary
+
+    v = load_vocabulary(dataset)
+    assert v == Vocabulary.from_dataset(dataset) and v.trusted
+    # templates set by the node's parameter keep it a published list
+    again = Vocabulary.create(v.classes, templates=["a photo of a {}."], trusted=v.trusted)
+    assert len(again) == len(v)
