@@ -9,7 +9,7 @@ import torch
 
 from ..segmenter import EncodedVocabulary, Segment, SegmentationResult, Segmenter, StageTimer
 from ..text import TextEmbeddingCache, build_text_classifier, get_templates
-from ..vocabulary import Vocabulary, VocabularyError
+from ..vocabulary import Vocabulary
 from .backbone import CLIPTextEncoder
 from .config import FCCLIPConfig
 from .model import FCCLIP
