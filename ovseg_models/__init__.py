@@ -9,13 +9,14 @@ No ROS here: researchers train and evaluate with this package alone.
     >>> result.semantic, result.segments, result.timings
 """
 from .factory import create_segmenter, list_models, list_variants
-from .segmenter import EncodedVocabulary, ImageError, Segment, SegmentationResult, Segmenter
+from .segmenter import EncodedVocabulary, EncodingCancelled, ImageError, Segment, SegmentationResult, Segmenter
 from .vocabulary import Vocabulary, VocabularyClass, VocabularyError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EncodedVocabulary",
+    "EncodingCancelled",
     "ImageError",
     "Segment",
     "SegmentationResult",

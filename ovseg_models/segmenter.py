@@ -15,6 +15,8 @@ handling and timings live here.
 from __future__ import annotations
 
 import abc
+import hashlib
+import inspect
 import threading
 import time
 from contextlib import contextmanager
@@ -24,21 +26,34 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from .text.classifier import EncodingCancelled, check_cancel
 from .vocabulary import Vocabulary, VocabularyClass, VocabularyError
 
 __all__ = [
     "EncodedVocabulary",
+    "EncodingCancelled",
+    "MAX_TEXT_ENCODINGS",
     "ImageError",
     "MAX_IMAGE_PIXELS",
+    "MIN_IMAGE_SIDE",
     "Segment",
     "SegmentationResult",
     "Segmenter",
     "StageTimer",
     "as_rgb_uint8",
+    "text_tower_digest",
 ]
 
 #: largest accepted input, in pixels (8K UHD). Larger frames are refused, not silently resized.
 MAX_IMAGE_PIXELS = 7680 * 4320
+#: smallest accepted side, in pixels. Any aspect ratio is accepted (the models pad what they need
+#: and crop their outputs back); only a side of a single pixel, which has no 2-D structure, is refused.
+MIN_IMAGE_SIDE = 2
+
+
+#: most text encodings (sentences: names x templates) one vocabulary may cost, unless trusted
+#: (a published benchmark list). About 3 minutes of ConvNeXt-L text tower on a CPU core pair.
+MAX_TEXT_ENCODINGS = 20_000
 
 
 class ImageError(ValueError):
@@ -68,9 +83,28 @@ def as_rgb_uint8(image: "np.ndarray | torch.Tensor") -> torch.Tensor:
     h, w = int(t.shape[0]), int(t.shape[1])
     if h == 0 or w == 0:
         raise ImageError(f"empty image ({h}x{w})")
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise ImageError(f"image of {h}x{w} is degenerate: both sides must be at least {MIN_IMAGE_SIDE} pixels")
     if h * w > MAX_IMAGE_PIXELS:
         raise ImageError(f"image of {h}x{w} exceeds the limit of {MAX_IMAGE_PIXELS} pixels")
     return t
+
+
+def text_tower_digest(tensors: "torch.nn.Module | dict[str, torch.Tensor]") -> str:
+    """Digest of a text tower's weights (every parameter and buffer: names, shapes, dtypes, values).
+
+    Two towers with the same digest map the same sentence to the same embedding, so this is what
+    keys encoded vocabularies and text-embedding caches: towers of equal width but different
+    weights (RN50 / RN50x64, two fine-tunings of one CLIP) get different keys.
+    """
+    state = tensors.state_dict() if isinstance(tensors, torch.nn.Module) else dict(tensors)
+    h = hashlib.blake2b(digest_size=12)
+    for name in sorted(state):
+        t = state[name].detach()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        if t.device.type != "meta":
+            h.update(t.cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -109,10 +143,15 @@ class SegmentationResult:
     """What one forward pass produced, at the input image's resolution."""
 
     semantic: np.ndarray  #: HxW int32 category index per pixel
-    score: np.ndarray  #: HxW float32 score of that category
+    #: HxW float32 probability in [0, 1] of that category at that pixel (what a score threshold
+    #: compares with). FC-CLIP: the class probability averaged over the queries weighted by their
+    #: mask probabilities at the pixel (``fcclip.postprocess.semantic_score``); CAT-Seg: the
+    #: class's sigmoid score (the official ``sem_seg``).
+    score: np.ndarray
     panoptic: np.ndarray | None = None  #: HxW int32 segment id (0 = void)
     segments: list[Segment] = field(default_factory=list)
-    #: optional (K, H, W) float32 per-class score maps (what the official code calls sem_seg)
+    #: optional (K, H, W) float32 per-class score maps (what the official code calls sem_seg; for
+    #: FC-CLIP a sum over queries, not a probability)
     class_scores: torch.Tensor | None = None
     #: optional instance output: dict with "masks" (N,H,W) bool, "scores" (N,), "classes" (N,)
     instances: dict[str, torch.Tensor] | None = None
@@ -147,8 +186,16 @@ class StageTimer:
 
 
 class Segmenter(abc.ABC):
-    """Base class: subclasses set ``model_key`` and implement the two abstract methods."""
+    """Base class: subclasses implement the two abstract methods and :meth:`text_tower`.
 
+    ``model_key`` names the embedding space of the vocabularies this segmenter encodes:
+    ``"<family>:<digest of the text tower's weights>"``, computed at construction and again by
+    :meth:`refresh_model_key` (call it after loading other weights into ``model``). An
+    :class:`EncodedVocabulary` is only accepted by a segmenter with the same key.
+    """
+
+    #: model family, the first part of ``model_key``
+    family: str = "base"
     model_key: str = "base"
 
     def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu",
@@ -164,14 +211,66 @@ class Segmenter(abc.ABC):
         self._lock = threading.Lock()
         self._active: EncodedVocabulary | None = None
 
+    # -- identity of the text tower --------------------------------------------------------------
+    def text_tower(self) -> "torch.nn.Module | dict[str, torch.Tensor] | None":
+        """The weights that turn sentences into embeddings (None: ``model_key`` stays the class's)."""
+        return None
+
+    def _model_key_extra(self) -> str:
+        """Anything besides the text weights that shapes the encoded tensors (e.g. prompt channels)."""
+        return ""
+
+    def refresh_model_key(self) -> str:
+        """Recompute ``model_key`` from the text tower's weights (after loading a checkpoint)."""
+        tower = self.text_tower()
+        if tower is not None:
+            extra = self._model_key_extra()
+            self.model_key = f"{self.family}:{text_tower_digest(tower)}" + (f":{extra}" if extra else "")
+        return self.model_key
+
+    def _check_key(self, encoded: EncodedVocabulary) -> None:
+        if encoded.model_key != self.model_key:
+            raise VocabularyError(
+                f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}: it was encoded by a "
+                "segmenter with another text tower (other weights or variant); encode it with this one")
+
     # -- vocabulary -------------------------------------------------------------------------
+    #: limit of :meth:`text_encodings` for vocabularies that are not trusted
+    max_text_encodings: int = MAX_TEXT_ENCODINGS
+
+    def text_encodings(self, vocabulary: Vocabulary) -> int:
+        """Sentences the text tower must encode for ``vocabulary`` (cached ones included): the
+        work a request causes. Subclasses count what they encode; 0 means "no text tower"."""
+        return 0
+
+    def check_work(self, vocabulary: Vocabulary) -> int:
+        """Refuse (:class:`VocabularyError`) a vocabulary that needs more than
+        :attr:`max_text_encodings` text encodings, unless it is trusted; return the count."""
+        n = self.text_encodings(vocabulary)
+        if not vocabulary.trusted and n > self.max_text_encodings:
+            raise VocabularyError(f"this vocabulary needs {n:,} text encodings (names x prompt templates); the "
+                                  f"limit is {self.max_text_encodings:,}: use fewer classes, synonyms or templates")
+        return n
+
     def encode_vocabulary(self, vocabulary: "Vocabulary | Sequence[str | Sequence[str] | VocabularyClass]",
-                          ) -> EncodedVocabulary:
-        """Compute text embeddings for a vocabulary (validated first). Thread-safe."""
+                          *, cancel: "threading.Event | None" = None) -> EncodedVocabulary:
+        """Compute text embeddings for a vocabulary (validated first). Thread-safe.
+
+        Refused with :class:`VocabularyError` when it needs more than :attr:`max_text_encodings`
+        text encodings (see :meth:`check_work`). ``cancel``: when set (by another thread), the
+        encoding stops before its next text batch with :class:`EncodingCancelled`; the segmenter
+        and its caches are left consistent and the version counter does not move.
+        """
         if not isinstance(vocabulary, Vocabulary):
             vocabulary = Vocabulary.create(vocabulary)
+        self.check_work(vocabulary)
+        check_cancel(cancel)
         with torch.inference_mode():
-            tensors = self._encode_vocabulary(vocabulary)
+            if cancel is not None and self._accepts_cancel():
+                tensors = self._encode_vocabulary(vocabulary, cancel=cancel)
+            else:
+                tensors = self._encode_vocabulary(vocabulary)
+        check_cancel(cancel)
         with self._lock:
             self._version += 1
             version = self._version
@@ -180,8 +279,7 @@ class Segmenter(abc.ABC):
     def set_vocabulary(self, vocabulary) -> EncodedVocabulary:
         """Encode (if needed) and make it the default for :meth:`predict`."""
         encoded = vocabulary if isinstance(vocabulary, EncodedVocabulary) else self.encode_vocabulary(vocabulary)
-        if encoded.model_key != self.model_key:
-            raise VocabularyError(f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}")
+        self._check_key(encoded)
         self._active = encoded
         return encoded
 
@@ -196,8 +294,7 @@ class Segmenter(abc.ABC):
         encoded = vocabulary if vocabulary is not None else self._active
         if encoded is None:
             raise VocabularyError("no vocabulary: call set_vocabulary([...]) or pass vocabulary=")
-        if encoded.model_key != self.model_key:
-            raise VocabularyError(f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}")
+        self._check_key(encoded)
         rgb = as_rgb_uint8(image)
         timer = StageTimer(self.device)
         t0 = time.perf_counter()
@@ -215,9 +312,14 @@ class Segmenter(abc.ABC):
         dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype)
 
+    def _accepts_cancel(self) -> bool:
+        return "cancel" in inspect.signature(self._encode_vocabulary).parameters
+
     @abc.abstractmethod
-    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
-        """Return the model-specific text tensors for ``vocabulary``."""
+    def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel: "threading.Event | None" = None
+                           ) -> dict[str, Any]:
+        """Return the model-specific text tensors for ``vocabulary``; check ``cancel`` between
+        text batches (:func:`ovseg_models.text.classifier.check_cancel`)."""
 
     @abc.abstractmethod
     def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer,

@@ -7,7 +7,10 @@ distro, so this module does the conversions with numpy (and Pillow for compresse
   message's own encoding (bit-exact both ways; ``step`` row padding and ``is_bigendian`` handled).
 - :func:`image_to_rgb8`: any supported encoding -> HxWx3 uint8 RGB for the model.
 - :func:`compressed_to_rgb8` / :func:`rgb8_to_compressed`: ``sensor_msgs/CompressedImage``
-  (jpeg/png, image_transport's ``"bgr8; jpeg compressed bgr8"`` format strings included).
+  (jpeg/png, image_transport's ``"bgr8; jpeg compressed bgr8"`` format strings included). Only
+  JPEG and PNG are decoded: the format string and the data's signature must agree, only that
+  codec's Pillow plugin runs, and the header's size is checked against :data:`MAX_DECODED_PIXELS`
+  before any pixel is decoded.
 - :func:`labels_to_image` / :func:`label_image`: label maps -> mono16 images (65535 = unlabeled),
   optionally into the buffer of the previous frame's message.
 
@@ -28,6 +31,8 @@ __all__ = [
     "ImageConversionError",
     "UNLABELED",
     "check_image",
+    "MAX_DECODED_PIXELS",
+    "MAX_PIXELS",
     "compressed_to_numpy",
     "compressed_to_rgb8",
     "image_to_numpy",
@@ -80,6 +85,8 @@ _YUYV = ("yuv422_yuy2", "yuyv")
 
 #: largest accepted image side; a corrupted header must not make us allocate terabytes
 MAX_SIDE = 1 << 15
+#: most pixels of an accepted raw image (8K UHD, as ``ovseg_models.segmenter.MAX_IMAGE_PIXELS``)
+MAX_PIXELS = 7680 * 4320
 
 
 class ImageConversionError(ValueError):
@@ -108,6 +115,8 @@ def check_image(msg) -> tuple[np.dtype, int]:
         raise ImageConversionError(f"empty image ({w}x{h})")
     if h > MAX_SIDE or w > MAX_SIDE:
         raise ImageConversionError(f"image of {w}x{h} exceeds {MAX_SIDE} pixels per side")
+    if h * w > MAX_PIXELS:
+        raise ImageConversionError(f"image of {w}x{h} exceeds the limit of {MAX_PIXELS:,} pixels (8K UHD)")
     row = w * channels * dtype.itemsize
     if step < row:
         raise ImageConversionError(f"step {step} is smaller than a row of {w} {enc} pixels ({row} bytes)")
@@ -201,6 +210,22 @@ def _yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
+#: pixels converted at a time where a conversion needs float temporaries (YUV, about 60 bytes
+#: per pixel): they stay near 2 MB whatever the frame size
+_BLOCK_PIXELS = 1 << 15
+
+
+def _raw_bytes(msg) -> np.ndarray:
+    """(H, W, bytes per pixel) uint8 view of an image message's pixels (row padding skipped)."""
+    dtype, channels = ENCODINGS[msg.encoding]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    buf = msg.data
+    if not isinstance(buf, (bytes, bytearray, memoryview, array.array, np.ndarray)):
+        buf = bytes(buf)
+    n = channels * dtype.itemsize
+    return np.ndarray(shape=(h, w, n), dtype=np.uint8, buffer=memoryview(buf).cast("B"), strides=(step, n, 1))
+
+
 def image_to_rgb8(msg, *, copy: bool = True) -> np.ndarray:
     """Any supported ``sensor_msgs/Image`` -> HxWx3 uint8 RGB (contiguous; a new array).
 
@@ -208,56 +233,99 @@ def image_to_rgb8(msg, *, copy: bool = True) -> np.ndarray:
     scaled to 8 bits by their high byte (``v >> 8``); YUV 4:2:2 uses BT.601. With ``copy=False``
     an unpadded rgb8 image comes back as a view into ``msg.data`` (the node's frame path: it
     saves a full-frame copy, about 0.2-0.4 ms at 640x480 right after inference).
+
+    Peak memory is the output plus a few MB: every conversion reads the message's bytes in place
+    and writes the output once (16-bit data by its high bytes, whatever the byte order; YUV in
+    blocks of rows).
     """
     enc = msg.encoding
-    a = image_to_numpy(msg)
+    dtype, channels = check_image(msg)
+    raw = _raw_bytes(msg)
     if enc in _UYVY or enc in _YUYV:
-        a = a.reshape(a.shape[0], a.shape[1] // 2, 4).astype(np.float32)
-        if enc in _UYVY:
+        return _yuv422_to_rgb(raw, uyvy=enc in _UYVY)
+    if dtype.itemsize == 2:
+        hi = 0 if msg.is_bigendian else 1  # byte offset of the high byte in each 16-bit value
+        if enc in _MONO:
+            return np.repeat(raw[:, :, hi:hi + 1], 3, axis=2)
+        return _channels(raw, [2 * c + hi for c in _RGB_ORDER[enc]])
+    if enc in _MONO:
+        return np.repeat(raw, 3, axis=2)
+    order = _RGB_ORDER[enc]
+    if order == (0, 1, 2) and channels == 3:
+        return np.array(raw, copy=True, order="C") if copy else np.ascontiguousarray(raw)
+    return _channels(raw, order)
+
+
+def _channels(raw: np.ndarray, index) -> np.ndarray:
+    """(H, W, 3) C-contiguous uint8 from three byte planes of ``raw``, written once."""
+    out = np.empty((*raw.shape[:2], 3), np.uint8)
+    for i, c in enumerate(index):
+        out[:, :, i] = raw[:, :, c]
+    return out
+
+
+def _yuv422_to_rgb(raw: np.ndarray, *, uyvy: bool) -> np.ndarray:
+    """(H, W, 2) packed 4:2:2 bytes -> (H, W, 3) uint8 RGB, a block of rows at a time."""
+    h, w = raw.shape[:2]
+    out = np.empty((h, w, 3), np.uint8)
+    rows = max(1, _BLOCK_PIXELS // w)
+    for r0 in range(0, h, rows):
+        a = raw[r0:r0 + rows].reshape(-1, w // 2, 4).astype(np.float32)
+        if uyvy:
             u, y0, v, y1 = (a[..., i] for i in range(4))
         else:
             y0, u, y1, v = (a[..., i] for i in range(4))
         y = np.stack([y0, y1], axis=-1).reshape(a.shape[0], -1)
-        u = np.repeat(u, 2, axis=1)
-        v = np.repeat(v, 2, axis=1)
-        return _yuv_to_rgb(y, u, v)
-    if a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
-    if enc in _MONO:
-        return np.repeat(a[:, :, None], 3, axis=2)
-    order = _RGB_ORDER[enc]
-    if order == (0, 1, 2) and a.shape[2] == 3:
-        return np.array(a, copy=True, order="C") if copy else np.ascontiguousarray(a)
-    return np.ascontiguousarray(a[:, :, list(order)])
+        out[r0:r0 + rows] = _yuv_to_rgb(y, np.repeat(u, 2, axis=1), np.repeat(v, 2, axis=1))
+    return out
 
 
 # -- compressed -------------------------------------------------------------------------------
 
+#: most pixels a compressed image may decode to (4096 x 4096, 16.7 MP, 50 MB as RGB). Checked
+#: from the file's header before any pixel is decoded: a 64 KiB PNG can claim 8192 x 8192.
+MAX_DECODED_PIXELS = 4096 * 4096
+
+#: the only codecs accepted, by the name the format string uses -> (file signature, Pillow plugin)
+_CODECS = {"jpeg": (b"\xff\xd8\xff", "JPEG"), "png": (b"\x89PNG\r\n\x1a\n", "PNG")}
+
+
 def _compressed_kind(fmt: str) -> str:
+    """``"jpeg"`` or ``"png"`` from a CompressedImage ``format`` (image_transport's
+    ``"bgr8; jpeg compressed bgr8"``, or just ``"jpeg"``/``"jpg"``/``"png"``); anything else is refused."""
     f = fmt.lower()
     if "compresseddepth" in f:
         raise ImageConversionError(f"compressedDepth images ({fmt!r}) are not supported; "
                                    "subscribe to the raw depth topic instead")
-    if "png" in f:
-        return "png"
-    if "jpeg" in f or "jpg" in f or f.strip() == "":
-        return "jpeg"
-    raise ImageConversionError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
+    kinds = {k for k, words in (("png", ("png",)), ("jpeg", ("jpeg", "jpg"))) if any(w in f for w in words)}
+    if len(kinds) != 1:
+        raise ImageConversionError(f"unsupported compressed format {fmt!r}: it must name jpeg or png "
+                                   "(as image_transport writes it, e.g. 'rgb8; jpeg compressed bgr8')")
+    return kinds.pop()
 
 
-def _open_compressed(msg):
+def _open_compressed(msg, max_pixels: int | None = None):
+    """Header-checked, decoded Pillow image: the format string and the data's signature must both
+    say JPEG (or both PNG); only that codec's decoder is used; the size is checked before decoding."""
     from PIL import Image as PILImage
 
-    _compressed_kind(msg.format)
+    kind = _compressed_kind(msg.format)
     data = msg.data
     raw = data.tobytes() if isinstance(data, array.array) else bytes(data)
     if not raw:
         raise ImageConversionError("compressed image has no data")
+    signature, plugin = _CODECS[kind]
+    if not raw.startswith(signature):
+        actual = next((k for k, (sig, _) in _CODECS.items() if raw.startswith(sig)), None)
+        raise ImageConversionError(f"format {msg.format!r} says {kind}, but the data "
+                                   + (f"is {actual}" if actual else f"does not start with a {kind} signature"))
+    limit = MAX_DECODED_PIXELS if max_pixels is None else int(max_pixels)
     try:
-        im = PILImage.open(io.BytesIO(raw))
+        im = PILImage.open(io.BytesIO(raw), formats=[plugin])  # reads the header only
         w, h = im.size
-        if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE:
-            raise ImageConversionError(f"compressed image of {w}x{h} refused")
+        if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE or w * h > limit:
+            raise ImageConversionError(f"compressed image of {w}x{h} refused: at most {limit:,} pixels "
+                                       f"and {MAX_SIDE} per side are decoded")
         im.load()
     except ImageConversionError:
         raise
@@ -266,9 +334,13 @@ def _open_compressed(msg):
     return im
 
 
-def compressed_to_numpy(msg) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` -> array as decoded: (H, W) mono (uint8/uint16) or (H, W, 3|4) RGB(A)."""
-    im = _open_compressed(msg)
+def compressed_to_numpy(msg, *, max_pixels: int | None = None) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` -> array as decoded: (H, W) mono (uint8/uint16) or (H, W, 3|4) RGB(A).
+
+    Only JPEG and PNG are decoded (format string and signature must agree), at most
+    ``max_pixels`` (default :data:`MAX_DECODED_PIXELS`), checked before decoding.
+    """
+    im = _open_compressed(msg, max_pixels)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         return np.asarray(im, dtype=np.uint16) if im.mode != "I" else np.asarray(im).astype(np.uint16)
     if im.mode in ("L", "RGB", "RGBA"):
@@ -278,19 +350,34 @@ def compressed_to_numpy(msg) -> np.ndarray:
     return np.asarray(im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB"))
 
 
-def compressed_to_rgb8(msg) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` (jpeg/png) -> HxWx3 uint8 RGB.
+def compressed_to_rgb8(msg, *, max_pixels: int | None = None) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (jpeg/png) -> HxWx3 uint8 RGB (see :func:`compressed_to_numpy`).
 
     The JPEG/PNG payload is in standard RGB order whatever channel order the format string
     names (image_transport's ``"bgr8; jpeg compressed bgr8"`` is encoded from BGR by OpenCV, which
     writes standard RGB files).
     """
-    a = compressed_to_numpy(msg)
-    if a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
-    if a.ndim == 2:
-        return np.repeat(a[:, :, None], 3, axis=2)
-    return np.array(a[:, :, :3], copy=True, order="C")
+    im = _open_compressed(msg, max_pixels)
+    if im.mode != "RGB":
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            a = compressed_to_numpy(msg, max_pixels=max_pixels)
+            return np.repeat(_high_byte(a)[:, :, None], 3, axis=2)
+        im = im.convert("RGB")
+    # one copy out of Pillow into a writable array (np.asarray(im) would be a read-only view of a
+    # second buffer, copied again downstream)
+    out = np.empty((im.height, im.width, 3), np.uint8)
+    out.data.cast("B")[:] = im.tobytes()
+    return out
+
+
+def _high_byte(a: np.ndarray) -> np.ndarray:
+    """Native uint16 -> uint8 by the high byte (``v >> 8``), reading the bytes in place: one
+    output-sized allocation instead of a uint16 temporary and its cast."""
+    try:
+        b = a.view(np.uint8)  # the last axis doubles: (lo, hi) pairs on little-endian machines
+    except ValueError:  # last axis not contiguous
+        return (a >> 8).astype(np.uint8)
+    return np.ascontiguousarray(b[..., 1::2] if np.little_endian else b[..., 0::2])
 
 
 def rgb8_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", *, header=None, quality: int = 90, msg=None):

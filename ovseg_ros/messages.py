@@ -16,8 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ovseg_models.segmenter import EncodedVocabulary, SegmentationResult
-from ovseg_models.vocabulary import (MAX_CLASSES, MAX_NAME_LENGTH, Vocabulary, VocabularyClass,
-                                     VocabularyError, normalize_name)
+from ovseg_models.vocabulary import Vocabulary, VocabularyClass, VocabularyError
 
 from .conversions import UNLABELED, label_image, labels_to_image
 
@@ -46,44 +45,20 @@ def _clean(s: str) -> str:
 
 
 def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) -> Vocabulary:
-    """Validate a SetVocabulary request's classes and templates.
+    """A SetVocabulary request's classes and templates -> a validated :class:`Vocabulary`.
 
-    Names and synonyms are whitespace-normalised; a class's synonyms are its name followed by
-    ``synonyms`` (duplicates within a class dropped). Refused, with a reason: no classes, more
-    than 65535 classes, an empty name or synonym, duplicate names (case/whitespace-insensitive),
-    strings over 200 characters, unknown ``seen`` values, templates without exactly one ``{}``.
+    A class's synonyms are its name followed by ``synonyms``. This reads the message fields
+    only (``seen`` values); every rule on names and templates is :meth:`Vocabulary.create`'s,
+    which refuses the request with the reason (:class:`VocabularyError`).
     """
-    n = len(classes)
-    if n == 0:
-        raise VocabularyError("the vocabulary is empty: give at least one class")
-    if n > MAX_CLASSES:
-        raise VocabularyError(f"{n} classes exceed the limit of {MAX_CLASSES} "
-                              "(mono16 label images reserve 65535 for unlabeled)")
     parsed = []
     for i, c in enumerate(classes):
-        raw = [c.name, *c.synonyms]
-        for j, s in enumerate(raw):
-            if len(s) > MAX_NAME_LENGTH:
-                what = "name" if j == 0 else f"synonym {j}"
-                raise VocabularyError(f"class {i}: {what} of {len(s)} characters exceeds {MAX_NAME_LENGTH}: "
-                                      f"{s[:40]!r}...")
-        names = [_clean(s) for s in raw]
-        if not names[0]:
-            raise VocabularyError(f"class {i} has an empty name")
-        for j, s in enumerate(names[1:], 1):
-            if not s:
-                raise VocabularyError(f"class {i} ({names[0]!r}): synonym {j} is empty")
         if c.seen not in (SEEN_AUTO, SEEN, UNSEEN):
-            raise VocabularyError(f"class {i} ({names[0]!r}): seen must be 0 (auto), 1 (seen) or 2 (unseen), "
+            raise VocabularyError(f"class {i} ({c.name!r}): seen must be 0 (auto), 1 (seen) or 2 (unseen), "
                                   f"got {c.seen}")
         seen = None if c.seen == SEEN_AUTO else c.seen == SEEN
-        unique = list(dict.fromkeys(names))
-        parsed.append(VocabularyClass(tuple(unique), is_thing=bool(c.is_thing), seen=seen))
-    tmpl = [str(t) for t in templates]
-    for t in tmpl:
-        if len(t) > MAX_NAME_LENGTH:
-            raise VocabularyError(f"prompt template of {len(t)} characters exceeds {MAX_NAME_LENGTH}")
-    return Vocabulary.create(parsed, templates=tmpl or None)
+        parsed.append(VocabularyClass((c.name, *c.synonyms), is_thing=bool(c.is_thing), seen=seen))
+    return Vocabulary.create(parsed, templates=list(templates) or None)
 
 
 def resolve_seen(vocabulary: Vocabulary, model: str) -> list[bool]:
@@ -144,8 +119,7 @@ def load_vocabulary(spec: str, *, base_dir: str | Path | None = None) -> Vocabul
     except (KeyError, ValueError):
         cats = None
     if cats is not None:
-        return Vocabulary.create([VocabularyClass(tuple(dict.fromkeys(c.synonyms)), is_thing=c.is_thing)
-                                  for c in cats])
+        return Vocabulary.from_dataset(key)  # as published: exempt from the request limits
     path = Path(s).expanduser()
     if not path.is_absolute() and base_dir is not None and not path.exists():
         path = Path(base_dir) / path

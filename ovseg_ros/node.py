@@ -144,7 +144,8 @@ class SegmentationNode(LifecycleNode):
             if cfg.prompt_templates is not None:
                 from ovseg_models.vocabulary import Vocabulary
 
-                vocabulary = Vocabulary.create(vocabulary.classes, templates=cfg.prompt_templates)
+                vocabulary = Vocabulary.create(vocabulary.classes, templates=cfg.prompt_templates,
+                                               trusted=vocabulary.trusted)
             encoded = segmenter.encode_vocabulary(vocabulary)
         except ConfigError as e:
             self.configure_error = str(e)

@@ -57,7 +57,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "fcclip.object_mask_threshold": (0.0, "FC-CLIP panoptic: minimum class probability of a mask"),
     "fcclip.overlap_threshold": (0.8, "FC-CLIP panoptic: minimum kept fraction of a mask"),
     "catseg.sliding_window": (False, "CAT-Seg: official sliding-window inference (slower, better)"),
-    "semantic_score_threshold": (0.0, "pixels whose class score is below this are published unlabeled (65535)"),
+    "semantic_score_threshold": (0.0, "pixels whose class probability (0-1; FC-CLIP: mask-weighted mean over "
+                                      "queries, CAT-Seg: sigmoid score) is below this are published unlabeled "
+                                      "(65535)"),
     "vocabulary.default": ("coco_panoptic", "default vocabulary: a built-in list ('coco_panoptic', "
                                             "'ade20k_150', ...) or a file (.txt lines 'name, synonym', "
                                             ".yaml/.json list)"),
@@ -271,11 +273,12 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
 
         cfg.prompt_templates = tuple(get_templates(templates[0].lower()))
     else:
-        for t in templates:
-            if t.count("{}") != 1:
-                raise ConfigError(f"prompt template {t!r} must contain '{{}}' exactly once (or give one set name: "
-                                  f"{list(TEMPLATE_SETS)})")
-        cfg.prompt_templates = tuple(templates)
+        from ovseg_models.vocabulary import VocabularyError, validate_templates
+
+        try:
+            cfg.prompt_templates = validate_templates(templates)
+        except VocabularyError as e:
+            raise ConfigError(f"prompt_templates: {e} (or give one set name: {list(TEMPLATE_SETS)})") from None
     if model == "catseg" and cfg.prompt_templates is not None:
         from ovseg_models.catseg import get_config as catseg_config
 

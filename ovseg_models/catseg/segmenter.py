@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ..segmenter import EncodedVocabulary, SegmentationResult, Segmenter, StageTimer
-from ..vocabulary import Vocabulary, VocabularyError
+from ..text.classifier import check_cancel
+from ..vocabulary import Vocabulary, VocabularyError, validate_templates
 from .inference import InferenceOptions, run_inference
 from .templates import get_templates
 
@@ -37,7 +38,7 @@ class CATSegTextEncoder:
         if synonyms not in ("first", "mean"):
             raise ValueError(f"synonyms must be 'first' (official) or 'mean', got {synonyms!r}")
         self.model = model
-        self.templates = tuple(templates) if templates else get_templates(model.cfg.prompt_ensemble_type)
+        self.templates = validate_templates(templates) if templates else get_templates(model.cfg.prompt_ensemble_type)
         self.synonyms = synonyms
         self.batch_size = batch_size
         self._tokenizer = SimpleTokenizer()
@@ -52,12 +53,22 @@ class CATSegTextEncoder:
 
     clear = clear_cache  # what ovseg_models.bench calls on ``segmenter.text_cache``
 
-    def _encode_missing(self, names: list[str], templates: tuple[str, ...]) -> None:
+    def sentences(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None
+                  ) -> int:
+        """Sentences :meth:`encode` runs through the text tower for these classes (cache ignored)."""
+        templates = tuple(templates) if templates else self.templates
+        classes = [[n] if isinstance(n, str) else list(n) for n in names]
+        if self.synonyms == "first":
+            classes = [c[:1] for c in classes]
+        return len({s for c in classes for s in c}) * len(templates)
+
+    def _encode_missing(self, names: list[str], templates: tuple[str, ...], cancel=None) -> None:
         dev = next(self.model.parameters()).device
         with self._lock:
             missing = [n for n in dict.fromkeys(names) if (templates, n) not in self._cache]
         per = max(1, self.batch_size // len(templates))
         for i in range(0, len(missing), per):
+            check_cancel(cancel)
             chunk = missing[i:i + per]
             sentences = [t.format(n) for n in chunk for t in templates]
             tokens = self._tokenizer(sentences, context_length=self.model.clip_model.context_length).to(dev)
@@ -67,14 +78,16 @@ class CATSegTextEncoder:
                     self._cache[(templates, n)] = e
                 self.encoded_names += len(chunk)
 
-    def encode(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None
-               ) -> torch.Tensor:
-        """Embeddings for class names (a name, or a list of synonyms per class)."""
+    def encode(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None,
+               *, cancel: "threading.Event | None" = None) -> torch.Tensor:
+        """Embeddings for class names (a name, or a list of synonyms per class).
+
+        ``cancel`` is checked before every text batch (:class:`~ovseg_models.text.EncodingCancelled`)."""
         templates = tuple(templates) if templates else self.templates
         classes = [[n] if isinstance(n, str) else list(n) for n in names]
         if self.synonyms == "first":
             classes = [c[:1] for c in classes]
-        self._encode_missing([s for c in classes for s in c], templates)
+        self._encode_missing([s for c in classes for s in c], templates, cancel)
         with self._lock:
             rows = []
             for c in classes:
@@ -107,7 +120,7 @@ class CATSegSegmenter(Segmenter):
     * ``min_size`` / ``max_size``: test-mapper shortest edge / longest-edge limit (default 640 / 2560)
     """
 
-    model_key = "catseg"
+    family = "catseg"
 
     _OPTIONS = ("sliding_window", "pooling_size", "chunk_classes", "class_scores", "max_class_score_bytes",
                 "min_size", "max_size")
@@ -118,15 +131,32 @@ class CATSegSegmenter(Segmenter):
                  class_scores: bool | str = "auto", max_class_score_bytes: int = 512 * 2**20,
                  min_size: int | None = None, max_size: int | None = None):
         super().__init__(model, device=device, precision=precision)
-        self.model_key = f"catseg/{model.cfg.name}"
         self.text_encoder = CATSegTextEncoder(self.model, templates=templates, synonyms=synonyms)
+        self.refresh_model_key()
         self.text_cache = self.text_encoder  # ``.clear()`` empties the per-name embedding cache
         self.defaults = {"sliding_window": sliding_window, "pooling_size": pooling_size,
                          "chunk_classes": chunk_classes, "class_scores": class_scores,
                          "max_class_score_bytes": max_class_score_bytes, "min_size": min_size, "max_size": max_size}
 
-    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
-        text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates)
+    def text_tower(self) -> dict[str, torch.Tensor]:
+        """CLIP's text weights (everything but ``visual.*``; CAT-Seg fine-tunes them)."""
+        return {k: v for k, v in self.model.clip_model.state_dict().items() if not k.startswith("visual.")}
+
+    def _model_key_extra(self) -> str:
+        return f"p{self.model.cfg.prompt_channel}"  # the encoded tensors are (T, prompt_channel, C)
+
+    def refresh_model_key(self) -> str:
+        old = self.model_key
+        key = super().refresh_model_key()
+        if key != old and hasattr(self, "text_encoder"):
+            self.text_encoder.clear_cache()  # its cache holds embeddings of the previous weights
+        return key
+
+    def text_encodings(self, vocabulary: Vocabulary) -> int:
+        return self.text_encoder.sentences(vocabulary.synonyms, vocabulary.templates)
+
+    def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel=None) -> dict[str, Any]:
+        text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates, cancel=cancel)
         return {"text": text, "templates": vocabulary.templates or self.text_encoder.templates}
 
     def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer,

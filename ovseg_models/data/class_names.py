@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ovseg_models.data import _class_data_ade847, _class_data_coco, _class_data_pc459, _class_data_small
+from ovseg_models.vocabulary import split_synonyms  # the one split rule (``exact=True``: the official one)
 
 __all__ = [
     "CategoryInfo",
@@ -81,13 +82,8 @@ _ALIASES = {
 }
 
 
-def split_synonyms(names: str) -> tuple[str, ...]:
-    """Split an FC-CLIP class string into synonyms: ``replace(', ', ',')`` then ``split(',')``."""
-    return tuple(names.replace(", ", ",").split(","))
-
-
 def _make(cat_id: int, names: str, is_thing: bool) -> CategoryInfo:
-    synonyms = split_synonyms(names.strip())
+    synonyms = split_synonyms(names.strip(), exact=True)
     return CategoryInfo(id=cat_id, name=synonyms[0], synonyms=synonyms, is_thing=is_thing)
 
 
@@ -179,17 +175,17 @@ def seen_mask(
     string match, no stripping).
 
     ``vocabulary_synonyms`` items may be synonym sequences or unsplit FC-CLIP
-    strings (``"wall, walls"``), which are split with :func:`split_synonyms`.
+    strings (``"wall, walls"``), which are split with :func:`split_synonyms` (``exact=True``).
     ``training_dataset`` is a dataset key or an explicit list of synonym lists.
     """
     if isinstance(training_dataset, str):
         train_lists: Sequence[Sequence[str]] = get_synonyms(training_dataset)
     else:
-        train_lists = [split_synonyms(x) if isinstance(x, str) else x for x in training_dataset]
+        train_lists = [split_synonyms(x, exact=True) if isinstance(x, str) else x for x in training_dataset]
     train_names = {name for names in train_lists for name in names}
     mask = []
     for names in vocabulary_synonyms:
-        synonyms = split_synonyms(names) if isinstance(names, str) else names
+        synonyms = split_synonyms(names, exact=True) if isinstance(names, str) else names
         mask.append(not train_names.isdisjoint(synonyms))
     return mask
 

@@ -102,7 +102,7 @@ def _vocabulary(name: str):
     from ..vocabulary import Vocabulary
 
     cats = get_categories(name)
-    return cats, Vocabulary.create([list(c.synonyms) for c in cats], is_thing=[c.is_thing for c in cats])
+    return cats, Vocabulary.from_dataset(name)  # as published (duplicate names, long synonym lists)
 
 
 def _dataset(name: str, *, root: Path, panoptic: bool):

@@ -15,7 +15,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PanopticOutput", "resize_masks", "semantic_inference", "panoptic_inference", "instance_inference"]
+__all__ = ["PanopticOutput", "resize_masks", "semantic_inference", "semantic_score", "panoptic_inference",
+           "instance_inference"]
 
 
 def resize_masks(masks: torch.Tensor, padded_size: tuple[int, int], image_size: tuple[int, int],
@@ -35,6 +36,23 @@ def semantic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> torch
     """Per-class score maps [K, H, W]: sum over queries of p(class) * sigmoid(mask)."""
     probs = F.softmax(mask_cls, dim=-1)[..., :-1]
     return torch.einsum("qc,qhw->chw", probs, mask_pred.sigmoid())
+
+
+def semantic_score(sem: torch.Tensor, mask_pred: torch.Tensor, *, eps: float = 1e-6
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel winning class [H, W] and its probability in [0, 1].
+
+    ``sem`` is :func:`semantic_inference`'s sum over queries, which is not a probability (it
+    grows with the number of queries covering a pixel). The score divides it by the pixel's total
+    mask weight: ``sum_q p_q(c) m_q / sum_q m_q`` with ``m_q = sigmoid(mask_q)``, the class
+    probability averaged over the queries in proportion to how much each covers the pixel (the
+    void probability takes the rest). The argmax is the official one.
+    """
+    best, label = sem.max(0)
+    weight = torch.zeros_like(best)
+    for i in range(0, mask_pred.shape[0], 16):  # chunks of queries: no second [Q, H, W] tensor
+        weight += mask_pred[i:i + 16].sigmoid().sum(0)
+    return label, (best / weight.clamp_min(eps)).clamp_(0.0, 1.0)
 
 
 @dataclass

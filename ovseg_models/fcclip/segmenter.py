@@ -7,13 +7,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..segmenter import EncodedVocabulary, ImageError, Segment, SegmentationResult, Segmenter, StageTimer
+from ..segmenter import EncodedVocabulary, Segment, SegmentationResult, Segmenter, StageTimer
 from ..text import TextEmbeddingCache, build_text_classifier, get_templates
-from ..vocabulary import Vocabulary, VocabularyError
+from ..vocabulary import Vocabulary
 from .backbone import CLIPTextEncoder
 from .config import FCCLIPConfig
 from .model import FCCLIP
-from .postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
+from .postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference, semantic_score
 from ..transforms import resize_image, resize_shortest_edge_shape
 
 __all__ = ["FCCLIPSegmenter"]
@@ -21,6 +21,18 @@ __all__ = ["FCCLIPSegmenter"]
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("semantic", "panoptic", "instance")
+
+#: smallest network input side: the backbone's output stride (one feature row or column)
+MIN_MODEL_SIDE = 32
+
+
+def pad_to_min_side(batch: torch.Tensor, side: int) -> torch.Tensor:
+    """Zero-pad a normalised (B, 3, H, W) batch at the bottom/right to at least ``side`` per side
+    (zeros after normalisation, as the official padding)."""
+    h, w = batch.shape[-2:]
+    if h >= side and w >= side:
+        return batch
+    return torch.nn.functional.pad(batch, (0, max(0, side - w), 0, max(0, side - h)))
 
 
 class FCCLIPSegmenter(Segmenter):
@@ -36,7 +48,7 @@ class FCCLIPSegmenter(Segmenter):
         text_cache: shared :class:`TextEmbeddingCache` (a private one by default).
     """
 
-    model_key = "fcclip"
+    family = "fcclip"
 
     def __init__(self, model: FCCLIP, *, config: FCCLIPConfig, device="cpu", precision="fp32",
                  min_size: int | None = None, max_size: int | None = None,
@@ -54,13 +66,30 @@ class FCCLIPSegmenter(Segmenter):
         self.text_cache = text_cache if text_cache is not None else TextEmbeddingCache()
         self.text_encoder = CLIPTextEncoder(self.model.backbone)
         self.text_batch_size = text_batch_size
+        self.refresh_model_key()
+
+    def text_tower(self) -> dict[str, torch.Tensor]:
+        """CLIP's text weights (everything but ``visual.*``): they define the embedding space."""
+        return {k: v for k, v in self.model.backbone.clip_model.state_dict().items() if not k.startswith("visual.")}
+
+    def refresh_model_key(self) -> str:
+        key = super().refresh_model_key()
+        self.text_encoder.cache_key = key  # the embedding cache is keyed by the same identity
+        return key
 
     # -- vocabulary -------------------------------------------------------------------------------
-    def _encode_vocabulary(self, vocabulary: Vocabulary) -> dict[str, Any]:
-        templates = get_templates(vocabulary.templates) if vocabulary.templates else self.templates
+    def _templates_for(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+        return get_templates(vocabulary.templates) if vocabulary.templates else self.templates
+
+    def text_encodings(self, vocabulary: Vocabulary) -> int:
+        """Distinct synonyms x templates: one sentence each."""
+        return len({s for c in vocabulary for s in c.synonyms}) * len(self._templates_for(vocabulary))
+
+    def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel=None) -> dict[str, Any]:
+        templates = self._templates_for(vocabulary)
         synonyms = [s for c in vocabulary for s in c.synonyms]
         classifier = build_text_classifier(self.text_encoder, synonyms, templates, cache=self.text_cache,
-                                           batch_size=self.text_batch_size)
+                                           batch_size=self.text_batch_size, cancel=cancel)
         unknown = [i for i, c in enumerate(vocabulary) if c.seen is None]
         seen = [bool(c.seen) for c in vocabulary]
         if unknown:
@@ -76,12 +105,15 @@ class FCCLIPSegmenter(Segmenter):
 
     # -- inference --------------------------------------------------------------------------------
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
-        """HxWx3 uint8 -> resized 3xhxw uint8 (official test resize policy)."""
+        """HxWx3 uint8 -> resized 3xhxw uint8 (official test resize policy).
+
+        An extreme aspect ratio can make the short side of the resized image a few pixels (or
+        round to 0): it is kept at least 1 pixel, and :meth:`_predict` pads the network input up to
+        :data:`MIN_MODEL_SIDE`, so any image :func:`~ovseg_models.segmenter.as_rgb_uint8` accepts runs.
+        """
         h, w = int(image.shape[0]), int(image.shape[1])
         size = resize_shortest_edge_shape(h, w, self.min_size, self.max_size)
-        if min(size) < 32:
-            raise ImageError(f"image of {h}x{w} is too small (resized to {size[0]}x{size[1]}; need >= 32 px)")
-        return resize_image(image, size).permute(2, 0, 1)
+        return resize_image(image, (max(1, size[0]), max(1, size[1]))).permute(2, 0, 1)
 
     def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, *,
                  outputs: Sequence[str] | None = None, return_class_scores: bool = False, **options
@@ -94,6 +126,7 @@ class FCCLIPSegmenter(Segmenter):
         with timer("preprocess"):
             resized = self.preprocess(image)
             batch, sizes = self.model.normalize_and_pad(resized.to(self.device, non_blocking=True))
+            batch = pad_to_min_side(batch, MIN_MODEL_SIDE)  # outputs are cropped back to ``sizes``
         out = self.model(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
         with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
             result = self.postprocess(out["mask_cls"][0].float(), out["pred_masks"][0].float(),
@@ -108,7 +141,7 @@ class FCCLIPSegmenter(Segmenter):
         cfg = self.config
         masks = resize_masks(pred_masks, padded_size, image_size, output_size)
         sem = semantic_inference(mask_cls, masks)
-        score, semantic = sem.max(0)
+        semantic, score = semantic_score(sem, masks)
         result = SegmentationResult(semantic=semantic.to(torch.int32).cpu().numpy(),
                                     score=score.float().cpu().numpy())
         if return_class_scores:

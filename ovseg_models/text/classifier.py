@@ -22,7 +22,18 @@ from typing import Iterable, Protocol, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TextEncoder", "TextEmbeddingCache", "build_text_classifier", "templates_key"]
+__all__ = ["EncodingCancelled", "TextEncoder", "TextEmbeddingCache", "build_text_classifier", "check_cancel",
+           "templates_key"]
+
+
+class EncodingCancelled(RuntimeError):
+    """A pending text encoding was cancelled (its ``cancel`` event was set); nothing was changed."""
+
+
+def check_cancel(cancel: "threading.Event | None") -> None:
+    """Raise :class:`EncodingCancelled` when ``cancel`` is set (called between text batches)."""
+    if cancel is not None and cancel.is_set():
+        raise EncodingCancelled("the vocabulary encoding was cancelled")
 
 
 class TextEncoder(Protocol):
@@ -86,10 +97,13 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def build_text_classifier(encoder: TextEncoder, synonyms: Sequence[str], templates: Sequence[str], *,
-                          cache: TextEmbeddingCache | None = None, batch_size: int = 256) -> torch.Tensor:
+                          cache: TextEmbeddingCache | None = None, batch_size: int = 256,
+                          cancel: "threading.Event | None" = None) -> torch.Tensor:
     """One L2-normalised row per synonym (``[len(synonyms), C]``), in the given order.
 
     Only synonyms absent from ``cache`` are encoded, ``batch_size`` sentences per encoder call.
+    ``cancel`` is checked before every call; once set, :class:`EncodingCancelled` is raised and
+    the cache is left as it was.
     """
     templates = tuple(templates)
     if not templates:
@@ -107,6 +121,7 @@ def build_text_classifier(encoder: TextEncoder, synonyms: Sequence[str], templat
         sentences = [t.format(s) for s in missing for t in templates]
         feats = []
         for i in range(0, len(sentences), batch_size):
+            check_cancel(cancel)
             feats.append(encoder.encode(sentences[i:i + batch_size]).float())
         if cache is not None:
             cache.encoded_sentences += len(sentences)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..vocabulary import validate_templates  # the one template validator (re-exported here)
+
 __all__ = ["VILD_TEMPLATES", "OPENAI_TEMPLATES", "TEMPLATE_SETS", "get_templates", "validate_templates"]
 
 VILD_TEMPLATES: tuple[str, ...] = (
@@ -42,16 +44,6 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "openai": OPENAI_TEMPLATES,
     "single": ("a photo of a {}.",),
 }
-
-
-def validate_templates(templates: Sequence[str]) -> tuple[str, ...]:
-    templates = tuple(templates)
-    if not templates:
-        raise ValueError("at least one prompt template is needed")
-    for t in templates:
-        if not isinstance(t, str) or t.count("{}") != 1:
-            raise ValueError(f"prompt template {t!r} must be a string with exactly one '{{}}'")
-    return templates
 
 
 def get_templates(spec: "str | Sequence[str] | None", default: str = "vild") -> tuple[str, ...]:

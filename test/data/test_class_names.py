@@ -62,7 +62,8 @@ def test_thing_counts():
 def test_split_rule():
     assert split_synonyms("wall, walls,brick wall") == ("wall", "walls", "brick wall")
     # a stray space after a comma is kept by the official rule only when not ", "
-    assert split_synonyms("window ") == ("window ",)
+    assert split_synonyms("window ", exact=True) == ("window ",)
+    assert split_synonyms(" window ,, door") == ("window", "door")
 
 
 def test_known_entries():

@@ -396,7 +396,7 @@ def test_factory_builds_catseg_without_weights():
         warnings.simplefilter("always")
         seg = build_segmenter(variant="vitb16_384", pretrained=False)
     assert any("randomly initialised" in str(w.message) for w in caught)
-    assert isinstance(seg, CATSegSegmenter) and seg.model_key == "catseg/vitb16_384"
+    assert isinstance(seg, CATSegSegmenter) and seg.model_key.startswith("catseg:")
     with pytest.raises(ValueError, match="unknown CAT-Seg variant"):
         build_segmenter(variant="vitx", pretrained=False)
     with pytest.raises(CheckpointError, match="not found"):
