@@ -125,6 +125,9 @@ class Stats:
     invalid: int = 0  #: refused by the subscription callback (malformed)
     errors: int = 0  #: exceptions while processing
     stale: int = 0  #: outputs discarded because the vocabulary changed during processing
+    lost: int = 0  #: lost below the callback (DDS sample-lost events on the input)
+    incompatible_qos: int = 0  #: publishers the input cannot match (requested-incompatible-QoS events)
+    ambiguous: int = 0  #: dropped: their stamp already went out with another vocabulary version
     overlays: int = 0  #: overlays rendered (only while someone subscribes)
     last_error: str = ""
     input_rate: RateMeter = field(default_factory=RateMeter)
@@ -150,7 +153,8 @@ class Stats:
         with self.lock:
             recs = list(self.records)
             out = {k: getattr(self, k) for k in ("received", "processed", "dropped", "invalid", "errors", "stale",
-                                                 "overlays", "last_error")}
+                                                 "lost", "incompatible_qos", "ambiguous", "overlays",
+                                                 "last_error")}
         out["input_rate_hz"] = self.input_rate.rate()
         out["processed_rate_hz"] = self.output_rate.rate()
         for key in ("model", "node"):
