@@ -769,17 +769,40 @@ def _segment_texts(segments, total_pixels: int) -> list[tuple[str, int, int]]:
 
 # -- executables ----------------------------------------------------------------------------------
 
-def _spin(node: SegmentationNode, executor) -> None:
-    """Spin until Ctrl-C, an external shutdown, or the node's lifecycle shutdown transition."""
+def _spin(node: SegmentationNode, executor, stop: threading.Event | None = None) -> None:
+    """Spin until ``stop`` (Ctrl-C, SIGTERM), an external shutdown, or the lifecycle shutdown transition.
+
+    Then answer what is pending: a vocabulary encoding is cancelled and its caller answered
+    "cancelled" while the executor still runs, so no caller waits forever.
+    """
     from rclpy.executors import ExternalShutdownException
 
+    stop = stop or threading.Event()
     executor.add_node(node)
     try:
         # spin_once per callback: the loop ends right after the shutdown transition is answered
-        while node.context.ok() and not node.finalized:
-            executor.spin_once(timeout_sec=0.5)
+        while node.context.ok() and not node.finalized and not stop.is_set():
+            executor.spin_once(timeout_sec=0.25)
+        node._stop_processing()
+        node._close_encoder()
+        end = time.monotonic() + 0.5  # send the answers of the cancelled requests
+        while node.context.ok() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    """SIGINT/SIGTERM end the spin loop (a second SIGINT raises KeyboardInterrupt at once)."""
+    import signal
+
+    def handler(signum, frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
 
 
 def bring_up(node: SegmentationNode) -> None:
@@ -798,8 +821,13 @@ def run(args=None, *, lifecycle: bool = False, segmenter_factory: Callable | Non
     exits. ``segmenter_factory``: as for :class:`SegmentationNode` (embedding, tests).
     """
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=args)
+    # The node handles the signals itself: rclpy's handler would shut the context down at once,
+    # before pending service calls are answered and while an encoding still runs.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
     node = None
     rc = 0
     try:
@@ -813,8 +841,8 @@ def run(args=None, *, lifecycle: bool = False, segmenter_factory: Callable | Non
                 rc = 1
         else:
             node.get_logger().info("waiting for a lifecycle manager (configure, then activate)")
-        if rc == 0:
-            _spin(node, SingleThreadedExecutor())
+        if rc == 0 and not stop.is_set():
+            _spin(node, SingleThreadedExecutor(), stop)
     except KeyboardInterrupt:
         pass
     finally:

@@ -52,14 +52,19 @@ class SlowEncodingSegmenter(Segmenter):
         self.delay = delay
         self.encoded_names: list[tuple[str, ...]] = []  # vocabularies whose encoding ran to the end
         self.cancelled = 0
+        self.encoding_now = False  # a slow encoding is running
 
     def _encode_vocabulary(self, vocabulary, cancel=None):
         t_end = time.monotonic() + (self.delay if len(vocabulary) > 0 and vocabulary[0].name != "fast" else 0)
-        while time.monotonic() < t_end:
-            if cancel is not None and cancel.is_set():
-                self.cancelled += 1
-                raise RuntimeError("cancelled")
-            time.sleep(0.02)
+        self.encoding_now = time.monotonic() < t_end
+        try:
+            while time.monotonic() < t_end:
+                if cancel is not None and cancel.is_set():
+                    self.cancelled += 1
+                    raise RuntimeError("cancelled")
+                time.sleep(0.02)
+        finally:
+            self.encoding_now = False
         self.encoded_names.append(tuple(vocabulary.names))
         return {"n": len(vocabulary)}
 
@@ -148,7 +153,7 @@ def test_cleanup_while_encoding_answers_cancelled_and_the_node_lives(ros_context
         transition, T = _lifecycle_client(probe)
         assert spin_until(executor, probe.set_client.service_is_ready, 10)
         pending = probe.set_client.call_async(_set_request(["cat", "dog"]))
-        assert spin_until(executor, lambda: spun.node._encoder is not None and spun.node._encoder.busy, 10)
+        assert spin_until(executor, lambda: seg.encoding_now, 10)
         assert transition(T.TRANSITION_DEACTIVATE) and transition(T.TRANSITION_CLEANUP)
         assert spin_until(executor, pending.done, 10), "the pending set_vocabulary was never answered"
         res = pending.result()
@@ -195,10 +200,13 @@ def test_ctrl_c_while_a_vocabulary_encodes_exits_cleanly(ros_context, executor, 
         probe.spin(3.0)
         assert not pending.done(), "the encoding finished before the signal: make it longer"
         child.send_signal(signal.SIGINT)
-        rc = child.wait(60)
+        assert spin_until(executor, lambda: child.poll() is not None, 60), "the node did not exit"
         out = child.stdout.read()
         assert "terminate called" not in out, out[-2000:]
-        assert rc == 0, f"exit status {rc}: {out[-2000:]}"
+        assert child.returncode == 0, f"exit status {child.returncode}: {out[-2000:]}"
+        # and the caller was answered before the node left
+        assert spin_until(executor, pending.done, 5), "the pending set_vocabulary was never answered"
+        assert pending.result().message.startswith("cancelled"), pending.result().message
         probe.destroy()
     finally:
         _stop(child)
@@ -240,14 +248,14 @@ def test_a_flood_of_set_vocabulary_is_answered_and_get_never_waits(ros_context, 
         futures = [(i, clients[i].call_async(_set_request([f"class {i}", "other"]))) for i in range(30)]
         futures += [(i, eager.call_async(_set_request([f"class {i}", "other"]))) for i in range(30, 50)]
         # while the last one encodes, get_vocabulary answers at once with the active vocabulary
-        assert spin_until(executor, lambda: spun.node._encoder.busy, 10)
+        assert spin_until(executor, lambda: seg.encoding_now, 10)
         get = probe.get_client.call_async(__import__("ovseg.srv", fromlist=["GetVocabulary"]).GetVocabulary.Request())
         assert spin_until(executor, get.done, 10), "get_vocabulary waited behind an encoding"
-        assert spun.node._encoder.busy, "get must be answered during the encoding, not after it"
+        assert seg.encoding_now, "get must be answered during the encoding, not after it"
         assert get.result().vocabulary.version == 1
         assert spin_until(executor, lambda: all(f.done() for _, f in futures), 30), \
             f"{sum(f.done() for _, f in futures)} of 50 requests answered, " \
-            f"not {[i for i, f in futures if not f.done()]}; node: {spun.node._encoder.answered}"
+            f"not {[i for i, f in futures if not f.done()]}"
         results = [(i, f.result()) for i, f in futures]
         ok = [(i, r) for i, r in results if r.success]
         assert len(ok) == 1, [r.message for _, r in results]
@@ -269,7 +277,7 @@ def test_invalid_requests_during_an_encoding_are_refused_without_superseding(ros
         probe = Probe(ros_context, executor)
         assert spin_until(executor, probe.set_client.service_is_ready, 10)
         good = probe.set_client.call_async(_set_request(["tree", "bush"]))
-        assert spin_until(executor, lambda: spun.node._encoder.busy, 10)
+        assert spin_until(executor, lambda: seg.encoding_now, 10)
         bad = [probe.set_vocabulary([]), probe.set_vocabulary(["a", "A"]), probe.set_vocabulary(["x"], ["no slot"])]
         assert all(not r.success and r.message.startswith("refused") and r.version == 1 for r in bad), \
             [r.message for r in bad]
@@ -290,7 +298,7 @@ def test_a_newer_request_supersedes_a_running_encoding_at_once(ros_context, exec
         probe = Probe(ros_context, executor)
         assert spin_until(executor, probe.set_client.service_is_ready, 10)
         old = probe.set_client.call_async(_set_request(["old", "stale"]))
-        assert spin_until(executor, lambda: spun.node._encoder.busy, 10)
+        assert spin_until(executor, lambda: seg.encoding_now, 10)
         new = probe.set_client.call_async(_set_request(["fast", "new"]))
         # answered when the newer request arrives, not when the old encoding would have ended
         assert spin_until(executor, old.done, 2.5) and not new.done() or cancellable
@@ -489,6 +497,32 @@ def test_every_semantic_image_has_its_vocabulary_version_on_semantic_info(ros_co
         assert all(stamp_key(m) != stamp_key(sem2) for m in probe.got["semantic"][n_before:])
         assert spun.node.stats.ambiguous >= 1
         assert [i.vocabulary_version for i in infos if stamp_key(i) == stamp_key(sem2)] == [2]
+        probe.destroy()
+    finally:
+        spun.close()
+
+
+# -- max_rate takes effect at once -------------------------------------------------------------------
+
+def test_max_rate_back_to_unlimited_takes_effect_at_once(ros_context, executor, vocab_file):
+    from rclpy.parameter import Parameter
+
+    seg = SlowEncodingSegmenter(delay=0.0)
+    spun = SpunNode(ros_context, tiny_params(vocab_file, max_rate=0.05), _factory(seg))  # one frame per 20 s
+    try:
+        probe = Probe(ros_context, executor)
+        probe.wait_connected()
+        probe.send_and_wait(conversions.numpy_to_image(rgb_image(0), "rgb8"))  # starts the 20 s interval
+        n = len(probe.got["semantic"])
+        spun.node.set_parameters([Parameter("max_rate", value=0.0)])
+        img = conversions.numpy_to_image(rgb_image(1), "rgb8")
+
+        def step():
+            probe.pub.publish(probe.next_header(img))
+            return len(probe.got["semantic"]) > n
+
+        # before the fix the worker slept out the old 20 s interval
+        assert spin_until(executor, lambda: step() or probe.spin(0.1), 8), "max_rate 0 did not take effect"
         probe.destroy()
     finally:
         spun.close()
