@@ -3,14 +3,22 @@
 :class:`SegmentationNode` is a lifecycle node (``rclpy.lifecycle.Node``):
 
 - *configure* reads and validates the parameters, builds the model (``ovseg_models``), encodes
-  the default vocabulary, creates the publishers and the vocabulary services and publishes the
+  the default vocabulary (a built-in or a file from ``vocabulary.directories``, see
+  :func:`ovseg_ros.messages.load_vocabulary`), creates the publishers and publishes the
   vocabulary (transient-local);
 - *activate* subscribes to the camera and starts the worker thread; *deactivate* undoes that;
-- *cleanup* destroys publishers, services and the model.
+- *cleanup* answers a pending ``set_vocabulary`` "cancelled", destroys publishers and the model;
+- *shutdown* does the same, and ``run`` then ends the process.
+
+The vocabulary services exist for the node's whole life (unconfigured: "not configured"), so no
+transition destroys a service that still owes an answer; every request is answered (see
+:mod:`ovseg_ros.encoding`). DDS sample-lost and incompatible-QoS events of the input are counted
+in the diagnostics. Each semantic image is preceded by an ``ovseg/SemanticInfo`` on
+``semantic/info`` with the same header and its vocabulary version.
 
 Names (relative, in the node's namespace, ``/segmentation`` by default; all remappable):
 ``image`` (or ``image/compressed`` with ``input.transport: compressed``) in; ``semantic``,
-``panoptic``, ``overlay``, ``vocabulary``, ``set_vocabulary``, ``get_vocabulary`` out;
+``semantic/info``, ``panoptic``, ``overlay``, ``vocabulary``, ``set_vocabulary``, ``get_vocabulary`` out;
 diagnostics on ``/diagnostics``.
 
 Frames go through a latest-frame-wins slot to one worker thread; malformed frames are refused in
