@@ -1,6 +1,7 @@
 """Attack a running ovseg node over real DDS (loopback only) and print the reliability figures.
 
     python -m ovseg_ros.stress [--seconds-per-attack 10] [--domain 42]
+    python -m ovseg_ros.stress --transport-table   # which QoS/transport carries which frame size
 
 Starts ``ovseg_node`` with the tiny random FC-CLIP (config/tiny_random.yaml) in a child process
 on a private domain limited to localhost, then runs each class of attack from issue 12 with
@@ -61,12 +62,83 @@ class _Sampler:
         self._stop.set()
 
 
+def _transport_role(role: str, h: int, w: int, reliability: str, frames: int) -> int:
+    """One side of a --transport-table run: 'pub' sends ``frames`` at 5 Hz, 'sub' counts (JSON line)."""
+    import json
+
+    import rclpy
+    from rclpy.event_handler import SubscriptionEventCallbacks
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from sensor_msgs.msg import Image
+
+    rclpy.init()
+    q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
+                   else ReliabilityPolicy.BEST_EFFORT)
+    node = rclpy.create_node(f"transport_{role}")
+    if role == "sub":
+        got, lost = [0], [0]
+        node.create_subscription(Image, "transport_test", lambda m: got.__setitem__(0, got[0] + 1), q,
+                                 event_callbacks=SubscriptionEventCallbacks(
+                                     message_lost=lambda i: lost.__setitem__(0, i.total_count)))
+        end = time.monotonic() + 6.0 + frames / 5.0
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        print(json.dumps({"received": got[0], "lost": lost[0]}), flush=True)
+    else:
+        pub = node.create_publisher(Image, "transport_test", q)
+        end = time.monotonic() + 10
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        msg = Image(height=h, width=w, encoding="rgb8", step=3 * w, data=bytes(3 * h * w))
+        for _ in range(frames):
+            pub.publish(msg)
+            time.sleep(0.2)
+        time.sleep(2.0)
+    rclpy.try_shutdown()
+    return 0
+
+
+def transport_table(domain: int, frames: int = 20) -> None:
+    """Print, per frame size, QoS and Fast DDS profile, how many of ``frames`` arrive (two processes)."""
+    import json
+
+    profile = REPO / "config" / "fastdds_shm.xml"
+    print(f"rgb8 frames, {frames} at 5 Hz, publisher and subscriber in two processes (received / lost events):")
+    for name, extra in (("Fast DDS defaults", {}), ("fastdds_shm.xml", {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile)})):
+        for h, w in ((480, 640), (1080, 1920), (2160, 3840)):
+            row = []
+            for reliability in ("best_effort", "reliable"):
+                domain += 1
+                env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", **extra)
+                env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
+                base = [sys.executable, "-m", "ovseg_ros.stress", "--role"]
+                args = [str(h), str(w), reliability, str(frames)]
+                sub = subprocess.Popen(base + ["sub"] + args, env=env, stdout=subprocess.PIPE, text=True)
+                time.sleep(0.5)
+                subprocess.run(base + ["pub"] + args, env=env, timeout=120)
+                out = sub.communicate(timeout=120)[0].strip().splitlines()
+                r = json.loads(out[-1]) if out else {"received": -1, "lost": -1}
+                row.append(f"{reliability} {r['received']}/{frames} (lost {r['lost']})")
+            print(f"  {name:18s} {w}x{h}: " + ", ".join(row), flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--domain", type=int, default=42)
     ap.add_argument("--seconds-per-attack", type=float, default=8.0)
     ap.add_argument("--cycles", type=int, default=20, help="lifecycle cycles")
+    ap.add_argument("--transport-table", action="store_true",
+                    help="only measure which QoS and Fast DDS profile carry which frame sizes")
+    ap.add_argument("--role", nargs=5, help=argparse.SUPPRESS)  # one side of --transport-table
     args = ap.parse_args(argv)
+    if args.role:
+        role, h, w, reliability, frames = args.role
+        return _transport_role(role, int(h), int(w), reliability, int(frames))
+    if args.transport_table:
+        transport_table(args.domain)
+        return 0
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")

@@ -526,3 +526,38 @@ def test_max_rate_back_to_unlimited_takes_effect_at_once(ros_context, executor, 
         probe.destroy()
     finally:
         spun.close()
+
+
+_DYING_CALLER = """
+import os, sys, time, rclpy
+from ovseg.msg import VocabularyClass
+from ovseg.srv import SetVocabulary
+rclpy.init()
+node = rclpy.create_node("dying_caller")
+client = node.create_client(SetVocabulary, "/segmentation/set_vocabulary")
+assert client.wait_for_service(timeout_sec=30)
+client.call_async(SetVocabulary.Request(classes=[VocabularyClass(name="ghost"), VocabularyClass(name="town")]))
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.05)
+print("sent", flush=True)
+os.kill(os.getpid(), 9)  # killed while its request encodes
+"""
+
+
+def test_a_caller_killed_while_its_request_encodes_does_not_hurt_the_node(ros_context, executor, ros_env, vocab_file):
+    seg = SlowEncodingSegmenter(delay=2.0)
+    spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
+    try:
+        child = subprocess.run([sys.executable, "-c", _DYING_CALLER], env=ros_env, capture_output=True, text=True,
+                               timeout=90)
+        assert "sent" in child.stdout, child.stdout + child.stderr
+        probe = Probe(ros_context, executor)
+        probe.spin(2.5)  # the encoding ends and the node answers a caller that is gone
+        assert spun.thread.is_alive() and spun.error is None, repr(spun.error)
+        assert [c.name for c in probe.get_vocabulary().classes] == ["ghost", "town"]
+        res = probe.set_vocabulary(["fast", "after"])
+        assert res.success and res.version == 3, res.message
+        probe.destroy()
+    finally:
+        spun.close()
