@@ -513,6 +513,9 @@ def test_max_rate_back_to_unlimited_takes_effect_at_once(ros_context, executor, 
         probe = Probe(ros_context, executor)
         probe.wait_connected()
         probe.send_and_wait(conversions.numpy_to_image(rgb_image(0), "rgb8"))  # starts the 20 s interval
+        # the frame is done (counted after its last output): the worker now waits out the interval
+        assert spin_until(executor, lambda: spun.node.stats.processed >= 1, 10)
+        probe.spin(0.3)
         n = len(probe.got["semantic"])
         spun.node.set_parameters([Parameter("max_rate", value=0.0)])
         img = conversions.numpy_to_image(rgb_image(1), "rgb8")
