@@ -5,11 +5,15 @@
 - :func:`vocabulary_to_msg`: an encoded vocabulary -> ``ovseg/Vocabulary`` (``seen`` resolved).
 - :func:`panoptic_to_msg`: a :class:`SegmentationResult` -> ``ovseg/PanopticSegmentation``.
 - :func:`semantic_to_msg`: a :class:`SegmentationResult` -> mono16 label image.
-- :func:`load_vocabulary`: the built-in dataset vocabularies and vocabulary files.
+- :func:`load_vocabulary`: the built-in dataset vocabularies and vocabulary files (only from
+  permitted directories, see :func:`resolve_vocabulary_file`).
 """
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,7 +26,10 @@ from .conversions import UNLABELED, label_image, labels_to_image
 
 __all__ = [
     "BUILTIN_VOCABULARIES",
+    "MAX_VOCABULARY_FILE_BYTES",
+    "VOCABULARY_SUFFIXES",
     "load_vocabulary",
+    "resolve_vocabulary_file",
     "panoptic_to_msg",
     "segments_from_semantic",
     "semantic_to_msg",
@@ -101,11 +108,78 @@ def vocabulary_to_msg(encoded: EncodedVocabulary, *, version: int, model: str, s
     return msg
 
 
-def load_vocabulary(spec: str, *, base_dir: str | Path | None = None) -> Vocabulary:
-    """A vocabulary from a built-in name (``coco_panoptic``, ``ade20k_150``, ...) or a file.
+#: the formats a vocabulary file has (see :func:`load_vocabulary`)
+VOCABULARY_SUFFIXES = (".txt", ".yaml", ".yml", ".json")
+#: the largest vocabulary file read: 65535 classes of about 30 characters fit in 2 MiB
+MAX_VOCABULARY_FILE_BYTES = 4 * 1024 * 1024
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _withheld(e: BaseException) -> str:
+    """``e``'s message with every quoted part replaced: file content is never repeated."""
+    return _QUOTED.sub("'...'", str(e))
+
+
+def _inside(path: str, folder: str) -> bool:
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives
+        return False
+
+
+def resolve_vocabulary_file(spec: str, *, directories: Sequence[str | Path], files: Sequence[str | Path] = ()
+                            ) -> Path:
+    """The real path of vocabulary file ``spec`` if it may be read, else :class:`VocabularyError`.
+
+    Allowed: a regular file, after following every link, inside one of ``directories`` or equal to
+    one of ``files``, with a vocabulary suffix (:data:`VOCABULARY_SUFFIXES`) and at most
+    :data:`MAX_VOCABULARY_FILE_BYTES`. A relative ``spec`` is looked up in ``directories`` in order.
+    The reasons name the rule, never the file's content.
+    """
+    dirs = [os.path.realpath(os.path.expanduser(str(d))) for d in directories if str(d)]
+    allowed_files = {os.path.realpath(os.path.expanduser(str(f))) for f in files if str(f)}
+    p = Path(spec).expanduser()
+    candidates = [str(p)] if p.is_absolute() else [os.path.join(d, str(p)) for d in dirs] + [str(p)]
+    real = None
+    for c in candidates:
+        r = os.path.realpath(c)
+        if r in allowed_files or any(_inside(r, d) for d in dirs):
+            real = r
+            if os.path.exists(r):
+                break
+    where = ", ".join(dirs) if dirs else "none"
+    if real is None:
+        raise VocabularyError(f"default vocabulary {spec!r} is neither a built-in ({', '.join(BUILTIN_VOCABULARIES)}) "
+                              f"nor a file in the vocabulary directories ({where}); files elsewhere are never "
+                              "read: put it in one of them, or add its folder to the read-only parameter "
+                              "'vocabulary.directories' at start-up")
+    if Path(real).suffix.lower() not in VOCABULARY_SUFFIXES:
+        raise VocabularyError(f"vocabulary file {spec!r} is not a vocabulary file: use one of "
+                              f"{', '.join(VOCABULARY_SUFFIXES)}")
+    try:
+        st = os.stat(real)
+    except OSError:
+        raise VocabularyError(f"default vocabulary {spec!r} is neither a built-in "
+                              f"({', '.join(BUILTIN_VOCABULARIES)}) nor an existing file") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise VocabularyError(f"vocabulary file {spec!r} is not a regular file")
+    if st.st_size > MAX_VOCABULARY_FILE_BYTES:
+        raise VocabularyError(f"vocabulary file {spec!r} has {st.st_size} bytes, more than a vocabulary has "
+                              f"(at most {MAX_VOCABULARY_FILE_BYTES})")
+    return Path(real)
+
+
+def load_vocabulary(spec: str, *, directories: Sequence[str | Path], files: Sequence[str | Path] = ()
+                    ) -> Vocabulary:
+    """A vocabulary from a built-in name (``coco_panoptic``, ``ade20k_150``, ...) or a permitted file.
+
+    Only files that :func:`resolve_vocabulary_file` permits are read (``directories``, ``files``):
+    a peer that may set ``vocabulary.default`` cannot make the node read, and then publish, any
+    other file. A file that is not a vocabulary is refused without repeating what it holds.
 
     Files: ``.yaml``/``.yml``/``.json`` hold a list whose items are a string (``"wall, walls"``)
-    or a mapping ``{name, synonyms, is_thing, seen}``; any other file holds one class per line,
+    or a mapping ``{name, synonyms, is_thing, seen}``; ``.txt`` holds one class per line,
     synonyms separated by commas, ``#`` comments, an optional ``[stuff]`` or ``[thing]`` suffix.
     """
     from ovseg_models.data.class_names import get_categories
@@ -120,16 +194,34 @@ def load_vocabulary(spec: str, *, base_dir: str | Path | None = None) -> Vocabul
         cats = None
     if cats is not None:
         return Vocabulary.from_dataset(key)  # as published: exempt from the request limits
-    path = Path(s).expanduser()
-    if not path.is_absolute() and base_dir is not None and not path.exists():
-        path = Path(base_dir) / path
-    if not path.is_file():
-        raise VocabularyError(f"default vocabulary {spec!r} is neither a built-in "
-                              f"({', '.join(BUILTIN_VOCABULARIES)}) nor an existing file")
-    text = path.read_text(encoding="utf-8")
+    path = resolve_vocabulary_file(s, directories=directories, files=files)
+    with open(path, "rb") as f:
+        raw = f.read(MAX_VOCABULARY_FILE_BYTES + 1)
+    if len(raw) > MAX_VOCABULARY_FILE_BYTES:
+        raise VocabularyError(f"{path}: more than {MAX_VOCABULARY_FILE_BYTES} bytes, more than a vocabulary has")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise VocabularyError(f"{path}: not a vocabulary file (not UTF-8 text, byte {e.start})") from None
+    bad = next((i for i, ch in enumerate(text) if ch < " " and ch not in "\t\n\r"), None)
+    if bad is not None:
+        line = text.count("\n", 0, bad) + 1
+        raise VocabularyError(f"{path}: not a vocabulary file (control character on line {line})")
+    try:
+        return _parse_vocabulary_text(text, path.suffix.lower())
+    except VocabularyError as e:
+        raise VocabularyError(f"{path}: not a valid vocabulary ({_withheld(e)})") from None
+    except Exception as e:  # noqa: BLE001 - parser errors quote the content: only their kind and place
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else (
+            f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "")
+        raise VocabularyError(f"{path}: not a vocabulary file ({type(e).__name__}{where})") from None
+
+
+def _parse_vocabulary_text(text: str, suffix: str) -> Vocabulary:
     classes: list[VocabularyClass] = []
-    if path.suffix.lower() in (".yaml", ".yml", ".json"):
-        if path.suffix.lower() == ".json":
+    if suffix in (".yaml", ".yml", ".json"):
+        if suffix == ".json":
             items = json.loads(text)
         else:
             import yaml
@@ -138,7 +230,7 @@ def load_vocabulary(spec: str, *, base_dir: str | Path | None = None) -> Vocabul
         if isinstance(items, dict) and "classes" in items:
             items = items["classes"]
         if not isinstance(items, list):
-            raise VocabularyError(f"{path}: expected a list of classes")
+            raise VocabularyError("expected a list of classes")
         for i, item in enumerate(items):
             if isinstance(item, str):
                 classes.append(VocabularyClass.parse(item))
@@ -149,9 +241,9 @@ def load_vocabulary(spec: str, *, base_dir: str | Path | None = None) -> Vocabul
                                                is_thing=bool(item.get("is_thing", True)),
                                                seen=None if seen is None else bool(seen)))
             else:
-                raise VocabularyError(f"{path}: item {i} must be a string or a mapping with 'name'")
+                raise VocabularyError(f"item {i} must be a string or a mapping with 'name'")
     else:
-        for line in text.splitlines():
+        for n, line in enumerate(text.splitlines(), 1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
@@ -159,6 +251,8 @@ def load_vocabulary(spec: str, *, base_dir: str | Path | None = None) -> Vocabul
             for tag, flag in (("[stuff]", False), ("[thing]", True)):
                 if line.lower().endswith(tag):
                     line, is_thing = line[: -len(tag)].strip(), flag
+            if len(line) > MAX_NAME_LENGTH * 8:
+                raise VocabularyError(f"line {n} has {len(line)} characters, more than a class has")
             classes.append(VocabularyClass.parse(line, is_thing=is_thing))
     return Vocabulary.create(classes)
 

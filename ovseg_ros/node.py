@@ -3,14 +3,22 @@
 :class:`SegmentationNode` is a lifecycle node (``rclpy.lifecycle.Node``):
 
 - *configure* reads and validates the parameters, builds the model (``ovseg_models``), encodes
-  the default vocabulary, creates the publishers and the vocabulary services and publishes the
+  the default vocabulary (a built-in or a file from ``vocabulary.directories``, see
+  :func:`ovseg_ros.messages.load_vocabulary`), creates the publishers and publishes the
   vocabulary (transient-local);
 - *activate* subscribes to the camera and starts the worker thread; *deactivate* undoes that;
-- *cleanup* destroys publishers, services and the model.
+- *cleanup* answers a pending ``set_vocabulary`` "cancelled", destroys publishers and the model;
+- *shutdown* does the same, and ``run`` then ends the process.
+
+The vocabulary services exist for the node's whole life (unconfigured: "not configured"), so no
+transition destroys a service that still owes an answer; every request is answered (see
+:mod:`ovseg_ros.encoding`). DDS sample-lost and incompatible-QoS events of the input are counted
+in the diagnostics. Each semantic image is preceded by an ``ovseg/SemanticInfo`` on
+``semantic/info`` with the same header and its vocabulary version.
 
 Names (relative, in the node's namespace, ``/segmentation`` by default; all remappable):
 ``image`` (or ``image/compressed`` with ``input.transport: compressed``) in; ``semantic``,
-``panoptic``, ``overlay``, ``vocabulary``, ``set_vocabulary``, ``get_vocabulary`` out;
+``semantic/info``, ``panoptic``, ``overlay``, ``vocabulary``, ``set_vocabulary``, ``get_vocabulary`` out;
 diagnostics on ``/diagnostics``.
 
 Frames go through a latest-frame-wins slot to one worker thread; malformed frames are refused in
@@ -26,6 +34,9 @@ published after the vocabulary that made them was replaced.
 from __future__ import annotations
 
 import collections
+import inspect
+import os
+import sys
 import threading
 import time
 import traceback
@@ -35,14 +46,15 @@ from typing import Any, Callable
 import numpy as np
 import rclpy
 import rclpy.task
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
                        qos_profile_system_default)
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from ovseg.msg import PanopticSegmentation
+from ovseg.msg import PanopticSegmentation, SemanticInfo
 from ovseg.msg import Vocabulary as VocabularyMsg
 from ovseg.srv import GetVocabulary, SetVocabulary
 from sensor_msgs.msg import CompressedImage, Image
@@ -51,6 +63,7 @@ from ovseg_models.segmenter import EncodedVocabulary
 from ovseg_models.vocabulary import VocabularyError
 
 from . import conversions, messages
+from .encoding import EncodingJob, VocabularyEncoder
 from .overlay import palette_for, render_overlay
 from .params import ConfigError, NodeConfig, RUNTIME_PARAMETERS, build_segmenter, declare_parameters, read_config
 from .worker import FrameRecord, FrameWorker, LatestSlot, Stats
@@ -59,6 +72,8 @@ __all__ = ["SegmentationNode", "bring_up", "lifecycle_main", "main"]
 
 DEFAULT_NAME = "ovseg"
 DEFAULT_NAMESPACE = "/segmentation"
+#: how many recent output stamps are remembered to keep stamp -> vocabulary version unambiguous
+STAMP_MEMORY = 256
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,39 @@ class Frame:
     msg: Any
     received: float  # time.monotonic() in the callback
     compressed: bool
+
+
+def _accepts_cancel(fn) -> bool:
+    """Whether ``fn`` (a segmenter's encode_vocabulary) takes a ``cancel`` event."""
+    try:
+        return "cancel" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _declare_vocabulary_directories(node) -> tuple[list[str], list[str]]:
+    """Declare the read-only ``vocabulary.directories``; (directories, files) vocabularies may come from.
+
+    Fixed at start-up: the parameter's value, and the file ``vocabulary.default`` names at start-up
+    (the operator's own choice); a value set later may only name built-ins or files in these.
+    """
+    from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+
+    from .resources import share_file
+
+    config_dir = share_file("config")
+    default = [str(config_dir)] if config_dir is not None else [""]
+    if not node.has_parameter("vocabulary.directories"):
+        node.declare_parameter("vocabulary.directories", default, ParameterDescriptor(
+            description="directories vocabulary files may be read from (read-only: fixed at start-up); "
+                        "default: the package's config folder. Built-in names and the file vocabulary.default "
+                        "names at start-up are always allowed", type=ParameterType.PARAMETER_STRING_ARRAY,
+            read_only=True))
+    dirs = [d for d in node.get_parameter("vocabulary.directories").value if d]
+    start = str(node.get_parameter("vocabulary.default").value).strip()
+    start = start[5:] if start.startswith("file:") else start
+    files = [os.path.realpath(os.path.expanduser(start))] if start and os.path.isfile(os.path.expanduser(start)) else []
+    return dirs, files
 
 
 def _resize_indices(n_out: int, n_in: int) -> np.ndarray:
@@ -114,8 +162,25 @@ class SegmentationNode(LifecycleNode):
         self._diag_timer = None
         self._state_label = "unconfigured"
         self._frames_group = MutuallyExclusiveCallbackGroup()
-        self._services_group = MutuallyExclusiveCallbackGroup()
+        # set_vocabulary answers from coroutines that wait for the encoder: a reentrant group lets
+        # the executor take every request at once (none waits in the DDS queue, whose depth would
+        # drop the oldest), and get_vocabulary never waits behind an encoding.
+        self._services_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._encoder: VocabularyEncoder | None = None
+        self._last_encoder_thread: threading.Thread | None = None
+        self._finalized = threading.Event()
+        self._published_stamps: collections.OrderedDict = collections.OrderedDict()  # stamp -> version
+        self._vocabulary_files = _declare_vocabulary_directories(self)
+        # The services live as long as the node (answering "not configured" while unconfigured):
+        # a lifecycle cleanup never destroys a service that still owes a caller its answer.
+        self._ovseg_services = [
+            self.create_service(SetVocabulary, "set_vocabulary", self._on_set_vocabulary,
+                                qos_profile=QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
+                                callback_group=self._services_group),
+            self.create_service(GetVocabulary, "get_vocabulary", self._on_get_vocabulary,
+                                callback_group=self._services_group),
+        ]
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- logging ----------------------------------------------------------------------------
@@ -138,7 +203,8 @@ class SegmentationNode(LifecycleNode):
                      f"checkpoint {cfg.checkpoint or 'NONE'}")
             segmenter = build_segmenter(cfg, create=self._factory)
             try:
-                vocabulary = messages.load_vocabulary(cfg.default_vocabulary)
+                dirs, files = self._vocabulary_files
+                vocabulary = messages.load_vocabulary(cfg.default_vocabulary, directories=dirs, files=files)
             except VocabularyError as e:
                 raise ConfigError(f"vocabulary.default: {e}") from None
             if cfg.prompt_templates is not None:
@@ -161,6 +227,11 @@ class SegmentationNode(LifecycleNode):
         self.cfg, self.segmenter = cfg, segmenter
         self._version = 0
         self._vocab = self._make_active(encoded)
+        self._published_stamps.clear()
+        self._encoder = VocabularyEncoder(
+            lambda vocab, cancel, _seg=segmenter: self._encode(_seg, vocab, cancel), self._commit_vocabulary,
+            current_version=lambda: self._vocab.version if self._vocab is not None else 0,
+            on_error=lambda msg: self._warn("set_vocabulary", f"set_vocabulary {msg}", period=0.0))
         self._create_outputs(cfg)
         self._state_label = "inactive"
         self._publish_vocabulary(self._vocab)
@@ -176,11 +247,13 @@ class SegmentationNode(LifecycleNode):
         if cfg.transport == "compressed":
             topic = self.resolve_topic_name("image") + "/compressed"
             self._sub = self.create_subscription(CompressedImage, topic, self._on_compressed, qos,
-                                                 callback_group=self._frames_group)
+                                                 callback_group=self._frames_group,
+                                                 event_callbacks=self._input_events())
         else:
             topic = "image"
             self._sub = self.create_subscription(Image, topic, self._on_image, qos,
-                                                 callback_group=self._frames_group)
+                                                 callback_group=self._frames_group,
+                                                 event_callbacks=self._input_events())
         self._worker = FrameWorker(self._slot, self._process, max_rate=cfg.max_rate, on_error=self._on_worker_error)
         self._active = True
         self._worker.start()
@@ -195,6 +268,7 @@ class SegmentationNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
+        self._close_encoder()
         self._destroy_outputs()
         self._reuse.clear()
         self.segmenter = None
@@ -204,13 +278,22 @@ class SegmentationNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
+        self._close_encoder()
         self._destroy_outputs()
         self.segmenter = None
+        self._vocab = None
         self._state_label = "finalized"
+        self._finalized.set()  # run() stops spinning once this transition has been answered
         return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def finalized(self) -> bool:
+        """The shutdown transition has run: the process hosting the node should exit."""
+        return self._finalized.is_set()
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
+        self._close_encoder()
         self._destroy_outputs()
         self.segmenter = None
         self._state_label = "unconfigured"
@@ -218,7 +301,27 @@ class SegmentationNode(LifecycleNode):
 
     def destroy_node(self) -> None:
         self._stop_processing()
+        self._close_encoder()
+        for srv in self._ovseg_services:
+            self.destroy_service(srv)
+        self._ovseg_services = []
         super().destroy_node()
+
+    def _close_encoder(self, timeout: float = 10.0) -> None:
+        """Answer every pending set_vocabulary "cancelled" and wait (bounded) for the encoding thread."""
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            self._last_encoder_thread = encoder.thread
+        if encoder is not None and not encoder.close(timeout):
+            self.get_logger().warning(f"a vocabulary encoding did not stop within {timeout:.0f} s "
+                                      "(the model has no way to cancel it); its result is discarded")
+
+    @property
+    def encoding_thread(self) -> threading.Thread | None:
+        """The thread of a vocabulary encoding still running, if any (run() waits for it before exiting)."""
+        encoder = self._encoder
+        t = encoder.thread if encoder is not None else self._last_encoder_thread
+        return t if t is not None and t.is_alive() else None
 
     def _stop_processing(self) -> None:
         self._active = False
@@ -254,6 +357,7 @@ class SegmentationNode(LifecycleNode):
             ReliabilityPolicy.RELIABLE if cfg.output_qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT))
         if cfg.publish_semantic:
             self._pubs["semantic"] = self.create_publisher(Image, "semantic", out_qos)
+            self._pubs["semantic_info"] = self.create_publisher(SemanticInfo, "semantic/info", out_qos)
         if cfg.publish_panoptic:
             self._pubs["panoptic"] = self.create_publisher(PanopticSegmentation, "panoptic", out_qos)
         if cfg.publish_overlay:
@@ -261,12 +365,6 @@ class SegmentationNode(LifecycleNode):
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                              reliability=ReliabilityPolicy.RELIABLE)
         self._pubs["vocabulary"] = self.create_publisher(VocabularyMsg, "vocabulary", latched)
-        self._ovseg_services = [
-            self.create_service(SetVocabulary, "set_vocabulary", self._on_set_vocabulary,
-                                callback_group=self._services_group),
-            self.create_service(GetVocabulary, "get_vocabulary", self._on_get_vocabulary,
-                                callback_group=self._services_group),
-        ]
         if cfg.publish_diagnostics:
             self._pubs["diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
             self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics,
@@ -277,9 +375,6 @@ class SegmentationNode(LifecycleNode):
             if self._diag_timer is not None:
                 self.destroy_timer(self._diag_timer)
                 self._diag_timer = None
-            for srv in self._ovseg_services:
-                self.destroy_service(srv)
-            self._ovseg_services = []
             for pub in self._pubs.values():
                 self.destroy_publisher(pub)
             self._pubs = {}
@@ -321,58 +416,65 @@ class SegmentationNode(LifecycleNode):
             pub.publish(active.msg)
 
     async def _on_set_vocabulary(self, request, response):
-        """Encode the new vocabulary on a thread of its own, so the executor goes on delivering frames.
+        """Validate at once, then encode off the executor; every request is answered.
 
-        The node runs on a single-threaded executor (lower per-frame latency than the
-        multi-threaded one); this coroutine waits for the encoding without blocking it.
+        The answer is the new version, a refusal with the reason, "superseded" (a newer request
+        arrived first: the newest request wins, and a superseded encoding never becomes active)
+        or "cancelled" (cleanup or shutdown first). Validation runs here, so an invalid request
+        never supersedes a valid one. The coroutine waits without blocking the executor.
         """
-        executor = self.executor
+        job = self._vocabulary_job(request, response)
+        if job is None:  # refused or answered already
+            return response
+        executor, encoder = self.executor, self._encoder
         if executor is None:  # not spun by an executor (called directly): do it here
-            return self._set_vocabulary(request, response)
+            encoded = self._encode(self.segmenter, job.vocabulary, job.cancel)
+            response.success, response.message, response.version = True, "", self._commit_vocabulary(encoded)
+            return response
         done = rclpy.task.Future(executor=executor)
         # a done callback makes set_result wake the executor, which then resumes this coroutine
         done.add_done_callback(lambda _f: None)
+        job.answer = lambda ok, message, version: done.set_result((ok, message, version))
+        encoder.submit(job)
+        response.success, response.message, version = await done
+        response.version = version
+        return response
 
-        def work():
-            try:
-                done.set_result(self._set_vocabulary(request, response))
-            except BaseException as e:  # noqa: BLE001 - reported to the caller below
-                done.set_exception(e)
+    def _vocabulary_job(self, request, response) -> EncodingJob | None:
+        """A job for a valid request; else None with ``response`` filled in (refusal)."""
+        current = self._vocab
+        response.version = current.version if current is not None else 0
+        if current is None or self.segmenter is None or self._encoder is None:
+            response.success = False
+            response.message = "refused: the node is not configured: configure it first"
+            return None
+        try:
+            vocabulary = messages.vocabulary_from_msgs(request.classes, request.prompt_templates)
+        except VocabularyError as e:
+            response.success, response.message = False, f"refused: {e}"
+            self._warn("set_vocabulary", f"set_vocabulary {response.message}", period=0.0)
+            return None
+        return EncodingJob(vocabulary, answer=lambda *a: None)
 
-        threading.Thread(target=work, name="ovseg-set-vocabulary", daemon=True).start()
-        return await done
+    def _encode(self, segmenter, vocabulary, cancel: threading.Event) -> EncodedVocabulary:
+        """Encode on the calling thread; ``cancel`` is passed on when the model can stop early."""
+        t0 = time.perf_counter()
+        if _accepts_cancel(segmenter.encode_vocabulary):
+            encoded = segmenter.encode_vocabulary(vocabulary, cancel=cancel)
+        else:
+            encoded = segmenter.encode_vocabulary(vocabulary)
+        if not cancel.is_set():
+            self.get_logger().info(f"encoded {len(vocabulary)} classes in {time.perf_counter() - t0:.2f} s")
+        return encoded
 
-    def _set_vocabulary(self, request, response):
-        log = self.get_logger()
-        with self._vocab_lock:  # one change at a time: versions increase by one
-            current = self._vocab
-            response.version = current.version if current is not None else 0
-            if current is None or self.segmenter is None:
-                response.success = False
-                response.message = "the node is not configured: configure it first"
-                return response
-            try:
-                vocabulary = messages.vocabulary_from_msgs(request.classes, request.prompt_templates)
-            except VocabularyError as e:
-                response.success, response.message = False, f"refused: {e}"
-                self._warn("set_vocabulary", f"set_vocabulary {response.message}", period=0.0)
-                return response
-            t0 = time.perf_counter()
-            try:
-                encoded = self.segmenter.encode_vocabulary(vocabulary)  # off the frame path
-            except Exception as e:  # noqa: BLE001
-                response.success = False
-                response.message = f"refused: encoding the vocabulary failed ({type(e).__name__}: {e})"
-                self._warn("set_vocabulary", f"set_vocabulary {response.message}", period=0.0)
-                return response
-            with self._publish_lock:  # atomic between frames
-                active = self._make_active(encoded)
-                self._vocab = active
-                self._publish_vocabulary(active)
-            response.success, response.message, response.version = True, "", active.version
-            log.info(f"vocabulary version {active.version}: {len(vocabulary)} classes "
-                     f"(encoded in {time.perf_counter() - t0:.2f} s)")
-            return response
+    def _commit_vocabulary(self, encoded: EncodedVocabulary) -> int:
+        """Make ``encoded`` the active vocabulary and publish it; its version."""
+        with self._publish_lock:  # atomic between frames
+            active = self._make_active(encoded)
+            self._vocab = active
+            self._publish_vocabulary(active)
+        self.get_logger().info(f"vocabulary version {active.version}: {len(active.names)} classes")
+        return active.version
 
     def _on_get_vocabulary(self, request, response):
         active = self._vocab
@@ -476,6 +578,12 @@ class SegmentationNode(LifecycleNode):
             if not self._active:
                 return
             pubs = self._pubs
+            if "semantic" in pubs and not self._claim_stamp(header.stamp, vocab.version):
+                self.stats.add("ambiguous")
+                self._warn("ambiguous", "dropped a frame whose stamp an output of another vocabulary version "
+                                        "already carries (semantic images are paired with semantic/info by "
+                                        "stamp): give every camera frame its own header stamp")
+                return
             sem_msg, labels = conversions.label_image(h, w, header=header, msg=self._reuse.get("semantic"))
             if small is rgb:
                 small_labels = messages.semantic_labels(result, cfg.semantic_score_threshold, out=labels)
@@ -486,6 +594,9 @@ class SegmentationNode(LifecycleNode):
                 labels[...] = small_labels[yi][:, xi]
             self._reuse["semantic"] = sem_msg
             if "semantic" in pubs:
+                # the frame's vocabulary version first, then the image with the same header
+                pubs["semantic_info"].publish(SemanticInfo(header=header, vocabulary_version=vocab.version,
+                                                           num_classes=len(vocab.names)))
                 pubs["semantic"].publish(sem_msg)
             segments = None
             if "panoptic" in pubs:
@@ -514,6 +625,47 @@ class SegmentationNode(LifecycleNode):
         self.stats.record(FrameRecord(stamp.sec * 1_000_000_000 + stamp.nanosec, model_s,
                                       time.monotonic() - frame.received, vocab.version))
 
+    def _claim_stamp(self, stamp, version: int) -> bool:
+        """False if an output with this stamp but another vocabulary version was published recently."""
+        key = (stamp.sec, stamp.nanosec)
+        seen = self._published_stamps.get(key)
+        if seen is not None and seen != version:
+            return False
+        self._published_stamps[key] = version
+        self._published_stamps.move_to_end(key)
+        while len(self._published_stamps) > STAMP_MEMORY:
+            self._published_stamps.popitem(last=False)
+        return True
+
+    # -- losses below the callback ------------------------------------------------------------
+    def _input_events(self) -> SubscriptionEventCallbacks:
+        """DDS events of the input subscription: frames lost before the callback, QoS mismatches."""
+        return SubscriptionEventCallbacks(message_lost=self._on_message_lost,
+                                          incompatible_qos=self._on_incompatible_qos)
+
+    def _on_message_lost(self, info) -> None:
+        self.stats.add("lost", int(info.total_count_change))
+        cfg = self.cfg
+        best_effort = cfg is not None and self._sub is not None and \
+            self._sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        fix = ("the input is best effort: frames of this size do not get through whole; set "
+               "input.qos.reliability: reliable (and publish reliable), use the shared-memory profile "
+               "config/fastdds_shm.xml on both sides, or send smaller or compressed frames"
+               if best_effort else "the subscriber falls behind: raise input.qos.depth or lower the camera rate")
+        self._warn("lost", f"{self.stats.lost} input frame(s) lost below the callback (DDS sample lost): {fix}")
+
+    def _on_incompatible_qos(self, info) -> None:
+        self.stats.add("incompatible_qos", int(info.total_count_change))
+        from rclpy.qos import qos_policy_name_from_kind
+
+        try:
+            policy = qos_policy_name_from_kind(info.last_policy_kind)
+        except Exception:  # noqa: BLE001
+            policy = str(info.last_policy_kind)
+        self._warn("incompatible_qos", f"a publisher of the input topic offers a QoS this subscription cannot "
+                                       f"accept ({policy}); none of its frames arrive: set input.qos.reliability: "
+                                       "best_effort (or make the camera publish reliable)", period=0.0)
+
     # -- diagnostics ------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticStatus:
         s = self.stats.snapshot()
@@ -528,6 +680,10 @@ class SegmentationNode(LifecycleNode):
             level, message = DiagnosticStatus.WARN, "no input images"
         elif s["errors"] and s["last_error"]:
             level, message = DiagnosticStatus.WARN, f"{s['errors']} frame(s) failed, last: {s['last_error']}"
+        if self._state_label == "active" and (s["lost"] or s["incompatible_qos"]):
+            level = DiagnosticStatus.WARN
+            message = (f"{s['lost']} frame(s) lost below the callback" if s["lost"] else
+                       "a publisher with incompatible QoS") + f"; {message}"
         if cfg is not None and not cfg.checkpoint:
             message += " (RANDOM WEIGHTS)"
             level = max(level, DiagnosticStatus.WARN)
@@ -554,6 +710,10 @@ class SegmentationNode(LifecycleNode):
             "invalid_frames": str(s["invalid"]),
             "failed_frames": str(s["errors"]),
             "stale_frames": str(s["stale"]),
+            "lost_frames": str(s["lost"]),
+            "incompatible_qos_events": str(s["incompatible_qos"]),
+            "ambiguous_stamp_frames": str(s["ambiguous"]),
+            "vocabulary_requests_answered": str(sum(self._encoder.answered.values()) if self._encoder else 0),
             "model_latency_ms_p50": ms("model_ms", "p50"),
             "model_latency_ms_p90": ms("model_ms", "p90"),
             "end_to_end_latency_ms_p50": ms("node_ms", "p50"),
@@ -618,14 +778,40 @@ def _segment_texts(segments, total_pixels: int) -> list[tuple[str, int, int]]:
 
 # -- executables ----------------------------------------------------------------------------------
 
-def _spin(node: SegmentationNode, executor) -> None:
+def _spin(node: SegmentationNode, executor, stop: threading.Event | None = None) -> None:
+    """Spin until ``stop`` (Ctrl-C, SIGTERM), an external shutdown, or the lifecycle shutdown transition.
+
+    Then answer what is pending: a vocabulary encoding is cancelled and its caller answered
+    "cancelled" while the executor still runs, so no caller waits forever.
+    """
     from rclpy.executors import ExternalShutdownException
 
+    stop = stop or threading.Event()
     executor.add_node(node)
     try:
-        executor.spin()
+        # spin_once per callback: the loop ends right after the shutdown transition is answered
+        while node.context.ok() and not node.finalized and not stop.is_set():
+            executor.spin_once(timeout_sec=0.25)
+        node._stop_processing()
+        node._close_encoder()
+        end = time.monotonic() + 0.5  # send the answers of the cancelled requests
+        while node.context.ok() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    """SIGINT/SIGTERM end the spin loop (a second SIGINT raises KeyboardInterrupt at once)."""
+    import signal
+
+    def handler(signum, frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
 
 
 def bring_up(node: SegmentationNode) -> None:
@@ -636,34 +822,55 @@ def bring_up(node: SegmentationNode) -> None:
         raise RuntimeError("could not activate")
 
 
-def run(args=None, *, lifecycle: bool = False) -> int:
-    """Create the node from the command line's ROS arguments and spin it; the exit status."""
-    from rclpy.executors import SingleThreadedExecutor
+def run(args=None, *, lifecycle: bool = False, segmenter_factory: Callable | None = None) -> int:
+    """Create the node from the command line's ROS arguments and spin it; the exit status.
 
-    rclpy.init(args=args)
+    Ctrl-C, SIGTERM and the lifecycle shutdown transition end it cleanly: frames and vocabulary
+    encodings are stopped (a pending set_vocabulary is answered "cancelled") before the process
+    exits. ``segmenter_factory``: as for :class:`SegmentationNode` (embedding, tests).
+    """
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    # The node handles the signals itself: rclpy's handler would shut the context down at once,
+    # before pending service calls are answered and while an encoding still runs.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
     node = None
+    rc = 0
     try:
-        node = SegmentationNode()
+        node = SegmentationNode(segmenter_factory=segmenter_factory)
         autostart = (not lifecycle) or bool(node.get_parameter("autostart").value)
         if autostart:
             try:
                 bring_up(node)
             except RuntimeError as e:
                 node.get_logger().fatal(str(e))
-                return 1
+                rc = 1
         else:
             node.get_logger().info("waiting for a lifecycle manager (configure, then activate)")
-        _spin(node, SingleThreadedExecutor())
-        return 0
+        if rc == 0 and not stop.is_set():
+            _spin(node, SingleThreadedExecutor(), stop)
     except KeyboardInterrupt:
-        return 0
+        pass
     finally:
+        lingering = None
         if node is not None:
             try:
-                node.destroy_node()
+                node.destroy_node()  # stops the frame worker, cancels and waits for an encoding
             except Exception:  # noqa: BLE001
                 pass
+            lingering = node.encoding_thread
         rclpy.try_shutdown()
+    if lingering is not None:
+        # A model that cannot cancel is still encoding in C++ on a daemon thread: letting the
+        # interpreter finalise under it aborts the process ("terminate called without an active
+        # exception"). Everything the node owns is released: leave without finalising.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
 
 
 def main(args=None) -> int:

@@ -125,6 +125,9 @@ class Stats:
     invalid: int = 0  #: refused by the subscription callback (malformed)
     errors: int = 0  #: exceptions while processing
     stale: int = 0  #: outputs discarded because the vocabulary changed during processing
+    lost: int = 0  #: lost below the callback (DDS sample-lost events on the input)
+    incompatible_qos: int = 0  #: publishers the input cannot match (requested-incompatible-QoS events)
+    ambiguous: int = 0  #: dropped: their stamp already went out with another vocabulary version
     overlays: int = 0  #: overlays rendered (only while someone subscribes)
     last_error: str = ""
     input_rate: RateMeter = field(default_factory=RateMeter)
@@ -150,7 +153,8 @@ class Stats:
         with self.lock:
             recs = list(self.records)
             out = {k: getattr(self, k) for k in ("received", "processed", "dropped", "invalid", "errors", "stale",
-                                                 "overlays", "last_error")}
+                                                 "lost", "incompatible_qos", "ambiguous", "overlays",
+                                                 "last_error")}
         out["input_rate_hz"] = self.input_rate.rate()
         out["processed_rate_hz"] = self.output_rate.rate()
         for key in ("model", "node"):
@@ -175,13 +179,24 @@ class FrameWorker:
                  on_error: Callable[[BaseException], None] | None = None, name: str = "ovseg-worker"):
         self.slot = slot
         self.process = process
-        self.max_rate = float(max_rate)
         self.on_error = on_error
         self.name = name
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and by a max_rate change: ends a rate wait at once
+        self._max_rate = float(max_rate)
         self._thread: threading.Thread | None = None
         self._last_start = 0.0
         self.busy = threading.Event()
+
+    @property
+    def max_rate(self) -> float:
+        return self._max_rate
+
+    @max_rate.setter
+    def max_rate(self, value: float) -> None:
+        """Takes effect at once: a worker waiting out the old rate's interval re-reads it now."""
+        self._max_rate = float(value)
+        self._wake.set()
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -194,6 +209,7 @@ class FrameWorker:
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop after the current frame; True if the thread ended within ``timeout``."""
         self._stop.set()
+        self._wake.set()
         self.slot.close()
         t = self._thread
         if t is not None and t is not threading.current_thread():
@@ -207,10 +223,12 @@ class FrameWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self.max_rate > 0:
-                wait = self._last_start + 1.0 / self.max_rate - time.monotonic()
+            rate = self._max_rate
+            if rate > 0:
+                wait = self._last_start + 1.0 / rate - time.monotonic()
                 if wait > 0:
-                    self._stop.wait(wait)
+                    self._wake.wait(wait)
+                    self._wake.clear()
                     continue
             item = self.slot.take(timeout=0.2)
             if item is None or self._stop.is_set():
