@@ -27,13 +27,15 @@ __all__ = ["MSDeformAttn", "MSDeformAttnEncoderLayer", "MSDeformAttnPixelDecoder
 
 def _corners(coord: torch.Tensor, size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinate ``coord`` [..., L, P] (``align_corners=False`` convention) on levels of
-    ``size`` [L, 1] -> the two neighbouring integer positions [..., L, P, 2], clamped into the
-    level (as float), and their linear weights, zero where the position is outside (zero padding)."""
+    ``size`` [L, 1] -> the two neighbouring integer positions [2, ..., L, P], clamped into the
+    level (as float), and their linear weights, zero where the position is outside (zero padding).
+    The corner dimension comes before the levels, so that the per-bag layout [2, 2, L, P] of the
+    gather comes out of the products over corners without a transpose."""
     c0 = coord.floor()
     frac = coord - c0
-    pos = torch.stack((c0, c0 + 1), -1)
-    last = size[..., None] - 1
-    weight = torch.stack((1 - frac, frac), -1) * ((pos >= 0) & (pos <= last))
+    pos = torch.stack((c0, c0 + 1), -3)
+    last = size - 1
+    weight = torch.stack((1 - frac, frac), -3) * ((pos >= 0) & (pos <= last))
     return torch.minimum(pos.clamp_(min=0), last), weight
 
 
@@ -45,7 +47,7 @@ def ms_deform_attn_gather(value: torch.Tensor, spatial_shapes: Sequence[tuple[in
     attention_weights [N, Lq, M, L, P] -> [N, Lq, M*D].
     """
     n, s, m, d = value.shape
-    _, lq, _, num_levels, _, _ = sampling_locations.shape
+    _, lq, _, num_levels, num_points, _ = sampling_locations.shape
     dev, dt = value.device, sampling_locations.dtype
     heights = torch.tensor([h for h, _ in spatial_shapes], dtype=dt, device=dev).view(num_levels, 1)
     widths = torch.tensor([w for _, w in spatial_shapes], dtype=dt, device=dev).view(num_levels, 1)
@@ -53,20 +55,21 @@ def ms_deform_attn_gather(value: torch.Tensor, spatial_shapes: Sequence[tuple[in
     for h, w in spatial_shapes[:-1]:
         starts.append(starts[-1] + h * w)
     # row of value[n, start_l + y * W_l + x, head] in value.reshape(N*S*M, D); index arithmetic in
-    # the locations' float type is exact (rows < 2**24 for float32, checked below)
-    if n * s * m >= 2 ** 24 and dt != torch.float64:
-        dt = torch.float64
-    base = ((torch.tensor(starts, dtype=dt, device=dev).view(1, 1, 1, num_levels, 1)
-             + (torch.arange(n, dtype=dt, device=dev) * s).view(n, 1, 1, 1, 1)) * m
-            + torch.arange(m, dtype=dt, device=dev).view(1, 1, m, 1, 1))
-    x, wx = _corners(sampling_locations[..., 0] * widths - 0.5, widths)
+    # float is exact below 2**24 (float64 above)
+    it = dt if n * s * m < 2 ** 24 else torch.float64
+    base = ((torch.tensor(starts, dtype=it, device=dev).view(1, 1, 1, num_levels, 1)
+             + (torch.arange(n, dtype=it, device=dev) * s).view(n, 1, 1, 1, 1)) * m
+            + torch.arange(m, dtype=it, device=dev).view(1, 1, m, 1, 1))
+    x, wx = _corners(sampling_locations[..., 0] * widths - 0.5, widths)  # [N, Lq, M, 2, L, P]
     y, wy = _corners(sampling_locations[..., 1] * heights - 0.5, heights)
-    rows_y = y.to(dt) * (widths.to(dt) * m)[..., None] + base[..., None]
+    rows_y = y.to(it) * (widths.to(it) * m) + base[:, :, :, None]
+    # bags of 4*L*P samples per (n, query, head), contiguous: [N, Lq, M, 2 (y), 2 (x), L, P]
+    bags, per_bag = n * lq * m, 4 * num_levels * num_points
     itype = torch.int32 if n * s * m < 2 ** 31 else torch.int64
-    index = (rows_y[..., :, None] + (x.to(dt) * m)[..., None, :]).to(itype)  # [N,Lq,M,L,P,2,2]
-    weight = (wy * attention_weights[..., None])[..., :, None] * wx[..., None, :]
-    out = F.embedding_bag(index.view(n * lq * m, -1), value.reshape(n * s * m, d), mode="sum",
-                          per_sample_weights=weight.view(n * lq * m, -1).to(value.dtype))
+    index = (rows_y[..., :, None, :, :] + (x.to(it) * m)[..., None, :, :, :]).to(itype)
+    weight = (wy * attention_weights[..., None, :, :])[..., :, None, :, :] * wx[..., None, :, :, :]
+    out = F.embedding_bag(index.view(bags, per_bag), value.reshape(n * s * m, d), mode="sum",
+                          per_sample_weights=weight.view(bags, per_bag).to(value.dtype))
     return out.view(n, lq, m * d)
 
 
