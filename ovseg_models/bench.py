@@ -179,8 +179,8 @@ def fcclip_target(args) -> BenchTarget:
             warnings.simplefilter("ignore")
             model = build_model(config=cfg, pretrained=False, device=args.device)
         vocab, image, ref = None, None, {}
-    if getattr(args, "fast", False):
-        model.use_fast_formulations()
+    if getattr(args, "reference_heads", False):
+        model.use_fast_formulations(False)
     seg = FCCLIPSegmenter(model, config=cfg, device=args.device, precision=args.precision,
                           outputs=tuple(args.outputs.split(",")))
 
@@ -381,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--json", help="also write the rows to this JSON file")
-    p.add_argument("--fast", action="store_true",
-                   help="FC-CLIP: the faster head formulations (FCCLIP.use_fast_formulations)")
+    p.add_argument("--reference-heads", action="store_true",
+                   help="FC-CLIP: the official order of operations in the heads instead of the faster "
+                        "formulations (FCCLIP.use_fast_formulations(False))")
     p.add_argument("--table", action="store_true",
                    help="the settings of the side-by-side comparison with the official code, beside its figures")
     p.add_argument("--rows", help=f"with --table: comma-separated subset of {','.join(OFFICIAL_TABLE)}")
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# {'official-comparison table' if args.table else args.model} on {args.device} ({args.precision}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads" + (", fast FC-CLIP heads" if args.fast else ""))
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads" + (", FC-CLIP reference heads" if args.reference_heads else ""))
     rows = run_official_table(args) if args.table else run_benchmark(args)
     if args.json:
         with open(args.json, "w") as f:

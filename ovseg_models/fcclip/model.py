@@ -93,11 +93,12 @@ class FCCLIP(nn.Module):
         return self
 
     def use_fast_formulations(self, enabled: bool = True) -> "FCCLIP":
-        """Select the faster CPU formulations of the heads (``enabled``) or the reference ones:
-        the pixel decoder's deformable attention as one gather (``sampling="gather"``) and the
-        decoder's attention masks from resized mask features (``block_masks="features"``). Both
-        differ from the reference by float rounding only (see their modules for the effect of
-        that rounding on thresholded attention masks); the reference ones are the default."""
+        """Select the faster CPU formulations of the heads (``enabled``, the default) or the
+        official code's order of operations: the pixel decoder's deformable attention as one
+        gather (``sampling="gather"``, else ``grid_sample`` per level) and the decoder's attention
+        masks from resized mask features (``block_masks="features"``, else resized masks). Both
+        differ by float rounding only (see their modules for the effect of that rounding on
+        thresholded attention masks)."""
         from .pixel_decoder import MSDeformAttn
 
         for m in self.pixel_decoder.modules():

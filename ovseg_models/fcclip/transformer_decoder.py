@@ -26,7 +26,7 @@ __all__ = ["Attention", "BLOCK_MASKS", "MaskedTransformerDecoder", "MLP", "get_c
 #: Resizing is linear per channel, so both give the same logits up to float rounding, and
 #: "features" skips the full-resolution product of every layer whose masks nobody reads (about a
 #: third of the decoder's CPU time). The rounding can flip single attention-mask pixels whose
-#: logit is ~1e-6, which moves intermediate-layer logits by up to ~2e-4 on the reference case.
+#: logit is ~1e-6, which moves intermediate-layer logits by up to ~1e-4 on the reference case.
 BLOCK_MASKS = ("masks", "features")
 
 
@@ -137,10 +137,10 @@ class _FFNLayer(nn.Module):
 class MaskedTransformerDecoder(nn.Module):
     """Mask2Former's multi-scale masked-attention decoder with FC-CLIP's CLIP-space class head.
 
-    ``block_masks``: "masks" (default) or "features", see :data:`BLOCK_MASKS`; settable after
+    ``block_masks``: "features" (default) or "masks", see :data:`BLOCK_MASKS`; settable after
     construction."""
 
-    block_masks = "masks"
+    block_masks = "features"
 
     def __init__(self, *, in_channels: int = 256, hidden_dim: int = 256, num_queries: int = 250, nheads: int = 8,
                  dim_feedforward: int = 2048, dec_layers: int = 9, pre_norm: bool = False, mask_dim: int = 256,
