@@ -304,6 +304,9 @@ def run_official_table(args) -> list[dict]:
     shared = Path(os.environ.get("OVSEG_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
     cases = Path(args.cases) if args.cases else shared / "reference" / "cases"
     print(f"# reference: {OFFICIAL_MACHINE}")
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1):
+        print(f"# note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; ratios against the "
+              "reference constants only mean something on a machine as quiet as the reference run's")
     device = torch.device(args.device)
     targets: dict[tuple, BenchTarget] = {}
     rows = []
