@@ -26,7 +26,7 @@ __all__ = ["Attention", "BLOCK_MASKS", "MaskedTransformerDecoder", "MLP", "get_c
 #: Resizing is linear per channel, so both give the same logits up to float rounding, and
 #: "features" skips the full-resolution product of every layer whose masks nobody reads (about a
 #: third of the decoder's CPU time). The rounding can flip single attention-mask pixels whose
-#: logit is ~1e-6, which moves intermediate-layer logits by up to ~1e-4 on the reference case.
+#: logit is ~1e-6, which moves intermediate-layer logits by ~1e-4 on the reference case.
 BLOCK_MASKS = ("masks", "features")
 
 
