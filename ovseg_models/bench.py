@@ -11,6 +11,12 @@ case's image and vocabulary). Adding a model = one entry here + one function in 
 
     python -m ovseg_models.bench --model fcclip --variant rn50 --resolutions 480,640,800 --vocab-sizes 10,50
     python -m ovseg_models.bench --model fcclip --case ../shared/reference/cases/fcclip_rn50_case0.npz
+    python -m ovseg_models.bench --table [--rows fcclip_case0,catseg_case0_resize] [--repeat 3]
+
+``--table`` runs the settings of the side-by-side comparison with the official code (FC-CLIP RN50
+and CAT-Seg ViT-B/16 on the reference cases' weights; see :data:`OFFICIAL_TABLE`) and prints, per
+setting, per-stage steady-state medians, the cold call (text encoding included), the process's
+peak resident memory, and the official figures beside them with the ratio.
 """
 from __future__ import annotations
 
@@ -28,12 +34,45 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["BENCH_TARGETS", "BenchTarget", "main", "run_benchmark"]
+__all__ = ["BENCH_TARGETS", "BenchTarget", "OFFICIAL_MACHINE", "OFFICIAL_TABLE", "main", "run_benchmark",
+           "run_official_table"]
 
 #: model name -> "module:function(args) -> BenchTarget"
 BENCH_TARGETS: dict[str, str] = {
     "fcclip": "ovseg_models.bench:fcclip_target",
     "catseg": "ovseg_models.catseg.bench:bench_target",
+}
+
+
+#: Where the official figures of :data:`OFFICIAL_TABLE` come from (the official code is not part of
+#: this project, so its timings are reference constants, not measured here).
+OFFICIAL_MACHINE = ("official FC-CLIP / CAT-Seg code rebuilt (detectron2 from source, the repos' PyTorch "
+                    "deformable-attention fallback), timed 2026-12 on a 2-core x86_64 CPU, fp32, 2 threads, "
+                    "the reference cases' weights, two warm workers with calls alternated")
+
+#: The side-by-side settings: name -> model, case, options, official steady-state min / median
+#: seconds and peak RSS (GB), and ovseg's figures measured in the same runs (2026-12, for reference).
+OFFICIAL_TABLE: dict[str, dict] = {
+    "fcclip_case0": dict(model="fcclip", case="fcclip_rn50_case0.npz", label="FC-CLIP RN50 case0 (300x451 -> 800x1216), 8 classes",
+                         official_s=(11.88, 12.61), official_rss_gb=3.66, ovseg_then_s=(7.71, 8.24), cold_ratio_then=1.78),
+    "fcclip_640x480": dict(model="fcclip", case="fcclip_rn50_case0.npz", image_hw=(480, 640),
+                           label="FC-CLIP RN50 640x480 input, 8 classes",
+                           official_s=(12.61, 12.75), official_rss_gb=4.39, ovseg_then_s=(8.24, 8.42), cold_ratio_then=2.12),
+    "fcclip_ade150": dict(model="fcclip", case="fcclip_rn50_case0.npz", vocabulary="ade20k_150",
+                          label="FC-CLIP RN50 ADE-150 (official: 403 synonyms)",
+                          official_s=(12.58, 13.14), official_rss_gb=3.93, ovseg_then_s=(8.46, 8.73), cold_ratio_then=6.1),
+    "catseg_case0_sliding": dict(model="catseg", case="catseg_vitb16_case0.npz", sliding=True,
+                                 label="CAT-Seg ViT-B/16 case0, sliding window",
+                                 official_s=(27.54, 27.95), official_rss_gb=6.96, ovseg_then_s=(5.30, 5.32), cold_ratio_then=5.25),
+    "catseg_case0_resize": dict(model="catseg", case="catseg_vitb16_case0.npz", sliding=False,
+                                label="CAT-Seg ViT-B/16 case0, no sliding",
+                                official_s=(2.00, 2.07), official_rss_gb=3.17, ovseg_then_s=(0.94, 0.95), cold_ratio_then=2.39),
+    "catseg_ade150_resize": dict(model="catseg", case="catseg_vitb16_case0.npz", sliding=False, vocabulary="ade20k_150",
+                                 label="CAT-Seg ViT-B/16 ADE-150, no sliding",
+                                 official_s=(8.30, 8.99), official_rss_gb=4.07, ovseg_then_s=(6.48, 6.67), cold_ratio_then=2.14),
+    "catseg_ade150_sliding": dict(model="catseg", case="catseg_vitb16_case0.npz", sliding=True, vocabulary="ade20k_150",
+                                  label="CAT-Seg ViT-B/16 ADE-150, sliding window",
+                                  official_s=(88.9, 88.9), official_rss_gb=8.38, ovseg_then_s=(48.0, 48.0), cold_ratio_then=1.70),
 }
 
 
@@ -140,6 +179,8 @@ def fcclip_target(args) -> BenchTarget:
             warnings.simplefilter("ignore")
             model = build_model(config=cfg, pretrained=False, device=args.device)
         vocab, image, ref = None, None, {}
+    if getattr(args, "reference_heads", False):
+        model.use_fast_formulations(False)
     seg = FCCLIPSegmenter(model, config=cfg, device=args.device, precision=args.precision,
                           outputs=tuple(args.outputs.split(",")))
 
@@ -230,6 +271,103 @@ def _print_row(row: dict, reference: dict) -> None:
               f"text {reference['official_text_s']} s")
 
 
+def _table_vocabulary(model: str, dataset: str):
+    from .data.class_names import get_categories
+    from .vocabulary import Vocabulary, VocabularyClass
+
+    cats = get_categories(dataset)
+    if model == "catseg":  # CAT-Seg's segmenter takes names; its templates carry the synonyms' role
+        return [", ".join(c.synonyms) for c in cats]
+    return Vocabulary.create([VocabularyClass(tuple(c.synonyms), is_thing=c.is_thing) for c in cats])
+
+
+def _clear_text_cache(seg) -> None:
+    cache = getattr(seg, "text_cache", None)
+    if cache is not None:
+        cache.clear()
+    encoder = getattr(seg, "text_encoder", None)
+    if hasattr(encoder, "clear_cache"):
+        encoder.clear_cache()
+
+
+def run_official_table(args) -> list[dict]:
+    """Time the :data:`OFFICIAL_TABLE` settings (``args.rows``: names, default all) and print each
+    beside the official figures. Steady state: vocabulary encoded beforehand, ``args.warmup`` calls
+    discarded, min / median of ``args.repeat``; cold: one call right after clearing the text cache
+    (text encoding included); peak: the process's resident set size while the setting ran."""
+    from pathlib import Path
+
+    names = list(OFFICIAL_TABLE) if not args.rows else args.rows.split(",")
+    unknown = [n for n in names if n not in OFFICIAL_TABLE]
+    if unknown:
+        raise SystemExit(f"unknown table rows {unknown}; choose from {sorted(OFFICIAL_TABLE)}")
+    shared = Path(os.environ.get("OVSEG_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+    cases = Path(args.cases) if args.cases else shared / "reference" / "cases"
+    print(f"# reference: {OFFICIAL_MACHINE}")
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1):
+        print(f"# note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; ratios against the "
+              "reference constants only mean something on a machine as quiet as the reference run's")
+    device = torch.device(args.device)
+    targets: dict[tuple, BenchTarget] = {}
+    rows = []
+    for name in names:
+        spec = OFFICIAL_TABLE[name]
+        key = (spec["model"], spec["case"], spec.get("sliding"))
+        if key not in targets:
+            targets.clear()  # one model in memory at a time: the peak is that of one setting's model
+            targs = argparse.Namespace(**{**vars(args), "case": str(cases / spec["case"]), "manifest": None,
+                                          "variant": None if spec["model"] == "fcclip" else
+                                          ("vitb16_384" if spec.get("sliding") else "vitb16_384:resize")})
+            targets[key] = _load_target(spec["model"], targs)
+        target = targets[key]
+        seg = target.segmenter
+        image = target.image
+        if spec.get("image_hw"):
+            from PIL import Image
+            h, w = spec["image_hw"]
+            image = np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+        vocab = _table_vocabulary(spec["model"], spec["vocabulary"]) if spec.get("vocabulary") else target.vocabulary
+        with PeakRSS(device) as mem:
+            _clear_text_cache(seg)
+            t0 = time.perf_counter()
+            encoded = seg.set_vocabulary(vocab)
+            cold_result = seg.predict(image)
+            cold = time.perf_counter() - t0
+            seg.set_vocabulary(encoded)
+            for _ in range(args.warmup):
+                seg.predict(image)
+            runs = [seg.predict(image).timings for _ in range(args.repeat)]
+        stages = [k for k in runs[0] if k != "total"]
+        totals = [r["total"] for r in runs]
+        row = {"name": name, "label": spec["label"], "input_hw": list(image.shape[:2]), "classes": len(vocab),
+               "stages_median_s": {k: statistics.median(r[k] for r in runs) for k in stages},
+               "stages_cold_s": {k: cold_result.timings[k] for k in stages},
+               "steady_min_s": min(totals), "steady_median_s": statistics.median(totals), "cold_s": cold,
+               "peak_rss_gb": mem.peak / 2**30, "official_s": spec["official_s"],
+               "official_rss_gb": spec["official_rss_gb"], "ovseg_then_s": spec["ovseg_then_s"],
+               "cold_ratio_then": spec["cold_ratio_then"]}
+        rows.append(row)
+        _print_table_row(row)
+    return rows
+
+
+def _print_table_row(row: dict) -> None:
+    off_min, off_med = row["official_s"]
+    print(f"\n== {row['label']} [{row['name']}] (input {row['input_hw'][0]}x{row['input_hw'][1]}, "
+          f"{row['classes']} classes)")
+    print(f"  {'stage':<20s} {'steady median':>14s} {'cold':>10s}")
+    for k, v in row["stages_median_s"].items():
+        print(f"  {k:<20s} {v:12.3f} s {row['stages_cold_s'][k]:8.3f} s")
+    print(f"  {'end-to-end':<20s} steady min / median {row['steady_min_s']:.2f} / {row['steady_median_s']:.2f} s, "
+          f"cold (text encoding included) {row['cold_s']:.2f} s")
+    print(f"  official (reference, steady) min / median {off_min:.2f} / {off_med:.2f} s -> ratio "
+          f"{off_min / row['steady_min_s']:.2f}x (min) / {off_med / row['steady_median_s']:.2f}x (median); "
+          f"cold ratio at the reference run {row['cold_ratio_then']}x (official cold time not a constant here)")
+    print(f"  peak RSS {row['peak_rss_gb']:.2f} GB vs official {row['official_rss_gb']:.2f} GB "
+          f"({row['peak_rss_gb'] / row['official_rss_gb']:.2f} of it; target <= 0.5)")
+    print(f"  ovseg at the reference run: {row['ovseg_then_s'][0]:.2f} / {row['ovseg_then_s'][1]:.2f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ovseg_models.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,12 +384,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--reference-heads", action="store_true",
+                   help="FC-CLIP: the official order of operations in the heads instead of the faster "
+                        "formulations (FCCLIP.use_fast_formulations(False))")
+    p.add_argument("--table", action="store_true",
+                   help="the settings of the side-by-side comparison with the official code, beside its figures")
+    p.add_argument("--rows", help=f"with --table: comma-separated subset of {','.join(OFFICIAL_TABLE)}")
+    p.add_argument("--cases", help="with --table: folder of the reference cases (default: "
+                   "$OVSEG_SHARED/reference/cases, OVSEG_SHARED defaulting to ../shared beside the checkout)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"# {args.model} on {args.device} ({args.precision}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
-    rows = run_benchmark(args)
+    print(f"# {'official-comparison table' if args.table else args.model} on {args.device} ({args.precision}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads" + (", FC-CLIP reference heads" if args.reference_heads else ""))
+    rows = run_official_table(args) if args.table else run_benchmark(args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

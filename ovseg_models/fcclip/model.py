@@ -92,6 +92,21 @@ class FCCLIP(nn.Module):
                 raise RuntimeError(f"{name} is still on the meta device (not in the loaded state_dict)")
         return self
 
+    def use_fast_formulations(self, enabled: bool = True) -> "FCCLIP":
+        """Select the faster CPU formulations of the heads (``enabled``, the default) or the
+        official code's order of operations: the pixel decoder's deformable attention as one
+        gather (``sampling="gather"``, else ``grid_sample`` per level) and the decoder's attention
+        masks from resized mask features (``block_masks="features"``, else resized masks). Both
+        differ by float rounding only (see their modules for the effect of that rounding on
+        thresholded attention masks)."""
+        from .pixel_decoder import MSDeformAttn
+
+        for m in self.pixel_decoder.modules():
+            if isinstance(m, MSDeformAttn):
+                m.sampling = "gather" if enabled else "grid_sample"
+        self.transformer_decoder.block_masks = "features" if enabled else "masks"
+        return self
+
     # -- input ----------------------------------------------------------------------------------
     def normalize_and_pad(self, images: "torch.Tensor | Sequence[torch.Tensor]") -> tuple[torch.Tensor, list]:
         """uint8/float CHW images (0-255) -> normalised batch zero-padded (after normalisation) at the

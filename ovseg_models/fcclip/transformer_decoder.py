@@ -18,7 +18,16 @@ from torch import nn
 from .backbone import mask_pooling
 from .position_encoding import PositionEmbeddingSine
 
-__all__ = ["Attention", "MaskedTransformerDecoder", "MLP", "get_classification_logits"]
+__all__ = ["Attention", "BLOCK_MASKS", "MaskedTransformerDecoder", "MLP", "get_classification_logits"]
+
+#: how layer i's attention mask (predicted mask logits resized to level i's size, < 0 blocks) is
+#: computed: "masks" resizes each layer's full-resolution masks (the official order of operations);
+#: "features" resizes the mask features once per level and takes the mask-embedding product there.
+#: Resizing is linear per channel, so both give the same logits up to float rounding, and
+#: "features" skips the full-resolution product of every layer whose masks nobody reads (about a
+#: third of the decoder's CPU time). The rounding can flip single attention-mask pixels whose
+#: logit is ~1e-6, which moves intermediate-layer logits by ~1e-4 on the reference case.
+BLOCK_MASKS = ("masks", "features")
 
 
 def get_classification_logits(x: torch.Tensor, text_classifier: torch.Tensor, logit_scale: torch.Tensor,
@@ -126,7 +135,12 @@ class _FFNLayer(nn.Module):
 
 
 class MaskedTransformerDecoder(nn.Module):
-    """Mask2Former's multi-scale masked-attention decoder with FC-CLIP's CLIP-space class head."""
+    """Mask2Former's multi-scale masked-attention decoder with FC-CLIP's CLIP-space class head.
+
+    ``block_masks``: "features" (default) or "masks", see :data:`BLOCK_MASKS`; settable after
+    construction."""
+
+    block_masks = "features"
 
     def __init__(self, *, in_channels: int = 256, hidden_dim: int = 256, num_queries: int = 250, nheads: int = 8,
                  dim_feedforward: int = 2048, dec_layers: int = 9, pre_norm: bool = False, mask_dim: int = 256,
@@ -177,9 +191,14 @@ class MaskedTransformerDecoder(nn.Module):
         query_embed = self.query_embed.weight.unsqueeze(0).expand(bs, -1, -1)
         output = self.query_feat.weight.unsqueeze(0).expand(bs, -1, -1)
 
+        if self.block_masks not in BLOCK_MASKS:
+            raise ValueError(f"block_masks must be one of {BLOCK_MASKS}, got {self.block_masks!r}")
+        by_features = self.block_masks == "features"
+        block_features = [F.interpolate(mask_features, size=s, mode="bilinear", align_corners=False)
+                          if by_features else s for s in sizes]
         aux = []
-        cls_, masks, block = self._heads(output, mask_features, sizes[0], text_classifier, num_synonyms,
-                                         with_class=aux_outputs)
+        cls_, masks, block = self._heads(output, mask_features, block_features[0], text_classifier, num_synonyms,
+                                         with_class=aux_outputs, with_masks=aux_outputs or not by_features)
         for i in range(self.num_layers):
             if aux_outputs:
                 aux.append({"pred_logits": cls_, "pred_masks": masks})
@@ -189,26 +208,33 @@ class MaskedTransformerDecoder(nn.Module):
             output = self.transformer_self_attention_layers[i](output, query_embed)
             output = self.transformer_ffn_layers[i](output)
             last = i == self.num_layers - 1
-            cls_, masks, block = self._heads(output, mask_features, sizes[(i + 1) % self.num_feature_levels],
+            cls_, masks, block = self._heads(output, mask_features,
+                                             None if last else block_features[(i + 1) % self.num_feature_levels],
                                              text_classifier, num_synonyms, with_class=aux_outputs or last,
-                                             with_block=not last)
+                                             with_masks=aux_outputs or last or not by_features)
         out = {"pred_logits": cls_, "pred_masks": masks}
         if aux_outputs:
             out["aux_outputs"] = aux
         return out
 
-    def _heads(self, output, mask_features, target_size, text_classifier, num_synonyms, *, with_class=True,
-               with_block=True):
+    def _heads(self, output, mask_features, block_at, text_classifier, num_synonyms, *, with_class=True,
+               with_masks=True):
+        """Class logits and masks [B,Q,H/4,W/4] (if asked; class logits need the masks), and the
+        next layer's attention mask: ``block_at`` is that layer's (h, w) (the masks are resized
+        to it) or the mask features already resized to it, or None for no attention mask."""
         decoder_output = self.decoder_norm(output)
         mask_embed = self.mask_embed(decoder_output)
-        masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
-        cls_ = None
+        cls_ = masks = block = None
+        if with_masks or with_class:
+            masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
         if with_class:
             pooled = self._mask_pooling_proj(mask_pooling(mask_features, masks))
             class_embed = self.class_embed(pooled + decoder_output)
             cls_ = get_classification_logits(class_embed, text_classifier, self.logit_scale, num_synonyms)
-        block = None
-        if with_block:
-            m = F.interpolate(masks, size=target_size, mode="bilinear", align_corners=False)
+        if isinstance(block_at, torch.Tensor):
+            m = torch.einsum("bqc,bchw->bqhw", mask_embed, block_at)
+        elif block_at is not None:
+            m = F.interpolate(masks, size=block_at, mode="bilinear", align_corners=False)
+        if block_at is not None:
             block = (m.sigmoid().flatten(2) < 0.5).unsqueeze(1)  # [B, 1, Q, HW], same for every head
         return cls_, masks, block
