@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ovseg_models.segmenter import EncodedVocabulary, SegmentationResult
-from ovseg_models.vocabulary import Vocabulary, VocabularyClass, VocabularyError
+from ovseg_models.vocabulary import MAX_NAME_LENGTH, Vocabulary, VocabularyClass, VocabularyError
 
 from .conversions import UNLABELED, label_image, labels_to_image
 
