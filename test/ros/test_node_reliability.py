@@ -40,8 +40,9 @@ def vocab_file(tmp_path):
 class SlowEncodingSegmenter(Segmenter):
     """Deterministic segmenter whose vocabulary encoding takes ``delay`` seconds (a long prompt set).
 
-    Every pixel holds the vocabulary's last class. ``cancellable``: ``encode_vocabulary`` takes
-    the node's ``cancel`` event and stops early, as a model with a cancellation API does.
+    Every pixel holds the vocabulary's last class. Its ``_encode_vocabulary`` takes no ``cancel``
+    event, so the encoding always runs to the end (the worst case: a model that cannot stop);
+    :class:`CancellableSlowSegmenter` stops early through ``Segmenter.encode_vocabulary(cancel=)``.
     """
 
     model_key = "slow"
@@ -54,7 +55,10 @@ class SlowEncodingSegmenter(Segmenter):
         self.cancelled = 0
         self.encoding_now = False  # a slow encoding is running
 
-    def _encode_vocabulary(self, vocabulary, cancel=None):
+    def _encode_vocabulary(self, vocabulary):
+        return self._slow_encode(vocabulary, None)
+
+    def _slow_encode(self, vocabulary, cancel):
         t_end = time.monotonic() + (self.delay if len(vocabulary) > 0 and vocabulary[0].name != "fast" else 0)
         self.encoding_now = time.monotonic() < t_end
         try:
@@ -79,16 +83,8 @@ class SlowEncodingSegmenter(Segmenter):
 
 
 class CancellableSlowSegmenter(SlowEncodingSegmenter):
-    def encode_vocabulary(self, vocabulary, cancel=None):
-        from ovseg_models.segmenter import EncodedVocabulary
-        from ovseg_models.vocabulary import Vocabulary
-
-        if not isinstance(vocabulary, Vocabulary):
-            vocabulary = Vocabulary.create(vocabulary)
-        tensors = self._encode_vocabulary(vocabulary, cancel)
-        with self._lock:
-            self._version += 1
-            return EncodedVocabulary(vocabulary, self.model_key, tensors, self._version)
+    def _encode_vocabulary(self, vocabulary, cancel=None):
+        return self._slow_encode(vocabulary, cancel)
 
 
 class SpunNode:
