@@ -2,7 +2,7 @@
 
 - :func:`vocabulary_from_msgs`: ``VocabularyClass[]`` + templates (a SetVocabulary request) ->
   validated :class:`ovseg_models.Vocabulary` (raises :class:`VocabularyError` with the reason).
-- :func:`vocabulary_to_msg`: an encoded vocabulary -> ``ovseg/Vocabulary`` (``seen`` resolved).
+- :func:`vocabulary_to_msg`: an encoded vocabulary -> ``ovseg/Vocabulary`` (``seen``, ``thing`` resolved).
 - :func:`panoptic_to_msg`: a :class:`SegmentationResult` -> ``ovseg/PanopticSegmentation``.
 - :func:`semantic_to_msg`: a :class:`SegmentationResult` -> mono16 label image.
 - :func:`load_vocabulary`: the built-in dataset vocabularies and vocabulary files.
@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,6 +40,37 @@ BUILTIN_VOCABULARIES = ("coco_panoptic", "ade20k_150", "coco_stuff_171", "ade20k
 TRAINING_DATASET = {"fcclip": "coco_panoptic", "catseg": "coco_stuff_171"}
 
 SEEN_AUTO, SEEN, UNSEEN = 0, 1, 2
+THING_AUTO, THING, STUFF = 0, 1, 2
+
+#: datasets whose thing/stuff flags decide THING_AUTO classes, first match wins (the ones with
+#: real flags: ADE20K-847 and Pascal Context-459 mark every class stuff)
+THING_DATASETS = ("coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas", "pascal_context_59",
+                  "pascal_voc_21")
+
+
+@lru_cache(maxsize=1)
+def _thing_flags() -> tuple[dict[str, bool], ...]:
+    from ovseg_models.data.class_names import get_categories
+
+    tables = []
+    for dataset in THING_DATASETS:
+        flags: dict[str, bool] = {}
+        for c in get_categories(dataset):
+            for name in c.synonyms:
+                flags.setdefault(normalize_name(name), bool(c.is_thing))
+        tables.append(flags)
+    return tuple(tables)
+
+
+def resolve_thing(synonyms: Sequence[str]) -> bool:
+    """THING_AUTO: the flag of the first built-in dataset (:data:`THING_DATASETS`) naming one of
+    ``synonyms`` (case- and whitespace-insensitive); a class no dataset names is a thing."""
+    keys = [normalize_name(s) for s in synonyms]
+    for flags in _thing_flags():
+        for k in keys:
+            if k in flags:
+                return flags[k]
+    return True
 
 
 def _clean(s: str) -> str:
@@ -51,7 +83,8 @@ def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) 
     Names and synonyms are whitespace-normalised; a class's synonyms are its name followed by
     ``synonyms`` (duplicates within a class dropped). Refused, with a reason: no classes, more
     than 65535 classes, an empty name or synonym, duplicate names (case/whitespace-insensitive),
-    strings over 200 characters, unknown ``seen`` values, templates without exactly one ``{}``.
+    strings over 200 characters, unknown ``seen`` or ``thing`` values, templates without exactly
+    one ``{}``. ``thing`` THING_AUTO is resolved with :func:`resolve_thing`.
     """
     n = len(classes)
     if n == 0:
@@ -76,9 +109,13 @@ def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) 
         if c.seen not in (SEEN_AUTO, SEEN, UNSEEN):
             raise VocabularyError(f"class {i} ({names[0]!r}): seen must be 0 (auto), 1 (seen) or 2 (unseen), "
                                   f"got {c.seen}")
+        if c.thing not in (THING_AUTO, THING, STUFF):
+            raise VocabularyError(f"class {i} ({names[0]!r}): thing must be 0 (auto), 1 (thing) or 2 (stuff), "
+                                  f"got {c.thing}")
         seen = None if c.seen == SEEN_AUTO else c.seen == SEEN
         unique = list(dict.fromkeys(names))
-        parsed.append(VocabularyClass(tuple(unique), is_thing=bool(c.is_thing), seen=seen))
+        is_thing = resolve_thing(unique) if c.thing == THING_AUTO else c.thing == THING
+        parsed.append(VocabularyClass(tuple(unique), is_thing=is_thing, seen=seen))
     tmpl = [str(t) for t in templates]
     for t in tmpl:
         if len(t) > MAX_NAME_LENGTH:
@@ -116,7 +153,7 @@ def vocabulary_to_msg(encoded: EncodedVocabulary, *, version: int, model: str, s
         msg.stamp = stamp
     msg.version = int(version)
     msg.model = model
-    msg.classes = [ClassMsg(name=c.name, synonyms=list(c.synonyms[1:]), is_thing=bool(c.is_thing),
+    msg.classes = [ClassMsg(name=c.name, synonyms=list(c.synonyms[1:]), thing=THING if c.is_thing else STUFF,
                             seen=SEEN if s else UNSEEN) for c, s in zip(vocab, seen)]
     templates = vocab.templates
     if templates is None:

@@ -175,13 +175,24 @@ class FrameWorker:
                  on_error: Callable[[BaseException], None] | None = None, name: str = "ovseg-worker"):
         self.slot = slot
         self.process = process
-        self.max_rate = float(max_rate)
+        self._wake = threading.Event()  # ends a max_rate wait early: stop, or a new max_rate
+        self._max_rate = float(max_rate)
         self.on_error = on_error
         self.name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_start = 0.0
         self.busy = threading.Event()
+
+    @property
+    def max_rate(self) -> float:
+        return self._max_rate
+
+    @max_rate.setter
+    def max_rate(self, value: float) -> None:
+        """Takes effect at once: a wait for the old rate's next slot is cut short and recomputed."""
+        self._max_rate = float(value)
+        self._wake.set()
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -194,6 +205,7 @@ class FrameWorker:
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop after the current frame; True if the thread ended within ``timeout``."""
         self._stop.set()
+        self._wake.set()
         self.slot.close()
         t = self._thread
         if t is not None and t is not threading.current_thread():
@@ -207,11 +219,13 @@ class FrameWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self.max_rate > 0:
-                wait = self._last_start + 1.0 / self.max_rate - time.monotonic()
+            rate = self._max_rate
+            if rate > 0:
+                wait = self._last_start + 1.0 / rate - time.monotonic()
                 if wait > 0:
-                    self._stop.wait(wait)
-                    continue
+                    self._wake.wait(wait)
+                    self._wake.clear()
+                    continue  # the rate may have changed: recompute
             item = self.slot.take(timeout=0.2)
             if item is None or self._stop.is_set():
                 continue
