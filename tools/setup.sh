@@ -81,8 +81,17 @@ np_include=$("$vpy" -c 'import numpy; print(numpy.get_include())')
          -e "s#/opt/python/cp311-cp311/include/python3.11#$py_include#g" "$f"
 done
 
-# launch/ and config/ are installed as copies: a change there reinstalls too.
-iface_hash=$(cat CMakeLists.txt package.xml msg/*.msg srv/*.srv launch/* config/* | sha256sum | cut -c1-16)
+# launch/ and config/ are installed as copies: a change there only reinstalls (seconds).
+iface_hash=$(cat CMakeLists.txt package.xml msg/*.msg srv/*.srv | sha256sum | cut -c1-16)
+data_hash=$(cat launch/* config/* | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" = "$iface_hash" ] && [ -d "$repo/.ovseg_build" ] \
+    && [ "$(cat "$stamp_dir/data" 2>/dev/null)" != "$data_hash" ]; then
+  say "installing launch/ and config/ again (changed)"
+  rm -rf "$venv/share/ovseg/launch" "$venv/share/ovseg/config"
+  cmake --install "$repo/.ovseg_build" > "$stamp_dir/cmake-install.log" 2>&1 ||
+    { cat "$stamp_dir/cmake-install.log" >&2; exit 1; }
+  echo "$data_hash" > "$stamp_dir/data"
+fi
 if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$vpy" -c 'import ovseg.msg' 2>/dev/null \
     || [ ! -f "$venv/share/ovseg/launch/ovseg.launch.py" ]; then
   say "building and installing the ROS package (msg/, srv/ with rosidl; launch/, config/, executables)"
@@ -106,6 +115,7 @@ if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$vpy"
     exit 1
   }
   echo "$iface_hash" > "$stamp_dir/interfaces"
+  echo "$data_hash" > "$stamp_dir/data"
 else
   say "interfaces up to date (stamp $iface_hash)"
 fi
