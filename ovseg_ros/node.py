@@ -363,7 +363,7 @@ class SegmentationNode(LifecycleNode):
 
     def _set_vocabulary(self, request, response):
         log = self.get_logger()
-        with self._vocab_lock:  # one change at a time: versions increase by one
+        with self._vocab_lock:  # one change at a time: versions increase
             current = self._vocab
             response.version = current.version if current is not None else 0
             if current is None or self.segmenter is None:

@@ -146,3 +146,14 @@ def test_an_integer_for_a_double_on_the_command_line_is_one_clear_line(ros_env):
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 1, out
     assert "parameter 'max_rate' must be a double" in lines[0] and "write 5.0" in lines[0], lines[0]
+
+
+def test_a_cuda_index_beyond_the_machines_devices_is_refused(monkeypatch):
+    """The branch a machine with CUDA takes (here its device count is patched: this one may have none)."""
+    from ovseg_ros.params import ConfigError, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == "cuda:1" and resolve_device("auto") == "cuda"
+    with pytest.raises(ConfigError, match=r"device 'cuda:7': this machine has 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:7")
