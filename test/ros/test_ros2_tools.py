@@ -205,10 +205,14 @@ def test_launch_keeps_the_users_params_file_values(stack):
     assert "finalized" in _ok(ros2_shell(LIFECYCLE_GET, domain))
 
 
-def test_ros2_run_starts_the_node(stack):
-    _, proc = stack["run"]
+def test_ros2_run_starts_the_node_which_takes_lifecycle_commands_too(stack):
+    domain, proc = stack["run"]
     text = _wait_log(proc, r"active: segmenting /camera/image_raw")
     assert proc.poll() is None, text
+    assert _until_found(LIFECYCLE_GET, domain).startswith("active")
+    assert "Transitioning successful" in _ok(ros2_shell(LIFECYCLE["deactivate"], domain))
+    assert "Transitioning successful" in _ok(ros2_shell(LIFECYCLE["shutdown"], domain))  # from inactive
+    assert "finalized" in _ok(ros2_shell(LIFECYCLE_GET, domain))
 
 
 def _echo_all(domain: int) -> dict[str, str]:
