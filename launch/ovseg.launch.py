@@ -4,13 +4,17 @@
         params_file:=/path/to/my_robot.yaml
 
 Arguments: ``camera_topic`` (remapped onto the node's ``image`` input; ``<camera_topic>/compressed``
-with ``input_transport:=compressed``), ``model`` (fcclip or catseg), ``params_file`` (loaded after
-the package's ``config/ovseg.yaml``, so it only needs to override), ``namespace`` (default
-``segmentation``), ``lifecycle`` (true: a managed ``ovseg_lifecycle_node``; false: ``ovseg_node``,
-configured and activated at start), ``input_transport`` (raw or compressed), ``device``,
-``checkpoint`` ('' = from the parameter files), ``log_level``, ``fastdds_profile`` (a Fast DDS XML
-profile for the node's process, e.g. the package's ``config/fastdds_shm.xml``; '' = inherit the
-environment; see the README's "Node latency and DDS transports").
+with ``input_transport:=compressed``), ``params_file`` (loaded after the package's
+``config/ovseg.yaml``, so it only needs to override), ``namespace`` (default ``segmentation``),
+``lifecycle`` (true: a managed ``ovseg_lifecycle_node``; false: ``ovseg_node``, configured and
+activated at start), ``log_level``, ``fastdds_profile`` (a Fast DDS XML profile for the node's
+process, e.g. the package's ``config/fastdds_shm.xml``; '' = inherit the environment; see the
+README's "Node latency and DDS transports").
+
+``model`` (fcclip or catseg), ``input_transport`` (raw or compressed), ``device`` and
+``checkpoint`` set the node parameter of that name (``input.transport`` for ``input_transport``)
+only when given: their default '' leaves the value of the parameter files (``params_file``, else
+``config/ovseg.yaml``) in force.
 """
 import os
 
@@ -18,6 +22,10 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import LifecycleNode, Node
+
+
+#: launch argument -> node parameter it sets (only when given, i.e. not '')
+OVERRIDES = {"model": "model", "input_transport": "input.transport", "device": "device", "checkpoint": "checkpoint"}
 
 
 def _nodes(context):
@@ -28,10 +36,11 @@ def _nodes(context):
     params = [os.path.join(share, "config", "ovseg.yaml")]
     if arg("params_file"):
         params.append(arg("params_file"))
-    overrides = {"model": arg("model"), "input.transport": arg("input_transport"), "device": arg("device")}
-    if arg("checkpoint"):
-        overrides["checkpoint"] = arg("checkpoint")
-    params.append(overrides)
+    # A launch argument overrides the parameter files only when the user gave it: '' (the
+    # default) means "not given", so params_file's values (and then config/ovseg.yaml's) hold.
+    overrides = {param: arg(name) for name, param in OVERRIDES.items() if arg(name)}
+    if overrides:
+        params.append(overrides)
     camera = arg("camera_topic")
     env = {"FASTDDS_DEFAULT_PROFILES_FILE": arg("fastdds_profile")} if arg("fastdds_profile") else None
     common = dict(additional_env=env, package="ovseg", namespace=arg("namespace"), name="ovseg", output="screen",
@@ -46,14 +55,16 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("camera_topic", default_value="/camera/image_raw",
                               description="camera image topic (the base topic for compressed input)"),
-        DeclareLaunchArgument("model", default_value="fcclip", description="fcclip or catseg"),
+        DeclareLaunchArgument("model", default_value="", description="fcclip or catseg ('' = from the params)"),
         DeclareLaunchArgument("params_file", default_value="",
                               description="parameter file loaded after config/ovseg.yaml (overrides)"),
         DeclareLaunchArgument("namespace", default_value="segmentation", description="namespace of the node"),
         DeclareLaunchArgument("lifecycle", default_value="false",
                               description="true: managed lifecycle node; false: starts active"),
-        DeclareLaunchArgument("input_transport", default_value="raw", description="raw or compressed"),
-        DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
+        DeclareLaunchArgument("input_transport", default_value="",
+                              description="raw or compressed ('' = from the params)"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto, cpu, cuda or cuda:N ('' = from the params)"),
         DeclareLaunchArgument("checkpoint", default_value="", description="checkpoint file ('' = from the params)"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug, info, warn, error"),
         DeclareLaunchArgument("fastdds_profile", default_value="",

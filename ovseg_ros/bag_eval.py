@@ -564,7 +564,7 @@ def _panoptic_metrics(gt_pan, pan_out, vocabularies, final_vocab) -> dict:
 
     if final_vocab is None:
         raise RuntimeError("no vocabulary received from the node")
-    cats = {i: bool(c.is_thing) for i, c in enumerate(final_vocab.classes)}
+    cats = {i: c.thing == c.THING for i, c in enumerate(final_vocab.classes)}  # published: THING or STUFF
     metric = PanopticQualityMetric(categories=cats)
     evaluated = 0
     for s, gt in gt_pan.items():

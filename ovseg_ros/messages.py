@@ -2,7 +2,7 @@
 
 - :func:`vocabulary_from_msgs`: ``VocabularyClass[]`` + templates (a SetVocabulary request) ->
   validated :class:`ovseg_models.Vocabulary` (raises :class:`VocabularyError` with the reason).
-- :func:`vocabulary_to_msg`: an encoded vocabulary -> ``ovseg/Vocabulary`` (``seen`` resolved).
+- :func:`vocabulary_to_msg`: an encoded vocabulary -> ``ovseg/Vocabulary`` (``seen``, ``thing`` resolved).
 - :func:`panoptic_to_msg`: a :class:`SegmentationResult` -> ``ovseg/PanopticSegmentation``.
 - :func:`semantic_to_msg`: a :class:`SegmentationResult` -> mono16 label image.
 - :func:`load_vocabulary`: the built-in dataset vocabularies and vocabulary files (only from
@@ -14,13 +14,14 @@ import json
 import os
 import re
 import stat
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ovseg_models.segmenter import EncodedVocabulary, SegmentationResult
-from ovseg_models.vocabulary import MAX_NAME_LENGTH, Vocabulary, VocabularyClass, VocabularyError
+from ovseg_models.vocabulary import MAX_NAME_LENGTH, Vocabulary, VocabularyClass, VocabularyError, normalize_name
 
 from .conversions import UNLABELED, label_image, labels_to_image
 
@@ -45,6 +46,37 @@ BUILTIN_VOCABULARIES = ("coco_panoptic", "ade20k_150", "coco_stuff_171", "ade20k
 TRAINING_DATASET = {"fcclip": "coco_panoptic", "catseg": "coco_stuff_171"}
 
 SEEN_AUTO, SEEN, UNSEEN = 0, 1, 2
+THING_AUTO, THING, STUFF = 0, 1, 2
+
+#: datasets whose thing/stuff flags decide THING_AUTO classes, first match wins (the ones with
+#: real flags: ADE20K-847 and Pascal Context-459 mark every class stuff)
+THING_DATASETS = ("coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas", "pascal_context_59",
+                  "pascal_voc_21")
+
+
+@lru_cache(maxsize=1)
+def _thing_flags() -> tuple[dict[str, bool], ...]:
+    from ovseg_models.data.class_names import get_categories
+
+    tables = []
+    for dataset in THING_DATASETS:
+        flags: dict[str, bool] = {}
+        for c in get_categories(dataset):
+            for name in c.synonyms:
+                flags.setdefault(normalize_name(name), bool(c.is_thing))
+        tables.append(flags)
+    return tuple(tables)
+
+
+def resolve_thing(synonyms: Sequence[str]) -> bool:
+    """THING_AUTO: the flag of the first built-in dataset (:data:`THING_DATASETS`) naming one of
+    ``synonyms`` (case- and whitespace-insensitive); a class no dataset names is a thing."""
+    keys = [normalize_name(s) for s in synonyms]
+    for flags in _thing_flags():
+        for k in keys:
+            if k in flags:
+                return flags[k]
+    return True
 
 
 def _clean(s: str) -> str:
@@ -55,7 +87,8 @@ def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) 
     """A SetVocabulary request's classes and templates -> a validated :class:`Vocabulary`.
 
     A class's synonyms are its name followed by ``synonyms``. This reads the message fields
-    only (``seen`` values); every rule on names and templates is :meth:`Vocabulary.create`'s,
+    only (``seen`` and ``thing`` values; ``thing`` THING_AUTO is resolved with
+    :func:`resolve_thing`); every rule on names and templates is :meth:`Vocabulary.create`'s,
     which refuses the request with the reason (:class:`VocabularyError`).
     """
     parsed = []
@@ -63,8 +96,12 @@ def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) 
         if c.seen not in (SEEN_AUTO, SEEN, UNSEEN):
             raise VocabularyError(f"class {i} ({c.name!r}): seen must be 0 (auto), 1 (seen) or 2 (unseen), "
                                   f"got {c.seen}")
+        if c.thing not in (THING_AUTO, THING, STUFF):
+            raise VocabularyError(f"class {i} ({c.name!r}): thing must be 0 (auto), 1 (thing) or 2 (stuff), "
+                                  f"got {c.thing}")
         seen = None if c.seen == SEEN_AUTO else c.seen == SEEN
-        parsed.append(VocabularyClass((c.name, *c.synonyms), is_thing=bool(c.is_thing), seen=seen))
+        is_thing = resolve_thing([c.name, *c.synonyms]) if c.thing == THING_AUTO else c.thing == THING
+        parsed.append(VocabularyClass((c.name, *c.synonyms), is_thing=is_thing, seen=seen))
     return Vocabulary.create(parsed, templates=list(templates) or None)
 
 
@@ -98,7 +135,7 @@ def vocabulary_to_msg(encoded: EncodedVocabulary, *, version: int, model: str, s
         msg.stamp = stamp
     msg.version = int(version)
     msg.model = model
-    msg.classes = [ClassMsg(name=c.name, synonyms=list(c.synonyms[1:]), is_thing=bool(c.is_thing),
+    msg.classes = [ClassMsg(name=c.name, synonyms=list(c.synonyms[1:]), thing=THING if c.is_thing else STUFF,
                             seen=SEEN if s else UNSEEN) for c, s in zip(vocab, seen)]
     templates = vocab.templates
     if templates is None:

@@ -65,7 +65,9 @@ from ovseg_models.vocabulary import VocabularyError
 from . import conversions, messages
 from .encoding import EncodingJob, VocabularyEncoder
 from .overlay import palette_for, render_overlay
-from .params import ConfigError, NodeConfig, RUNTIME_PARAMETERS, build_segmenter, declare_parameters, read_config
+from .params import (PARAMETERS, RUNTIME_PARAMETERS, ConfigError, NodeConfig, build_segmenter, declare_parameters,
+                     read_config, validate_parameter)
+from .versions import VersionCounter
 from .worker import FrameRecord, FrameWorker, LatestSlot, Stats
 
 __all__ = ["SegmentationNode", "bring_up", "lifecycle_main", "main"]
@@ -139,8 +141,14 @@ class SegmentationNode(LifecycleNode):
                  segmenter_factory: Callable | None = None, **kwargs):
         """``segmenter_factory``: replaces ``ovseg_models.create_segmenter`` (same signature); for embedding."""
         kwargs.setdefault("automatically_declare_parameters_from_overrides", False)
+        # set before the rclpy node exists: destroy_node (also called by rclpy on a node whose
+        # construction failed, e.g. a parameter of the wrong type) only needs these
+        self._sub = None
+        self._worker: FrameWorker | None = None
+        self._slot: LatestSlot[Frame] = LatestSlot()
+        self._active = False
         super().__init__(node_name, namespace=namespace, **kwargs)
-        declare_parameters(self)
+        declare_parameters(self)  # ConfigError naming the parameter for a value of the wrong type
         self._factory = segmenter_factory
         self.cfg: NodeConfig | None = None
         self.segmenter = None
@@ -148,17 +156,13 @@ class SegmentationNode(LifecycleNode):
         self.configure_error: str = ""
         self.recent_warnings: collections.deque[str] = collections.deque(maxlen=50)
         self._warn_times: dict[str, float] = {}
-        self._slot: LatestSlot[Frame] = LatestSlot()
-        self._worker: FrameWorker | None = None
         self._vocab: ActiveVocabulary | None = None
-        self._version = 0
+        self._versions = VersionCounter()  # never reset: a version never names two vocabularies
         self._publish_lock = threading.Lock()
         self._vocab_lock = threading.Lock()
-        self._active = False
         self._pubs: dict[str, Any] = {}
         self._reuse: dict[str, Any] = {}  # the last published output messages; worker thread only
         self._ovseg_services: list = []
-        self._sub = None
         self._diag_timer = None
         self._state_label = "unconfigured"
         self._frames_group = MutuallyExclusiveCallbackGroup()
@@ -225,7 +229,6 @@ class SegmentationNode(LifecycleNode):
             log.warning("RANDOM WEIGHTS: no checkpoint given (allow_random_weights is true); the segmentation "
                         "head is randomly initialised and the outputs are meaningless")
         self.cfg, self.segmenter = cfg, segmenter
-        self._version = 0
         self._vocab = self._make_active(encoded)
         self._published_stamps.clear()
         self._encoder = VocabularyEncoder(
@@ -380,35 +383,52 @@ class SegmentationNode(LifecycleNode):
             self._pubs = {}
 
     def _on_set_parameters(self, params):
+        """Check every value when it is set; apply RUNTIME_PARAMETERS at once; refuse changing the
+        others on a configured node (they would only take effect at the next configure)."""
         from rcl_interfaces.msg import SetParametersResult
 
+        configured = self.cfg is not None and self._state_label in ("inactive", "active")
         for p in params:
-            if p.name == "max_rate" and (not isinstance(p.value, (int, float)) or p.value < 0):
-                return SetParametersResult(successful=False, reason="max_rate must be a number >= 0")
-            if p.name in ("semantic_score_threshold", "overlay.alpha") and not (
-                    isinstance(p.value, (int, float)) and 0 <= p.value <= 1):
-                return SetParametersResult(successful=False, reason=f"{p.name} must be within [0, 1]")
+            if p.name not in PARAMETERS:  # rclpy's own (use_sim_time, ...)
+                continue
+            try:
+                validate_parameter(p.name, p.value)
+            except ConfigError as e:
+                return SetParametersResult(successful=False, reason=str(e))
+            if configured and p.name not in RUNTIME_PARAMETERS and p.value != self.get_parameter(p.name).value:
+                fqn = self.get_fully_qualified_name()
+                return SetParametersResult(successful=False, reason=(
+                    f"{p.name} takes effect at configure and the node is {self._state_label}: clean it up first "
+                    f"(ros2 lifecycle set {fqn} deactivate, then cleanup), set {p.name}, then configure and "
+                    f"activate again. Applied at once: {', '.join(RUNTIME_PARAMETERS)}"))
         cfg = self.cfg
         if cfg is not None:
             for p in params:
-                if p.name in RUNTIME_PARAMETERS:
-                    setattr(cfg, p.name.replace(".", "_"), p.value)
-                    if p.name == "max_rate" and self._worker is not None:
-                        self._worker.max_rate = float(p.value)
+                if p.name not in RUNTIME_PARAMETERS:
+                    continue
+                setattr(cfg, p.name.replace(".", "_"), p.value)
+                if p.name == "max_rate" and self._worker is not None:
+                    self._worker.max_rate = p.value  # a wait for the old rate's next slot ends at once
+                elif p.name == "diagnostics.period" and self._diag_timer is not None:
+                    self.destroy_timer(self._diag_timer)
+                    self._diag_timer = self.create_timer(p.value, self._publish_diagnostics,
+                                                         callback_group=self._timer_group)
         return SetParametersResult(successful=True)
 
     # -- vocabulary ------------------------------------------------------------------------
     def _make_active(self, encoded: EncodedVocabulary) -> ActiveVocabulary:
-        self._version += 1
+        version = self._versions.next()
+        if self._versions.warning:
+            self._warn("versions", self._versions.warning, period=3600.0)
         cfg = self.cfg
         default_templates = getattr(self.segmenter, "templates", ()) or ()
         if not isinstance(default_templates, (list, tuple)):
             default_templates = ()
-        msg = messages.vocabulary_to_msg(encoded, version=self._version, model=cfg.model if cfg else "",
+        msg = messages.vocabulary_to_msg(encoded, version=version, model=cfg.model if cfg else "",
                                          stamp=self.get_clock().now().to_msg(),
                                          default_templates=default_templates)
         names = tuple(encoded.vocabulary.names)
-        return ActiveVocabulary(encoded, self._version, msg, names, palette_for(names))
+        return ActiveVocabulary(encoded, version, msg, names, palette_for(names))
 
     def _publish_vocabulary(self, active: ActiveVocabulary) -> None:
         pub = self._pubs.get("vocabulary")
@@ -840,7 +860,11 @@ def run(args=None, *, lifecycle: bool = False, segmenter_factory: Callable | Non
     node = None
     rc = 0
     try:
-        node = SegmentationNode(segmenter_factory=segmenter_factory)
+        try:
+            node = SegmentationNode(segmenter_factory=segmenter_factory)
+        except ConfigError as e:  # e.g. -p max_rate:=5: one line naming the parameter and its type
+            rclpy.logging.get_logger(DEFAULT_NAME).fatal(str(e))
+            return 2
         autostart = (not lifecycle) or bool(node.get_parameter("autostart").value)
         if autostart:
             try:

@@ -1,20 +1,29 @@
 """The node's parameters: declarations (with descriptions), reading, validation, model building.
 
-Every parameter has a default here; ``config/ovseg.yaml`` repeats them with comments. Model
-parameters take effect at the next *configure*; those in :data:`RUNTIME_PARAMETERS` also take
-effect immediately when set on a running node. Validation failures raise :class:`ConfigError`
+Every parameter has a default here; ``config/ovseg.yaml`` repeats them with comments.
+
+- Those in :data:`RUNTIME_PARAMETERS` take effect at once when set on a configured node.
+- All others take effect at the next *configure*: set on an unconfigured node they are kept for
+  it; set on a configured (inactive or active) node to another value they are refused with a
+  reason saying to clean the node up first (nothing would change until then).
+
+Every value is checked when it is set (:func:`validate_parameter`: type, range, choice, device
+availability, files that must exist); what depends on several parameters (a checkpoint or
+``allow_random_weights``, fp16 only on CUDA, the variant of the chosen model, CAT-Seg's template
+count) is checked at configure (:func:`config_from_dict`). Failures raise :class:`ConfigError`
 whose message says what to change.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["ConfigError", "NodeConfig", "PARAMETERS", "RUNTIME_PARAMETERS", "build_segmenter",
-           "declare_parameters", "read_config", "config_from_dict"]
+           "declare_parameters", "read_config", "config_from_dict", "resolve_device", "validate_parameter"]
 
 MODELS = ("fcclip", "catseg")
 DEVICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
@@ -83,7 +92,12 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "autostart": (False, "ovseg_lifecycle_node: configure and activate at start-up"),
 }
 
-RUNTIME_PARAMETERS = ("max_rate", "semantic_score_threshold", "overlay.alpha", "overlay.draw_labels")
+#: parameters applied at once on a configured node; all others take effect at configure
+RUNTIME_PARAMETERS = ("max_rate", "semantic_score_threshold", "overlay.alpha", "overlay.draw_labels",
+                      "diagnostics.period")
+
+_TYPE_NAMES = {bool: "a bool (true or false)", int: "an integer", float: "a double (a number with a decimal "
+               "point, e.g. 5.0)", str: "a string", list: "a string array (e.g. ['default'])"}
 
 
 @dataclass
@@ -127,8 +141,18 @@ class NodeConfig:
     resolved_device: str = "cpu"
 
 
+def _type_message(name: str, default: Any, value: Any = None) -> str:
+    want = _TYPE_NAMES[type(default)]
+    got = f", got {type(value).__name__} {value!r}" if value is not None else ""
+    example = f": write {float(value)!r}" if isinstance(default, float) and isinstance(value, int) else ""
+    return f"parameter '{name}' must be {want}{got}{example}"
+
+
 def declare_parameters(node) -> None:
+    """Declare every parameter; a value of the wrong type (``-p max_rate:=5``, an integer for a
+    double) raises :class:`ConfigError` naming the parameter and the type it takes."""
     from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+    from rclpy.exceptions import InvalidParameterTypeException
 
     for name, (default, description) in PARAMETERS.items():
         if isinstance(default, list):
@@ -136,7 +160,11 @@ def declare_parameters(node) -> None:
         else:
             desc = ParameterDescriptor(description=description)
         if not node.has_parameter(name):
-            node.declare_parameter(name, default, desc)
+            try:
+                node.declare_parameter(name, default, desc)
+            except InvalidParameterTypeException:
+                given = getattr(node, "_parameter_overrides", {}).get(name)  # the value rclpy refused
+                raise ConfigError(_type_message(name, default, getattr(given, "value", None))) from None
 
 
 def _key(name: str) -> str:
@@ -148,6 +176,132 @@ def read_config(node) -> NodeConfig:
     """Read and validate the node's parameters."""
     values = {name: node.get_parameter(name).value for name in PARAMETERS}
     return config_from_dict(values)
+
+
+def resolve_device(device: str) -> str:
+    """The torch device ``device`` names ('auto' resolved); :class:`ConfigError` if this machine has none."""
+    import torch
+
+    dev = str(device).strip().lower() or "auto"
+    if dev == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu":
+        return dev
+    if dev != "cuda" and not (dev.startswith("cuda:") and dev[5:].isdigit()):
+        raise ConfigError(f"device {device!r} is not {DEVICES_HINT}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available to torch "
+                          f"{torch.__version__}: set 'device' to 'cpu' or 'auto', or install a torch build "
+                          "for this machine's CUDA driver (see README, 'Another CUDA version')")
+    if ":" in dev and int(dev[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}): set 'device' to one of them, "
+                          "'cuda' or 'auto'")
+    return dev
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(f"{name} = {value} must be within [{lo}, {hi}]")
+    return value
+
+
+def _parse_model_options(value: Any) -> dict:
+    if not value:
+        return {}
+    if isinstance(value, str):
+        try:
+            opts = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"model_options is not valid JSON ({e}); example: '{{\"num_queries\": 100}}'") from None
+    else:
+        opts = value
+    if not isinstance(opts, dict):
+        raise ConfigError("model_options must be a JSON object, e.g. '{\"num_queries\": 100}'")
+    return opts
+
+
+def _parse_templates(value: Any) -> tuple[str, ...] | None:
+    templates = [t for t in (value or []) if t != ""]
+    if not templates or (len(templates) == 1 and templates[0].lower() == "default"):
+        return None
+    if len(templates) == 1 and templates[0].lower() in TEMPLATE_SETS:
+        from ovseg_models.text import get_templates
+
+        return tuple(get_templates(templates[0].lower()))
+    from ovseg_models.vocabulary import VocabularyError, validate_templates
+
+    try:
+        return tuple(validate_templates(templates))
+    except VocabularyError as e:
+        raise ConfigError(f"prompt_templates: {e} (or give one set name: {list(TEMPLATE_SETS)})") from None
+
+
+_CHOICES = {
+    "precision": ("fp32", "fp16", "bf16"),
+    "input.transport": TRANSPORTS,
+    "input.qos.profile": QOS_PROFILES,
+    "input.qos.reliability": RELIABILITY,
+    "output.qos.reliability": RELIABILITY[1:],
+}
+_UNIT_RANGE = ("fcclip.alpha", "fcclip.beta", "fcclip.object_mask_threshold", "fcclip.overlap_threshold",
+               "semantic_score_threshold", "overlay.alpha")
+_NON_NEGATIVE = ("fcclip.min_size", "fcclip.max_size", "input.qos.depth", "torch_threads")
+
+
+def validate_parameter(name: str, value: Any) -> None:
+    """Check one parameter's value on its own (type, range, choice, device, files); :class:`ConfigError`
+    with what to set otherwise. What depends on other parameters is checked at configure."""
+    if name not in PARAMETERS:
+        raise ConfigError(f"unknown parameter {name!r}")
+    default = PARAMETERS[name][0]
+    if type(value) is not type(default) or (isinstance(default, list) and not all(isinstance(v, str) for v in value)):
+        raise ConfigError(_type_message(name, default, value))
+    if name == "model":
+        if value.lower().replace("-", "").replace("_", "") not in MODELS:
+            raise ConfigError(f"unknown model {value!r}: set parameter 'model' to 'fcclip' or 'catseg'")
+    elif name == "variant":
+        if value:
+            from ovseg_models import list_variants
+
+            known = {m: list_variants(m) for m in MODELS}
+            if not any(value in v for v in known.values()):
+                raise ConfigError(f"unknown variant {value!r}: use '' (the model's default) or one of "
+                                  + "; ".join(f"{m}: {', '.join(v)}" for m, v in known.items()))
+    elif name == "checkpoint":
+        if value and not Path(os.path.expanduser(value)).is_file():
+            raise ConfigError(f"checkpoint {value!r} does not exist: give the path of a downloaded release "
+                              "(see README), or '' with allow_random_weights true for a test run")
+    elif name == "device":
+        resolve_device(value)
+    elif name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise ConfigError(f"{name} {value!r}: use one of {list(_CHOICES[name])}")
+    elif name == "seed":
+        if value < -1:
+            raise ConfigError("seed must be -1 (none) or >= 0")
+    elif name in _NON_NEGATIVE:
+        if value < 0:
+            raise ConfigError(f"{name} must be >= 0")
+    elif name == "resize.max_side":
+        if value < 0 or 0 < value < 32:
+            raise ConfigError(f"resize.max_side {value} is too small: use 0 (off) or >= 32")
+    elif name == "output.qos.depth":
+        if value < 1:
+            raise ConfigError("output.qos.depth must be >= 1")
+    elif name in _UNIT_RANGE:
+        _check_range(name, value, 0, 1)
+    elif name == "max_rate":
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"max_rate {value} must be a finite number >= 0 (Hz; 0 = as fast as the model runs)")
+    elif name == "diagnostics.period":
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"diagnostics.period {value} must be a finite number of seconds > 0 (e.g. 1.0)")
+    elif name == "model_options":
+        _parse_model_options(value)
+    elif name == "prompt_templates":
+        _parse_templates(value)
 
 
 def config_from_dict(values: dict[str, Any]) -> NodeConfig:
@@ -198,52 +352,18 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
         raise ConfigError(f"no checkpoint: set 'checkpoint' (a file) or 'weights' (a release name) to the {model} "
                           "release you want to run, or set 'allow_random_weights' true to run with a randomly "
                           "initialised head (outputs are meaningless)")
-    dev = str(cfg.device).strip().lower() or "auto"
-    import torch
-
-    if dev == "auto":
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-    if dev.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {cfg.device!r} requested but CUDA is not available to torch "
-                              f"{torch.__version__}: set 'device' to 'cpu' or 'auto', or install a torch build "
-                              "for this machine's CUDA driver (see README, 'Another CUDA version')")
-        if ":" in dev:
-            try:
-                idx = int(dev.split(":", 1)[1])
-            except ValueError:
-                raise ConfigError(f"device {cfg.device!r} is not {DEVICES_HINT}") from None
-            if idx >= torch.cuda.device_count():
-                raise ConfigError(f"device {cfg.device!r}: only {torch.cuda.device_count()} CUDA device(s)")
-    elif dev != "cpu":
-        raise ConfigError(f"device {cfg.device!r} is not {DEVICES_HINT}")
+    dev = resolve_device(cfg.device)
     cfg.resolved_device = dev
     if cfg.precision not in ("fp32", "fp16", "bf16"):
         raise ConfigError(f"precision {cfg.precision!r}: use 'fp32', 'fp16' or 'bf16'")
     if cfg.precision != "fp32" and not dev.startswith("cuda"):
         raise ConfigError(f"precision {cfg.precision!r} needs a CUDA device; on {dev} use precision 'fp32'")
-    if cfg.model_options:
-        if isinstance(cfg.model_options, str):
-            try:
-                opts = json.loads(cfg.model_options)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"model_options is not valid JSON ({e}); example: "
-                                  "'{\"num_queries\": 100}'") from None
-        else:
-            opts = cfg.model_options
-        if not isinstance(opts, dict):
-            raise ConfigError("model_options must be a JSON object, e.g. '{\"num_queries\": 100}'")
-        cfg.model_options = opts
-    else:
-        cfg.model_options = {}
+    cfg.model_options = _parse_model_options(cfg.model_options)
     for name, lo, hi in (("fcclip_alpha", 0, 1), ("fcclip_beta", 0, 1), ("fcclip_object_mask_threshold", 0, 1),
                          ("fcclip_overlap_threshold", 0, 1), ("semantic_score_threshold", 0, 1),
                          ("overlay_alpha", 0, 1)):
-        val = float(getattr(cfg, name))
-        if not lo <= val <= hi:
-            raise ConfigError(f"{name.replace('_', '.', 1) if name.startswith(('fcclip', 'overlay')) else name} "
-                              f"= {val} must be within [{lo}, {hi}]")
-        setattr(cfg, name, val)
+        label = name.replace('_', '.', 1) if name.startswith(('fcclip', 'overlay')) else name
+        setattr(cfg, name, _check_range(label, getattr(cfg, name), lo, hi))
     for name in ("max_side", "fcclip_min_size", "fcclip_max_size", "input_qos_depth", "torch_threads"):
         if int(getattr(cfg, name)) < 0:
             raise ConfigError(f"{name} must be >= 0")
@@ -251,10 +371,9 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
         raise ConfigError(f"resize.max_side {cfg.max_side} is too small: use 0 (off) or >= 32")
     if cfg.output_qos_depth < 1:
         raise ConfigError("output.qos.depth must be >= 1")
-    if cfg.max_rate < 0:
-        raise ConfigError("max_rate must be >= 0 (0 = unlimited)")
-    if cfg.diagnostics_period <= 0:
-        raise ConfigError("diagnostics.period must be > 0")
+    for name in ("max_rate", "diagnostics.period"):
+        value = getattr(cfg, _key(name))
+        validate_parameter(name, float(value) if isinstance(value, (int, float)) else value)
     if cfg.transport not in TRANSPORTS:
         raise ConfigError(f"input.transport {cfg.transport!r}: use 'raw' or 'compressed'")
     if cfg.input_qos_profile not in QOS_PROFILES:
@@ -265,20 +384,7 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     if cfg.output_qos_reliability not in RELIABILITY[1:]:
         raise ConfigError(f"output.qos.reliability {cfg.output_qos_reliability!r}: use 'reliable' or "
                           "'best_effort'")
-    templates = [t for t in (cfg.prompt_templates or []) if t != ""]
-    if not templates or (len(templates) == 1 and templates[0].lower() == "default"):
-        cfg.prompt_templates = None
-    elif len(templates) == 1 and templates[0].lower() in TEMPLATE_SETS:
-        from ovseg_models.text import get_templates
-
-        cfg.prompt_templates = tuple(get_templates(templates[0].lower()))
-    else:
-        from ovseg_models.vocabulary import VocabularyError, validate_templates
-
-        try:
-            cfg.prompt_templates = validate_templates(templates)
-        except VocabularyError as e:
-            raise ConfigError(f"prompt_templates: {e} (or give one set name: {list(TEMPLATE_SETS)})") from None
+    cfg.prompt_templates = _parse_templates(cfg.prompt_templates)
     if model == "catseg" and cfg.prompt_templates is not None:
         from ovseg_models.catseg import get_config as catseg_config
 

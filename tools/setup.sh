@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a working ovseg: a virtual environment in .venv with the
-# pinned Python dependencies, ROS 2 Kilted rclpy and message wheels, this package's interfaces
-# (msg/, srv/) built with rosidl into the venv, and ovseg_models + ovseg_ros installed in
-# editable mode. It then runs the main job (the demo) unless --no-demo is given.
+# pinned Python dependencies, ROS 2 Kilted rclpy and message wheels, this ROS package installed
+# the ROS way into the venv prefix (interfaces built with rosidl, share/ovseg/{package.xml,
+# launch, config}, the ament index marker, lib/ovseg/<executables>), and ovseg_models +
+# ovseg_ros installed in editable mode. The venv's bin/activate puts the venv on
+# AMENT_PREFIX_PATH, so `ros2 launch ovseg ...`, `ros2 run ovseg ...` and `ros2 pkg prefix ovseg`
+# find the package. It then runs the main job (the demo) unless --no-demo is given.
 #
-# Idempotent: a second run checks the pins, skips the interface build when msg/, srv/ and the
-# build files are unchanged, and finishes in seconds.
+# The ros2 command line and launch come from a ROS 2 distro on a robot; without one, install
+# them into the venv with tools/install-ros2-client.sh DIR (a folder of their wheels).
+#
+# Idempotent: a second run checks the pins, skips the package build when msg/, srv/, the
+# build files, launch/ and config/ are unchanged, and finishes in seconds.
 #
 #   tools/setup.sh              # set up and run the demo
 #   tools/setup.sh --no-demo    # set up only (CI)
@@ -24,7 +30,7 @@ run_demo=1
 for arg in "$@"; do
   case "$arg" in
     --no-demo) run_demo=0 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -65,7 +71,7 @@ else
   say "dependencies already match requirements/ (stamp $req_hash)"
 fi
 
-# --- 3. interfaces (msg/, srv/) built with rosidl into the venv -------------------------------
+# --- 3. the ROS package (interfaces, launch, config, executables) installed into the venv ------
 # The ROS wheels' exported CMake files name the interpreter of the machine that built them;
 # point them at this venv once (see ../shared/notes/ros2-on-pypi.md).
 py_include=$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
@@ -75,9 +81,20 @@ np_include=$("$vpy" -c 'import numpy; print(numpy.get_include())')
          -e "s#/opt/python/cp311-cp311/include/python3.11#$py_include#g" "$f"
 done
 
+# launch/ and config/ are installed as copies: a change there only reinstalls (seconds).
 iface_hash=$(cat CMakeLists.txt package.xml msg/*.msg srv/*.srv | sha256sum | cut -c1-16)
-if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$vpy" -c 'import ovseg.msg' 2>/dev/null; then
-  say "building interfaces (msg/, srv/) with rosidl"
+data_hash=$(cat launch/* config/* | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" = "$iface_hash" ] && [ -d "$repo/.ovseg_build" ] \
+    && [ "$(cat "$stamp_dir/data" 2>/dev/null)" != "$data_hash" ]; then
+  say "installing launch/ and config/ again (changed)"
+  rm -rf "$venv/share/ovseg/launch" "$venv/share/ovseg/config"
+  cmake --install "$repo/.ovseg_build" > "$stamp_dir/cmake-install.log" 2>&1 ||
+    { cat "$stamp_dir/cmake-install.log" >&2; exit 1; }
+  echo "$data_hash" > "$stamp_dir/data"
+fi
+if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$vpy" -c 'import ovseg.msg' 2>/dev/null \
+    || [ ! -f "$venv/share/ovseg/launch/ovseg.launch.py" ]; then
+  say "building and installing the ROS package (msg/, srv/ with rosidl; launch/, config/, executables)"
   build=$repo/.ovseg_build
   rm -rf "$build"
   (
@@ -98,11 +115,38 @@ if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$vpy"
     exit 1
   }
   echo "$iface_hash" > "$stamp_dir/interfaces"
+  echo "$data_hash" > "$stamp_dir/data"
 else
   say "interfaces up to date (stamp $iface_hash)"
 fi
 
-# --- 4. this package (editable) --------------------------------------------------------------
+# --- 4. ROS tools find the venv's packages --------------------------------------------------
+# `ros2 launch/run/pkg` look packages up in the ament index of the prefixes on AMENT_PREFIX_PATH.
+# bin/activate prepends the venv (keeping a sourced distro's prefixes after it) and deactivate
+# restores the previous value.
+if ! grep -q '# >>> ovseg ament prefix >>>' "$venv/bin/activate"; then
+  cat >> "$venv/bin/activate" <<'ACTIVATE'
+# >>> ovseg ament prefix >>>
+# ROS 2 tools (ros2 launch/run/pkg) find the packages installed in this venv through the ament
+# index under AMENT_PREFIX_PATH; deactivate restores the previous value.
+_OVSEG_OLD_AMENT_PREFIX_PATH="${AMENT_PREFIX_PATH-__ovseg_unset__}"
+case ":${AMENT_PREFIX_PATH:-}:" in
+  *":$VIRTUAL_ENV:"*) ;;
+  *) export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;;
+esac
+eval "_ovseg_venv_$(declare -f deactivate)"
+deactivate () {
+  if [ "${_OVSEG_OLD_AMENT_PREFIX_PATH-}" = "__ovseg_unset__" ]; then unset AMENT_PREFIX_PATH
+  elif [ -n "${_OVSEG_OLD_AMENT_PREFIX_PATH+x}" ]; then export AMENT_PREFIX_PATH="$_OVSEG_OLD_AMENT_PREFIX_PATH"; fi
+  unset _OVSEG_OLD_AMENT_PREFIX_PATH
+  _ovseg_venv_deactivate "$@"
+  if [ "${1-}" != "nondestructive" ]; then unset -f _ovseg_venv_deactivate; fi
+}
+# <<< ovseg ament prefix <<<
+ACTIVATE
+fi
+
+# --- 5. this package (editable) --------------------------------------------------------------
 if ! "$vpy" -c 'import ovseg_models, ovseg_ros' 2>/dev/null || [ setup.py -nt "$stamp_dir/package" ]; then
   say "installing ovseg_models and ovseg_ros (editable)"
   "${pip[@]}" install --no-deps --no-build-isolation -e . 2> >(grep -v -E 'BuildBackendWarning|^ *(!!|\*+|Please be careful|name as your package|with strategy)|^ *$' >&2)
@@ -111,7 +155,7 @@ fi
 
 say "environment ready in $((SECONDS - t_start)) s: activate with 'source $venv/bin/activate'"
 
-# --- 5. the main job -----------------------------------------------------------------------
+# --- 6. the main job -----------------------------------------------------------------------
 if [ "$run_demo" = 1 ]; then
   if [ -x "$venv/bin/ovseg" ]; then
     say "running the main job: ovseg (demo bag replayed through the node)"

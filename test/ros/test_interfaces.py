@@ -34,9 +34,9 @@ def make_vocabulary(version: int = 3) -> Vocabulary:
         version=version,
         model="fcclip",
         classes=[
-            VocabularyClass(name="wall", synonyms=["walls", "brick wall"], is_thing=False,
+            VocabularyClass(name="wall", synonyms=["walls", "brick wall"], thing=VocabularyClass.STUFF,
                             seen=VocabularyClass.SEEN),
-            VocabularyClass(name="mug", synonyms=[], is_thing=True, seen=VocabularyClass.UNSEEN),
+            VocabularyClass(name="mug", synonyms=[], thing=VocabularyClass.THING, seen=VocabularyClass.UNSEEN),
         ],
         prompt_templates=["a photo of a {}.", "There is a {} in the scene"],
     )
@@ -202,7 +202,7 @@ def test_vocabulary_services_on_a_server_node(ros_context, executor):
         return future.result()
 
     ok = call(set_client, SetVocabulary.Request(
-        classes=[VocabularyClass(name="cup", synonyms=["mug"], is_thing=True)],
+        classes=[VocabularyClass(name="cup", synonyms=["mug"], thing=VocabularyClass.THING)],
         prompt_templates=["a photo of a {}."]))
     assert ok.success and ok.version == 2 and ok.message == ""
     bad = call(set_client, SetVocabulary.Request(classes=[VocabularyClass(name="a"), VocabularyClass(name="A ")]))
