@@ -5,6 +5,7 @@ imports no ROS module). ROS 2 users build the whole package (interfaces, node, l
 config files) with colcon from a workspace's ``src/``: package.xml and CMakeLists.txt drive
 that build, this file is not used by it.
 """
+
 from setuptools import find_packages, setup
 
 ENTRY_POINTS = {

@@ -8,6 +8,7 @@ No ROS here: researchers train and evaluate with this package alone.
     >>> result = seg.predict(rgb_uint8_image)
     >>> result.semantic, result.segments, result.timings
 """
+
 from .factory import create_segmenter, list_models, list_variants
 from .segmenter import EncodedVocabulary, EncodingCancelled, ImageError, Segment, SegmentationResult, Segmenter
 from .vocabulary import Vocabulary, VocabularyClass, VocabularyError

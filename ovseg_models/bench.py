@@ -18,6 +18,7 @@ and CAT-Seg ViT-B/16 on the reference cases' weights; see :data:`OFFICIAL_TABLE`
 setting, per-stage steady-state medians, the cold call (text encoding included), the process's
 peak resident memory, and the official figures beside them with the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +29,22 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["BENCH_TARGETS", "BenchTarget", "OFFICIAL_MACHINE", "OFFICIAL_TABLE", "main", "run_benchmark",
-           "run_official_table"]
+__all__ = [
+    "BENCH_TARGETS",
+    "BenchTarget",
+    "OFFICIAL_MACHINE",
+    "OFFICIAL_TABLE",
+    "main",
+    "run_benchmark",
+    "run_official_table",
+]
 
 #: model name -> "module:function(args) -> BenchTarget"
 BENCH_TARGETS: dict[str, str] = {
@@ -46,33 +55,86 @@ BENCH_TARGETS: dict[str, str] = {
 
 #: Where the official figures of :data:`OFFICIAL_TABLE` come from (the official code is not part of
 #: this project, so its timings are reference constants, not measured here).
-OFFICIAL_MACHINE = ("official FC-CLIP / CAT-Seg code rebuilt (detectron2 from source, the repos' PyTorch "
-                    "deformable-attention fallback), timed 2026-12 on a 2-core x86_64 CPU, fp32, 2 threads, "
-                    "the reference cases' weights, two warm workers with calls alternated")
+OFFICIAL_MACHINE = (
+    "official FC-CLIP / CAT-Seg code rebuilt (detectron2 from source, the repos' PyTorch "
+    "deformable-attention fallback), timed 2026-12 on a 2-core x86_64 CPU, fp32, 2 threads, "
+    "the reference cases' weights, two warm workers with calls alternated"
+)
 
 #: The side-by-side settings: name -> model, case, options, official steady-state min / median
 #: seconds and peak RSS (GB), and ovseg's figures measured in the same runs (2026-12, for reference).
 OFFICIAL_TABLE: dict[str, dict] = {
-    "fcclip_case0": dict(model="fcclip", case="fcclip_rn50_case0.npz", label="FC-CLIP RN50 case0 (300x451 -> 800x1216), 8 classes",
-                         official_s=(11.88, 12.61), official_rss_gb=3.66, ovseg_then_s=(7.71, 8.24), cold_ratio_then=1.78),
-    "fcclip_640x480": dict(model="fcclip", case="fcclip_rn50_case0.npz", image_hw=(480, 640),
-                           label="FC-CLIP RN50 640x480 input, 8 classes",
-                           official_s=(12.61, 12.75), official_rss_gb=4.39, ovseg_then_s=(8.24, 8.42), cold_ratio_then=2.12),
-    "fcclip_ade150": dict(model="fcclip", case="fcclip_rn50_case0.npz", vocabulary="ade20k_150",
-                          label="FC-CLIP RN50 ADE-150 (official: 403 synonyms)",
-                          official_s=(12.58, 13.14), official_rss_gb=3.93, ovseg_then_s=(8.46, 8.73), cold_ratio_then=6.1),
-    "catseg_case0_sliding": dict(model="catseg", case="catseg_vitb16_case0.npz", sliding=True,
-                                 label="CAT-Seg ViT-B/16 case0, sliding window",
-                                 official_s=(27.54, 27.95), official_rss_gb=6.96, ovseg_then_s=(5.30, 5.32), cold_ratio_then=5.25),
-    "catseg_case0_resize": dict(model="catseg", case="catseg_vitb16_case0.npz", sliding=False,
-                                label="CAT-Seg ViT-B/16 case0, no sliding",
-                                official_s=(2.00, 2.07), official_rss_gb=3.17, ovseg_then_s=(0.94, 0.95), cold_ratio_then=2.39),
-    "catseg_ade150_resize": dict(model="catseg", case="catseg_vitb16_case0.npz", sliding=False, vocabulary="ade20k_150",
-                                 label="CAT-Seg ViT-B/16 ADE-150, no sliding",
-                                 official_s=(8.30, 8.99), official_rss_gb=4.07, ovseg_then_s=(6.48, 6.67), cold_ratio_then=2.14),
-    "catseg_ade150_sliding": dict(model="catseg", case="catseg_vitb16_case0.npz", sliding=True, vocabulary="ade20k_150",
-                                  label="CAT-Seg ViT-B/16 ADE-150, sliding window",
-                                  official_s=(88.9, 88.9), official_rss_gb=8.38, ovseg_then_s=(48.0, 48.0), cold_ratio_then=1.70),
+    "fcclip_case0": dict(
+        model="fcclip",
+        case="fcclip_rn50_case0.npz",
+        label="FC-CLIP RN50 case0 (300x451 -> 800x1216), 8 classes",
+        official_s=(11.88, 12.61),
+        official_rss_gb=3.66,
+        ovseg_then_s=(7.71, 8.24),
+        cold_ratio_then=1.78,
+    ),
+    "fcclip_640x480": dict(
+        model="fcclip",
+        case="fcclip_rn50_case0.npz",
+        image_hw=(480, 640),
+        label="FC-CLIP RN50 640x480 input, 8 classes",
+        official_s=(12.61, 12.75),
+        official_rss_gb=4.39,
+        ovseg_then_s=(8.24, 8.42),
+        cold_ratio_then=2.12,
+    ),
+    "fcclip_ade150": dict(
+        model="fcclip",
+        case="fcclip_rn50_case0.npz",
+        vocabulary="ade20k_150",
+        label="FC-CLIP RN50 ADE-150 (official: 403 synonyms)",
+        official_s=(12.58, 13.14),
+        official_rss_gb=3.93,
+        ovseg_then_s=(8.46, 8.73),
+        cold_ratio_then=6.1,
+    ),
+    "catseg_case0_sliding": dict(
+        model="catseg",
+        case="catseg_vitb16_case0.npz",
+        sliding=True,
+        label="CAT-Seg ViT-B/16 case0, sliding window",
+        official_s=(27.54, 27.95),
+        official_rss_gb=6.96,
+        ovseg_then_s=(5.30, 5.32),
+        cold_ratio_then=5.25,
+    ),
+    "catseg_case0_resize": dict(
+        model="catseg",
+        case="catseg_vitb16_case0.npz",
+        sliding=False,
+        label="CAT-Seg ViT-B/16 case0, no sliding",
+        official_s=(2.00, 2.07),
+        official_rss_gb=3.17,
+        ovseg_then_s=(0.94, 0.95),
+        cold_ratio_then=2.39,
+    ),
+    "catseg_ade150_resize": dict(
+        model="catseg",
+        case="catseg_vitb16_case0.npz",
+        sliding=False,
+        vocabulary="ade20k_150",
+        label="CAT-Seg ViT-B/16 ADE-150, no sliding",
+        official_s=(8.30, 8.99),
+        official_rss_gb=4.07,
+        ovseg_then_s=(6.48, 6.67),
+        cold_ratio_then=2.14,
+    ),
+    "catseg_ade150_sliding": dict(
+        model="catseg",
+        case="catseg_vitb16_case0.npz",
+        sliding=True,
+        vocabulary="ade20k_150",
+        label="CAT-Seg ViT-B/16 ADE-150, sliding window",
+        official_s=(88.9, 88.9),
+        official_rss_gb=8.38,
+        ovseg_then_s=(48.0, 48.0),
+        cold_ratio_then=1.70,
+    ),
 }
 
 
@@ -101,6 +163,7 @@ class PeakRSS:
                 return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:  # pragma: no cover - non-Linux
             import resource
+
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def _run(self):
@@ -133,8 +196,12 @@ def _coco_vocabulary(n: int, offset: int = 0):
     picked = [cats[(offset + i) % len(cats)] for i in range(n)]
     if n > len(cats):  # larger vocabularies: suffix repeated names so they stay distinct
         picked = [c for c in picked]
-        classes = [VocabularyClass(tuple(f"{s} {i // len(cats)}" if i >= len(cats) else s for s in c.synonyms),
-                                   is_thing=c.is_thing) for i, c in enumerate(picked)]
+        classes = [
+            VocabularyClass(
+                tuple(f"{s} {i // len(cats)}" if i >= len(cats) else s for s in c.synonyms), is_thing=c.is_thing
+            )
+            for i, c in enumerate(picked)
+        ]
     else:
         classes = [VocabularyClass(tuple(c.synonyms), is_thing=c.is_thing) for c in picked]
     return Vocabulary.create(classes)
@@ -142,13 +209,15 @@ def _coco_vocabulary(n: int, offset: int = 0):
 
 def _test_image(short: int, long: int) -> np.ndarray:
     try:
-        from PIL import Image
         import skimage.data  # type: ignore
+        from PIL import Image
+
         img = skimage.data.chelsea()
     except Exception:
         g = np.random.default_rng(0)
         img = (g.random((300, 451, 3)) * 255).astype(np.uint8)
     from PIL import Image
+
     return np.array(Image.fromarray(img).resize((long, short), Image.BILINEAR))
 
 
@@ -159,21 +228,25 @@ def fcclip_target(args) -> BenchTarget:
     if args.case:
         from .parity.fcclip import build_reference_model
         from .vocabulary import Vocabulary, VocabularyClass
+
         case = np.load(args.case, allow_pickle=False)
         manifest = args.manifest
         if manifest is None:
             from .parity import default_manifest
+
             manifest = default_manifest(__import__("pathlib").Path(args.case))
         model, cfg = build_reference_model(manifest)
         model = model.to(args.device)
         synonyms = json.loads(str(case["class_synonyms_json"]))
-        vocab = Vocabulary.create([VocabularyClass(tuple(s), is_thing=bool(t))
-                                   for s, t in zip(synonyms, case["is_thing"])])
+        vocab = Vocabulary.create(
+            [VocabularyClass(tuple(s), is_thing=bool(t)) for s, t in zip(synonyms, case["is_thing"], strict=False)]
+        )
         meta = json.loads(str(case["meta_json"]))
         ref = {"official_forward_s": meta.get("forward_seconds"), "official_text_s": meta.get("text_encoding_seconds")}
         image = case["image"]
     else:
         import warnings
+
         cfg = get_config(args.variant)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -181,8 +254,9 @@ def fcclip_target(args) -> BenchTarget:
         vocab, image, ref = None, None, {}
     if getattr(args, "reference_heads", False):
         model.use_fast_formulations(False)
-    seg = FCCLIPSegmenter(model, config=cfg, device=args.device, precision=args.precision,
-                          outputs=tuple(args.outputs.split(",")))
+    seg = FCCLIPSegmenter(
+        model, config=cfg, device=args.device, precision=args.precision, outputs=tuple(args.outputs.split(","))
+    )
 
     def set_resolution(short: int | None):
         if short is None:
@@ -241,9 +315,17 @@ def run_benchmark(args) -> list[dict]:
             stages = sorted({k for r in runs for k in r})
             med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in stages}
             best = min(r["total"] for r in runs)
-            row = {"resolution": res or "default", "input_hw": list(image.shape[:2]), "vocab": len(vocab),
-                   "text_cold_s": text_cold, "text_switch_s": text_switch, "median_s": med, "best_total_s": best,
-                   "peak_rss_mb": (mem.peak - mem.base) / 2**20, "rss_mb": mem.peak / 2**20}
+            row = {
+                "resolution": res or "default",
+                "input_hw": list(image.shape[:2]),
+                "vocab": len(vocab),
+                "text_cold_s": text_cold,
+                "text_switch_s": text_switch,
+                "median_s": med,
+                "best_total_s": best,
+                "peak_rss_mb": (mem.peak - mem.base) / 2**20,
+                "rss_mb": mem.peak / 2**20,
+            }
             if device.type == "cuda":
                 row["cuda_peak_mb"] = mem.cuda_peak / 2**20
             rows.append(row)
@@ -255,10 +337,14 @@ def _print_row(row: dict, reference: dict) -> None:
     med = row["median_s"]
     order = ["preprocess", "backbone", "pixel_decoder", "transformer_decoder", "classifiers", "postprocess"]
     stages = [k for k in order if k in med] + [k for k in med if k not in order and k != "total"]
-    print(f"\n== resolution {row['resolution']} (input {row['input_hw'][0]}x{row['input_hw'][1]}), "
-          f"vocabulary {row['vocab']} classes")
-    print(f"  text encoding: cold {row['text_cold_s']:.3f} s" +
-          ("" if row["text_switch_s"] != row["text_switch_s"] else f", switch (half new) {row['text_switch_s']:.3f} s"))
+    print(
+        f"\n== resolution {row['resolution']} (input {row['input_hw'][0]}x{row['input_hw'][1]}), "
+        f"vocabulary {row['vocab']} classes"
+    )
+    print(
+        f"  text encoding: cold {row['text_cold_s']:.3f} s"
+        + ("" if row["text_switch_s"] != row["text_switch_s"] else f", switch (half new) {row['text_switch_s']:.3f} s")
+    )
     for k in stages:
         print(f"  {k:<20s} {_fmt(med[k])} ms (median)")
     print(f"  {'end-to-end':<20s} {_fmt(med['total'])} ms (median), best {_fmt(row['best_total_s'])} ms")
@@ -267,8 +353,10 @@ def _print_row(row: dict, reference: dict) -> None:
         mem += f", CUDA max allocated {row['cuda_peak_mb']:.0f} MiB"
     print(mem)
     if reference.get("official_forward_s"):
-        print(f"  official (reference run, incl. text encoding): forward {reference['official_forward_s']} s, "
-              f"text {reference['official_text_s']} s")
+        print(
+            f"  official (reference run, incl. text encoding): forward {reference['official_forward_s']} s, "
+            f"text {reference['official_text_s']} s"
+        )
 
 
 def _table_vocabulary(model: str, dataset: str):
@@ -305,8 +393,10 @@ def run_official_table(args) -> list[dict]:
     cases = Path(args.cases) if args.cases else shared / "reference" / "cases"
     print(f"# reference: {OFFICIAL_MACHINE}")
     if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1):
-        print(f"# note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; ratios against the "
-              "reference constants only mean something on a machine as quiet as the reference run's")
+        print(
+            f"# note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; ratios against the "
+            "reference constants only mean something on a machine as quiet as the reference run's"
+        )
     device = torch.device(args.device)
     targets: dict[tuple, BenchTarget] = {}
     rows = []
@@ -315,15 +405,23 @@ def run_official_table(args) -> list[dict]:
         key = (spec["model"], spec["case"], spec.get("sliding"))
         if key not in targets:
             targets.clear()  # one model in memory at a time: the peak is that of one setting's model
-            targs = argparse.Namespace(**{**vars(args), "case": str(cases / spec["case"]), "manifest": None,
-                                          "variant": None if spec["model"] == "fcclip" else
-                                          ("vitb16_384" if spec.get("sliding") else "vitb16_384:resize")})
+            targs = argparse.Namespace(
+                **{
+                    **vars(args),
+                    "case": str(cases / spec["case"]),
+                    "manifest": None,
+                    "variant": None
+                    if spec["model"] == "fcclip"
+                    else ("vitb16_384" if spec.get("sliding") else "vitb16_384:resize"),
+                }
+            )
             targets[key] = _load_target(spec["model"], targs)
         target = targets[key]
         seg = target.segmenter
         image = target.image
         if spec.get("image_hw"):
             from PIL import Image
+
             h, w = spec["image_hw"]
             image = np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
         vocab = _table_vocabulary(spec["model"], spec["vocabulary"]) if spec.get("vocabulary") else target.vocabulary
@@ -339,13 +437,22 @@ def run_official_table(args) -> list[dict]:
             runs = [seg.predict(image).timings for _ in range(args.repeat)]
         stages = [k for k in runs[0] if k != "total"]
         totals = [r["total"] for r in runs]
-        row = {"name": name, "label": spec["label"], "input_hw": list(image.shape[:2]), "classes": len(vocab),
-               "stages_median_s": {k: statistics.median(r[k] for r in runs) for k in stages},
-               "stages_cold_s": {k: cold_result.timings[k] for k in stages},
-               "steady_min_s": min(totals), "steady_median_s": statistics.median(totals), "cold_s": cold,
-               "peak_rss_gb": mem.peak / 2**30, "official_s": spec["official_s"],
-               "official_rss_gb": spec["official_rss_gb"], "ovseg_then_s": spec["ovseg_then_s"],
-               "cold_ratio_then": spec["cold_ratio_then"]}
+        row = {
+            "name": name,
+            "label": spec["label"],
+            "input_hw": list(image.shape[:2]),
+            "classes": len(vocab),
+            "stages_median_s": {k: statistics.median(r[k] for r in runs) for k in stages},
+            "stages_cold_s": {k: cold_result.timings[k] for k in stages},
+            "steady_min_s": min(totals),
+            "steady_median_s": statistics.median(totals),
+            "cold_s": cold,
+            "peak_rss_gb": mem.peak / 2**30,
+            "official_s": spec["official_s"],
+            "official_rss_gb": spec["official_rss_gb"],
+            "ovseg_then_s": spec["ovseg_then_s"],
+            "cold_ratio_then": spec["cold_ratio_then"],
+        }
         rows.append(row)
         _print_table_row(row)
     return rows
@@ -353,24 +460,33 @@ def run_official_table(args) -> list[dict]:
 
 def _print_table_row(row: dict) -> None:
     off_min, off_med = row["official_s"]
-    print(f"\n== {row['label']} [{row['name']}] (input {row['input_hw'][0]}x{row['input_hw'][1]}, "
-          f"{row['classes']} classes)")
+    print(
+        f"\n== {row['label']} [{row['name']}] (input {row['input_hw'][0]}x{row['input_hw'][1]}, "
+        f"{row['classes']} classes)"
+    )
     print(f"  {'stage':<20s} {'steady median':>14s} {'cold':>10s}")
     for k, v in row["stages_median_s"].items():
         print(f"  {k:<20s} {v:12.3f} s {row['stages_cold_s'][k]:8.3f} s")
-    print(f"  {'end-to-end':<20s} steady min / median {row['steady_min_s']:.2f} / {row['steady_median_s']:.2f} s, "
-          f"cold (text encoding included) {row['cold_s']:.2f} s")
-    print(f"  official (reference, steady) min / median {off_min:.2f} / {off_med:.2f} s -> ratio "
-          f"{off_min / row['steady_min_s']:.2f}x (min) / {off_med / row['steady_median_s']:.2f}x (median); "
-          f"cold ratio at the reference run {row['cold_ratio_then']}x (official cold time not a constant here)")
-    print(f"  peak RSS {row['peak_rss_gb']:.2f} GB vs official {row['official_rss_gb']:.2f} GB "
-          f"({row['peak_rss_gb'] / row['official_rss_gb']:.2f} of it; target <= 0.5)")
+    print(
+        f"  {'end-to-end':<20s} steady min / median {row['steady_min_s']:.2f} / {row['steady_median_s']:.2f} s, "
+        f"cold (text encoding included) {row['cold_s']:.2f} s"
+    )
+    print(
+        f"  official (reference, steady) min / median {off_min:.2f} / {off_med:.2f} s -> ratio "
+        f"{off_min / row['steady_min_s']:.2f}x (min) / {off_med / row['steady_median_s']:.2f}x (median); "
+        f"cold ratio at the reference run {row['cold_ratio_then']}x (official cold time not a constant here)"
+    )
+    print(
+        f"  peak RSS {row['peak_rss_gb']:.2f} GB vs official {row['official_rss_gb']:.2f} GB "
+        f"({row['peak_rss_gb'] / row['official_rss_gb']:.2f} of it; target <= 0.5)"
+    )
     print(f"  ovseg at the reference run: {row['ovseg_then_s'][0]:.2f} / {row['ovseg_then_s'][1]:.2f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ovseg_models.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m ovseg_models.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="fcclip", help=f"one of {sorted(BENCH_TARGETS)}")
     p.add_argument("--variant", default=None, help="model variant (random weights unless --case)")
     p.add_argument("--case", help="time a reference case's image and vocabulary (official weights rule)")
@@ -384,19 +500,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--json", help="also write the rows to this JSON file")
-    p.add_argument("--reference-heads", action="store_true",
-                   help="FC-CLIP: the official order of operations in the heads instead of the faster "
-                        "formulations (FCCLIP.use_fast_formulations(False))")
-    p.add_argument("--table", action="store_true",
-                   help="the settings of the side-by-side comparison with the official code, beside its figures")
+    p.add_argument(
+        "--reference-heads",
+        action="store_true",
+        help="FC-CLIP: the official order of operations in the heads instead of the faster "
+        "formulations (FCCLIP.use_fast_formulations(False))",
+    )
+    p.add_argument(
+        "--table",
+        action="store_true",
+        help="the settings of the side-by-side comparison with the official code, beside its figures",
+    )
     p.add_argument("--rows", help=f"with --table: comma-separated subset of {','.join(OFFICIAL_TABLE)}")
-    p.add_argument("--cases", help="with --table: folder of the reference cases (default: "
-                   "$OVSEG_SHARED/reference/cases, OVSEG_SHARED defaulting to ../shared beside the checkout)")
+    p.add_argument(
+        "--cases",
+        help="with --table: folder of the reference cases (default: "
+        "$OVSEG_SHARED/reference/cases, OVSEG_SHARED defaulting to ../shared beside the checkout)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"# {'official-comparison table' if args.table else args.model} on {args.device} ({args.precision}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads" + (", FC-CLIP reference heads" if args.reference_heads else ""))
+    print(
+        f"# {'official-comparison table' if args.table else args.model} on {args.device} ({args.precision}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        + (", FC-CLIP reference heads" if args.reference_heads else "")
+    )
     rows = run_official_table(args) if args.table else run_benchmark(args)
     if args.json:
         with open(args.json, "w") as f:

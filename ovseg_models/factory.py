@@ -5,6 +5,7 @@ returns a ready :class:`~ovseg_models.segmenter.Segmenter`. Each model family pr
 builder ``build_segmenter(*, variant, checkpoint, pretrained, device, precision, **options)``;
 model hyperparameters live as data in each family's ``configs`` (see ``list_variants``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -37,9 +38,17 @@ def list_variants(model: str) -> list[str]:
     return sorted(_family(model).VARIANTS)
 
 
-def create_segmenter(model: str, *, variant: str | None = None, checkpoint: str | None = None,
-                     weights: Any = None, pretrained: str | bool | None = True, device: str = "cpu",
-                     precision: str = "fp32", **options: Any) -> Segmenter:
+def create_segmenter(
+    model: str,
+    *,
+    variant: str | None = None,
+    checkpoint: str | None = None,
+    weights: Any = None,
+    pretrained: str | bool | None = True,
+    device: str = "cpu",
+    precision: str = "fp32",
+    **options: Any,
+) -> Segmenter:
     """Build a segmenter.
 
     Args:
@@ -67,5 +76,6 @@ def create_segmenter(model: str, *, variant: str | None = None, checkpoint: str 
         if variant is not None and variant != release.variant:
             raise ValueError(f"weights {release.name!r} are variant {release.variant!r}, not {variant!r}")
         variant, checkpoint = release.variant, str(release.fetch())
-    return family.build_segmenter(variant=variant, checkpoint=checkpoint, pretrained=pretrained,
-                                  device=device, precision=precision, **options)
+    return family.build_segmenter(
+        variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device, precision=precision, **options
+    )

@@ -12,6 +12,7 @@ switch vocabularies atomically between frames:
 Subclasses implement ``_encode_vocabulary`` and ``_predict``; input validation, vocabulary
 handling and timings live here.
 """
+
 from __future__ import annotations
 
 import abc
@@ -19,9 +20,10 @@ import hashlib
 import inspect
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +62,7 @@ class ImageError(ValueError):
     """An input image was refused; the message says why."""
 
 
-def as_rgb_uint8(image: "np.ndarray | torch.Tensor") -> torch.Tensor:
+def as_rgb_uint8(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Validate an RGB uint8 image (HxWx3 numpy/tensor, or 3xHxW tensor) and return HxWx3 uint8 tensor."""
     if isinstance(image, np.ndarray):
         a = np.ascontiguousarray(image)
@@ -70,16 +72,19 @@ def as_rgb_uint8(image: "np.ndarray | torch.Tensor") -> torch.Tensor:
     else:
         raise ImageError(f"expected a numpy array or torch tensor, got {type(image).__name__}")
     if t.dtype != torch.uint8:
-        raise ImageError(f"expected dtype uint8 (RGB 0-255), got {t.dtype}; convert first, "
-                         "e.g. (img * 255).round().astype(np.uint8) for float images in [0, 1]")
+        raise ImageError(
+            f"expected dtype uint8 (RGB 0-255), got {t.dtype}; convert first, "
+            "e.g. (img * 255).round().astype(np.uint8) for float images in [0, 1]"
+        )
     if t.ndim != 3:
         raise ImageError(f"expected an HxWx3 RGB image, got shape {tuple(t.shape)}")
     if t.shape[-1] != 3:
         if t.shape[0] == 3 and isinstance(image, torch.Tensor):
             t = t.permute(1, 2, 0)
         else:
-            raise ImageError(f"expected 3 channels (RGB), got shape {tuple(t.shape)}; "
-                             "drop alpha or expand grayscale first")
+            raise ImageError(
+                f"expected 3 channels (RGB), got shape {tuple(t.shape)}; drop alpha or expand grayscale first"
+            )
     h, w = int(t.shape[0]), int(t.shape[1])
     if h == 0 or w == 0:
         raise ImageError(f"empty image ({h}x{w})")
@@ -90,7 +95,7 @@ def as_rgb_uint8(image: "np.ndarray | torch.Tensor") -> torch.Tensor:
     return t
 
 
-def text_tower_digest(tensors: "torch.nn.Module | dict[str, torch.Tensor]") -> str:
+def text_tower_digest(tensors: torch.nn.Module | dict[str, torch.Tensor]) -> str:
     """Digest of a text tower's weights (every parameter and buffer: names, shapes, dtypes, values).
 
     Two towers with the same digest map the same sentence to the same embedding, so this is what
@@ -198,8 +203,7 @@ class Segmenter(abc.ABC):
     family: str = "base"
     model_key: str = "base"
 
-    def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu",
-                 precision: str = "fp32"):
+    def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu", precision: str = "fp32"):
         if precision not in ("fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
         self.device = torch.device(device)
@@ -212,7 +216,7 @@ class Segmenter(abc.ABC):
         self._active: EncodedVocabulary | None = None
 
     # -- identity of the text tower --------------------------------------------------------------
-    def text_tower(self) -> "torch.nn.Module | dict[str, torch.Tensor] | None":
+    def text_tower(self) -> torch.nn.Module | dict[str, torch.Tensor] | None:
         """The weights that turn sentences into embeddings (None: ``model_key`` stays the class's)."""
         return None
 
@@ -232,7 +236,8 @@ class Segmenter(abc.ABC):
         if encoded.model_key != self.model_key:
             raise VocabularyError(
                 f"vocabulary was encoded for {encoded.model_key}, not {self.model_key}: it was encoded by a "
-                "segmenter with another text tower (other weights or variant); encode it with this one")
+                "segmenter with another text tower (other weights or variant); encode it with this one"
+            )
 
     # -- vocabulary -------------------------------------------------------------------------
     #: limit of :meth:`text_encodings` for vocabularies that are not trusted
@@ -248,12 +253,18 @@ class Segmenter(abc.ABC):
         :attr:`max_text_encodings` text encodings, unless it is trusted; return the count."""
         n = self.text_encodings(vocabulary)
         if not vocabulary.trusted and n > self.max_text_encodings:
-            raise VocabularyError(f"this vocabulary needs {n:,} text encodings (names x prompt templates); the "
-                                  f"limit is {self.max_text_encodings:,}: use fewer classes, synonyms or templates")
+            raise VocabularyError(
+                f"this vocabulary needs {n:,} text encodings (names x prompt templates); the "
+                f"limit is {self.max_text_encodings:,}: use fewer classes, synonyms or templates"
+            )
         return n
 
-    def encode_vocabulary(self, vocabulary: "Vocabulary | Sequence[str | Sequence[str] | VocabularyClass]",
-                          *, cancel: "threading.Event | None" = None) -> EncodedVocabulary:
+    def encode_vocabulary(
+        self,
+        vocabulary: Vocabulary | Sequence[str | Sequence[str] | VocabularyClass],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> EncodedVocabulary:
         """Compute text embeddings for a vocabulary (validated first). Thread-safe.
 
         Refused with :class:`VocabularyError` when it needs more than :attr:`max_text_encodings`
@@ -288,8 +299,9 @@ class Segmenter(abc.ABC):
         return self._active
 
     # -- inference --------------------------------------------------------------------------
-    def predict(self, image: "np.ndarray | torch.Tensor", *, vocabulary: EncodedVocabulary | None = None,
-                **options) -> SegmentationResult:
+    def predict(
+        self, image: np.ndarray | torch.Tensor, *, vocabulary: EncodedVocabulary | None = None, **options
+    ) -> SegmentationResult:
         """Segment one RGB uint8 image with ``vocabulary`` (default: the active one)."""
         encoded = vocabulary if vocabulary is not None else self._active
         if encoded is None:
@@ -316,12 +328,12 @@ class Segmenter(abc.ABC):
         return "cancel" in inspect.signature(self._encode_vocabulary).parameters
 
     @abc.abstractmethod
-    def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel: "threading.Event | None" = None
-                           ) -> dict[str, Any]:
+    def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel: threading.Event | None = None) -> dict[str, Any]:
         """Return the model-specific text tensors for ``vocabulary``; check ``cancel`` between
         text batches (:func:`ovseg_models.text.classifier.check_cancel`)."""
 
     @abc.abstractmethod
-    def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer,
-                 **options) -> SegmentationResult:
+    def _predict(
+        self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, **options
+    ) -> SegmentationResult:
         """Run the model on an HxWx3 uint8 tensor (CPU); fill timings through ``timer``."""

@@ -5,6 +5,7 @@ to a target, the longest capped, sizes rounded with ``int(x + 0.5)``, and the ui
 resampled with PIL's ``BILINEAR`` (what detectron2's ``ResizeTransform`` uses). Matching it exactly
 matters for parity: a different resampler changes the model input.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ def resize_shortest_edge_shape(h: int, w: int, short_edge: int | None, max_size:
     return int(newh + 0.5), int(neww + 0.5)
 
 
-def resize_image(image: "torch.Tensor | np.ndarray", size: tuple[int, int]) -> "torch.Tensor | np.ndarray":
+def resize_image(image: torch.Tensor | np.ndarray, size: tuple[int, int]) -> torch.Tensor | np.ndarray:
     """HxWx3 uint8 -> ``size`` (h, w) with PIL ``BILINEAR``; returns the input's type (tensor or array)."""
     if tuple(image.shape[:2]) == tuple(size):
         return image

@@ -22,14 +22,15 @@ has two distinct classes named "pot", PASCAL VOC's "background" has 74 synonyms)
 exactly as published: build them with ``Vocabulary.create(..., trusted=True)`` or
 :meth:`Vocabulary.from_dataset`.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import string
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 __all__ = [
     "MAX_CLASSES",
@@ -101,11 +102,16 @@ def check_text(s: object, what: str) -> str:
         if cat == "Cc" and not ch.isspace():  # tabs and newlines are whitespace, collapsed later
             raise VocabularyError(f"{what} {s!r} contains the control character U+{ord(ch):04X}")
         if cat == "Cf" or ch in _INVISIBLE or cat in ("Zl", "Zp"):
-            kind = "a bidirectional control" if unicodedata.bidirectional(ch) in (
-                "LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI") or ch in "\u200e\u200f\u061c" \
+            kind = (
+                "a bidirectional control"
+                if unicodedata.bidirectional(ch) in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI")
+                or ch in "\u200e\u200f\u061c"
                 else "an invisible character"
-            raise VocabularyError(f"{what} {s!r} contains {kind}, U+{ord(ch):04X} "
-                                  f"({unicodedata.name(ch, 'unnamed')}); use visible text only")
+            )
+            raise VocabularyError(
+                f"{what} {s!r} contains {kind}, U+{ord(ch):04X} "
+                f"({unicodedata.name(ch, 'unnamed')}); use visible text only"
+            )
     return s
 
 
@@ -126,12 +132,15 @@ def validate_templates(templates: Sequence[str], *, what: str = "prompt template
         try:
             fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(t) if f is not None]
         except ValueError as e:
-            raise VocabularyError(f"{what} {t!r} is not a valid format string ({e}); write literal braces "
-                                  "as '{{' and '}}'") from None
+            raise VocabularyError(
+                f"{what} {t!r} is not a valid format string ({e}); write literal braces as '{{{{' and '}}}}'"
+            ) from None
         if len(fields) != 1 or fields[0] != ("", "", None):
-            raise VocabularyError(f"{what} {t!r} must contain '{{}}' exactly once, where the class name goes: "
-                                  f"exactly one plain placeholder (found {len(fields)}; '{{{{}}}}' is a literal "
-                                  "'{}', not one)")
+            raise VocabularyError(
+                f"{what} {t!r} must contain '{{}}' exactly once, where the class name goes: "
+                f"exactly one plain placeholder (found {len(fields)}; '{{{{}}}}' is a literal "
+                "'{}', not one)"
+            )
         if _PROBE not in t.format(_PROBE):  # pragma: no cover - implied by the parse above
             raise VocabularyError(f"{what} {t!r} does not put the class name into the sentence")
     return templates
@@ -150,8 +159,9 @@ class VocabularyClass:
         return self.synonyms[0]
 
     @classmethod
-    def parse(cls, spec: "str | Sequence[str] | VocabularyClass", *, is_thing: bool = True,
-              seen: bool | None = None) -> "VocabularyClass":
+    def parse(
+        cls, spec: str | Sequence[str] | VocabularyClass, *, is_thing: bool = True, seen: bool | None = None
+    ) -> VocabularyClass:
         """From ``"cat, kitty"``, ``["cat", "kitty"]`` or an existing class."""
         if isinstance(spec, VocabularyClass):
             return spec
@@ -180,9 +190,15 @@ class Vocabulary:
     trusted: bool = field(default=False, compare=False)
 
     @classmethod
-    def create(cls, classes: Iterable["str | Sequence[str] | VocabularyClass"], *,
-               is_thing: Sequence[bool] | None = None, seen: Sequence[bool | None] | None = None,
-               templates: Sequence[str] | None = None, trusted: bool = False) -> "Vocabulary":
+    def create(
+        cls,
+        classes: Iterable[str | Sequence[str] | VocabularyClass],
+        *,
+        is_thing: Sequence[bool] | None = None,
+        seen: Sequence[bool | None] | None = None,
+        templates: Sequence[str] | None = None,
+        trusted: bool = False,
+    ) -> Vocabulary:
         """Parse and validate. Raises :class:`VocabularyError` with the reason on bad input.
 
         ``trusted=True`` is for published benchmark lists: they are taken exactly as given
@@ -194,8 +210,10 @@ class Vocabulary:
         if not specs:
             raise VocabularyError("the vocabulary is empty: give at least one class name")
         if len(specs) > MAX_CLASSES:
-            raise VocabularyError(f"{len(specs)} classes exceed the limit of {MAX_CLASSES} "
-                                  "(mono16 label images reserve 65535 for unlabeled)")
+            raise VocabularyError(
+                f"{len(specs)} classes exceed the limit of {MAX_CLASSES} "
+                "(mono16 label images reserve 65535 for unlabeled)"
+            )
         for flag_name, flags in (("is_thing", is_thing), ("seen", seen)):
             if flags is not None and len(flags) != len(specs):
                 raise VocabularyError(f"{flag_name} has {len(flags)} entries for {len(specs)} classes")
@@ -218,14 +236,15 @@ class Vocabulary:
         return vocab
 
     @classmethod
-    def from_dataset(cls, dataset: str, *, templates: Sequence[str] | None = None) -> "Vocabulary":
+    def from_dataset(cls, dataset: str, *, templates: Sequence[str] | None = None) -> Vocabulary:
         """A benchmark's published class list (``"ade20k_847"``, ``"pascal_voc_21"``, ...), exactly
         as :mod:`ovseg_models.data.class_names` holds it, with its thing/stuff flags."""
         from .data.class_names import get_categories
 
         cats = get_categories(dataset)
-        return cls.create([VocabularyClass(tuple(c.synonyms), is_thing=c.is_thing) for c in cats],
-                          templates=templates, trusted=True)
+        return cls.create(
+            [VocabularyClass(tuple(c.synonyms), is_thing=c.is_thing) for c in cats], templates=templates, trusted=True
+        )
 
     def _compute_digest(self) -> str:
         h = hashlib.sha256()
@@ -287,14 +306,18 @@ def _check_distinct(classes: Sequence[VocabularyClass]) -> None:
     for i, c in enumerate(classes):
         key = normalize_name(c.name)
         if key in owner:
-            raise VocabularyError(f"duplicate class name {c.name!r} (classes {owner[key]} and {i}, compared "
-                                  "case-, width- and whitespace-insensitively)")
+            raise VocabularyError(
+                f"duplicate class name {c.name!r} (classes {owner[key]} and {i}, compared "
+                "case-, width- and whitespace-insensitively)"
+            )
         owner[key] = i
     for i, c in enumerate(classes):
         for s in c.synonyms[1:]:
             key = normalize_name(s)
             j = owner.get(key)
             if j is not None and j != i:
-                raise VocabularyError(f"synonym {s!r} of class {i} ({c.name!r}) is also a name of class {j} "
-                                      f"({classes[j].name!r}): one text cannot mean two classes")
+                raise VocabularyError(
+                    f"synonym {s!r} of class {i} ({c.name!r}) is also a name of class {j} "
+                    f"({classes[j].name!r}): one text cannot mean two classes"
+                )
             owner[key] = i

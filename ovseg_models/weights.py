@@ -17,6 +17,7 @@ A release that cannot be obtained (no network, ``HF_HUB_OFFLINE``, or published 
 the Hub client cannot fetch, as FC-CLIP's) raises :class:`WeightsNotAvailableError` naming the file, where it is
 published, and where to put it.
 """
+
 from __future__ import annotations
 
 import enum
@@ -24,8 +25,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CLIPWeights", "HubFile", "OfficialWeights", "Weights", "WeightsNotAvailableError", "get_weights",
-           "list_weights", "weights_dir"]
+__all__ = [
+    "CLIPWeights",
+    "HubFile",
+    "OfficialWeights",
+    "Weights",
+    "WeightsNotAvailableError",
+    "get_weights",
+    "list_weights",
+    "weights_dir",
+]
 
 
 class WeightsNotAvailableError(FileNotFoundError):
@@ -86,20 +95,29 @@ class Weights:
         if self.hub is None:
             raise WeightsNotAvailableError(
                 f"{self.name}: {self.filename} is published at {self.published}, which huggingface_hub cannot "
-                f"fetch; download it and put it at {local} (or set OVSEG_WEIGHTS_DIR to its folder)")
+                f"fetch; download it and put it at {local} (or set OVSEG_WEIGHTS_DIR to its folder)"
+            )
         from huggingface_hub import constants, hf_hub_download
         from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
         try:
-            return Path(hf_hub_download(self.hub.repo_id, self.hub.filename, repo_type=self.hub.repo_type,
-                                        revision=self.hub.revision, local_files_only=local_files_only))
+            return Path(
+                hf_hub_download(
+                    self.hub.repo_id,
+                    self.hub.filename,
+                    repo_type=self.hub.repo_type,
+                    revision=self.hub.revision,
+                    local_files_only=local_files_only,
+                )
+            )
         except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError) as e:
             offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
             raise WeightsNotAvailableError(
                 f"{self.name}: {self.filename} is not in the Hugging Face cache {constants.HF_HUB_CACHE} and could "
                 f"not be downloaded{offline}: {type(e).__name__}. Download {self.hub.url} and put it at {local}, "
                 f"or fetch it into the cache on a connected machine (huggingface-cli download {self.hub.repo_id} "
-                f"{self.hub.filename} --repo-type {self.hub.repo_type})") from e
+                f"{self.hub.filename} --repo-type {self.hub.repo_type})"
+            ) from e
 
 
 def weights_dir() -> Path:
@@ -107,58 +125,92 @@ def weights_dir() -> Path:
     return Path(os.environ.get("OVSEG_WEIGHTS_DIR") or Path.home() / ".cache" / "ovseg" / "weights").expanduser()
 
 
-_CONVNEXT_L = CLIPWeights("convnext_large_d_320", "laion2b_s29b_b131k_ft_soup",
-                          "laion/CLIP-convnext_large_d_320.laion2B-s29B-b131K-ft-soup")
+_CONVNEXT_L = CLIPWeights(
+    "convnext_large_d_320", "laion2b_s29b_b131k_ft_soup", "laion/CLIP-convnext_large_d_320.laion2B-s29B-b131K-ft-soup"
+)
 _VIT_B16 = CLIPWeights("ViT-B-16", "openai", "timm/vit_base_patch16_clip_224.openai")
 _VIT_L14_336 = CLIPWeights("ViT-L-14-336", "openai", "timm/vit_large_patch14_clip_336.openai")
 
 
 def _sem(*values: float) -> dict:
     keys = ("ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21")
-    return {k: {"mIoU": v} for k, v in zip(keys, values)}
+    return {k: {"mIoU": v} for k, v in zip(keys, values, strict=False)}
 
 
 class OfficialWeights(enum.Enum):
     """Every official release this project loads (value: its :class:`Weights`)."""
 
     FCCLIP_CONVNEXT_LARGE_COCO = Weights(
-        name="fcclip_convnext_large_coco", model="fcclip", variant="convnext_large_d_320",
+        name="fcclip_convnext_large_coco",
+        model="fcclip",
+        variant="convnext_large_d_320",
         filename="fcclip_cocopan.pth",
         published="https://drive.google.com/file/d/1-91PIns86vyNaL3CzMmDD39zKGnPMtvj/view?usp=sharing",
-        categories="coco_panoptic", clip=_CONVNEXT_L,
-        metrics={"ade20k_150": {"PQ": 26.8, "AP": 16.8, "mIoU": 34.1},
-                 "cityscapes": {"PQ": 44.0, "AP": 26.8, "mIoU": 56.2},
-                 "mapillary_vistas": {"PQ": 18.3, "mIoU": 27.8},
-                 "ade20k_847": {"mIoU": 14.8}, "pascal_context_59": {"mIoU": 58.4},
-                 "pascal_context_459": {"mIoU": 18.2}, "pascal_voc_21": {"mIoU": 81.8},
-                 "pascal_voc_20": {"mIoU": 95.4}, "coco_panoptic": {"PQ": 54.4, "AP": 44.6, "mIoU": 63.7}},
-        source="bytedance/fc-clip README model zoo (FC-CLIP, NeurIPS 2023)")
+        categories="coco_panoptic",
+        clip=_CONVNEXT_L,
+        metrics={
+            "ade20k_150": {"PQ": 26.8, "AP": 16.8, "mIoU": 34.1},
+            "cityscapes": {"PQ": 44.0, "AP": 26.8, "mIoU": 56.2},
+            "mapillary_vistas": {"PQ": 18.3, "mIoU": 27.8},
+            "ade20k_847": {"mIoU": 14.8},
+            "pascal_context_59": {"mIoU": 58.4},
+            "pascal_context_459": {"mIoU": 18.2},
+            "pascal_voc_21": {"mIoU": 81.8},
+            "pascal_voc_20": {"mIoU": 95.4},
+            "coco_panoptic": {"PQ": 54.4, "AP": 44.6, "mIoU": 63.7},
+        },
+        source="bytedance/fc-clip README model zoo (FC-CLIP, NeurIPS 2023)",
+    )
     CATSEG_VITB16_COCOSTUFF = Weights(
-        name="catseg_vitb16_cocostuff", model="catseg", variant="vitb16_384", filename="model_base.pth",
+        name="catseg_vitb16_cocostuff",
+        model="catseg",
+        variant="vitb16_384",
+        filename="model_base.pth",
         published="https://huggingface.co/spaces/hamacojr/CAT-Seg-weights/resolve/main/model_base.pth",
-        categories="coco_stuff_171", clip=_VIT_B16, metrics=_sem(12.0, 19.0, 31.8, 57.5, 94.6, 77.3),
+        categories="coco_stuff_171",
+        clip=_VIT_B16,
+        metrics=_sem(12.0, 19.0, 31.8, 57.5, 94.6, 77.3),
         source="cvlab-kaist/CAT-Seg README model zoo (CVPR 2024)",
-        hub=HubFile("hamacojr/CAT-Seg-weights", "model_base.pth", repo_type="space"))
+        hub=HubFile("hamacojr/CAT-Seg-weights", "model_base.pth", repo_type="space"),
+    )
     CATSEG_VITL14_COCOSTUFF = Weights(
-        name="catseg_vitl14_cocostuff", model="catseg", variant="vitl14_336", filename="model_large.pth",
+        name="catseg_vitl14_cocostuff",
+        model="catseg",
+        variant="vitl14_336",
+        filename="model_large.pth",
         published="https://huggingface.co/spaces/hamacojr/CAT-Seg-weights/resolve/main/model_large.pth",
-        categories="coco_stuff_171", clip=_VIT_L14_336, metrics=_sem(16.0, 23.8, 37.9, 63.3, 97.0, 82.5),
+        categories="coco_stuff_171",
+        clip=_VIT_L14_336,
+        metrics=_sem(16.0, 23.8, 37.9, 63.3, 97.0, 82.5),
         source="cvlab-kaist/CAT-Seg README model zoo (CVPR 2024)",
-        hub=HubFile("hamacojr/CAT-Seg-weights", "model_large.pth", repo_type="space"))
+        hub=HubFile("hamacojr/CAT-Seg-weights", "model_large.pth", repo_type="space"),
+    )
     # The seed paper's (arXiv v1) models, released with the v1 code; their README reports A-847 8.9 / 11.4
     # where the v1 paper has 8.4 / 10.8 (configs catseg_v1_* carry the paper's numbers).
     CATSEG_V1_VITB16_R101_COCOSTUFF = Weights(
-        name="catseg_v1_vitb16_r101_cocostuff", model="catseg", variant="vitb16_r101_384",
+        name="catseg_v1_vitb16_r101_cocostuff",
+        model="catseg",
+        variant="vitb16_r101_384",
         filename="model_final_base.pth",
         published="https://huggingface.co/hamacojr/CAT-Seg/blob/main/model_final_base.pth",
-        categories="coco_stuff_171", clip=_VIT_B16, metrics=_sem(8.9, 16.6, 27.2, 57.5, 93.7, 78.3),
-        source="CAT-Seg v1 README model zoo", hub=HubFile("hamacojr/CAT-Seg", "model_final_base.pth"))
+        categories="coco_stuff_171",
+        clip=_VIT_B16,
+        metrics=_sem(8.9, 16.6, 27.2, 57.5, 93.7, 78.3),
+        source="CAT-Seg v1 README model zoo",
+        hub=HubFile("hamacojr/CAT-Seg", "model_final_base.pth"),
+    )
     CATSEG_V1_VITL14_SWINB_COCOSTUFF = Weights(
-        name="catseg_v1_vitl14_swinb_cocostuff", model="catseg", variant="vitl14_swinb_384",
+        name="catseg_v1_vitl14_swinb_cocostuff",
+        model="catseg",
+        variant="vitl14_swinb_384",
         filename="model_final_large.pth",
         published="https://huggingface.co/hamacojr/CAT-Seg/blob/main/model_final_large.pth",
-        categories="coco_stuff_171", clip=_VIT_L14_336, metrics=_sem(11.4, 20.4, 31.5, 62.0, 96.6, 81.8),
-        source="CAT-Seg v1 README model zoo", hub=HubFile("hamacojr/CAT-Seg", "model_final_large.pth"))
+        categories="coco_stuff_171",
+        clip=_VIT_L14_336,
+        metrics=_sem(11.4, 20.4, 31.5, 62.0, 96.6, 81.8),
+        source="CAT-Seg v1 README model zoo",
+        hub=HubFile("hamacojr/CAT-Seg", "model_final_large.pth"),
+    )
 
 
 def list_weights(model: str | None = None) -> list[str]:
@@ -166,7 +218,7 @@ def list_weights(model: str | None = None) -> list[str]:
     return [w.value.name for w in OfficialWeights if model is None or w.value.model == model]
 
 
-def get_weights(name: "str | OfficialWeights | Weights") -> Weights:
+def get_weights(name: str | OfficialWeights | Weights) -> Weights:
     """A release by name (``"catseg_vitb16_cocostuff"``, the enum member name, or the released file name)."""
     if isinstance(name, Weights):
         return name

@@ -10,21 +10,31 @@ a weights file never runs code. :func:`read_checkpoint` also returns the metadat
 (the model configuration of training checkpoints and of this project's saves). Corrupt, truncated or foreign
 files raise :class:`CheckpointError` with the path and the reason.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import pickle
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "TRAINING_CHECKPOINT_FORMAT", "checkpoint_metadata", "format_keys", "read_checkpoint",
-           "read_state_dict", "save_state_dict", "strict_load", "unwrap_state_dict"]
+__all__ = [
+    "CheckpointError",
+    "TRAINING_CHECKPOINT_FORMAT",
+    "checkpoint_metadata",
+    "format_keys",
+    "read_checkpoint",
+    "read_state_dict",
+    "save_state_dict",
+    "strict_load",
+    "unwrap_state_dict",
+]
 
 #: ``format`` of the checkpoints written by the training engine (``ovseg-train``)
 TRAINING_CHECKPOINT_FORMAT = "ovseg-train-v1"
@@ -39,10 +49,17 @@ class CheckpointError(RuntimeError):
 class _WeightsUnpickler(pickle.Unpickler):
     """Unpickler for detectron2 ``.pkl`` weights: numpy arrays and plain containers only."""
 
-    _ALLOWED = {("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype"),
-                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-                ("builtins", "slice"), ("builtins", "set")}
+    _ALLOWED = {
+        ("collections", "OrderedDict"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("builtins", "slice"),
+        ("builtins", "set"),
+    }
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
@@ -88,7 +105,7 @@ def _numpy_globals() -> list:
 def _strip_wrapper_prefix(sd: dict) -> dict:
     for prefix in _WRAPPER_PREFIXES:
         if sd and all(k.startswith(prefix) for k in sd):
-            return {k[len(prefix):]: v for k, v in sd.items()}
+            return {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
 
 
@@ -120,14 +137,15 @@ def unwrap_state_dict(obj, where: str = "state_dict", *, scalar_keys: Iterable[s
     elif isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{where} holds no state_dict (expected a dict of tensors, under 'model' "
-                              "for detectron2 files)")
+        raise CheckpointError(
+            f"{where} holds no state_dict (expected a dict of tensors, under 'model' for detectron2 files)"
+        )
     scalar_keys = set(scalar_keys)
     out: dict[str, torch.Tensor] = {}
     for k, v in obj.items():
         k = str(k)
         if k.startswith("module."):  # saved from DistributedDataParallel
-            k = k[len("module."):]
+            k = k[len("module.") :]
         if isinstance(v, np.ndarray):
             v = torch.from_numpy(np.ascontiguousarray(v))
         elif isinstance(v, (int, float)) and k in scalar_keys:
@@ -143,8 +161,7 @@ def read_state_dict(path: str | Path, *, scalar_keys: Iterable[str] = ()) -> dic
     return read_checkpoint(path, scalar_keys=scalar_keys)[0]
 
 
-def read_checkpoint(path: str | Path, *, scalar_keys: Iterable[str] = ()
-                    ) -> tuple[dict[str, torch.Tensor], dict]:
+def read_checkpoint(path: str | Path, *, scalar_keys: Iterable[str] = ()) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a weights file once: the flat state_dict and :func:`checkpoint_metadata`."""
     path = Path(path)
     if not path.is_file():
@@ -152,8 +169,10 @@ def read_checkpoint(path: str | Path, *, scalar_keys: Iterable[str] = ()
     try:
         obj = _load_object(path)
     except Exception as e:  # corrupt, truncated or foreign file: say so, whatever the library raised
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupt, truncated or not a weights file): "
-                              f"{type(e).__name__}: {str(e)[:300]}") from e
+        raise CheckpointError(
+            f"cannot read checkpoint {path} (corrupt, truncated or not a weights file): "
+            f"{type(e).__name__}: {str(e)[:300]}"
+        ) from e
     return unwrap_state_dict(obj, str(path), scalar_keys=scalar_keys), checkpoint_metadata(obj)
 
 
@@ -169,14 +188,18 @@ def key_problems(*, missing=(), unexpected=(), mismatched=(), unexpected_note: s
     return problems
 
 
-def strict_load(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "checkpoint", *,
-                assign: bool | None = None) -> None:
+def strict_load(
+    module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "checkpoint", *, assign: bool | None = None
+) -> None:
     """``load_state_dict(strict=True)`` with an error that names missing, unexpected and misshapen keys."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
-    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in expected if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)]
+    shapes = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    ]
     problems = key_problems(missing=missing, unexpected=unexpected, mismatched=shapes)
     if problems:
         raise CheckpointError(f"{what} does not fit the model: " + "; ".join(problems))

@@ -20,6 +20,7 @@ per-class IoU (``ovseg_models.evaluation``). A panoptic ground-truth topic
 The report (printed, and as JSON with ``--report``) also holds latency percentiles (end to end
 from publishing to receiving the outputs, and model time) and the drop count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,6 +78,7 @@ class EvalOptions:
 
 
 # -- bag helpers ----------------------------------------------------------------------------------
+
 
 def _msg_dir() -> Path | None:
     """Folder with ovseg's .msg files: the installed share/ovseg/msg, or the source tree's msg/."""
@@ -141,8 +143,15 @@ def _percentiles(values) -> dict[str, float] | None:
     if not len(v):
         return None
     p = np.percentile(v, [50, 90, 95, 99])
-    return {"p50": float(p[0]), "p90": float(p[1]), "p95": float(p[2]), "p99": float(p[3]),
-            "mean": float(v.mean()), "max": float(v.max()), "n": int(len(v))}
+    return {
+        "p50": float(p[0]),
+        "p90": float(p[1]),
+        "p95": float(p[2]),
+        "p99": float(p[3]),
+        "mean": float(v.mean()),
+        "max": float(v.max()),
+        "n": int(len(v)),
+    }
 
 
 def _nan_to_none(x):
@@ -157,16 +166,17 @@ def _nan_to_none(x):
 
 # -- the evaluation -------------------------------------------------------------------------------
 
+
 class _Recorder:
     """Subscribes to the node's outputs; publishes the replayed images."""
 
     def __init__(self, context, ns: str, image_type, image_topic: str, record_overlay: bool):
         import rclpy
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
         from diagnostic_msgs.msg import DiagnosticArray
-        from ovseg.msg import PanopticSegmentation, Vocabulary
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
+
+        from ovseg.msg import PanopticSegmentation, Vocabulary
 
         self.node = rclpy.create_node("ovseg_bag_eval", context=context)
         self.lock = threading.Lock()
@@ -180,12 +190,14 @@ class _Recorder:
             subs["overlay"] = Image
         for key, t in subs.items():
             self.node.create_subscription(t, f"{ns}/{key}", lambda m, k=key: self._on(k, m), q)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+        )
         self.node.create_subscription(Vocabulary, f"{ns}/vocabulary", lambda m: self._on("vocabulary", m), latched)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._on("diagnostics", m), 50)
-        self.pub = self.node.create_publisher(image_type, image_topic, QoSProfile(depth=10,
-                                              reliability=ReliabilityPolicy.RELIABLE))
+        self.pub = self.node.create_publisher(
+            image_type, image_topic, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
 
     def _on(self, key: str, msg) -> None:
         now = time.monotonic()
@@ -232,8 +244,10 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         if opts.image_topic:
             images = [c for c in images if c.topic == opts.image_topic]
             if not images:
-                raise ValueError(f"no image topic {opts.image_topic!r} in {bag}; image topics: "
-                                 f"{sorted({c.topic for c in conns if c.msgtype in IMAGE_TYPES})}")
+                raise ValueError(
+                    f"no image topic {opts.image_topic!r} in {bag}; image topics: "
+                    f"{sorted({c.topic for c in conns if c.msgtype in IMAGE_TYPES})}"
+                )
         else:
             images = [c for c in images if c.topic != opts.gt_topic]
             topics = sorted({c.topic for c in images})
@@ -246,7 +260,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         image_msgtype = images[0].msgtype
         image_type = _py_type(image_msgtype)
         frames: list[tuple[int, Any, bytes]] = []  # (bag time, msg, raw)
-        for conn, t, raw in reader.messages(connections=images):
+        for _conn, t, raw in reader.messages(connections=images):
             frames.append((t, deserialize_message(bytes(raw), image_type), bytes(raw)))
             if opts.max_frames and len(frames) >= opts.max_frames:
                 break
@@ -263,7 +277,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             t = _py_type(cs[0].msgtype)
             from . import conversions
 
-            for conn, _, raw in reader.messages(connections=cs):
+            for _conn, _, raw in reader.messages(connections=cs):
                 m = deserialize_message(bytes(raw), t)
                 if store == "sem":
                     gt_sem[_stamp_ns(m.header)] = conversions.image_to_numpy(m).astype(np.int64)
@@ -282,7 +296,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         for t, m, _ in frames:
             m.header.stamp.sec, m.header.stamp.nanosec = divmod(t, 1_000_000_000)
         stamps = [t for t, _, _ in frames]
-    bag_time_of = dict(zip(stamps, (t for t, _, _ in frames)))
+    bag_time_of = dict(zip(stamps, (t for t, _, _ in frames), strict=False))
     if opts.gt_dir:
         files = {}
         for p in sorted(Path(opts.gt_dir).glob("*.png")):
@@ -320,8 +334,9 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
                 params.setdefault("input.qos.reliability", "reliable")
                 params.setdefault("input.qos.depth", 10)
             o2 = EvalOptions(bag=bag, params_files=opts.params_files, params=params)
-            node = SegmentationNode(namespace=ns or "/", context=context, cli_args=_node_parameters(o2),
-                                    use_global_arguments=False)
+            node = SegmentationNode(
+                namespace=ns or "/", context=context, cli_args=_node_parameters(o2), use_global_arguments=False
+            )
             bring_up(node)
             ex = SingleThreadedExecutor(context=context)  # as ovseg_node
             ex.add_node(node)
@@ -341,8 +356,12 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             time.sleep(0.01)
         t_overlay = time.monotonic() + 5
         if opts.record_overlay or opts.overlay_dir is not None:
-            while node is not None and node._pubs.get("overlay") is not None and \
-                    node._pubs["overlay"].get_subscription_count() == 0 and time.monotonic() < t_overlay:
+            while (
+                node is not None
+                and node._pubs.get("overlay") is not None
+                and node._pubs["overlay"].get_subscription_count() == 0
+                and time.monotonic() < t_overlay
+            ):
                 time.sleep(0.01)
         time.sleep(0.3)  # let discovery settle (late-joiner: the first frames must not vanish)
 
@@ -355,11 +374,12 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             try:
                 from tqdm import tqdm
 
-                progress = tqdm(total=len(frames), unit="frame", desc="replay", file=sys.stderr,
-                                disable=len(frames) < 2)
+                progress = tqdm(
+                    total=len(frames), unit="frame", desc="replay", file=sys.stderr, disable=len(frames) < 2
+                )
             except ImportError:  # pragma: no cover
                 progress = None
-        for (t, msg, _), s in zip(frames, stamps):
+        for (t, msg, _), s in zip(frames, stamps, strict=False):
             if opts.fast:
                 pass
             else:
@@ -374,12 +394,23 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
                 while time.monotonic() < limit:
                     with rec.lock:
                         got = rec.outputs_by_stamp.get(s, set())
-                    if got and ("panoptic" not in _expected(node) or "panoptic" in got) and (
-                            "semantic" not in _expected(node) or "semantic" in got):
+                    if (
+                        got
+                        and ("panoptic" not in _expected(node) or "panoptic" in got)
+                        and ("semantic" not in _expected(node) or "semantic" in got)
+                    ):
                         break
-                    if node is not None and node.stats.processed + node.stats.errors + node.stats.invalid \
-                            + node.stats.stale + node.stats.dropped >= len(sent) and \
-                            not node._worker.busy.is_set() and not got:
+                    if (
+                        node is not None
+                        and node.stats.processed
+                        + node.stats.errors
+                        + node.stats.invalid
+                        + node.stats.stale
+                        + node.stats.dropped
+                        >= len(sent)
+                        and not node._worker.busy.is_set()
+                        and not got
+                    ):
                         # the node finished this frame without an output (failed or refused)
                         if time.monotonic() - sent[s] > 0.5:
                             break
@@ -437,8 +468,11 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             else:
                 t_bag = bag0 + int(max(t_recv - wall0, 0) * opts.rate * 1e9)
             t_bag = min(max(t_bag, bag0), last_bag_t)
-            topic, msgtype = (f"{ns}/vocabulary", OUTPUT_TOPICS["vocabulary"]) if key == "vocabulary" else (
-                "/diagnostics", "diagnostic_msgs/msg/DiagnosticArray")
+            topic, msgtype = (
+                (f"{ns}/vocabulary", OUTPUT_TOPICS["vocabulary"])
+                if key == "vocabulary"
+                else ("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray")
+            )
         writes.append((topic, msgtype, int(t_bag), serialize_message(msg)))
     writes.sort(key=lambda w: w[2])
     storage = opts.storage or ("mcap" if any(Path(bag).glob("*.mcap")) else "sqlite3")
@@ -472,17 +506,30 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
     processed = [s for s in stamps if s in first_output]
     latency = [(first_output[s] - sent[s]) * 1e3 for s in processed]
     report: dict[str, Any] = {
-        "bag": str(bag), "output_bag": str(out_bag), "image_topic": image_topic,
-        "mode": "fast" if opts.fast else f"bag timing x{opts.rate:g}", "restamped": restamped,
-        "frames": len(frames), "processed": len(processed), "dropped": len(frames) - len(processed),
-        "latency_ms": {"end_to_end": _percentiles(latency),
-                       "model": _percentiles(v * 1e3 for s, v in model_times.items() if s in sent)},
-        "vocabulary": None, "semantic": None, "panoptic": None, "node": node_stats,
+        "bag": str(bag),
+        "output_bag": str(out_bag),
+        "image_topic": image_topic,
+        "mode": "fast" if opts.fast else f"bag timing x{opts.rate:g}",
+        "restamped": restamped,
+        "frames": len(frames),
+        "processed": len(processed),
+        "dropped": len(frames) - len(processed),
+        "latency_ms": {
+            "end_to_end": _percentiles(latency),
+            "model": _percentiles(v * 1e3 for s, v in model_times.items() if s in sent),
+        },
+        "vocabulary": None,
+        "semantic": None,
+        "panoptic": None,
+        "node": node_stats,
     }
     final_vocab = vocab_msgs[-1] if vocab_msgs else None
     if final_vocab is not None:
-        report["vocabulary"] = {"version": final_vocab.version, "model": final_vocab.model,
-                                "classes": [c.name for c in final_vocab.classes]}
+        report["vocabulary"] = {
+            "version": final_vocab.version,
+            "model": final_vocab.model,
+            "classes": [c.name for c in final_vocab.classes],
+        }
     if gt_sem:
         report["semantic"] = _semantic_metrics(gt_sem, sem_out, pan_out, vocabularies, final_vocab, opts, log)
     if gt_pan:
@@ -547,13 +594,17 @@ def _semantic_metrics(gt_sem, sem_out, pan_out, vocabularies, final_vocab, opts,
     iou = list(m.iou[:k])
     names = [c.name for c in final_vocab.classes]
     return {
-        "evaluated_frames": evaluated, "frames_without_output": missing,
+        "evaluated_frames": evaluated,
+        "frames_without_output": missing,
         # the same mIoU as ovseg-eval (mean over the classes with ground-truth pixels; the extra "nothing"
         # class k never has any, so it only lowers the IoU of the classes it was predicted on)
         "mIoU": m.miou * 100,
         "pixel_accuracy": m.pixel_accuracy * 100,
-        "per_class_iou": {n: v * 100 for n, v, gt_px in zip(names, iou, cm.sum(1)[:k].tolist()) if gt_px > 0 or
-                          not math.isnan(v)},
+        "per_class_iou": {
+            n: v * 100
+            for n, v, gt_px in zip(names, iou, cm.sum(1)[:k].tolist(), strict=False)
+            if gt_px > 0 or not math.isnan(v)
+        },
     }
 
 
@@ -573,34 +624,48 @@ def _panoptic_metrics(gt_pan, pan_out, vocabularies, final_vocab) -> dict:
             continue
         gt_ids = conversions.image_to_numpy(gt.id_image).astype(np.int64)
         pred_ids = conversions.image_to_numpy(pred.id_image).astype(np.int64)
-        metric.update(gt_ids=gt_ids, gt_segments=[{"id": g.id, "category_id": g.category} for g in gt.segments],
-                      pred_ids=pred_ids,
-                      pred_segments=[{"id": p.id, "category_id": p.category} for p in pred.segments])
+        metric.update(
+            gt_ids=gt_ids,
+            gt_segments=[{"id": g.id, "category_id": g.category} for g in gt.segments],
+            pred_ids=pred_ids,
+            pred_segments=[{"id": p.id, "category_id": p.category} for p in pred.segments],
+        )
         evaluated += 1
     res = metric.compute()
     names = [c.name for c in final_vocab.classes]
-    out = {name: {k: (v * 100 if k in ("pq", "sq", "rq") else v) for k, v in res[name].items()}
-           for name in ("All", "Things", "Stuff")}
-    out["per_class"] = {names[int(c)]: {k: v * 100 for k, v in d.items() if k in ("pq", "sq", "rq")}
-                        for c, d in res["per_class"].items()}
+    out = {
+        name: {k: (v * 100 if k in ("pq", "sq", "rq") else v) for k, v in res[name].items()}
+        for name in ("All", "Things", "Stuff")
+    }
+    out["per_class"] = {
+        names[int(c)]: {k: v * 100 for k, v in d.items() if k in ("pq", "sq", "rq")}
+        for c, d in res["per_class"].items()
+    }
     out["evaluated_frames"] = evaluated
     return out
 
 
 # -- command line ---------------------------------------------------------------------------------
 
+
 def format_report(report: dict) -> str:
-    lines = [f"bag {report['bag']} ({report['image_topic']}, {report['mode']}): {report['frames']} frames, "
-             f"{report['processed']} processed, {report['dropped']} dropped",
-             f"output bag: {report['output_bag']}"]
+    lines = [
+        f"bag {report['bag']} ({report['image_topic']}, {report['mode']}): {report['frames']} frames, "
+        f"{report['processed']} processed, {report['dropped']} dropped",
+        f"output bag: {report['output_bag']}",
+    ]
     for name, lat in report["latency_ms"].items():
         if lat:
-            lines.append(f"latency {name:>10}: p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  "
-                         f"p99 {lat['p99']:.1f} ms  (n={lat['n']})")
+            lines.append(
+                f"latency {name:>10}: p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  "
+                f"p99 {lat['p99']:.1f} ms  (n={lat['n']})"
+            )
     sem = report.get("semantic")
     if sem and sem.get("evaluated_frames"):
-        lines.append(f"semantic: mIoU {sem['mIoU']:.2f}  pixel accuracy {sem['pixel_accuracy']:.2f}  "
-                     f"({sem['evaluated_frames']} frames)")
+        lines.append(
+            f"semantic: mIoU {sem['mIoU']:.2f}  pixel accuracy {sem['pixel_accuracy']:.2f}  "
+            f"({sem['evaluated_frames']} frames)"
+        )
         for n, v in sorted(sem["per_class_iou"].items(), key=lambda kv: -(kv[1] or 0)):
             lines.append(f"  IoU {n:<30} {'nan' if v is None else f'{v:6.2f}'}")
     pan = report.get("panoptic")
@@ -628,8 +693,11 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ovseg-bag-eval", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="ovseg-bag-eval",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("bag", type=Path, help="input rosbag2 folder (sqlite3 or MCAP)")
     p.add_argument("--output", "-o", type=Path, help="output bag (default: <bag>_ovseg)")
     p.add_argument("--image-topic", help="image topic to replay (default: the bag's only/first image topic)")
@@ -641,8 +709,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-tolerance-ms", type=float, default=1.0, help="stamp matching tolerance for --gt-dir")
     p.add_argument("--ignore-label", type=int, help="ignored ground-truth label (default 255, or 65535 for 16-bit)")
     p.add_argument("--params-file", action="append", default=[], help="node parameter YAML (repeatable)")
-    p.add_argument("-p", "--param", action="append", default=[], type=_parse_param, metavar="NAME:=VALUE",
-                   help="node parameter (repeatable), e.g. -p model:=catseg")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        type=_parse_param,
+        metavar="NAME:=VALUE",
+        help="node parameter (repeatable), e.g. -p model:=catseg",
+    )
     p.add_argument("--external", action="store_true", help="use an already running node instead of starting one")
     p.add_argument("--namespace", default="/segmentation", help="the node's namespace (default /segmentation)")
     p.add_argument("--no-overlay", action="store_true", help="do not record the overlay topic")
@@ -658,13 +733,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args) -> EvalOptions:
     return EvalOptions(
-        bag=args.bag, output=args.output, image_topic=args.image_topic, gt_topic=args.gt_topic, gt_dir=args.gt_dir,
-        gt_panoptic_topic=args.gt_panoptic_topic, gt_tolerance_ms=args.gt_tolerance_ms,
-        ignore_label=args.ignore_label, fast=args.fast, rate=args.rate, params_files=args.params_file,
-        params=dict(args.param), external=args.external, namespace=args.namespace,
-        record_overlay=not args.no_overlay, overlay_dir=args.overlay_dir, copy_input=not args.no_copy_input,
-        storage=args.storage, report=args.report, frame_timeout=args.frame_timeout,
-        progress=not args.no_progress, max_frames=args.max_frames)
+        bag=args.bag,
+        output=args.output,
+        image_topic=args.image_topic,
+        gt_topic=args.gt_topic,
+        gt_dir=args.gt_dir,
+        gt_panoptic_topic=args.gt_panoptic_topic,
+        gt_tolerance_ms=args.gt_tolerance_ms,
+        ignore_label=args.ignore_label,
+        fast=args.fast,
+        rate=args.rate,
+        params_files=args.params_file,
+        params=dict(args.param),
+        external=args.external,
+        namespace=args.namespace,
+        record_overlay=not args.no_overlay,
+        overlay_dir=args.overlay_dir,
+        copy_input=not args.no_copy_input,
+        storage=args.storage,
+        report=args.report,
+        frame_timeout=args.frame_timeout,
+        progress=not args.no_progress,
+        max_frames=args.max_frames,
+    )
 
 
 def main(argv=None) -> int:

@@ -18,6 +18,7 @@ Target: node overhead at most 5 ms median at 640x480. ``--floor`` also runs each
 node that answers every frame with messages of the same sizes and does nothing else: its overhead is
 the transport floor of that mode, and the difference is the node's own share.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,14 +36,27 @@ import numpy as np
 
 from .resources import share_file
 
-TINY = {"model": "fcclip", "variant": "rn50", "allow_random_weights": True, "pretrained": "none", "seed": 0,
-        "device": "cpu", "model_options": '{"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1}',
-        # the model resizes (as on a robot, config/fcclip_robot.yaml: 640x480 frames are not
-        # rescaled by the node); node-level resize.max_side would add its resampling to the overhead
-        "resize.max_side": 0, "fcclip.min_size": 64, "fcclip.max_size": 128, "fcclip.overlap_threshold": 0.0,
-        "prompt_templates": ["single"], "vocabulary.default": "ade20k_150", "publish.diagnostics": False,
-        # reliable input: a lost fragment of a best-effort 900 KB frame would lose the frame
-        "input.qos.reliability": "reliable", "input.qos.depth": 2}
+TINY = {
+    "model": "fcclip",
+    "variant": "rn50",
+    "allow_random_weights": True,
+    "pretrained": "none",
+    "seed": 0,
+    "device": "cpu",
+    "model_options": '{"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1}',
+    # the model resizes (as on a robot, config/fcclip_robot.yaml: 640x480 frames are not
+    # rescaled by the node); node-level resize.max_side would add its resampling to the overhead
+    "resize.max_side": 0,
+    "fcclip.min_size": 64,
+    "fcclip.max_size": 128,
+    "fcclip.overlap_threshold": 0.0,
+    "prompt_templates": ["single"],
+    "vocabulary.default": "ade20k_150",
+    "publish.diagnostics": False,
+    # reliable input: a lost fragment of a best-effort 900 KB frame would lose the frame
+    "input.qos.reliability": "reliable",
+    "input.qos.depth": 2,
+}
 
 
 def _params(extra: dict) -> dict:
@@ -64,9 +78,9 @@ class EchoNode:
     def __init__(self, context, delay: float = 0.1):
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
 
         from ovseg.msg import PanopticSegmentation
-        from sensor_msgs.msg import Image
 
         from .worker import FrameWorker, LatestSlot, Stats
 
@@ -119,8 +133,11 @@ def _start_node(context, params, echo: bool = False):
         from .bag_eval import EvalOptions, _node_parameters
         from .node import SegmentationNode, bring_up
 
-        node = ros_node = SegmentationNode(context=context, use_global_arguments=False,
-                                           cli_args=_node_parameters(EvalOptions(bag=Path("."), params=params)))
+        node = ros_node = SegmentationNode(
+            context=context,
+            use_global_arguments=False,
+            cli_args=_node_parameters(EvalOptions(bag=Path("."), params=params)),
+        )
         try:
             bring_up(node)
         except RuntimeError as e:
@@ -173,9 +190,9 @@ def _client(context, frames: int, warmup: int, overlay: bool, timeout: float):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
 
     from ovseg.msg import PanopticSegmentation
-    from sensor_msgs.msg import Image
 
     from .conversions import numpy_to_image
 
@@ -239,8 +256,9 @@ def _summary(name: str, e2e: dict, model: dict, node_t: dict) -> dict:
     o = e - m
     res = {"mode": name, "frames": len(keys)}
     for label, v in (("end_to_end_ms", e), ("model_ms", m), ("overhead_ms", o), ("in_node_ms", n)):
-        res[label] = {"p50": float(np.median(v)), "p90": float(np.percentile(v, 90)), "max": float(v.max())} \
-            if len(v) else None
+        res[label] = (
+            {"p50": float(np.median(v)), "p90": float(np.percentile(v, 90)), "max": float(v.max())} if len(v) else None
+        )
     return res
 
 
@@ -290,8 +308,20 @@ def run_mode(mode: str, args, echo: bool = False) -> dict:
     env.update(transport)
     with tempfile.TemporaryDirectory() as tmp:
         stats = Path(tmp) / "stats.json"
-        cmd = [sys.executable, "-m", "ovseg_ros.bench", "--serve", "--stats-file", str(stats),
-               "--frames", str(args.frames), "--warmup", str(args.warmup), "--timeout", str(args.timeout * 10)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ovseg_ros.bench",
+            "--serve",
+            "--stats-file",
+            str(stats),
+            "--frames",
+            str(args.frames),
+            "--warmup",
+            str(args.warmup),
+            "--timeout",
+            str(args.timeout * 10),
+        ]
         for k, v in args.param:
             cmd += ["-p", f"{k}:={json.dumps(v) if not isinstance(v, str) else v}"]
         if echo:
@@ -302,8 +332,19 @@ def run_mode(mode: str, args, echo: bool = False) -> dict:
             # the client in a process of its own too: Fast DDS reads its transport settings once
             # per process, so an earlier mode's must not leak into this one's
             e2e_file = Path(tmp) / "e2e.json"
-            client = [sys.executable, "-m", "ovseg_ros.bench", "--client-out", str(e2e_file),
-                      "--frames", str(args.frames), "--warmup", str(args.warmup), "--timeout", str(args.timeout)]
+            client = [
+                sys.executable,
+                "-m",
+                "ovseg_ros.bench",
+                "--client-out",
+                str(e2e_file),
+                "--frames",
+                str(args.frames),
+                "--warmup",
+                str(args.warmup),
+                "--timeout",
+                str(args.timeout),
+            ]
             if args.overlay:
                 client.append("--overlay")
             subprocess.run(client, env=env, check=True, timeout=(args.frames + args.warmup) * (args.timeout + 1) + 120)
@@ -326,15 +367,26 @@ def main(argv=None) -> int:
     ap.add_argument("--overlay", action="store_true", help="also subscribe to (and so compute) the overlay")
     ap.add_argument("-p", "--param", action="append", default=[], type=_parse_param, metavar="NAME:=VALUE")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for one frame")
-    ap.add_argument("--large-data", default="LARGE_DATA", metavar="VALUE",
-                    help="FASTDDS_BUILTIN_TRANSPORTS for the large_data mode, e.g. 'LARGE_DATA?max_msg_size=2MB'")
-    ap.add_argument("--profile", type=Path, default=share_file("config/fastdds_shm.xml"),
-                    help="Fast DDS XML profile of the shm_profile mode (default: the package's config/fastdds_shm.xml)")
+    ap.add_argument(
+        "--large-data",
+        default="LARGE_DATA",
+        metavar="VALUE",
+        help="FASTDDS_BUILTIN_TRANSPORTS for the large_data mode, e.g. 'LARGE_DATA?max_msg_size=2MB'",
+    )
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=share_file("config/fastdds_shm.xml"),
+        help="Fast DDS XML profile of the shm_profile mode (default: the package's config/fastdds_shm.xml)",
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--stats-file", help=argparse.SUPPRESS)
-    ap.add_argument("--floor", action="store_true",
-                    help="also measure each mode with an echo node (same traffic, no processing): the transport floor")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure each mode with an echo node (same traffic, no processing): the transport floor",
+    )
     ap.add_argument("--client-out", help=argparse.SUPPRESS)
     ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -343,31 +395,38 @@ def main(argv=None) -> int:
     if args.client_out:
         return client_main(args)
     results = []
-    print(f"640x480 rgb8, {args.frames} frames per mode (+{args.warmup} warm-up), model "
-          f"{_params(dict(args.param))['model']}/{_params(dict(args.param))['variant']}"
-          f"{' + overlay' if args.overlay else ''}")
-    print(f"{'mode':<12} {'e2e p50':>9} {'e2e p90':>9} {'model p50':>10} {'overhead p50':>13} {'overhead p90':>13}"
-          f" {'in-node p50':>12}" + (f" {'floor p50':>10} {'node share':>11}" if args.floor else ""))
+    print(
+        f"640x480 rgb8, {args.frames} frames per mode (+{args.warmup} warm-up), model "
+        f"{_params(dict(args.param))['model']}/{_params(dict(args.param))['variant']}"
+        f"{' + overlay' if args.overlay else ''}"
+    )
+    print(
+        f"{'mode':<12} {'e2e p50':>9} {'e2e p90':>9} {'model p50':>10} {'overhead p50':>13} {'overhead p90':>13}"
+        f" {'in-node p50':>12}" + (f" {'floor p50':>10} {'node share':>11}" if args.floor else "")
+    )
     for mode in args.modes.split(","):
         r = run_mode(mode.strip(), args)
         results.append(r)
         if r["frames"] == 0:
             print(f"{mode:<12} no frames came back")
             continue
-        line = (f"{mode:<12} {r['end_to_end_ms']['p50']:8.2f}ms {r['end_to_end_ms']['p90']:8.2f}ms "
-                f"{r['model_ms']['p50']:9.2f}ms {r['overhead_ms']['p50']:12.2f}ms {r['overhead_ms']['p90']:12.2f}ms"
-                f" {r['in_node_ms']['p50'] - r['model_ms']['p50']:11.2f}ms")
+        line = (
+            f"{mode:<12} {r['end_to_end_ms']['p50']:8.2f}ms {r['end_to_end_ms']['p90']:8.2f}ms "
+            f"{r['model_ms']['p50']:9.2f}ms {r['overhead_ms']['p50']:12.2f}ms {r['overhead_ms']['p90']:12.2f}ms"
+            f" {r['in_node_ms']['p50'] - r['model_ms']['p50']:11.2f}ms"
+        )
         if args.floor:
             f = run_mode(mode.strip(), args, echo=True)
             r["floor_ms"] = f["overhead_ms"]
             if f["overhead_ms"]:
-                line += (f" {f['overhead_ms']['p50']:9.2f}ms"
-                         f" {r['overhead_ms']['p50'] - f['overhead_ms']['p50']:10.2f}ms")
+                line += f" {f['overhead_ms']['p50']:9.2f}ms {r['overhead_ms']['p50'] - f['overhead_ms']['p50']:10.2f}ms"
         print(line, flush=True)
     met = [r["mode"] for r in results if r["overhead_ms"] and r["overhead_ms"]["p50"] <= 5.0]
     missed = [r["mode"] for r in results if r["mode"] not in met]
-    print(f"target (node overhead <= 5 ms median): met in {len(met)}/{len(results)} modes"
-          + (f"; not met in: {', '.join(missed)}" if missed else ""))
+    print(
+        f"target (node overhead <= 5 ms median): met in {len(met)}/{len(results)} modes"
+        + (f"; not met in: {', '.join(missed)}" if missed else "")
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

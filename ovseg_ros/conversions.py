@@ -18,6 +18,7 @@ Everything takes and returns message objects duck-typed (anything with the field
 module imports no rclpy; :func:`numpy_to_image` imports ``sensor_msgs`` when asked for a message.
 Malformed input raises :class:`ImageConversionError` (a ``ValueError``) whose message says why.
 """
+
 from __future__ import annotations
 
 import array
@@ -74,10 +75,19 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 
 # how image_to_rgb8 reads each encoding: channel order to take, or a special decoder
 _RGB_ORDER = {
-    "rgb8": (0, 1, 2), "rgba8": (0, 1, 2), "rgb16": (0, 1, 2), "rgba16": (0, 1, 2),
+    "rgb8": (0, 1, 2),
+    "rgba8": (0, 1, 2),
+    "rgb16": (0, 1, 2),
+    "rgba16": (0, 1, 2),
     # OpenCV's convention: 3- and 4-channel "UC" images are BGR(A)
-    "bgr8": (2, 1, 0), "bgra8": (2, 1, 0), "bgr16": (2, 1, 0), "bgra16": (2, 1, 0),
-    "8UC3": (2, 1, 0), "8UC4": (2, 1, 0), "16UC3": (2, 1, 0), "16UC4": (2, 1, 0),
+    "bgr8": (2, 1, 0),
+    "bgra8": (2, 1, 0),
+    "bgr16": (2, 1, 0),
+    "bgra16": (2, 1, 0),
+    "8UC3": (2, 1, 0),
+    "8UC4": (2, 1, 0),
+    "16UC3": (2, 1, 0),
+    "16UC4": (2, 1, 0),
 }
 _MONO = ("mono8", "mono16", "8UC1", "16UC1")
 _UYVY = ("yuv422", "uyvy")
@@ -140,8 +150,12 @@ def image_to_numpy(msg, *, copy: bool = False) -> np.ndarray:
     buf = msg.data
     if not isinstance(buf, (bytes, bytearray, memoryview, array.array, np.ndarray)):
         buf = bytes(buf)
-    arr = np.ndarray(shape=(h, w, channels), dtype=src_dtype, buffer=memoryview(buf).cast("B"),
-                     strides=(step, channels * dtype.itemsize, dtype.itemsize))
+    arr = np.ndarray(
+        shape=(h, w, channels),
+        dtype=src_dtype,
+        buffer=memoryview(buf).cast("B"),
+        strides=(step, channels * dtype.itemsize, dtype.itemsize),
+    )
     if src_dtype != dtype.newbyteorder("="):
         arr = arr.astype(dtype.newbyteorder("="))  # byte swap (copies)
     elif copy:
@@ -151,8 +165,9 @@ def image_to_numpy(msg, *, copy: bool = False) -> np.ndarray:
     return arr
 
 
-def numpy_to_image(array_: np.ndarray, encoding: str, *, header=None, step: int | None = None,
-                   is_bigendian: bool = False, msg=None):
+def numpy_to_image(
+    array_: np.ndarray, encoding: str, *, header=None, step: int | None = None, is_bigendian: bool = False, msg=None
+):
     """Array -> ``sensor_msgs/Image`` (``msg`` filled in place when given).
 
     ``step`` larger than a row pads each row with zero bytes; ``is_bigendian`` stores 16-bit
@@ -165,8 +180,9 @@ def numpy_to_image(array_: np.ndarray, encoding: str, *, header=None, step: int 
     if a.ndim == 2 and channels == 1:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] != channels:
-        raise ImageConversionError(f"{encoding} needs shape (H, W{', %d' % channels if channels > 1 else ''}), "
-                                   f"got {a.shape}")
+        raise ImageConversionError(
+            f"{encoding} needs shape (H, W{f', {channels}' if channels > 1 else ''}), got {a.shape}"
+        )
     if a.dtype != dtype:
         raise ImageConversionError(f"{encoding} needs dtype {dtype}, got {a.dtype}")
     h, w = a.shape[:2]
@@ -246,7 +262,7 @@ def image_to_rgb8(msg, *, copy: bool = True) -> np.ndarray:
     if dtype.itemsize == 2:
         hi = 0 if msg.is_bigendian else 1  # byte offset of the high byte in each 16-bit value
         if enc in _MONO:
-            return np.repeat(raw[:, :, hi:hi + 1], 3, axis=2)
+            return np.repeat(raw[:, :, hi : hi + 1], 3, axis=2)
         return _channels(raw, [2 * c + hi for c in _RGB_ORDER[enc]])
     if enc in _MONO:
         return np.repeat(raw, 3, axis=2)
@@ -270,13 +286,13 @@ def _yuv422_to_rgb(raw: np.ndarray, *, uyvy: bool) -> np.ndarray:
     out = np.empty((h, w, 3), np.uint8)
     rows = max(1, _BLOCK_PIXELS // w)
     for r0 in range(0, h, rows):
-        a = raw[r0:r0 + rows].reshape(-1, w // 2, 4).astype(np.float32)
+        a = raw[r0 : r0 + rows].reshape(-1, w // 2, 4).astype(np.float32)
         if uyvy:
             u, y0, v, y1 = (a[..., i] for i in range(4))
         else:
             y0, u, y1, v = (a[..., i] for i in range(4))
         y = np.stack([y0, y1], axis=-1).reshape(a.shape[0], -1)
-        out[r0:r0 + rows] = _yuv_to_rgb(y, np.repeat(u, 2, axis=1), np.repeat(v, 2, axis=1))
+        out[r0 : r0 + rows] = _yuv_to_rgb(y, np.repeat(u, 2, axis=1), np.repeat(v, 2, axis=1))
     return out
 
 
@@ -295,12 +311,15 @@ def _compressed_kind(fmt: str) -> str:
     ``"bgr8; jpeg compressed bgr8"``, or just ``"jpeg"``/``"jpg"``/``"png"``); anything else is refused."""
     f = fmt.lower()
     if "compresseddepth" in f:
-        raise ImageConversionError(f"compressedDepth images ({fmt!r}) are not supported; "
-                                   "subscribe to the raw depth topic instead")
+        raise ImageConversionError(
+            f"compressedDepth images ({fmt!r}) are not supported; subscribe to the raw depth topic instead"
+        )
     kinds = {k for k, words in (("png", ("png",)), ("jpeg", ("jpeg", "jpg"))) if any(w in f for w in words)}
     if len(kinds) != 1:
-        raise ImageConversionError(f"unsupported compressed format {fmt!r}: it must name jpeg or png "
-                                   "(as image_transport writes it, e.g. 'rgb8; jpeg compressed bgr8')")
+        raise ImageConversionError(
+            f"unsupported compressed format {fmt!r}: it must name jpeg or png "
+            "(as image_transport writes it, e.g. 'rgb8; jpeg compressed bgr8')"
+        )
     return kinds.pop()
 
 
@@ -317,15 +336,18 @@ def _open_compressed(msg, max_pixels: int | None = None):
     signature, plugin = _CODECS[kind]
     if not raw.startswith(signature):
         actual = next((k for k, (sig, _) in _CODECS.items() if raw.startswith(sig)), None)
-        raise ImageConversionError(f"format {msg.format!r} says {kind}, but the data "
-                                   + (f"is {actual}" if actual else f"does not start with a {kind} signature"))
+        raise ImageConversionError(
+            f"format {msg.format!r} says {kind}, but the data "
+            + (f"is {actual}" if actual else f"does not start with a {kind} signature")
+        )
     limit = MAX_DECODED_PIXELS if max_pixels is None else int(max_pixels)
     try:
         im = PILImage.open(io.BytesIO(raw), formats=[plugin])  # reads the header only
         w, h = im.size
         if w <= 0 or h <= 0 or w > MAX_SIDE or h > MAX_SIDE or w * h > limit:
-            raise ImageConversionError(f"compressed image of {w}x{h} refused: at most {limit:,} pixels "
-                                       f"and {MAX_SIDE} per side are decoded")
+            raise ImageConversionError(
+                f"compressed image of {w}x{h} refused: at most {limit:,} pixels and {MAX_SIDE} per side are decoded"
+            )
         im.load()
     except ImageConversionError:
         raise
@@ -407,6 +429,7 @@ def rgb8_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", *, header=None, quali
 
 
 # -- labels -----------------------------------------------------------------------------------
+
 
 def label_image(height: int, width: int, *, header=None, msg=None) -> tuple[Any, np.ndarray]:
     """A mono16 ``sensor_msgs/Image`` of ``height`` x ``width`` and a writable (H, W) uint16 view of its data.

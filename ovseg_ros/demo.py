@@ -14,6 +14,7 @@ official release already on this machine (the weights folder or the Hugging Face
 otherwise, and loudly, a small randomly initialised FC-CLIP (the outputs then show that the pipeline
 works, not what is in the photos).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,9 @@ def _fit(img: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(PILImage.fromarray(img).resize((width, height), PILImage.BILINEAR))
 
 
-def build_demo_bag(path: Path, *, frames_per_photo: int = 5, fps: float = 10.0, width: int = 320,
-                   storage: str = "sqlite3") -> int:
+def build_demo_bag(
+    path: Path, *, frames_per_photo: int = 5, fps: float = 10.0, width: int = 320, storage: str = "sqlite3"
+) -> int:
     """Write the demo bag; the number of frames. Topic ``/camera/image_raw``, frame ``camera``."""
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -79,7 +81,7 @@ def build_demo_bag(path: Path, *, frames_per_photo: int = 5, fps: float = 10.0, 
             for f in range(frames_per_photo):
                 x = 8 * f
                 y = (big.shape[0] - crop_h) // 2
-                view = np.ascontiguousarray(big[y:y + crop_h, x:x + crop_w])
+                view = np.ascontiguousarray(big[y : y + crop_h, x : x + crop_w])
                 if view.ndim == 2:
                     msg = numpy_to_image(view, "mono8")
                 elif p % 3 == 1:
@@ -126,31 +128,60 @@ def _find_checkpoint(args) -> tuple[Path | None, tuple[str, str], str]:
 def _params(args, checkpoint: Path | None, model_variant: tuple[str, str] = ("", "")) -> dict:
     common = {"device": args.device, "vocabulary.default": args.vocabulary, "publish.diagnostics": True}
     if checkpoint is None:
-        return {**common, "model": "fcclip", "variant": "rn50", "allow_random_weights": True, "pretrained": "none",
-                "seed": 0, "model_options": '{"num_queries": 20, "dec_layers": 2, "transformer_enc_layers": 1}',
-                "fcclip.min_size": 128, "fcclip.max_size": 192, "fcclip.overlap_threshold": 0.0,
-                "resize.max_side": 192, "prompt_templates": ["single"]}
+        return {
+            **common,
+            "model": "fcclip",
+            "variant": "rn50",
+            "allow_random_weights": True,
+            "pretrained": "none",
+            "seed": 0,
+            "model_options": '{"num_queries": 20, "dec_layers": 2, "transformer_enc_layers": 1}',
+            "fcclip.min_size": 128,
+            "fcclip.max_size": 192,
+            "fcclip.overlap_threshold": 0.0,
+            "resize.max_side": 192,
+            "prompt_templates": ["single"],
+        }
     model, variant = model_variant
-    return {**common, "model": args.model or model or "fcclip", "variant": args.variant or variant or "",
-            "checkpoint": str(checkpoint), "resize.max_side": 640}
+    return {
+        **common,
+        "model": args.model or model or "fcclip",
+        "variant": args.variant or variant or "",
+        "checkpoint": str(checkpoint),
+        "resize.max_side": 640,
+    }
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="ovseg", description="ovseg end to end on photos from scikit-image: "
-                                 "bag -> node over DDS -> outputs, overlays and a summary")
-    ap.add_argument("--output-dir", type=Path, default=Path("ovseg_demo"), help="where everything goes "
-                    "(default ./ovseg_demo; replaced on each run)")
+    ap = argparse.ArgumentParser(
+        prog="ovseg",
+        description="ovseg end to end on photos from scikit-image: "
+        "bag -> node over DDS -> outputs, overlays and a summary",
+    )
+    ap.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("ovseg_demo"),
+        help="where everything goes (default ./ovseg_demo; replaced on each run)",
+    )
     ap.add_argument("--checkpoint", help="official released checkpoint (or env OVSEG_CHECKPOINT)")
-    ap.add_argument("--weights", help="an official release by name, fetched through huggingface_hub (or env "
-                    "OVSEG_WEIGHTS); names: ovseg_models.weights.list_weights()")
+    ap.add_argument(
+        "--weights",
+        help="an official release by name, fetched through huggingface_hub (or env "
+        "OVSEG_WEIGHTS); names: ovseg_models.weights.list_weights()",
+    )
     ap.add_argument("--model", default="", help="fcclip or catseg (default: from the checkpoint's name)")
     ap.add_argument("--variant", default="", help="model variant (default: from the checkpoint's name)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--vocabulary", default="coco_panoptic", help="default vocabulary (built-in name or file)")
     ap.add_argument("--frames-per-photo", type=int, default=5)
     ap.add_argument("--fps", type=float, default=10.0)
-    ap.add_argument("--realtime", action="store_true", help="replay at the bag's timing (drops frames if the "
-                    "model is slower) instead of each frame when the previous is done")
+    ap.add_argument(
+        "--realtime",
+        action="store_true",
+        help="replay at the bag's timing (drops frames if the "
+        "model is slower) instead of each frame when the previous is done",
+    )
     args = ap.parse_args(argv)
 
     t_start = time.monotonic()
@@ -170,8 +201,14 @@ def main(argv=None) -> int:
     from .bag_eval import EvalOptions, evaluate_bag, format_report
 
     params = _params(args, checkpoint, model_variant)
-    opts = EvalOptions(bag=bag, output=out / "segmented_bag", fast=not args.realtime, params=params,
-                       overlay_dir=out / "overlays", report=out / "report.json")
+    opts = EvalOptions(
+        bag=bag,
+        output=out / "segmented_bag",
+        fast=not args.realtime,
+        params=params,
+        overlay_dir=out / "overlays",
+        report=out / "report.json",
+    )
     try:
         report = evaluate_bag(opts, log=lambda s: print(s, file=sys.stderr))
     except RuntimeError as e:

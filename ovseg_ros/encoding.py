@@ -13,11 +13,13 @@ called exactly once:
 Whether a job is superseded or committed is decided under one lock, so a superseded
 encoding can never become active, and a committed one is never answered "superseded".
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["EncodingJob", "VocabularyEncoder", "SUPERSEDED", "CANCELLED"]
 
@@ -43,9 +45,15 @@ class VocabularyEncoder:
     waits for it); ``current_version()``: the active version, for refusals.
     """
 
-    def __init__(self, encode: Callable[[Any, threading.Event], Any], commit: Callable[[Any], int], *,
-                 current_version: Callable[[], int], on_error: Callable[[str], None] | None = None,
-                 name: str = "ovseg-set-vocabulary"):
+    def __init__(
+        self,
+        encode: Callable[[Any, threading.Event], Any],
+        commit: Callable[[Any], int],
+        *,
+        current_version: Callable[[], int],
+        on_error: Callable[[str], None] | None = None,
+        name: str = "ovseg-set-vocabulary",
+    ):
         self._encode = encode
         self._commit = commit
         self._current_version = current_version

@@ -8,15 +8,17 @@
 - :func:`load_vocabulary`: the built-in dataset vocabularies and vocabulary files (only from
   permitted directories, see :func:`resolve_vocabulary_file`).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import stat
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +41,18 @@ __all__ = [
 ]
 
 #: names accepted as built-in default vocabularies (see ovseg_models.data.class_names)
-BUILTIN_VOCABULARIES = ("coco_panoptic", "ade20k_150", "coco_stuff_171", "ade20k_847", "pascal_context_59",
-                        "pascal_context_459", "pascal_voc_20", "pascal_voc_21", "cityscapes", "mapillary_vistas")
+BUILTIN_VOCABULARIES = (
+    "coco_panoptic",
+    "ade20k_150",
+    "coco_stuff_171",
+    "ade20k_847",
+    "pascal_context_59",
+    "pascal_context_459",
+    "pascal_voc_20",
+    "pascal_voc_21",
+    "cityscapes",
+    "mapillary_vistas",
+)
 
 #: training vocabulary per model: decides ``seen`` for SEEN_AUTO classes
 TRAINING_DATASET = {"fcclip": "coco_panoptic", "catseg": "coco_stuff_171"}
@@ -50,8 +62,7 @@ THING_AUTO, THING, STUFF = 0, 1, 2
 
 #: datasets whose thing/stuff flags decide THING_AUTO classes, first match wins (the ones with
 #: real flags: ADE20K-847 and Pascal Context-459 mark every class stuff)
-THING_DATASETS = ("coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas", "pascal_context_59",
-                  "pascal_voc_21")
+THING_DATASETS = ("coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas", "pascal_context_59", "pascal_voc_21")
 
 
 @lru_cache(maxsize=1)
@@ -94,11 +105,13 @@ def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) 
     parsed = []
     for i, c in enumerate(classes):
         if c.seen not in (SEEN_AUTO, SEEN, UNSEEN):
-            raise VocabularyError(f"class {i} ({c.name!r}): seen must be 0 (auto), 1 (seen) or 2 (unseen), "
-                                  f"got {c.seen}")
+            raise VocabularyError(
+                f"class {i} ({c.name!r}): seen must be 0 (auto), 1 (seen) or 2 (unseen), got {c.seen}"
+            )
         if c.thing not in (THING_AUTO, THING, STUFF):
-            raise VocabularyError(f"class {i} ({c.name!r}): thing must be 0 (auto), 1 (thing) or 2 (stuff), "
-                                  f"got {c.thing}")
+            raise VocabularyError(
+                f"class {i} ({c.name!r}): thing must be 0 (auto), 1 (thing) or 2 (stuff), got {c.thing}"
+            )
         seen = None if c.seen == SEEN_AUTO else c.seen == SEEN
         is_thing = resolve_thing([c.name, *c.synonyms]) if c.thing == THING_AUTO else c.thing == THING
         parsed.append(VocabularyClass((c.name, *c.synonyms), is_thing=is_thing, seen=seen))
@@ -113,13 +126,14 @@ def resolve_seen(vocabulary: Vocabulary, model: str) -> list[bool]:
     seen = [bool(c.seen) for c in vocabulary]
     if unknown:
         auto = seen_mask([vocabulary[i].synonyms for i in unknown], TRAINING_DATASET.get(model, "coco_panoptic"))
-        for i, s in zip(unknown, auto):
+        for i, s in zip(unknown, auto, strict=False):
             seen[i] = bool(s)
     return seen
 
 
-def vocabulary_to_msg(encoded: EncodedVocabulary, *, version: int, model: str, stamp=None,
-                      default_templates: Sequence[str] = ()):
+def vocabulary_to_msg(
+    encoded: EncodedVocabulary, *, version: int, model: str, stamp=None, default_templates: Sequence[str] = ()
+):
     """``ovseg/Vocabulary`` for an encoded vocabulary (``seen`` is SEEN or UNSEEN, never AUTO)."""
     from ovseg.msg import Vocabulary as VocabularyMsg
     from ovseg.msg import VocabularyClass as ClassMsg
@@ -135,8 +149,12 @@ def vocabulary_to_msg(encoded: EncodedVocabulary, *, version: int, model: str, s
         msg.stamp = stamp
     msg.version = int(version)
     msg.model = model
-    msg.classes = [ClassMsg(name=c.name, synonyms=list(c.synonyms[1:]), thing=THING if c.is_thing else STUFF,
-                            seen=SEEN if s else UNSEEN) for c, s in zip(vocab, seen)]
+    msg.classes = [
+        ClassMsg(
+            name=c.name, synonyms=list(c.synonyms[1:]), thing=THING if c.is_thing else STUFF, seen=SEEN if s else UNSEEN
+        )
+        for c, s in zip(vocab, seen, strict=False)
+    ]
     templates = vocab.templates
     if templates is None:
         t = encoded.tensors.get("templates") if isinstance(encoded.tensors, dict) else None
@@ -165,8 +183,7 @@ def _inside(path: str, folder: str) -> bool:
         return False
 
 
-def resolve_vocabulary_file(spec: str, *, directories: Sequence[str | Path], files: Sequence[str | Path] = ()
-                            ) -> Path:
+def resolve_vocabulary_file(spec: str, *, directories: Sequence[str | Path], files: Sequence[str | Path] = ()) -> Path:
     """The real path of vocabulary file ``spec`` if it may be read, else :class:`VocabularyError`.
 
     Allowed: a regular file, after following every link, inside one of ``directories`` or equal to
@@ -187,28 +204,34 @@ def resolve_vocabulary_file(spec: str, *, directories: Sequence[str | Path], fil
                 break
     where = ", ".join(dirs) if dirs else "none"
     if real is None:
-        raise VocabularyError(f"default vocabulary {spec!r} is neither a built-in ({', '.join(BUILTIN_VOCABULARIES)}) "
-                              f"nor a file in the vocabulary directories ({where}); files elsewhere are never "
-                              "read: put it in one of them, or add its folder to the read-only parameter "
-                              "'vocabulary.directories' at start-up")
+        raise VocabularyError(
+            f"default vocabulary {spec!r} is neither a built-in ({', '.join(BUILTIN_VOCABULARIES)}) "
+            f"nor a file in the vocabulary directories ({where}); files elsewhere are never "
+            "read: put it in one of them, or add its folder to the read-only parameter "
+            "'vocabulary.directories' at start-up"
+        )
     if Path(real).suffix.lower() not in VOCABULARY_SUFFIXES:
-        raise VocabularyError(f"vocabulary file {spec!r} is not a vocabulary file: use one of "
-                              f"{', '.join(VOCABULARY_SUFFIXES)}")
+        raise VocabularyError(
+            f"vocabulary file {spec!r} is not a vocabulary file: use one of {', '.join(VOCABULARY_SUFFIXES)}"
+        )
     try:
         st = os.stat(real)
     except OSError:
-        raise VocabularyError(f"default vocabulary {spec!r} is neither a built-in "
-                              f"({', '.join(BUILTIN_VOCABULARIES)}) nor an existing file") from None
+        raise VocabularyError(
+            f"default vocabulary {spec!r} is neither a built-in "
+            f"({', '.join(BUILTIN_VOCABULARIES)}) nor an existing file"
+        ) from None
     if not stat.S_ISREG(st.st_mode):
         raise VocabularyError(f"vocabulary file {spec!r} is not a regular file")
     if st.st_size > MAX_VOCABULARY_FILE_BYTES:
-        raise VocabularyError(f"vocabulary file {spec!r} has {st.st_size} bytes, more than a vocabulary has "
-                              f"(at most {MAX_VOCABULARY_FILE_BYTES})")
+        raise VocabularyError(
+            f"vocabulary file {spec!r} has {st.st_size} bytes, more than a vocabulary has "
+            f"(at most {MAX_VOCABULARY_FILE_BYTES})"
+        )
     return Path(real)
 
 
-def load_vocabulary(spec: str, *, directories: Sequence[str | Path], files: Sequence[str | Path] = ()
-                    ) -> Vocabulary:
+def load_vocabulary(spec: str, *, directories: Sequence[str | Path], files: Sequence[str | Path] = ()) -> Vocabulary:
     """A vocabulary from a built-in name (``coco_panoptic``, ``ade20k_150``, ...) or a permitted file.
 
     Only files that :func:`resolve_vocabulary_file` permits are read (``directories``, ``files``):
@@ -250,8 +273,11 @@ def load_vocabulary(spec: str, *, directories: Sequence[str | Path], files: Sequ
         raise VocabularyError(f"{path}: not a valid vocabulary ({_withheld(e)})") from None
     except Exception as e:  # noqa: BLE001 - parser errors quote the content: only their kind and place
         mark = getattr(e, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else (
-            f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "")
+        where = (
+            f", line {mark.line + 1}"
+            if mark is not None
+            else (f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "")
+        )
         raise VocabularyError(f"{path}: not a vocabulary file ({type(e).__name__}{where})") from None
 
 
@@ -274,9 +300,13 @@ def _parse_vocabulary_text(text: str, suffix: str) -> Vocabulary:
             elif isinstance(item, dict) and "name" in item:
                 syn = [str(item["name"]), *[str(x) for x in item.get("synonyms", []) or []]]
                 seen = item.get("seen")
-                classes.append(VocabularyClass(tuple(dict.fromkeys(_clean(x) for x in syn)),
-                                               is_thing=bool(item.get("is_thing", True)),
-                                               seen=None if seen is None else bool(seen)))
+                classes.append(
+                    VocabularyClass(
+                        tuple(dict.fromkeys(_clean(x) for x in syn)),
+                        is_thing=bool(item.get("is_thing", True)),
+                        seen=None if seen is None else bool(seen),
+                    )
+                )
             else:
                 raise VocabularyError(f"item {i} must be a string or a mapping with 'name'")
     else:
@@ -296,8 +326,10 @@ def _parse_vocabulary_text(text: str, suffix: str) -> Vocabulary:
 
 # -- outputs ----------------------------------------------------------------------------------
 
-def semantic_labels(result: SegmentationResult, score_threshold: float = 0.0, *,
-                    out: np.ndarray | None = None) -> np.ndarray:
+
+def semantic_labels(
+    result: SegmentationResult, score_threshold: float = 0.0, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """uint16 label map: category per pixel, 65535 where the score is below ``score_threshold``.
 
     ``out``: an (H, W) uint16 array to fill (a view of an output message's buffer, see
@@ -320,8 +352,9 @@ def semantic_to_msg(labels: np.ndarray, header, msg=None):
     return labels_to_image(labels, header=header, msg=msg)
 
 
-def segments_from_semantic(labels: np.ndarray, score: np.ndarray | None, vocabulary: Vocabulary
-                           ) -> tuple[np.ndarray, list[dict]]:
+def segments_from_semantic(
+    labels: np.ndarray, score: np.ndarray | None, vocabulary: Vocabulary
+) -> tuple[np.ndarray, list[dict]]:
     """Panoptic output for semantic-only models (CAT-Seg): one segment per class present.
 
     Segment ids are 1..n in class order; the score is the class's mean score over its pixels.
@@ -349,8 +382,11 @@ def segments_from_semantic(labels: np.ndarray, score: np.ndarray | None, vocabul
     change[::w] = True  # runs never cross a row end
     starts = np.flatnonzero(change)
     lengths = np.diff(np.append(starts, flat.size))
-    run_scores = (np.add.reduceat(np.asarray(score, dtype=np.float32).ravel(), starts, dtype=np.float64)
-                  if score is not None else None)
+    run_scores = (
+        np.add.reduceat(np.asarray(score, dtype=np.float32).ravel(), starts, dtype=np.float64)
+        if score is not None
+        else None
+    )
     cls = flat[starts].astype(np.intp)
     keep = cls < n
     starts, lengths, cls = starts[keep], lengths[keep], cls[keep]
@@ -374,18 +410,30 @@ def segments_from_semantic(labels: np.ndarray, score: np.ndarray | None, vocabul
     segments = []
     for sid, cat in enumerate(present.tolist(), start=1):
         area = int(areas[cat])
-        segments.append({"id": sid, "category": cat, "label": vocabulary[cat].name,
-                         "score": float(sums[cat] / area) if sums is not None else 1.0,
-                         "area": area, "is_thing": bool(vocabulary[cat].is_thing),
-                         "bbox": (int(x_min[cat]), int(y_min[cat]), int(x_max[cat] - x_min[cat] + 1),
-                                  int(y_max[cat] - y_min[cat] + 1))})
+        segments.append(
+            {
+                "id": sid,
+                "category": cat,
+                "label": vocabulary[cat].name,
+                "score": float(sums[cat] / area) if sums is not None else 1.0,
+                "area": area,
+                "is_thing": bool(vocabulary[cat].is_thing),
+                "bbox": (
+                    int(x_min[cat]),
+                    int(y_min[cat]),
+                    int(x_max[cat] - x_min[cat] + 1),
+                    int(y_max[cat] - y_min[cat] + 1),
+                ),
+            }
+        )
     return ids, segments
 
 
 def panoptic_to_msg(ids: np.ndarray, segments: Sequence[Any], header, vocabulary_version: int, msg=None):
     """``ovseg/PanopticSegmentation`` from an id map and segments (model ``Segment`` objects or dicts)."""
-    from ovseg.msg import PanopticSegmentation, Segment
     from sensor_msgs.msg import RegionOfInterest
+
+    from ovseg.msg import PanopticSegmentation, Segment
 
     if msg is None:
         msg = PanopticSegmentation()
@@ -401,11 +449,17 @@ def panoptic_to_msg(ids: np.ndarray, segments: Sequence[Any], header, vocabulary
     for s in segments:
         get = s.get if isinstance(s, dict) else (lambda k, _s=s: getattr(_s, k))
         x, y, w, h = get("bbox")
-        out.append(Segment(id=int(get("id")), category=int(get("category")), label=str(get("label")),
-                           score=float(min(max(get("score"), 0.0), 1.0)), area=int(get("area")),
-                           bbox=RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h),
-                                                 do_rectify=False),
-                           is_thing=bool(get("is_thing"))))
+        out.append(
+            Segment(
+                id=int(get("id")),
+                category=int(get("category")),
+                label=str(get("label")),
+                score=float(min(max(get("score"), 0.0), 1.0)),
+                area=int(get("area")),
+                bbox=RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h), do_rectify=False),
+                is_thing=bool(get("is_thing")),
+            )
+        )
     msg.segments = out
     msg.vocabulary_version = int(vocabulary_version)
     return msg

@@ -31,6 +31,7 @@ published after the vocabulary that made them was replaced.
 ``main`` (``ovseg_node``) configures and activates at once; ``lifecycle_main``
 (``ovseg_lifecycle_node``) waits for a lifecycle manager (or ``autostart: true``).
 """
+
 from __future__ import annotations
 
 import collections
@@ -40,33 +41,47 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import rclpy
 import rclpy.task
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
-                       qos_profile_system_default)
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+    qos_profile_system_default,
+)
+from sensor_msgs.msg import CompressedImage, Image
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from ovseg.msg import PanopticSegmentation, SemanticInfo
 from ovseg.msg import Vocabulary as VocabularyMsg
 from ovseg.srv import GetVocabulary, SetVocabulary
-from sensor_msgs.msg import CompressedImage, Image
-
 from ovseg_models.segmenter import EncodedVocabulary
 from ovseg_models.vocabulary import VocabularyError
 
 from . import conversions, messages
 from .encoding import EncodingJob, VocabularyEncoder
 from .overlay import palette_for, render_overlay
-from .params import (PARAMETERS, RUNTIME_PARAMETERS, ConfigError, NodeConfig, build_segmenter, declare_parameters,
-                     read_config, validate_parameter)
+from .params import (
+    PARAMETERS,
+    RUNTIME_PARAMETERS,
+    ConfigError,
+    NodeConfig,
+    build_segmenter,
+    declare_parameters,
+    read_config,
+    validate_parameter,
+)
 from .versions import VersionCounter
 from .worker import FrameRecord, FrameWorker, LatestSlot, Stats
 
@@ -117,11 +132,17 @@ def _declare_vocabulary_directories(node) -> tuple[list[str], list[str]]:
     config_dir = share_file("config")
     default = [str(config_dir)] if config_dir is not None else [""]
     if not node.has_parameter("vocabulary.directories"):
-        node.declare_parameter("vocabulary.directories", default, ParameterDescriptor(
-            description="directories vocabulary files may be read from (read-only: fixed at start-up); "
-                        "default: the package's config folder. Built-in names and the file vocabulary.default "
-                        "names at start-up are always allowed", type=ParameterType.PARAMETER_STRING_ARRAY,
-            read_only=True))
+        node.declare_parameter(
+            "vocabulary.directories",
+            default,
+            ParameterDescriptor(
+                description="directories vocabulary files may be read from (read-only: fixed at start-up); "
+                "default: the package's config folder. Built-in names and the file vocabulary.default "
+                "names at start-up are always allowed",
+                type=ParameterType.PARAMETER_STRING_ARRAY,
+                read_only=True,
+            ),
+        )
     dirs = [d for d in node.get_parameter("vocabulary.directories").value if d]
     start = str(node.get_parameter("vocabulary.default").value).strip()
     start = start[5:] if start.startswith("file:") else start
@@ -137,8 +158,14 @@ def _resize_indices(n_out: int, n_in: int) -> np.ndarray:
 class SegmentationNode(LifecycleNode):
     """Open-vocabulary segmentation lifecycle node (see the module docstring)."""
 
-    def __init__(self, node_name: str = DEFAULT_NAME, *, namespace: str = DEFAULT_NAMESPACE,
-                 segmenter_factory: Callable | None = None, **kwargs):
+    def __init__(
+        self,
+        node_name: str = DEFAULT_NAME,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        segmenter_factory: Callable | None = None,
+        **kwargs,
+    ):
         """``segmenter_factory``: replaces ``ovseg_models.create_segmenter`` (same signature); for embedding."""
         kwargs.setdefault("automatically_declare_parameters_from_overrides", False)
         # set before the rclpy node exists: destroy_node (also called by rclpy on a node whose
@@ -179,11 +206,16 @@ class SegmentationNode(LifecycleNode):
         # The services live as long as the node (answering "not configured" while unconfigured):
         # a lifecycle cleanup never destroys a service that still owes a caller its answer.
         self._ovseg_services = [
-            self.create_service(SetVocabulary, "set_vocabulary", self._on_set_vocabulary,
-                                qos_profile=QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
-                                callback_group=self._services_group),
-            self.create_service(GetVocabulary, "get_vocabulary", self._on_get_vocabulary,
-                                callback_group=self._services_group),
+            self.create_service(
+                SetVocabulary,
+                "set_vocabulary",
+                self._on_set_vocabulary,
+                qos_profile=QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
+                callback_group=self._services_group,
+            ),
+            self.create_service(
+                GetVocabulary, "get_vocabulary", self._on_get_vocabulary, callback_group=self._services_group
+            ),
         ]
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -203,8 +235,10 @@ class SegmentationNode(LifecycleNode):
         try:
             cfg = read_config(self)
             t0 = time.perf_counter()
-            log.info(f"loading {cfg.model} (variant {cfg.variant or 'default'}) on {cfg.resolved_device}, "
-                     f"checkpoint {cfg.checkpoint or 'NONE'}")
+            log.info(
+                f"loading {cfg.model} (variant {cfg.variant or 'default'}) on {cfg.resolved_device}, "
+                f"checkpoint {cfg.checkpoint or 'NONE'}"
+            )
             segmenter = build_segmenter(cfg, create=self._factory)
             try:
                 dirs, files = self._vocabulary_files
@@ -214,8 +248,9 @@ class SegmentationNode(LifecycleNode):
             if cfg.prompt_templates is not None:
                 from ovseg_models.vocabulary import Vocabulary
 
-                vocabulary = Vocabulary.create(vocabulary.classes, templates=cfg.prompt_templates,
-                                               trusted=vocabulary.trusted)
+                vocabulary = Vocabulary.create(
+                    vocabulary.classes, templates=cfg.prompt_templates, trusted=vocabulary.trusted
+                )
             encoded = segmenter.encode_vocabulary(vocabulary)
         except ConfigError as e:
             self.configure_error = str(e)
@@ -226,20 +261,26 @@ class SegmentationNode(LifecycleNode):
             log.error(f"configure failed: {self.configure_error}\n{traceback.format_exc()}")
             return TransitionCallbackReturn.FAILURE
         if not cfg.checkpoint:
-            log.warning("RANDOM WEIGHTS: no checkpoint given (allow_random_weights is true); the segmentation "
-                        "head is randomly initialised and the outputs are meaningless")
+            log.warning(
+                "RANDOM WEIGHTS: no checkpoint given (allow_random_weights is true); the segmentation "
+                "head is randomly initialised and the outputs are meaningless"
+            )
         self.cfg, self.segmenter = cfg, segmenter
         self._vocab = self._make_active(encoded)
         self._published_stamps.clear()
         self._encoder = VocabularyEncoder(
-            lambda vocab, cancel, _seg=segmenter: self._encode(_seg, vocab, cancel), self._commit_vocabulary,
+            lambda vocab, cancel, _seg=segmenter: self._encode(_seg, vocab, cancel),
+            self._commit_vocabulary,
             current_version=lambda: self._vocab.version if self._vocab is not None else 0,
-            on_error=lambda msg: self._warn("set_vocabulary", f"set_vocabulary {msg}", period=0.0))
+            on_error=lambda msg: self._warn("set_vocabulary", f"set_vocabulary {msg}", period=0.0),
+        )
         self._create_outputs(cfg)
         self._state_label = "inactive"
         self._publish_vocabulary(self._vocab)
-        log.info(f"configured in {time.perf_counter() - t0:.1f} s: {len(encoded)} classes "
-                 f"(vocabulary version {self._vocab.version})")
+        log.info(
+            f"configured in {time.perf_counter() - t0:.1f} s: {len(encoded)} classes "
+            f"(vocabulary version {self._vocab.version})"
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -249,14 +290,24 @@ class SegmentationNode(LifecycleNode):
         qos = self._input_qos(cfg)
         if cfg.transport == "compressed":
             topic = self.resolve_topic_name("image") + "/compressed"
-            self._sub = self.create_subscription(CompressedImage, topic, self._on_compressed, qos,
-                                                 callback_group=self._frames_group,
-                                                 event_callbacks=self._input_events())
+            self._sub = self.create_subscription(
+                CompressedImage,
+                topic,
+                self._on_compressed,
+                qos,
+                callback_group=self._frames_group,
+                event_callbacks=self._input_events(),
+            )
         else:
             topic = "image"
-            self._sub = self.create_subscription(Image, topic, self._on_image, qos,
-                                                 callback_group=self._frames_group,
-                                                 event_callbacks=self._input_events())
+            self._sub = self.create_subscription(
+                Image,
+                topic,
+                self._on_image,
+                qos,
+                callback_group=self._frames_group,
+                event_callbacks=self._input_events(),
+            )
         self._worker = FrameWorker(self._slot, self._process, max_rate=cfg.max_rate, on_error=self._on_worker_error)
         self._active = True
         self._worker.start()
@@ -316,8 +367,10 @@ class SegmentationNode(LifecycleNode):
         if encoder is not None:
             self._last_encoder_thread = encoder.thread
         if encoder is not None and not encoder.close(timeout):
-            self.get_logger().warning(f"a vocabulary encoding did not stop within {timeout:.0f} s "
-                                      "(the model has no way to cancel it); its result is discarded")
+            self.get_logger().warning(
+                f"a vocabulary encoding did not stop within {timeout:.0f} s "
+                "(the model has no way to cancel it); its result is discarded"
+            )
 
     @property
     def encoding_thread(self) -> threading.Thread | None:
@@ -341,23 +394,32 @@ class SegmentationNode(LifecycleNode):
     @staticmethod
     def _input_qos(cfg: NodeConfig) -> QoSProfile:
         base = {"sensor_data": qos_profile_sensor_data, "system_default": qos_profile_system_default}.get(
-            cfg.input_qos_profile)
+            cfg.input_qos_profile
+        )
         if base is None:  # "default": reliable, keep last 10
             qos = QoSProfile(depth=10)
         else:
-            qos = QoSProfile(history=base.history, depth=base.depth, reliability=base.reliability,
-                             durability=base.durability)
+            qos = QoSProfile(
+                history=base.history, depth=base.depth, reliability=base.reliability, durability=base.durability
+            )
         if cfg.input_qos_depth:
             qos.history = HistoryPolicy.KEEP_LAST
             qos.depth = cfg.input_qos_depth
         if cfg.input_qos_reliability:
-            qos.reliability = (ReliabilityPolicy.RELIABLE if cfg.input_qos_reliability == "reliable"
-                               else ReliabilityPolicy.BEST_EFFORT)
+            qos.reliability = (
+                ReliabilityPolicy.RELIABLE if cfg.input_qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+            )
         return qos
 
     def _create_outputs(self, cfg: NodeConfig) -> None:
-        out_qos = QoSProfile(depth=cfg.output_qos_depth, reliability=(
-            ReliabilityPolicy.RELIABLE if cfg.output_qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT))
+        out_qos = QoSProfile(
+            depth=cfg.output_qos_depth,
+            reliability=(
+                ReliabilityPolicy.RELIABLE
+                if cfg.output_qos_reliability == "reliable"
+                else ReliabilityPolicy.BEST_EFFORT
+            ),
+        )
         if cfg.publish_semantic:
             self._pubs["semantic"] = self.create_publisher(Image, "semantic", out_qos)
             self._pubs["semantic_info"] = self.create_publisher(SemanticInfo, "semantic/info", out_qos)
@@ -365,13 +427,15 @@ class SegmentationNode(LifecycleNode):
             self._pubs["panoptic"] = self.create_publisher(PanopticSegmentation, "panoptic", out_qos)
         if cfg.publish_overlay:
             self._pubs["overlay"] = self.create_publisher(Image, "overlay", out_qos)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+        )
         self._pubs["vocabulary"] = self.create_publisher(VocabularyMsg, "vocabulary", latched)
         if cfg.publish_diagnostics:
             self._pubs["diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-            self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics,
-                                                 callback_group=self._timer_group)
+            self._diag_timer = self.create_timer(
+                cfg.diagnostics_period, self._publish_diagnostics, callback_group=self._timer_group
+            )
 
     def _destroy_outputs(self) -> None:
         with self._publish_lock:
@@ -397,10 +461,14 @@ class SegmentationNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=str(e))
             if configured and p.name not in RUNTIME_PARAMETERS and p.value != self.get_parameter(p.name).value:
                 fqn = self.get_fully_qualified_name()
-                return SetParametersResult(successful=False, reason=(
-                    f"{p.name} takes effect at configure and the node is {self._state_label}: clean it up first "
-                    f"(ros2 lifecycle set {fqn} deactivate, then cleanup), set {p.name}, then configure and "
-                    f"activate again. Applied at once: {', '.join(RUNTIME_PARAMETERS)}"))
+                return SetParametersResult(
+                    successful=False,
+                    reason=(
+                        f"{p.name} takes effect at configure and the node is {self._state_label}: clean it up first "
+                        f"(ros2 lifecycle set {fqn} deactivate, then cleanup), set {p.name}, then configure and "
+                        f"activate again. Applied at once: {', '.join(RUNTIME_PARAMETERS)}"
+                    ),
+                )
         cfg = self.cfg
         if cfg is not None:
             for p in params:
@@ -411,8 +479,9 @@ class SegmentationNode(LifecycleNode):
                     self._worker.max_rate = p.value  # a wait for the old rate's next slot ends at once
                 elif p.name == "diagnostics.period" and self._diag_timer is not None:
                     self.destroy_timer(self._diag_timer)
-                    self._diag_timer = self.create_timer(p.value, self._publish_diagnostics,
-                                                         callback_group=self._timer_group)
+                    self._diag_timer = self.create_timer(
+                        p.value, self._publish_diagnostics, callback_group=self._timer_group
+                    )
         return SetParametersResult(successful=True)
 
     # -- vocabulary ------------------------------------------------------------------------
@@ -424,9 +493,13 @@ class SegmentationNode(LifecycleNode):
         default_templates = getattr(self.segmenter, "templates", ()) or ()
         if not isinstance(default_templates, (list, tuple)):
             default_templates = ()
-        msg = messages.vocabulary_to_msg(encoded, version=version, model=cfg.model if cfg else "",
-                                         stamp=self.get_clock().now().to_msg(),
-                                         default_templates=default_templates)
+        msg = messages.vocabulary_to_msg(
+            encoded,
+            version=version,
+            model=cfg.model if cfg else "",
+            stamp=self.get_clock().now().to_msg(),
+            default_templates=default_templates,
+        )
         names = tuple(encoded.vocabulary.names)
         return ActiveVocabulary(encoded, version, msg, names, palette_for(names))
 
@@ -551,8 +624,10 @@ class SegmentationNode(LifecycleNode):
         now = time.monotonic()
         if now - self._warn_times.get("error", -1e9) >= 2.0:
             self._warn_times["error"] = now
-            self.get_logger().error(f"processing a frame failed (the node goes on): {self.stats.last_error}\n"
-                                    + "".join(traceback.format_exception(e)[-6:]))
+            self.get_logger().error(
+                f"processing a frame failed (the node goes on): {self.stats.last_error}\n"
+                + "".join(traceback.format_exception(e)[-6:])
+            )
 
     def _decode(self, frame: Frame) -> np.ndarray:
         if frame.compressed:
@@ -600,9 +675,12 @@ class SegmentationNode(LifecycleNode):
             pubs = self._pubs
             if "semantic" in pubs and not self._claim_stamp(header.stamp, vocab.version):
                 self.stats.add("ambiguous")
-                self._warn("ambiguous", "dropped a frame whose stamp an output of another vocabulary version "
-                                        "already carries (semantic images are paired with semantic/info by "
-                                        "stamp): give every camera frame its own header stamp")
+                self._warn(
+                    "ambiguous",
+                    "dropped a frame whose stamp an output of another vocabulary version "
+                    "already carries (semantic images are paired with semantic/info by "
+                    "stamp): give every camera frame its own header stamp",
+                )
                 return
             sem_msg, labels = conversions.label_image(h, w, header=header, msg=self._reuse.get("semantic"))
             if small is rgb:
@@ -615,21 +693,24 @@ class SegmentationNode(LifecycleNode):
             self._reuse["semantic"] = sem_msg
             if "semantic" in pubs:
                 # the frame's vocabulary version first, then the image with the same header
-                pubs["semantic_info"].publish(SemanticInfo(header=header, vocabulary_version=vocab.version,
-                                                           num_classes=len(vocab.names)))
+                pubs["semantic_info"].publish(
+                    SemanticInfo(header=header, vocabulary_version=vocab.version, num_classes=len(vocab.names))
+                )
                 pubs["semantic"].publish(sem_msg)
             segments = None
             if "panoptic" in pubs:
                 if result.panoptic is not None:
                     ids, segments = result.panoptic, list(result.segments)
                 else:  # semantic-only model: one segment per class present
-                    ids, segments = messages.segments_from_semantic(small_labels, result.score,
-                                                                    vocab.encoded.vocabulary)
+                    ids, segments = messages.segments_from_semantic(
+                        small_labels, result.score, vocab.encoded.vocabulary
+                    )
                 if yi is not None:
                     segments = _upsample_segments(ids, segments, yi, xi)
                     ids = np.asarray(ids)[yi][:, xi]
-                pan_msg = messages.panoptic_to_msg(ids, segments, header, vocab.version,
-                                                   msg=self._reuse.get("panoptic"))
+                pan_msg = messages.panoptic_to_msg(
+                    ids, segments, header, vocab.version, msg=self._reuse.get("panoptic")
+                )
                 pubs["panoptic"].publish(pan_msg)
                 self._reuse["panoptic"] = pan_msg
             overlay_pub = pubs.get("overlay")
@@ -637,13 +718,23 @@ class SegmentationNode(LifecycleNode):
                 texts = None
                 if segments is not None and result.panoptic is not None:
                     texts = _segment_texts(segments, w * h) or None  # none: one label per class instead
-                img = render_overlay(rgb, labels, vocab.names, alpha=cfg.overlay_alpha, palette=vocab.palette,
-                                     texts=texts, draw_labels=cfg.overlay_draw_labels)
+                img = render_overlay(
+                    rgb,
+                    labels,
+                    vocab.names,
+                    alpha=cfg.overlay_alpha,
+                    palette=vocab.palette,
+                    texts=texts,
+                    draw_labels=cfg.overlay_draw_labels,
+                )
                 overlay_pub.publish(conversions.numpy_to_image(img, "rgb8", header=header))
                 self.stats.add("overlays")
         stamp = header.stamp
-        self.stats.record(FrameRecord(stamp.sec * 1_000_000_000 + stamp.nanosec, model_s,
-                                      time.monotonic() - frame.received, vocab.version))
+        self.stats.record(
+            FrameRecord(
+                stamp.sec * 1_000_000_000 + stamp.nanosec, model_s, time.monotonic() - frame.received, vocab.version
+            )
+        )
 
     def _claim_stamp(self, stamp, version: int) -> bool:
         """False if an output with this stamp but another vocabulary version was published recently."""
@@ -660,18 +751,25 @@ class SegmentationNode(LifecycleNode):
     # -- losses below the callback ------------------------------------------------------------
     def _input_events(self) -> SubscriptionEventCallbacks:
         """DDS events of the input subscription: frames lost before the callback, QoS mismatches."""
-        return SubscriptionEventCallbacks(message_lost=self._on_message_lost,
-                                          incompatible_qos=self._on_incompatible_qos)
+        return SubscriptionEventCallbacks(
+            message_lost=self._on_message_lost, incompatible_qos=self._on_incompatible_qos
+        )
 
     def _on_message_lost(self, info) -> None:
         self.stats.add("lost", int(info.total_count_change))
         cfg = self.cfg
-        best_effort = cfg is not None and self._sub is not None and \
-            self._sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
-        fix = ("the input is best effort: frames of this size do not get through whole; set "
-               "input.qos.reliability: reliable (and publish reliable), use the shared-memory profile "
-               "config/fastdds_shm.xml on both sides, or send smaller or compressed frames"
-               if best_effort else "the subscriber falls behind: raise input.qos.depth or lower the camera rate")
+        best_effort = (
+            cfg is not None
+            and self._sub is not None
+            and self._sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        )
+        fix = (
+            "the input is best effort: frames of this size do not get through whole; set "
+            "input.qos.reliability: reliable (and publish reliable), use the shared-memory profile "
+            "config/fastdds_shm.xml on both sides, or send smaller or compressed frames"
+            if best_effort
+            else "the subscriber falls behind: raise input.qos.depth or lower the camera rate"
+        )
         self._warn("lost", f"{self.stats.lost} input frame(s) lost below the callback (DDS sample lost): {fix}")
 
     def _on_incompatible_qos(self, info) -> None:
@@ -682,9 +780,13 @@ class SegmentationNode(LifecycleNode):
             policy = qos_policy_name_from_kind(info.last_policy_kind)
         except Exception:  # noqa: BLE001
             policy = str(info.last_policy_kind)
-        self._warn("incompatible_qos", f"a publisher of the input topic offers a QoS this subscription cannot "
-                                       f"accept ({policy}); none of its frames arrive: set input.qos.reliability: "
-                                       "best_effort (or make the camera publish reliable)", period=0.0)
+        self._warn(
+            "incompatible_qos",
+            f"a publisher of the input topic offers a QoS this subscription cannot "
+            f"accept ({policy}); none of its frames arrive: set input.qos.reliability: "
+            "best_effort (or make the camera publish reliable)",
+            period=0.0,
+        )
 
     # -- diagnostics ------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticStatus:
@@ -702,8 +804,9 @@ class SegmentationNode(LifecycleNode):
             level, message = DiagnosticStatus.WARN, f"{s['errors']} frame(s) failed, last: {s['last_error']}"
         if self._state_label == "active" and (s["lost"] or s["incompatible_qos"]):
             level = DiagnosticStatus.WARN
-            message = (f"{s['lost']} frame(s) lost below the callback" if s["lost"] else
-                       "a publisher with incompatible QoS") + f"; {message}"
+            message = (
+                f"{s['lost']} frame(s) lost below the callback" if s["lost"] else "a publisher with incompatible QoS"
+            ) + f"; {message}"
         if cfg is not None and not cfg.checkpoint:
             message += " (RANDOM WEIGHTS)"
             level = max(level, DiagnosticStatus.WARN)
@@ -768,16 +871,19 @@ def _upsample_segments(ids_small: np.ndarray, segments, yi: np.ndarray, xi: np.n
     last_x = np.searchsorted(xi, np.arange(ws), side="right") - 1
     out = []
     for s in segments:
-        d = s if isinstance(s, dict) else {k: getattr(s, k) for k in
-                                            ("id", "category", "label", "score", "area", "bbox", "is_thing")}
+        d = (
+            s
+            if isinstance(s, dict)
+            else {k: getattr(s, k) for k in ("id", "category", "label", "score", "area", "bbox", "is_thing")}
+        )
         d = dict(d)
         sid = int(d["id"])
         area = int(round(areas[sid])) if sid < len(areas) else 0
         if area == 0:
             continue  # the segment vanished (a source row/column no output pixel maps to)
         x, y, bw, bh = d["bbox"]
-        rows = np.nonzero((ids_small[y:y + bh, x:x + bw] == sid).any(axis=1) & (ry[y:y + bh] > 0))[0] + y
-        cols = np.nonzero((ids_small[y:y + bh, x:x + bw] == sid).any(axis=0) & (rx[x:x + bw] > 0))[0] + x
+        rows = np.nonzero((ids_small[y : y + bh, x : x + bw] == sid).any(axis=1) & (ry[y : y + bh] > 0))[0] + y
+        cols = np.nonzero((ids_small[y : y + bh, x : x + bw] == sid).any(axis=0) & (rx[x : x + bw] > 0))[0] + x
         y0, y1 = int(first_y[rows.min()]), int(last_y[rows.max()])
         x0, x1 = int(first_x[cols.min()]), int(last_x[cols.max()])
         d.update(area=area, bbox=(x0, y0, x1 - x0 + 1, y1 - y0 + 1))
@@ -797,6 +903,7 @@ def _segment_texts(segments, total_pixels: int) -> list[tuple[str, int, int]]:
 
 
 # -- executables ----------------------------------------------------------------------------------
+
 
 def _spin(node: SegmentationNode, executor, stop: threading.Event | None = None) -> None:
     """Spin until ``stop`` (Ctrl-C, SIGTERM), an external shutdown, or the lifecycle shutdown transition.

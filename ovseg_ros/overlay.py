@@ -3,12 +3,13 @@
 The palette is stable: a class's colour is a function of its normalised name only, so "wall"
 has the same colour in every frame, every vocabulary and every run.
 """
+
 from __future__ import annotations
 
 import colorsys
 import hashlib
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -46,9 +47,17 @@ def _font():
         return ImageFont.load_default()
 
 
-def render_overlay(rgb: np.ndarray, labels: np.ndarray, names: Sequence[str], *, alpha: float = 0.5,
-                   palette: np.ndarray | None = None, texts: Sequence[tuple[str, int, int]] | None = None,
-                   draw_labels: bool = True, min_area_fraction: float = 0.002) -> np.ndarray:
+def render_overlay(
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    *,
+    alpha: float = 0.5,
+    palette: np.ndarray | None = None,
+    texts: Sequence[tuple[str, int, int]] | None = None,
+    draw_labels: bool = True,
+    min_area_fraction: float = 0.002,
+) -> np.ndarray:
     """HxWx3 uint8 blend of ``rgb`` with class colours of ``labels`` (65535 = unlabeled, left as is).
 
     ``texts``: (text, x, y) labels to draw; by default one per class present, at the pixel of
@@ -91,7 +100,7 @@ def _default_texts(lab: np.ndarray, names: Sequence[str], min_area_fraction: flo
     cats, counts = np.unique(sub, return_counts=True)
     texts = []
     min_count = max(1, int(min_area_fraction * sub.size))
-    for cat, count in zip(cats.tolist(), counts.tolist()):
+    for cat, count in zip(cats.tolist(), counts.tolist(), strict=False):
         if cat == UNLABELED or cat >= len(names) or count < min_count:
             continue
         ys, xs = np.nonzero(sub == cat)

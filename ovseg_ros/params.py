@@ -13,17 +13,29 @@ availability, files that must exist); what depends on several parameters (a chec
 count) is checked at configure (:func:`config_from_dict`). Failures raise :class:`ConfigError`
 whose message says what to change.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["ConfigError", "NodeConfig", "PARAMETERS", "RUNTIME_PARAMETERS", "build_segmenter",
-           "declare_parameters", "read_config", "config_from_dict", "resolve_device", "validate_parameter"]
+__all__ = [
+    "ConfigError",
+    "NodeConfig",
+    "PARAMETERS",
+    "RUNTIME_PARAMETERS",
+    "build_segmenter",
+    "declare_parameters",
+    "read_config",
+    "config_from_dict",
+    "resolve_device",
+    "validate_parameter",
+]
 
 MODELS = ("fcclip", "catseg")
 DEVICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
@@ -40,25 +52,45 @@ class ConfigError(ValueError):
 #: name -> (default, description). Types follow the defaults (string arrays are lists of str).
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "model": ("fcclip", "segmentation model: 'fcclip' or 'catseg'"),
-    "variant": ("", "backbone/variant ('' = the model's default: fcclip convnext_large_d_320, "
-                    "catseg vitb16_384); see ovseg_models.list_variants(model)"),
-    "checkpoint": ("", "path of an official released checkpoint (FC-CLIP fcclip_cocopan.pth, CAT-Seg "
-                       "model_base.pth / model_large.pth) or one saved by ovseg; '' = none"),
-    "weights": ("", "an official release by name (ovseg_models.weights.list_weights(), e.g. "
-                    "'catseg_vitb16_cocostuff'), fetched through the Hugging Face cache; sets model variant; "
-                    "'' = none (use 'checkpoint')"),
-    "allow_random_weights": (False, "run without a checkpoint (randomly initialised head: outputs are "
-                                    "meaningless; for tests and demos only)"),
-    "pretrained": ("default", "CLIP weights when no checkpoint provides them: 'default' (the variant's open_clip "
-                              "tag, from the cache or downloaded), 'none' (random), another tag, or a file"),
+    "variant": (
+        "",
+        "backbone/variant ('' = the model's default: fcclip convnext_large_d_320, "
+        "catseg vitb16_384); see ovseg_models.list_variants(model)",
+    ),
+    "checkpoint": (
+        "",
+        "path of an official released checkpoint (FC-CLIP fcclip_cocopan.pth, CAT-Seg "
+        "model_base.pth / model_large.pth) or one saved by ovseg; '' = none",
+    ),
+    "weights": (
+        "",
+        "an official release by name (ovseg_models.weights.list_weights(), e.g. "
+        "'catseg_vitb16_cocostuff'), fetched through the Hugging Face cache; sets model variant; "
+        "'' = none (use 'checkpoint')",
+    ),
+    "allow_random_weights": (
+        False,
+        "run without a checkpoint (randomly initialised head: outputs are meaningless; for tests and demos only)",
+    ),
+    "pretrained": (
+        "default",
+        "CLIP weights when no checkpoint provides them: 'default' (the variant's open_clip "
+        "tag, from the cache or downloaded), 'none' (random), another tag, or a file",
+    ),
     "device": ("auto", "torch device: 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'"),
     "precision": ("fp32", "'fp32', or 'fp16'/'bf16' autocast (CUDA only)"),
     "seed": (-1, "torch seed before building the model (random weights reproducible); -1 = none"),
     "torch_threads": (0, "torch CPU threads (0 = torch's default)"),
-    "model_options": ("", "JSON object of further create_segmenter options (FC-CLIP config fields such "
-                          "as num_queries, CAT-Seg options such as pooling_size)"),
-    "resize.max_side": (0, "downscale frames so their longer side is at most this before the model "
-                           "(outputs are scaled back to the input resolution); 0 = off"),
+    "model_options": (
+        "",
+        "JSON object of further create_segmenter options (FC-CLIP config fields such "
+        "as num_queries, CAT-Seg options such as pooling_size)",
+    ),
+    "resize.max_side": (
+        0,
+        "downscale frames so their longer side is at most this before the model "
+        "(outputs are scaled back to the input resolution); 0 = off",
+    ),
     "fcclip.min_size": (0, "FC-CLIP test resize, shortest edge (0 = model default 800)"),
     "fcclip.max_size": (0, "FC-CLIP test resize, longest-edge cap (0 = model default 1333)"),
     "fcclip.alpha": (0.4, "FC-CLIP geometric ensemble weight for seen classes"),
@@ -66,16 +98,26 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "fcclip.object_mask_threshold": (0.0, "FC-CLIP panoptic: minimum class probability of a mask"),
     "fcclip.overlap_threshold": (0.8, "FC-CLIP panoptic: minimum kept fraction of a mask"),
     "catseg.sliding_window": (False, "CAT-Seg: official sliding-window inference (slower, better)"),
-    "semantic_score_threshold": (0.0, "pixels whose class probability (0-1; FC-CLIP: mask-weighted mean over "
-                                      "queries, CAT-Seg: sigmoid score) is below this are published unlabeled "
-                                      "(65535)"),
-    "vocabulary.default": ("coco_panoptic", "default vocabulary: a built-in list ('coco_panoptic', "
-                                            "'ade20k_150', ...) or a file (.txt lines 'name, synonym', "
-                                            ".yaml/.json list)"),
-    "prompt_templates": (["default"], "prompt templates, each with one '{}', or one set name: 'default' "
-                                      "(the model's), 'vild', 'openai', 'single'"),
-    "input.transport": ("raw", "'raw' (sensor_msgs/Image on 'image') or 'compressed' "
-                               "(sensor_msgs/CompressedImage on '<image>/compressed')"),
+    "semantic_score_threshold": (
+        0.0,
+        "pixels whose class probability (0-1; FC-CLIP: mask-weighted mean over "
+        "queries, CAT-Seg: sigmoid score) is below this are published unlabeled "
+        "(65535)",
+    ),
+    "vocabulary.default": (
+        "coco_panoptic",
+        "default vocabulary: a built-in list ('coco_panoptic', "
+        "'ade20k_150', ...) or a file (.txt lines 'name, synonym', "
+        ".yaml/.json list)",
+    ),
+    "prompt_templates": (
+        ["default"],
+        "prompt templates, each with one '{}', or one set name: 'default' (the model's), 'vild', 'openai', 'single'",
+    ),
+    "input.transport": (
+        "raw",
+        "'raw' (sensor_msgs/Image on 'image') or 'compressed' (sensor_msgs/CompressedImage on '<image>/compressed')",
+    ),
     "input.qos.profile": ("sensor_data", "input QoS profile: 'sensor_data', 'default', 'system_default'"),
     "input.qos.reliability": ("", "override the profile's reliability: '', 'reliable', 'best_effort'"),
     "input.qos.depth": (0, "override the profile's history depth (0 = the profile's)"),
@@ -93,11 +135,21 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
 }
 
 #: parameters applied at once on a configured node; all others take effect at configure
-RUNTIME_PARAMETERS = ("max_rate", "semantic_score_threshold", "overlay.alpha", "overlay.draw_labels",
-                      "diagnostics.period")
+RUNTIME_PARAMETERS = (
+    "max_rate",
+    "semantic_score_threshold",
+    "overlay.alpha",
+    "overlay.draw_labels",
+    "diagnostics.period",
+)
 
-_TYPE_NAMES = {bool: "a bool (true or false)", int: "an integer", float: "a double (a number with a decimal "
-               "point, e.g. 5.0)", str: "a string", list: "a string array (e.g. ['default'])"}
+_TYPE_NAMES = {
+    bool: "a bool (true or false)",
+    int: "an integer",
+    float: "a double (a number with a decimal point, e.g. 5.0)",
+    str: "a string",
+    list: "a string array (e.g. ['default'])",
+}
 
 
 @dataclass
@@ -168,8 +220,11 @@ def declare_parameters(node) -> None:
 
 
 def _key(name: str) -> str:
-    return {"resize.max_side": "max_side", "vocabulary.default": "default_vocabulary",
-            "input.transport": "transport"}.get(name, name.replace(".", "_"))
+    return {
+        "resize.max_side": "max_side",
+        "vocabulary.default": "default_vocabulary",
+        "input.transport": "transport",
+    }.get(name, name.replace(".", "_"))
 
 
 def read_config(node) -> NodeConfig:
@@ -190,13 +245,17 @@ def resolve_device(device: str) -> str:
     if dev != "cuda" and not (dev.startswith("cuda:") and dev[5:].isdigit()):
         raise ConfigError(f"device {device!r} is not {DEVICES_HINT}")
     if not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available to torch "
-                          f"{torch.__version__}: set 'device' to 'cpu' or 'auto', or install a torch build "
-                          "for this machine's CUDA driver (see README, 'Another CUDA version')")
+        raise ConfigError(
+            f"device {device!r} requested but CUDA is not available to torch "
+            f"{torch.__version__}: set 'device' to 'cpu' or 'auto', or install a torch build "
+            "for this machine's CUDA driver (see README, 'Another CUDA version')"
+        )
     if ":" in dev and int(dev[5:]) >= torch.cuda.device_count():
-        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}): set 'device' to one of them, "
-                          "'cuda' or 'auto'")
+        raise ConfigError(
+            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+            f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}): set 'device' to one of them, "
+            "'cuda' or 'auto'"
+        )
     return dev
 
 
@@ -245,8 +304,14 @@ _CHOICES = {
     "input.qos.reliability": RELIABILITY,
     "output.qos.reliability": RELIABILITY[1:],
 }
-_UNIT_RANGE = ("fcclip.alpha", "fcclip.beta", "fcclip.object_mask_threshold", "fcclip.overlap_threshold",
-               "semantic_score_threshold", "overlay.alpha")
+_UNIT_RANGE = (
+    "fcclip.alpha",
+    "fcclip.beta",
+    "fcclip.object_mask_threshold",
+    "fcclip.overlap_threshold",
+    "semantic_score_threshold",
+    "overlay.alpha",
+)
 _NON_NEGATIVE = ("fcclip.min_size", "fcclip.max_size", "input.qos.depth", "torch_threads")
 
 
@@ -267,12 +332,16 @@ def validate_parameter(name: str, value: Any) -> None:
 
             known = {m: list_variants(m) for m in MODELS}
             if not any(value in v for v in known.values()):
-                raise ConfigError(f"unknown variant {value!r}: use '' (the model's default) or one of "
-                                  + "; ".join(f"{m}: {', '.join(v)}" for m, v in known.items()))
+                raise ConfigError(
+                    f"unknown variant {value!r}: use '' (the model's default) or one of "
+                    + "; ".join(f"{m}: {', '.join(v)}" for m, v in known.items())
+                )
     elif name == "checkpoint":
         if value and not Path(os.path.expanduser(value)).is_file():
-            raise ConfigError(f"checkpoint {value!r} does not exist: give the path of a downloaded release "
-                              "(see README), or '' with allow_random_weights true for a test run")
+            raise ConfigError(
+                f"checkpoint {value!r} does not exist: give the path of a downloaded release "
+                "(see README), or '' with allow_random_weights true for a test run"
+            )
     elif name == "device":
         resolve_device(value)
     elif name in _CHOICES:
@@ -327,15 +396,19 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
         try:
             fam.get_config(cfg.variant)
         except ValueError:
-            raise ConfigError(f"unknown {model} variant {cfg.variant!r}: set 'variant' to one of "
-                              f"{list_variants(model)} (or '' for the default)") from None
+            raise ConfigError(
+                f"unknown {model} variant {cfg.variant!r}: set 'variant' to one of "
+                f"{list_variants(model)} (or '' for the default)"
+            ) from None
     if cfg.checkpoint:
         p = Path(os.path.expanduser(cfg.checkpoint))
         if not p.is_file():
-            raise ConfigError(f"checkpoint {cfg.checkpoint!r} does not exist: download the official release "
-                              f"({'fcclip_cocopan.pth from the FC-CLIP repository' if model == 'fcclip' else 'model_base.pth or model_large.pth from the CAT-Seg repository'}) "
-                              "and give its path in 'checkpoint', or set checkpoint '' with "
-                              "allow_random_weights true for a test run")
+            raise ConfigError(
+                f"checkpoint {cfg.checkpoint!r} does not exist: download the official release "
+                f"({'fcclip_cocopan.pth from the FC-CLIP repository' if model == 'fcclip' else 'model_base.pth or model_large.pth from the CAT-Seg repository'}) "
+                "and give its path in 'checkpoint', or set checkpoint '' with "
+                "allow_random_weights true for a test run"
+            )
         cfg.checkpoint = str(p)
     if cfg.weights:
         from ovseg_models.weights import get_weights
@@ -345,13 +418,17 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
         except KeyError as e:
             raise ConfigError(f"parameter 'weights': {e.args[0]}") from None
         if cfg.checkpoint or release.model != model or cfg.variant not in ("", release.variant):
-            raise ConfigError(f"'weights' {release.name!r} is the {release.model} variant {release.variant!r}: "
-                              "leave 'checkpoint' empty and set 'model'/'variant' to match (or '')")
+            raise ConfigError(
+                f"'weights' {release.name!r} is the {release.model} variant {release.variant!r}: "
+                "leave 'checkpoint' empty and set 'model'/'variant' to match (or '')"
+            )
         cfg.weights = release.name
     elif not cfg.checkpoint and not cfg.allow_random_weights:
-        raise ConfigError(f"no checkpoint: set 'checkpoint' (a file) or 'weights' (a release name) to the {model} "
-                          "release you want to run, or set 'allow_random_weights' true to run with a randomly "
-                          "initialised head (outputs are meaningless)")
+        raise ConfigError(
+            f"no checkpoint: set 'checkpoint' (a file) or 'weights' (a release name) to the {model} "
+            "release you want to run, or set 'allow_random_weights' true to run with a randomly "
+            "initialised head (outputs are meaningless)"
+        )
     dev = resolve_device(cfg.device)
     cfg.resolved_device = dev
     if cfg.precision not in ("fp32", "fp16", "bf16"):
@@ -359,10 +436,15 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     if cfg.precision != "fp32" and not dev.startswith("cuda"):
         raise ConfigError(f"precision {cfg.precision!r} needs a CUDA device; on {dev} use precision 'fp32'")
     cfg.model_options = _parse_model_options(cfg.model_options)
-    for name, lo, hi in (("fcclip_alpha", 0, 1), ("fcclip_beta", 0, 1), ("fcclip_object_mask_threshold", 0, 1),
-                         ("fcclip_overlap_threshold", 0, 1), ("semantic_score_threshold", 0, 1),
-                         ("overlay_alpha", 0, 1)):
-        label = name.replace('_', '.', 1) if name.startswith(('fcclip', 'overlay')) else name
+    for name, lo, hi in (
+        ("fcclip_alpha", 0, 1),
+        ("fcclip_beta", 0, 1),
+        ("fcclip_object_mask_threshold", 0, 1),
+        ("fcclip_overlap_threshold", 0, 1),
+        ("semantic_score_threshold", 0, 1),
+        ("overlay_alpha", 0, 1),
+    ):
+        label = name.replace("_", ".", 1) if name.startswith(("fcclip", "overlay")) else name
         setattr(cfg, name, _check_range(label, getattr(cfg, name), lo, hi))
     for name in ("max_side", "fcclip_min_size", "fcclip_max_size", "input_qos_depth", "torch_threads"):
         if int(getattr(cfg, name)) < 0:
@@ -379,19 +461,19 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     if cfg.input_qos_profile not in QOS_PROFILES:
         raise ConfigError(f"input.qos.profile {cfg.input_qos_profile!r}: use one of {list(QOS_PROFILES)}")
     if cfg.input_qos_reliability not in RELIABILITY:
-        raise ConfigError(f"input.qos.reliability {cfg.input_qos_reliability!r}: use '', 'reliable' or "
-                          "'best_effort'")
+        raise ConfigError(f"input.qos.reliability {cfg.input_qos_reliability!r}: use '', 'reliable' or 'best_effort'")
     if cfg.output_qos_reliability not in RELIABILITY[1:]:
-        raise ConfigError(f"output.qos.reliability {cfg.output_qos_reliability!r}: use 'reliable' or "
-                          "'best_effort'")
+        raise ConfigError(f"output.qos.reliability {cfg.output_qos_reliability!r}: use 'reliable' or 'best_effort'")
     cfg.prompt_templates = _parse_templates(cfg.prompt_templates)
     if model == "catseg" and cfg.prompt_templates is not None:
         from ovseg_models.catseg import get_config as catseg_config
 
         channels = catseg_config(cfg.variant or None).prompt_channel
         if channels not in (1, len(cfg.prompt_templates)):
-            raise ConfigError(f"CAT-Seg variant {cfg.variant or 'default'} uses {channels} prompt templates as "
-                              f"cost-volume channels; give exactly {channels} or 'default'")
+            raise ConfigError(
+                f"CAT-Seg variant {cfg.variant or 'default'} uses {channels} prompt templates as "
+                f"cost-volume channels; give exactly {channels} or 'default'"
+            )
     return cfg
 
 
@@ -439,21 +521,33 @@ def build_segmenter(cfg: NodeConfig, *, create: Callable | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the node says itself whether the head is random
             release = {"weights": cfg.weights} if cfg.weights else {}
-            return create(cfg.model, variant=cfg.variant or None, checkpoint=cfg.checkpoint or None,
-                          pretrained=pretrained, device=cfg.resolved_device, precision=cfg.precision,
-                          **release, **segmenter_options(cfg))
+            return create(
+                cfg.model,
+                variant=cfg.variant or None,
+                checkpoint=cfg.checkpoint or None,
+                pretrained=pretrained,
+                device=cfg.resolved_device,
+                precision=cfg.precision,
+                **release,
+                **segmenter_options(cfg),
+            )
     except TypeError as e:
-        raise ConfigError(f"model option not understood by {cfg.model}: {e}; check 'model_options' and the "
-                          f"{cfg.model}.* parameters") from None
+        raise ConfigError(
+            f"model option not understood by {cfg.model}: {e}; check 'model_options' and the {cfg.model}.* parameters"
+        ) from None
     except FileNotFoundError as e:
         raise ConfigError(f"file not found while building {cfg.model}: {e}") from None
     except Exception as e:
         name = type(e).__name__
         hint = ""
         if "Pretrained" in name or "download" in str(e).lower() or "pretrained" in str(e).lower():
-            hint = (" -- the CLIP weights could not be found: put them in the open_clip/Hugging Face cache, give "
-                    "a local file in 'pretrained', or set 'pretrained' to 'none' (random CLIP weights)")
+            hint = (
+                " -- the CLIP weights could not be found: put them in the open_clip/Hugging Face cache, give "
+                "a local file in 'pretrained', or set 'pretrained' to 'none' (random CLIP weights)"
+            )
         elif "checkpoint" in name.lower() or "checkpoint" in str(e).lower():
-            hint = (f" -- is {cfg.checkpoint!r} a {cfg.model} checkpoint for variant "
-                    f"{cfg.variant or 'default'}? Set 'variant' to the checkpoint's backbone")
+            hint = (
+                f" -- is {cfg.checkpoint!r} a {cfg.model} checkpoint for variant "
+                f"{cfg.variant or 'default'}? Set 'variant' to the checkpoint's backbone"
+            )
         raise ConfigError(f"could not build {cfg.model} ({name}: {e}){hint}") from e

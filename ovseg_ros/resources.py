@@ -4,6 +4,7 @@ Found in this order: the ament index (a colcon install or a ROS 2 distro), each 
 ``AMENT_PREFIX_PATH``, this Python environment's ``share/ovseg`` (tools/setup.sh builds the
 interfaces into the venv), and the source tree (an editable install).
 """
+
 from __future__ import annotations
 
 import os

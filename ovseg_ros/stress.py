@@ -12,6 +12,7 @@ attacks tried and refused with the node alive; requests answered out of requests
 memory per frame size; memory after huge frames and after 20 lifecycle cycles against the
 baseline; frames lost below the callback; time from a max_rate change to its effect.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,18 +70,22 @@ def _transport_role(role: str, h: int, w: int, reliability: str, frames: int) ->
     import rclpy
     from rclpy.event_handler import SubscriptionEventCallbacks
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-
     from sensor_msgs.msg import Image
 
     rclpy.init()
-    q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
-                   else ReliabilityPolicy.BEST_EFFORT)
+    q = QoSProfile(
+        depth=5, reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    )
     node = rclpy.create_node(f"transport_{role}")
     if role == "sub":
         got, lost = [0], [0]
-        node.create_subscription(Image, "transport_test", lambda m: got.__setitem__(0, got[0] + 1), q,
-                                 event_callbacks=SubscriptionEventCallbacks(
-                                     message_lost=lambda i: lost.__setitem__(0, i.total_count)))
+        node.create_subscription(
+            Image,
+            "transport_test",
+            lambda m: got.__setitem__(0, got[0] + 1),
+            q,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=lambda i: lost.__setitem__(0, i.total_count)),
+        )
         end = time.monotonic() + 6.0 + frames / 5.0
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.1)
@@ -106,7 +111,10 @@ def transport_table(domain: int, frames: int = 20) -> None:
 
     profile = REPO / "config" / "fastdds_shm.xml"
     print(f"rgb8 frames, {frames} at 5 Hz, publisher and subscriber in two processes (received / lost events):")
-    for name, extra in (("Fast DDS defaults", {}), ("fastdds_shm.xml", {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile)})):
+    for name, extra in (
+        ("Fast DDS defaults", {}),
+        ("fastdds_shm.xml", {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}),
+    ):
         for h, w in ((480, 640), (1080, 1920), (2160, 3840)):
             row = []
             for reliability in ("best_effort", "reliable"):
@@ -129,8 +137,11 @@ def main(argv=None) -> int:
     ap.add_argument("--domain", type=int, default=42)
     ap.add_argument("--seconds-per-attack", type=float, default=8.0)
     ap.add_argument("--cycles", type=int, default=20, help="lifecycle cycles")
-    ap.add_argument("--transport-table", action="store_true",
-                    help="only measure which QoS and Fast DDS profile carry which frame sizes")
+    ap.add_argument(
+        "--transport-table",
+        action="store_true",
+        help="only measure which QoS and Fast DDS profile carry which frame sizes",
+    )
     ap.add_argument("--role", nargs=5, help=argparse.SUPPRESS)  # one side of --transport-table
     args = ap.parse_args(argv)
     if args.role:
@@ -140,8 +151,9 @@ def main(argv=None) -> int:
         transport_table(args.domain)
         return 0
 
-    env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ, ROS_DOMAIN_ID=str(args.domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1"
+    )
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
     os.environ.update(ROS_DOMAIN_ID=str(args.domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     tmp = Path(tempfile.mkdtemp(prefix="ovseg_stress_"))
@@ -151,10 +163,26 @@ def main(argv=None) -> int:
     secret = tmp / "secret.txt"
     secret.write_text("root:x:0:0:stress-secret\n")
     log = open(tmp / "node.log", "w")
-    cmd = [sys.executable, "-m", "ovseg_ros.node", "--ros-args",
-           "--params-file", str(REPO / "config" / "ovseg.yaml"), "--params-file", str(REPO / "config" / "tiny_random.yaml"),
-           "-p", f"vocabulary.default:={vocab_dir / 'robot.txt'}", "-p", f"vocabulary.directories:=['{vocab_dir}']",
-           "-p", "torch_threads:=1", "-p", "diagnostics.period:=0.5", "-p", "input.qos.depth:=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ovseg_ros.node",
+        "--ros-args",
+        "--params-file",
+        str(REPO / "config" / "ovseg.yaml"),
+        "--params-file",
+        str(REPO / "config" / "tiny_random.yaml"),
+        "-p",
+        f"vocabulary.default:={vocab_dir / 'robot.txt'}",
+        "-p",
+        f"vocabulary.directories:=['{vocab_dir}']",
+        "-p",
+        "torch_threads:=1",
+        "-p",
+        "diagnostics.period:=0.5",
+        "-p",
+        "input.qos.depth:=2",
+    ]
     child = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         return _attack(child, args, secret, tmp)
@@ -175,26 +203,36 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
     from rcl_interfaces.srv import SetParameters
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
 
     from ovseg.msg import Vocabulary, VocabularyClass
     from ovseg.srv import GetVocabulary, SetVocabulary
-    from sensor_msgs.msg import Image
 
     rclpy.init()
     node = rclpy.create_node("ovseg_stress")
     ex = SingleThreadedExecutor()
     ex.add_node(node)
-    rel = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     q100 = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     got = {"semantic": [], "vocabulary": [], "diag": []}
-    node.create_subscription(Image, "/segmentation/semantic", lambda m: got["semantic"].append((time.monotonic(), m)),
-                             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
-    node.create_subscription(Vocabulary, "/segmentation/vocabulary", got["vocabulary"].append,
-                             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                        reliability=ReliabilityPolicy.RELIABLE))
+    node.create_subscription(
+        Image,
+        "/segmentation/semantic",
+        lambda m: got["semantic"].append((time.monotonic(), m)),
+        QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE),
+    )
+    node.create_subscription(
+        Vocabulary,
+        "/segmentation/vocabulary",
+        got["vocabulary"].append,
+        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE),
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 10)
-    pub_be = node.create_publisher(Image, "/segmentation/image", QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT))
-    pub_rel = node.create_publisher(Image, "/segmentation/image", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+    pub_be = node.create_publisher(
+        Image, "/segmentation/image", QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT)
+    )
+    pub_rel = node.create_publisher(
+        Image, "/segmentation/image", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+    )
     setc = node.create_client(SetVocabulary, "/segmentation/set_vocabulary", qos_profile=q100)
     getc = node.create_client(GetVocabulary, "/segmentation/get_vocabulary")
     change = node.create_client(ChangeState, "/segmentation/ovseg/change_state")
@@ -246,8 +284,12 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
         return bool(r and r.success)
 
     def cycle():
-        return (transition(Transition.TRANSITION_DEACTIVATE) and transition(Transition.TRANSITION_CLEANUP)
-                and transition(Transition.TRANSITION_CONFIGURE) and transition(Transition.TRANSITION_ACTIVATE))
+        return (
+            transition(Transition.TRANSITION_DEACTIVATE)
+            and transition(Transition.TRANSITION_CLEANUP)
+            and transition(Transition.TRANSITION_CONFIGURE)
+            and transition(Transition.TRANSITION_ACTIVATE)
+        )
 
     figures: list[str] = []
     tried = refused = 0
@@ -271,8 +313,13 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
 
     # 1. malformed images: each refused (invalid_frames) and the node alive
     bad = []
-    for enc, step, n in (("rgb8", 10, 48 * 64 * 3), ("nope", 192, 48 * 64 * 3), ("rgb8", 192, 100),
-                         ("rgb8", 0, 0), ("mono16", 64, 48 * 64)):
+    for enc, step, n in (
+        ("rgb8", 10, 48 * 64 * 3),
+        ("nope", 192, 48 * 64 * 3),
+        ("rgb8", 192, 100),
+        ("rgb8", 0, 0),
+        ("mono16", 64, 48 * 64),
+    ):
         m = Image(height=48, width=64 if n else 0, encoding=enc, step=step, data=bytes(n))
         bad.append(m)
     before = int(diag().get("invalid_frames", "0"))
@@ -286,21 +333,35 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
     figures.append(f"malformed images: {n_ref} of {len(bad)} refused")
 
     # 2. vocabulary abuse through set_vocabulary
-    abuse = [([], ()), (["a", "A"], ()), (["x" * 300], ()), (["ok"] * 2, ()), (["bell\x07"], ()),
-             ([f"c{i}" for i in range(70000)], ()), (["cat"], ["no slot"]), (["cat"], ["{} {}"]),
-             (["cat", "cat\u200b"], ()), (["\u200b\u200c"], ()), (["cat"], ["a photo of a {{}}."])]
+    abuse = [
+        ([], ()),
+        (["a", "A"], ()),
+        (["x" * 300], ()),
+        (["ok"] * 2, ()),
+        (["bell\x07"], ()),
+        ([f"c{i}" for i in range(70000)], ()),
+        (["cat"], ["no slot"]),
+        (["cat"], ["{} {}"]),
+        (["cat", "cat\u200b"], ()),
+        (["\u200b\u200c"], ()),
+        (["cat"], ["a photo of a {{}}."]),
+    ]
     n_ref, accepted = 0, []
     for names, templates in abuse:
-        r = call(setc, SetVocabulary.Request(classes=[VocabularyClass(name=n) for n in names],
-                                             prompt_templates=list(templates)))
+        r = call(
+            setc,
+            SetVocabulary.Request(classes=[VocabularyClass(name=n) for n in names], prompt_templates=list(templates)),
+        )
         if r and not r.success:
             n_ref += 1
         else:
             accepted.append(ascii(names[:2]) + (f" {ascii(templates)}" if templates else ""))
     tried += len(abuse)
     refused += n_ref
-    figures.append(f"vocabulary abuse: {n_ref} of {len(abuse)} refused"
-                   + (f"; accepted (validation is ovseg_models'): {', '.join(accepted)}" if accepted else ""))
+    figures.append(
+        f"vocabulary abuse: {n_ref} of {len(abuse)} refused"
+        + (f"; accepted (validation is ovseg_models'): {', '.join(accepted)}" if accepted else "")
+    )
     call(setc, SetVocabulary.Request(classes=[VocabularyClass(name=n) for n in ("wall", "floor", "person", "cup")]))
 
     # 3. file-read oracle and read-only parameters
@@ -322,16 +383,20 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
     echoed = any("stress-secret" in c.name or "root" in c.name for v in got["vocabulary"] for c in v.classes)
     tried += n_try
     refused += n_ref
-    figures.append(f"file-read attempts and read-only parameters: {n_ref} of {n_try} refused; "
-                   f"file content published: {'YES' if echoed else 'no'}")
+    figures.append(
+        f"file-read attempts and read-only parameters: {n_ref} of {n_try} refused; "
+        f"file content published: {'YES' if echoed else 'no'}"
+    )
 
     # 4. request flood and get during an encoding
     clients = [node.create_client(SetVocabulary, "/segmentation/set_vocabulary", qos_profile=q100) for _ in range(30)]
     spin(lambda: all(c.service_is_ready() for c in clients), 20)
     spin(lambda: False, 1.0)
     big = SetVocabulary.Request(classes=[VocabularyClass(name=f"object {i}") for i in range(600)])
-    futures = [c.call_async(big if i == 29 else SetVocabulary.Request(classes=[VocabularyClass(name=f"c{i}")]))
-               for i, c in enumerate(clients)]
+    futures = [
+        c.call_async(big if i == 29 else SetVocabulary.Request(classes=[VocabularyClass(name=f"c{i}")]))
+        for i, c in enumerate(clients)
+    ]
     spin(lambda: False, 0.5)
     t0 = time.monotonic()
     g = getc.call_async(GetVocabulary.Request())
@@ -346,8 +411,10 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
             r = f.result()
             k = "success" if r.success else r.message.split(":")[0]
             kinds[k] = kinds.get(k, 0) + 1
-    figures.append(f"set_vocabulary flood: {answered} of {len(futures)} answered {kinds}; get_vocabulary answered "
-                   f"in {get_s * 1e3:.0f} ms {'while the 600-class vocabulary was encoding' if encoding_then else ''}")
+    figures.append(
+        f"set_vocabulary flood: {answered} of {len(futures)} answered {kinds}; get_vocabulary answered "
+        f"in {get_s * 1e3:.0f} ms {'while the 600-class vocabulary was encoding' if encoding_then else ''}"
+    )
     call(setc, SetVocabulary.Request(classes=[VocabularyClass(name=n) for n in ("wall", "floor", "person", "cup")]))
 
     # 5. huge frames: peak memory per size, losses below the callback, memory afterwards; first with
@@ -367,16 +434,19 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
             stream(pub, h, w, args.seconds_per_attack / 2, rate=5.0)
             spin(lambda: False, 1.5)
             d = diag()
-            figures.append(f"{w}x{h} {name} input (Fast DDS defaults): received {int(d.get('received_frames', '0')) - recv0}, "
-                           f"outputs {len(got['semantic']) - n_sem}, lost below the callback "
-                           f"{int(d.get('lost_frames', '0')) - lost0}; peak RSS +{sampler.peak() - base:.0f} MiB "
-                           f"(frame {h * w * 3 / 2**20:.0f} MiB)")
+            figures.append(
+                f"{w}x{h} {name} input (Fast DDS defaults): received {int(d.get('received_frames', '0')) - recv0}, "
+                f"outputs {len(got['semantic']) - n_sem}, lost below the callback "
+                f"{int(d.get('lost_frames', '0')) - lost0}; peak RSS +{sampler.peak() - base:.0f} MiB "
+                f"(frame {h * w * 3 / 2**20:.0f} MiB)"
+            )
     set_param("input.qos.reliability", "")
     cycle()
     stream(pub_rel, 480, 640, 3.0)
     after_huge = _rss_mib(child.pid)
-    figures.append(f"memory: baseline {baseline:.0f} MiB, after huge frames {after_huge:.0f} MiB "
-                   f"({after_huge - baseline:+.0f})")
+    figures.append(
+        f"memory: baseline {baseline:.0f} MiB, after huge frames {after_huge:.0f} MiB ({after_huge - baseline:+.0f})"
+    )
 
     # 6. lifecycle cycles under load
     ok_cycles = 0
@@ -388,8 +458,10 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
     stream(pub_rel, 480, 640, 2.0)
     after_cycles = _rss_mib(child.pid)
     tried += args.cycles
-    figures.append(f"lifecycle: {ok_cycles} of {args.cycles} cycles; memory {before_cycles:.0f} -> "
-                   f"{after_cycles:.0f} MiB ({after_cycles - before_cycles:+.0f})")
+    figures.append(
+        f"lifecycle: {ok_cycles} of {args.cycles} cycles; memory {before_cycles:.0f} -> "
+        f"{after_cycles:.0f} MiB ({after_cycles - before_cycles:+.0f})"
+    )
 
     # 7. max_rate: 0.1 Hz, then back to 0 while streaming at 10 Hz
     set_param("max_rate", 0.1)
@@ -418,9 +490,11 @@ def _attack(child, args, secret: Path, tmp: Path) -> int:  # noqa: C901 - one sc
     tried += 1
     refused += rc == 0
     text = (tmp / "node.log").read_text()
-    figures.append(f"Ctrl-C while encoding: exit status {rc}, "
-                   f"{'ABORTED' if 'terminate called' in text else 'no abort'}; pending set_vocabulary "
-                   f"{'answered: ' + f.result().message if f.done() else 'not answered'}")
+    figures.append(
+        f"Ctrl-C while encoding: exit status {rc}, "
+        f"{'ABORTED' if 'terminate called' in text else 'no abort'}; pending set_vocabulary "
+        f"{'answered: ' + f.result().message if f.done() else 'not answered'}"
+    )
     sampler.stop()
     print(f"ovseg stress ({time.monotonic() - t_start:.0f} s, node log {tmp / 'node.log'}):")
     print(f"  attacks tried {tried}, refused or survived {refused + ok_cycles}; node alive before Ctrl-C: {node_alive}")

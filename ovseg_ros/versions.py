@@ -18,6 +18,7 @@ changes ran ahead of the clock (or with a clock set back). The file is shared by
 of the user on the machine (locked while read and written), which keeps versions distinct between
 those nodes too. Where it cannot be written the clock alone is used and :attr:`warning` says why.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -61,8 +62,10 @@ class VersionCounter:
             try:
                 version = self._next_persisted(floor)
             except OSError as e:
-                self.warning = (f"vocabulary versions rest on the clock alone: cannot update {self.state_file} "
-                                f"({e.strerror or e}); set ROS_HOME to a writable folder")
+                self.warning = (
+                    f"vocabulary versions rest on the clock alone: cannot update {self.state_file} "
+                    f"({e.strerror or e}); set ROS_HOME to a writable folder"
+                )
                 version = floor
             if version > MAX_VERSION:
                 raise OverflowError(f"vocabulary version {version} exceeds uint32: remove {self.state_file}")

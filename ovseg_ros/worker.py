@@ -6,13 +6,15 @@ processes the newest frame. :class:`FrameWorker` runs ``process(item)`` on its o
 optionally no faster than ``max_rate``; an exception in ``process`` is counted and reported
 through ``on_error`` and never ends the thread.
 """
+
 from __future__ import annotations
 
 import collections
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -152,17 +154,34 @@ class Stats:
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             recs = list(self.records)
-            out = {k: getattr(self, k) for k in ("received", "processed", "dropped", "invalid", "errors", "stale",
-                                                 "lost", "incompatible_qos", "ambiguous", "overlays",
-                                                 "last_error")}
+            out = {
+                k: getattr(self, k)
+                for k in (
+                    "received",
+                    "processed",
+                    "dropped",
+                    "invalid",
+                    "errors",
+                    "stale",
+                    "lost",
+                    "incompatible_qos",
+                    "ambiguous",
+                    "overlays",
+                    "last_error",
+                )
+            }
         out["input_rate_hz"] = self.input_rate.rate()
         out["processed_rate_hz"] = self.output_rate.rate()
         for key in ("model", "node"):
             vals = np.array([getattr(r, key) for r in recs[-200:]], dtype=np.float64)
             if len(vals):
                 p = np.percentile(vals, [50, 90, 99]) * 1e3
-                out[f"{key}_ms"] = {"p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2]),
-                                    "last": float(vals[-1] * 1e3)}
+                out[f"{key}_ms"] = {
+                    "p50": float(p[0]),
+                    "p90": float(p[1]),
+                    "p99": float(p[2]),
+                    "last": float(vals[-1] * 1e3),
+                }
             else:
                 out[f"{key}_ms"] = None
         return out
@@ -175,8 +194,15 @@ class FrameWorker:
     start before taking a frame, so the frame it takes is the newest at that time.
     """
 
-    def __init__(self, slot: LatestSlot, process: Callable[[Any], None], *, max_rate: float = 0.0,
-                 on_error: Callable[[BaseException], None] | None = None, name: str = "ovseg-worker"):
+    def __init__(
+        self,
+        slot: LatestSlot,
+        process: Callable[[Any], None],
+        *,
+        max_rate: float = 0.0,
+        on_error: Callable[[BaseException], None] | None = None,
+        name: str = "ovseg-worker",
+    ):
         self.slot = slot
         self.process = process
         self.on_error = on_error

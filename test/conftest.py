@@ -1,4 +1,5 @@
 """Suite-wide set-up: the test folder on sys.path so tests import ``shared_data``."""
+
 import sys
 from pathlib import Path
 

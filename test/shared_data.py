@@ -5,6 +5,7 @@ where the file is absent it is skipped with the path in the reason, except in CI
 as on the landing machine) or with ``OVSEG_REQUIRE_SHARED=1``, where it fails: the shared data
 is part of CI's contract, and a silent skip there would count as a pass.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Researchers train and evaluate on machines without ROS: every module of ovseg_mo
 import without pulling in rclpy or any ROS message package, and `pip install .` must ship the
 packages with their data files (model configs, training configs).
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-ROS_PREFIXES = ("rclpy", "rosidl", "rmw", "ovseg.msg", "ovseg.srv", "sensor_msgs", "std_msgs",
-                "builtin_interfaces", "diagnostic_msgs", "lifecycle_msgs", "ovseg_ros")
+ROS_PREFIXES = (
+    "rclpy",
+    "rosidl",
+    "rmw",
+    "ovseg.msg",
+    "ovseg.srv",
+    "sensor_msgs",
+    "std_msgs",
+    "builtin_interfaces",
+    "diagnostic_msgs",
+    "lifecycle_msgs",
+    "ovseg_ros",
+)
 
 
 def test_every_ovseg_models_module_imports_without_ros():
@@ -29,8 +41,7 @@ for name in names:
 print(json.dumps({"modules": names, "loaded": sorted(sys.modules)}))
 """
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
 
@@ -41,8 +52,23 @@ print(json.dumps({"modules": names, "loaded": sorted(sys.modules)}))
 
 
 def test_wheel_ships_both_packages_and_their_data(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                           "-q", "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     wheels = list(tmp_path.glob("ovseg_python-*.whl"))
     assert len(wheels) == 1, list(tmp_path.iterdir())

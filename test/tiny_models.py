@@ -4,6 +4,7 @@ FC-CLIP: the network of ``config/tiny_random.yaml`` (RN50 CLIP, 10 queries, one 
 64 px). CAT-Seg: a small CLIP (width 32) with the real aggregator geometry. ``seed`` decides
 every random weight, so two seeds give two text towers of the same width and different weights.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,16 @@ def tiny_fcclip(seed: int = 0, **options):
     import ovseg_models
 
     torch.manual_seed(seed)
-    opts = {"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1, "min_size": 64, "max_size": 64,
-            "templates": "single", "overlap_threshold": 0.0, **options}
+    opts = {
+        "num_queries": 10,
+        "dec_layers": 1,
+        "transformer_enc_layers": 1,
+        "min_size": 64,
+        "max_size": 64,
+        "templates": "single",
+        "overlap_threshold": 0.0,
+        **options,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "randomly initialised" is the point here
         return ovseg_models.create_segmenter("fcclip", variant="rn50", pretrained=False, **opts)
@@ -29,10 +38,25 @@ def tiny_catseg_config(**overrides):
     from ovseg_models.catseg import get_config
     from ovseg_models.catseg.configs import CLIPConfig
 
-    clip = CLIPConfig(embed_dim=32, image_resolution=224, vision_layers=3, vision_width=64, vision_patch_size=16,
-                      vision_heads=2, text_width=32, text_heads=2, text_layers=2)
-    base = dataclasses.replace(get_config("vitb16_384"), name="tiny", clip=clip, guidance_layers=(0, 1),
-                               text_guidance_dim=32, appearance_guidance_dim=32)
+    clip = CLIPConfig(
+        embed_dim=32,
+        image_resolution=224,
+        vision_layers=3,
+        vision_width=64,
+        vision_patch_size=16,
+        vision_heads=2,
+        text_width=32,
+        text_heads=2,
+        text_layers=2,
+    )
+    base = dataclasses.replace(
+        get_config("vitb16_384"),
+        name="tiny",
+        clip=clip,
+        guidance_layers=(0, 1),
+        text_guidance_dim=32,
+        appearance_guidance_dim=32,
+    )
     return dataclasses.replace(base, **overrides)
 
 

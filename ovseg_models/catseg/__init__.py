@@ -9,6 +9,7 @@
 Variants: see :data:`VARIANTS` (``vitb16_384`` and ``vitl14_336`` are the released models;
 ``vitb16_r101_384`` and ``vitl14_swinb_384`` the paper's first version, arXiv v1).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -16,8 +17,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import (CheckpointError, load_checkpoint, load_clip_weights, pretrained_clip_state_dict,
-                         read_checkpoint, save_checkpoint, stored_config)
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_clip_weights,
+    pretrained_clip_state_dict,
+    read_checkpoint,
+    save_checkpoint,
+    stored_config,
+)
 from .configs import CONFIGS, DEFAULT_VARIANT, CATSegConfig, get_config
 from .model import CATSeg
 from .segmenter import CATSegSegmenter, CATSegTextEncoder
@@ -47,9 +55,15 @@ __all__ = [
 VARIANTS = CONFIGS
 
 
-def build_model(*, variant: str | None = None, checkpoint: str | Path | None = None,
-                pretrained: str | bool | None = False, device: str | torch.device = "cpu",
-                timm_pretrained: bool = False, config: CATSegConfig | dict | None = None) -> CATSeg:
+def build_model(
+    *,
+    variant: str | None = None,
+    checkpoint: str | Path | None = None,
+    pretrained: str | bool | None = False,
+    device: str | torch.device = "cpu",
+    timm_pretrained: bool = False,
+    config: CATSegConfig | dict | None = None,
+) -> CATSeg:
     """Construct a :class:`CATSeg` and load weights.
 
     ``checkpoint`` (official detectron2 file, an ``ovseg-train`` checkpoint, a file from
@@ -81,14 +95,23 @@ def _checked_stored_config(stored: dict, variant: str | None, meta: dict) -> CAT
     if variant and recorded and recorded in CONFIGS and get_config(variant) != get_config(recorded):
         raise CheckpointError(f"the checkpoint holds a CAT-Seg {recorded!r}, not the requested variant {variant!r}")
     if variant and get_config(variant).clip.open_clip_name != cfg.clip.open_clip_name:
-        raise CheckpointError(f"the checkpoint holds a CAT-Seg with CLIP {cfg.clip.open_clip_name or cfg.name!r}, "
-                              f"not the requested variant {variant!r}")
+        raise CheckpointError(
+            f"the checkpoint holds a CAT-Seg with CLIP {cfg.clip.open_clip_name or cfg.name!r}, "
+            f"not the requested variant {variant!r}"
+        )
     return cfg
 
 
-def build_segmenter(*, variant: str | None = None, checkpoint: str | Path | None = None,
-                    pretrained: str | bool | None = True, device: str = "cpu", precision: str = "fp32",
-                    config: CATSegConfig | dict | None = None, **options) -> CATSegSegmenter:
+def build_segmenter(
+    *,
+    variant: str | None = None,
+    checkpoint: str | Path | None = None,
+    pretrained: str | bool | None = True,
+    device: str = "cpu",
+    precision: str = "fp32",
+    config: CATSegConfig | dict | None = None,
+    **options,
+) -> CATSegSegmenter:
     """Factory entry point (``ovseg_models.create_segmenter("catseg", ...)``).
 
     ``checkpoint``: see :func:`build_model`. ``options``: :class:`CATSegSegmenter` keyword options

@@ -19,18 +19,25 @@ key for key. The computation is the official one, reorganised for speed and boun
   classes, and the per-pixel class attention in chunks of rows, so memory stays bounded for
   large vocabularies.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Aggregator", "AggregatorLayer", "ClassTransformerLayer", "SwinTransformerBlock",
-           "SwinTransformerBlockWrapper", "shifted_window_mask"]
+__all__ = [
+    "Aggregator",
+    "AggregatorLayer",
+    "ClassTransformerLayer",
+    "SwinTransformerBlock",
+    "SwinTransformerBlockWrapper",
+    "shifted_window_mask",
+]
 
 #: activation budget per chunk (bytes) used when no chunk size is given
 DEFAULT_CHUNK_BYTES = 512 * 2**20
@@ -83,7 +90,7 @@ def _split_linear(layer: nn.Linear, x: torch.Tensor, g_term: torch.Tensor | None
     """``layer(cat([x, g]))`` given ``g_term = W_g g + b`` (None: no guidance, plain layer)."""
     if g_term is None:
         return layer(x)
-    return F.linear(x, layer.weight[:, :x.shape[-1]]) + g_term
+    return F.linear(x, layer.weight[:, : x.shape[-1]]) + g_term
 
 
 def _guidance_term(layer: nn.Linear, dim: int, g: torch.Tensor) -> torch.Tensor:
@@ -93,8 +100,17 @@ def _guidance_term(layer: nn.Linear, dim: int, g: torch.Tensor) -> torch.Tensor:
 class SwinTransformerBlock(nn.Module):
     """Swin block with appearance guidance; attention within each class's cost slice."""
 
-    def __init__(self, dim: int, guidance_dim: int, input_resolution: Sequence[int], *, num_heads: int = 4,
-                 window_size: int = 7, shift_size: int = 0, mlp_ratio: float = 4.0):
+    def __init__(
+        self,
+        dim: int,
+        guidance_dim: int,
+        input_resolution: Sequence[int],
+        *,
+        num_heads: int = 4,
+        window_size: int = 7,
+        shift_size: int = 0,
+        mlp_ratio: float = 4.0,
+    ):
         super().__init__()
         self.dim, self.guidance_dim = dim, guidance_dim
         self.input_resolution = tuple(input_resolution)
@@ -157,13 +173,16 @@ class SwinTransformerBlock(nn.Module):
 class SwinTransformerBlockWrapper(nn.Module):
     """Window block then shifted-window block, sharing the normalised appearance guidance."""
 
-    def __init__(self, dim: int, guidance_dim: int, input_resolution: Sequence[int], nheads: int = 4,
-                 window_size: int = 5):
+    def __init__(
+        self, dim: int, guidance_dim: int, input_resolution: Sequence[int], nheads: int = 4, window_size: int = 5
+    ):
         super().__init__()
-        self.block_1 = SwinTransformerBlock(dim, guidance_dim, input_resolution, num_heads=nheads,
-                                            window_size=window_size, shift_size=0)
-        self.block_2 = SwinTransformerBlock(dim, guidance_dim, input_resolution, num_heads=nheads,
-                                            window_size=window_size, shift_size=window_size // 2)
+        self.block_1 = SwinTransformerBlock(
+            dim, guidance_dim, input_resolution, num_heads=nheads, window_size=window_size, shift_size=0
+        )
+        self.block_2 = SwinTransformerBlock(
+            dim, guidance_dim, input_resolution, num_heads=nheads, window_size=window_size, shift_size=window_size // 2
+        )
         self.guidance_norm = nn.LayerNorm(guidance_dim) if guidance_dim > 0 else None
 
     def normalized_guidance(self, guidance: torch.Tensor | None) -> torch.Tensor | None:
@@ -197,17 +216,26 @@ class ClassTransformerLayer(nn.Module):
     """Class aggregation: a transformer over the class axis at every (pooled) pixel, no position
     embedding, text guidance concatenated to queries and keys."""
 
-    def __init__(self, hidden_dim: int = 64, guidance_dim: int = 64, nheads: int = 8, attention_type: str = "linear",
-                 pad_len: int = 256):
+    def __init__(
+        self,
+        hidden_dim: int = 64,
+        guidance_dim: int = 64,
+        nheads: int = 8,
+        attention_type: str = "linear",
+        pad_len: int = 256,
+    ):
         super().__init__()
         self.attention = AttentionLayer(hidden_dim, guidance_dim, nheads=nheads, attention_type=attention_type)
-        self.MLP = nn.Sequential(nn.Linear(hidden_dim, hidden_dim * 4), nn.ReLU(), nn.Linear(hidden_dim * 4, hidden_dim))
+        self.MLP = nn.Sequential(
+            nn.Linear(hidden_dim, hidden_dim * 4), nn.ReLU(), nn.Linear(hidden_dim * 4, hidden_dim)
+        )
         self.norm1 = nn.LayerNorm(hidden_dim)
         self.norm2 = nn.LayerNorm(hidden_dim)
         self.pad_len = pad_len
         self.padding_tokens = nn.Parameter(torch.zeros(1, 1, hidden_dim)) if pad_len > 0 else None
-        self.padding_guidance = (nn.Parameter(torch.zeros(1, 1, guidance_dim))
-                                 if pad_len > 0 and guidance_dim > 0 else None)
+        self.padding_guidance = (
+            nn.Parameter(torch.zeros(1, 1, guidance_dim)) if pad_len > 0 and guidance_dim > 0 else None
+        )
 
     def _padding_kv(self, c: int, n_pad: int, use_guidance: bool):
         if n_pad <= 0 or self.padding_tokens is None:
@@ -257,8 +285,14 @@ class ClassTransformerLayer(nn.Module):
             out = (attn @ vv).permute(0, 4, 1, 2, 3, 5)
         return out.reshape(b, n, hh, ww, c)
 
-    def forward(self, x: torch.Tensor, guidance: torch.Tensor | None, *, pooling_size: Sequence[int] = (1, 1),
-                max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        guidance: torch.Tensor | None,
+        *,
+        pooling_size: Sequence[int] = (1, 1),
+        max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> torch.Tensor:
         """``x``: (B, T, H, W, C); ``guidance``: projected text guidance (B, T, Cg) or None."""
         b, n, h, w, c = x.shape
         ph, pw = pooling_size
@@ -280,9 +314,9 @@ class ClassTransformerLayer(nn.Module):
         rows = max(1, min(hp, max_chunk_bytes // per_row))
         out = torch.empty_like(xp)
         for r0 in range(0, hp, rows):
-            xr = xp[:, :, r0:r0 + rows]
+            xr = xp[:, :, r0 : r0 + rows]
             yr = xr + self._attend(self.norm1(xr), gq, gk, pad, n_pad)
-            out[:, :, r0:r0 + rows] = yr + self.MLP(self.norm2(yr))
+            out[:, :, r0 : r0 + rows] = yr + self.MLP(self.norm2(yr))
         if pooled:
             up = out.permute(0, 1, 4, 2, 3).reshape(b * n, c, hp, wp)
             up = F.interpolate(up, size=(h, w), mode="bilinear", align_corners=True)
@@ -291,14 +325,24 @@ class ClassTransformerLayer(nn.Module):
 
 
 class AggregatorLayer(nn.Module):
-    def __init__(self, hidden_dim: int = 64, text_guidance_dim: int = 512, appearance_guidance: int = 512,
-                 nheads: int = 4, input_resolution: Sequence[int] = (20, 20), window_size: int = 10,
-                 attention_type: str = "linear", pad_len: int = 256):
+    def __init__(
+        self,
+        hidden_dim: int = 64,
+        text_guidance_dim: int = 512,
+        appearance_guidance: int = 512,
+        nheads: int = 4,
+        input_resolution: Sequence[int] = (20, 20),
+        window_size: int = 10,
+        attention_type: str = "linear",
+        pad_len: int = 256,
+    ):
         super().__init__()
-        self.swin_block = SwinTransformerBlockWrapper(hidden_dim, appearance_guidance, input_resolution, nheads,
-                                                      window_size)
-        self.attention = ClassTransformerLayer(hidden_dim, text_guidance_dim, nheads=nheads,
-                                               attention_type=attention_type, pad_len=pad_len)
+        self.swin_block = SwinTransformerBlockWrapper(
+            hidden_dim, appearance_guidance, input_resolution, nheads, window_size
+        )
+        self.attention = ClassTransformerLayer(
+            hidden_dim, text_guidance_dim, nheads=nheads, attention_type=attention_type, pad_len=pad_len
+        )
 
 
 class DoubleConv(nn.Module):
@@ -329,8 +373,10 @@ class Up(nn.Module):
             # the official layout: the transposed convolution keeps in - guidance channels so that the
             # concatenation with the projected guidance has in_channels again; with none left, oneDNN
             # fails at the first forward ("could not create a primitive descriptor ... deconvolution")
-            raise ValueError(f"decoder stage with {in_channels} input channels and {guidance_channels} guidance "
-                             f"channels: the upsampling needs in_channels > guidance_channels")
+            raise ValueError(
+                f"decoder stage with {in_channels} input channels and {guidance_channels} guidance "
+                f"channels: the upsampling needs in_channels > guidance_channels"
+            )
         self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, kernel_size=2, stride=2)
         self.conv = DoubleConv(in_channels, out_channels)
 
@@ -352,13 +398,17 @@ def _check_decoder_dims(hidden_dim: int, decoder_dims: Sequence[int], guidance_p
     for i, (name, cin) in enumerate(inputs):
         g = guidance_proj_dims[i]
         if cin <= g:
-            raise ValueError(f"CAT-Seg decoder stage {i + 1}: {name}={cin} must exceed "
-                             f"decoder_guidance_proj_dims[{i}]={g} (the transposed convolution would have "
-                             f"{cin - g} output channels)")
+            raise ValueError(
+                f"CAT-Seg decoder stage {i + 1}: {name}={cin} must exceed "
+                f"decoder_guidance_proj_dims[{i}]={g} (the transposed convolution would have "
+                f"{cin - g} output channels)"
+            )
     for i, d in enumerate(decoder_dims):
         if d < 16 or d % (d // 16):
-            raise ValueError(f"CAT-Seg decoder_dims[{i}]={d}: the decoder's GroupNorm uses {d} // 16 groups, "
-                             "so it must be at least 16 and divisible by that group count")
+            raise ValueError(
+                f"CAT-Seg decoder_dims[{i}]={d}: the decoder's GroupNorm uses {d} // 16 groups, "
+                "so it must be at least 16 and divisible by that group count"
+            )
 
 
 def _null_timer(name: str):
@@ -368,13 +418,26 @@ def _null_timer(name: str):
 class Aggregator(nn.Module):
     """Cost aggregation: cost volume -> embedding -> N x (spatial Swin, class transformer) -> decoder."""
 
-    def __init__(self, *, text_guidance_dim: int = 512, text_guidance_proj_dim: int = 128,
-                 appearance_guidance_dim: int = 512, appearance_guidance_proj_dim: int = 128,
-                 decoder_dims: Sequence[int] = (64, 32), decoder_guidance_dims: Sequence[int] = (256, 128),
-                 decoder_guidance_proj_dims: Sequence[int] = (32, 16), num_layers: int = 4, nheads: int = 4,
-                 hidden_dim: int = 128, pooling_size: Sequence[int] = (6, 6),
-                 feature_resolution: Sequence[int] = (24, 24), window_size: int = 12,
-                 attention_type: str = "linear", prompt_channel: int = 1, pad_len: int = 256):
+    def __init__(
+        self,
+        *,
+        text_guidance_dim: int = 512,
+        text_guidance_proj_dim: int = 128,
+        appearance_guidance_dim: int = 512,
+        appearance_guidance_proj_dim: int = 128,
+        decoder_dims: Sequence[int] = (64, 32),
+        decoder_guidance_dims: Sequence[int] = (256, 128),
+        decoder_guidance_proj_dims: Sequence[int] = (32, 16),
+        num_layers: int = 4,
+        nheads: int = 4,
+        hidden_dim: int = 128,
+        pooling_size: Sequence[int] = (6, 6),
+        feature_resolution: Sequence[int] = (24, 24),
+        window_size: int = 12,
+        attention_type: str = "linear",
+        prompt_channel: int = 1,
+        pad_len: int = 256,
+    ):
         super().__init__()
         _check_decoder_dims(hidden_dim, decoder_dims, decoder_guidance_proj_dims)
         self.num_layers, self.hidden_dim = num_layers, hidden_dim
@@ -382,36 +445,65 @@ class Aggregator(nn.Module):
         self.feature_resolution = tuple(feature_resolution)
         self.prompt_channel, self.pad_len = prompt_channel, pad_len
         self.layers = nn.ModuleList(
-            AggregatorLayer(hidden_dim=hidden_dim, text_guidance_dim=text_guidance_proj_dim,
-                            appearance_guidance=appearance_guidance_proj_dim, nheads=nheads,
-                            input_resolution=feature_resolution, window_size=window_size,
-                            attention_type=attention_type, pad_len=pad_len)
-            for _ in range(num_layers))
+            AggregatorLayer(
+                hidden_dim=hidden_dim,
+                text_guidance_dim=text_guidance_proj_dim,
+                appearance_guidance=appearance_guidance_proj_dim,
+                nheads=nheads,
+                input_resolution=feature_resolution,
+                window_size=window_size,
+                attention_type=attention_type,
+                pad_len=pad_len,
+            )
+            for _ in range(num_layers)
+        )
         self.conv1 = nn.Conv2d(prompt_channel, hidden_dim, kernel_size=7, stride=1, padding=3)
-        self.guidance_projection = (nn.Sequential(
-            nn.Conv2d(appearance_guidance_dim, appearance_guidance_proj_dim, kernel_size=3, stride=1, padding=1),
-            nn.ReLU()) if appearance_guidance_dim > 0 else None)
-        self.text_guidance_projection = (nn.Sequential(
-            nn.Linear(text_guidance_dim, text_guidance_proj_dim), nn.ReLU()) if text_guidance_dim > 0 else None)
-        self.decoder_guidance_projection = (nn.ModuleList(
-            nn.Sequential(nn.Conv2d(d, dp, kernel_size=3, stride=1, padding=1), nn.ReLU())
-            for d, dp in zip(decoder_guidance_dims, decoder_guidance_proj_dims))
-            if decoder_guidance_dims[0] > 0 else None)
+        self.guidance_projection = (
+            nn.Sequential(
+                nn.Conv2d(appearance_guidance_dim, appearance_guidance_proj_dim, kernel_size=3, stride=1, padding=1),
+                nn.ReLU(),
+            )
+            if appearance_guidance_dim > 0
+            else None
+        )
+        self.text_guidance_projection = (
+            nn.Sequential(nn.Linear(text_guidance_dim, text_guidance_proj_dim), nn.ReLU())
+            if text_guidance_dim > 0
+            else None
+        )
+        self.decoder_guidance_projection = (
+            nn.ModuleList(
+                nn.Sequential(nn.Conv2d(d, dp, kernel_size=3, stride=1, padding=1), nn.ReLU())
+                for d, dp in zip(decoder_guidance_dims, decoder_guidance_proj_dims, strict=False)
+            )
+            if decoder_guidance_dims[0] > 0
+            else None
+        )
         self.decoder1 = Up(hidden_dim, decoder_dims[0], decoder_guidance_proj_dims[0])
         self.decoder2 = Up(decoder_dims[0], decoder_dims[1], decoder_guidance_proj_dims[1])
         self.head = nn.Conv2d(decoder_dims[1], 1, kernel_size=3, stride=1, padding=1)
 
     @classmethod
-    def from_config(cls, cfg) -> "Aggregator":
+    def from_config(cls, cfg) -> Aggregator:
         """From a :class:`~ovseg_models.catseg.configs.CATSegConfig`."""
-        return cls(text_guidance_dim=cfg.text_guidance_dim, text_guidance_proj_dim=cfg.text_guidance_proj_dim,
-                   appearance_guidance_dim=cfg.appearance_guidance_dim,
-                   appearance_guidance_proj_dim=cfg.appearance_guidance_proj_dim, decoder_dims=cfg.decoder_dims,
-                   decoder_guidance_dims=cfg.decoder_guidance_dims,
-                   decoder_guidance_proj_dims=cfg.decoder_guidance_proj_dims, num_layers=cfg.num_layers,
-                   nheads=cfg.num_heads, hidden_dim=cfg.hidden_dim, pooling_size=cfg.pooling_size,
-                   feature_resolution=cfg.feature_resolution, window_size=cfg.window_size,
-                   attention_type=cfg.attention_type, prompt_channel=cfg.prompt_channel, pad_len=cfg.pad_len)
+        return cls(
+            text_guidance_dim=cfg.text_guidance_dim,
+            text_guidance_proj_dim=cfg.text_guidance_proj_dim,
+            appearance_guidance_dim=cfg.appearance_guidance_dim,
+            appearance_guidance_proj_dim=cfg.appearance_guidance_proj_dim,
+            decoder_dims=cfg.decoder_dims,
+            decoder_guidance_dims=cfg.decoder_guidance_dims,
+            decoder_guidance_proj_dims=cfg.decoder_guidance_proj_dims,
+            num_layers=cfg.num_layers,
+            nheads=cfg.num_heads,
+            hidden_dim=cfg.hidden_dim,
+            pooling_size=cfg.pooling_size,
+            feature_resolution=cfg.feature_resolution,
+            window_size=cfg.window_size,
+            attention_type=cfg.attention_type,
+            prompt_channel=cfg.prompt_channel,
+            pad_len=cfg.pad_len,
+        )
 
     # -- pieces ----------------------------------------------------------------------------
     @staticmethod
@@ -433,10 +525,18 @@ class Aggregator(nn.Module):
             return max(1, min(total, chunk))
         return max(1, min(total, budget // max(1, per_item_bytes)))
 
-    def forward(self, img_feats: torch.Tensor, text_feats: torch.Tensor, guidance: Sequence[torch.Tensor | None], *,
-                pooling_size: Sequence[int] | None = None, chunk_classes: int | None = None,
-                max_chunk_bytes: int = DEFAULT_CHUNK_BYTES, timer: Callable | None = None,
-                intermediates: dict | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        img_feats: torch.Tensor,
+        text_feats: torch.Tensor,
+        guidance: Sequence[torch.Tensor | None],
+        *,
+        pooling_size: Sequence[int] | None = None,
+        chunk_classes: int | None = None,
+        max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        timer: Callable | None = None,
+        intermediates: dict | None = None,
+    ) -> torch.Tensor:
         """Per-class logits ``(B, T, 4H, 4W)``.
 
         Args:
@@ -455,8 +555,9 @@ class Aggregator(nn.Module):
         if text_feats.dim() == 3:
             text_feats = text_feats.unsqueeze(0).expand(b, -1, -1, -1)
         if text_feats.shape[2] != self.prompt_channel:
-            raise ValueError(f"text embeddings have {text_feats.shape[2]} prompt channels, the model expects "
-                             f"{self.prompt_channel}")
+            raise ValueError(
+                f"text embeddings have {text_feats.shape[2]} prompt channels, the model expects {self.prompt_channel}"
+            )
         n_total = text_feats.shape[1]
         with timer("cost_volume"):
             corr = self.correlation(img_feats, text_feats)
@@ -464,10 +565,12 @@ class Aggregator(nn.Module):
                 intermediates["cost_volume"] = corr
             selected = self.select_classes(corr)
             if selected is not None:
-                text_feats = torch.gather(F.normalize(text_feats, dim=-1), 1,
-                                          selected[..., None, None].expand(-1, -1, *text_feats.shape[-2:]))
-                corr = torch.gather(corr, 2, selected[:, None, :, None, None].expand(
-                    -1, corr.shape[1], -1, *corr.shape[-2:]))
+                text_feats = torch.gather(
+                    F.normalize(text_feats, dim=-1), 1, selected[..., None, None].expand(-1, -1, *text_feats.shape[-2:])
+                )
+                corr = torch.gather(
+                    corr, 2, selected[:, None, :, None, None].expand(-1, corr.shape[1], -1, *corr.shape[-2:])
+                )
             if intermediates is not None:
                 intermediates["selected"] = selected
             n = text_feats.shape[1]
@@ -477,10 +580,10 @@ class Aggregator(nn.Module):
             ct = self._chunk(per_class, n, chunk_classes, max_chunk_bytes)
             x = corr.new_empty(b, n, h, w, c)
             for t0 in range(0, n, ct):
-                sl = corr[:, :, t0:t0 + ct]
+                sl = corr[:, :, t0 : t0 + ct]
                 k = sl.shape[2]
                 e = self.conv1(sl.permute(0, 2, 1, 3, 4).reshape(b * k, p, h, w))
-                x[:, t0:t0 + k] = e.reshape(b, k, c, h, w).permute(0, 1, 3, 4, 2)
+                x[:, t0 : t0 + k] = e.reshape(b, k, c, h, w).permute(0, 1, 3, 4, 2)
         with timer("aggregation"):
             proj_guidance = None
             if self.guidance_projection is not None and guidance[0] is not None:
@@ -496,17 +599,20 @@ class Aggregator(nn.Module):
                 g = layer.swin_block.normalized_guidance(proj_guidance)
                 y = torch.empty_like(x)
                 for t0 in range(0, n, ct):
-                    y[:, t0:t0 + ct] = layer.swin_block(x[:, t0:t0 + ct], g)
+                    y[:, t0 : t0 + ct] = layer.swin_block(x[:, t0 : t0 + ct], g)
                 x = layer.attention(y, text_guidance, pooling_size=pooling_size, max_chunk_bytes=max_chunk_bytes)
                 del y
         with timer("decoder"):
             dec_guidance: list[torch.Tensor | None] = [None, None]
             if self.decoder_guidance_projection is not None:
-                dec_guidance = [proj(g) if g is not None else None
-                                for proj, g in zip(self.decoder_guidance_projection, guidance[1:])]
+                dec_guidance = [
+                    proj(g) if g is not None else None
+                    for proj, g in zip(self.decoder_guidance_projection, guidance[1:], strict=False)
+                ]
             if dec_guidance[0] is not None:  # channels-last convolutions are ~30% faster on CPU
-                dec_guidance = [g.contiguous(memory_format=torch.channels_last) if g is not None else None
-                                for g in dec_guidance]
+                dec_guidance = [
+                    g.contiguous(memory_format=torch.channels_last) if g is not None else None for g in dec_guidance
+                ]
             logits = x.new_empty(b, n, 4 * h, 4 * w)
             rows = x.reshape(b * n, h, w, c)
             per_item = 16 * h * w * 64 * 4 * 4

@@ -15,6 +15,7 @@ issue: 33-38 s per ViT-B case with the sliding window, ~2 s without, 8-11 classe
 ``bench_catseg(...)`` returns the rows; ``ovseg_models.bench`` can register it as the
 ``catseg`` benchmark.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ class PeakMemory:
             self.peak = max(self.peak, _rss_bytes())
             time.sleep(self.interval)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self.start = self.peak = _rss_bytes()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -117,9 +118,17 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def bench_catseg(*, variant: str = "vitb16_384", classes: Sequence[int] = (20, 150, 847),
-                 modes: Sequence[str] = ("sliding", "resize"), case: str | None = None, repeats: int = 2,
-                 threads: int | None = 2, image: np.ndarray | None = None, verbose: bool = True) -> list[dict]:
+def bench_catseg(
+    *,
+    variant: str = "vitb16_384",
+    classes: Sequence[int] = (20, 150, 847),
+    modes: Sequence[str] = ("sliding", "resize"),
+    case: str | None = None,
+    repeats: int = 2,
+    threads: int | None = 2,
+    image: np.ndarray | None = None,
+    verbose: bool = True,
+) -> list[dict]:
     """Benchmark rows (one per vocabulary size and inference mode)."""
     from . import CATSeg, CATSegSegmenter, get_config
 
@@ -154,10 +163,19 @@ def bench_catseg(*, variant: str = "vitb16_384", classes: Sequence[int] = (20, 1
                     peak, rss = max(peak, mem.peak_mb), max(rss, mem.peak_rss_mb)
                     if best is None or result.timings["total"] < best["total"]:
                         best = dict(result.timings)
-                row = {"variant": variant, "vocabulary": label, "classes": len(names), "mode": mode,
-                       "image": list(image.shape[:2]), "threads": torch.get_num_threads(), "text": text_s,
-                       **{k: round(v, 4) for k, v in best.items()}, "peak_mb": round(peak, 1),
-                       "peak_rss_mb": round(rss, 1), "model_rss_mb": round(model_rss, 1)}
+                row = {
+                    "variant": variant,
+                    "vocabulary": label,
+                    "classes": len(names),
+                    "mode": mode,
+                    "image": list(image.shape[:2]),
+                    "threads": torch.get_num_threads(),
+                    "text": text_s,
+                    **{k: round(v, 4) for k, v in best.items()},
+                    "peak_mb": round(peak, 1),
+                    "peak_rss_mb": round(rss, 1),
+                    "model_rss_mb": round(model_rss, 1),
+                }
                 rows.append(row)
                 if verbose:
                     print(_format_row(row), flush=True)
@@ -192,14 +210,21 @@ def bench_target(args):
         vocabulary = [str(n) for n in data["class_names"]]
         meta = json.loads(str(data["meta_json"]))
         key = "nosliding" if mode == "resize" else "sliding"
-        reference = {"official_forward_s": meta.get(key, {}).get("forward_seconds"),
-                     "official_text_s": meta.get("sliding", {}).get("text_seconds")}
+        reference = {
+            "official_forward_s": meta.get(key, {}).get("forward_seconds"),
+            "official_text_s": meta.get("sliding", {}).get("text_seconds"),
+        }
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = CATSeg(get_config(variant)).eval()
-    seg = CATSegSegmenter(model.to(args.device), device=args.device, precision=args.precision,
-                          sliding_window=(mode != "resize"), class_scores=False)
+    seg = CATSegSegmenter(
+        model.to(args.device),
+        device=args.device,
+        precision=args.precision,
+        sliding_window=(mode != "resize"),
+        class_scores=False,
+    )
 
     def set_resolution(short: int | None) -> None:
         seg.defaults["min_size"] = short
@@ -213,13 +238,18 @@ _STAGES = ("text", "preprocess", "clip_image", "cost_volume", "aggregation", "de
 
 def _format_row(row: dict) -> str:
     stages = " ".join(f"{k}={row.get(k, 0.0):.3f}" for k in _STAGES)
-    return (f"{row['variant']} {row['mode']:7s} {row['vocabulary']:>24s} (T={row['classes']}): {stages} "
-            f"peak_mb={row['peak_mb']:.0f} peak_rss_mb={row['peak_rss_mb']:.0f}")
+    return (
+        f"{row['variant']} {row['mode']:7s} {row['vocabulary']:>24s} (T={row['classes']}): {stages} "
+        f"peak_mb={row['peak_mb']:.0f} peak_rss_mb={row['peak_rss_mb']:.0f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ovseg_models.catseg.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m ovseg_models.catseg.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--variant", default="vitb16_384")
     p.add_argument("--classes", type=int, nargs="*", default=[20, 150, 847])
     p.add_argument("--mode", choices=("both", "sliding", "resize"), default="both")
@@ -230,8 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     modes = ("sliding", "resize") if args.mode == "both" else (args.mode,)
     print(f"official reference (this machine kind, 2 threads): {OFFICIAL_REFERENCE}")
-    rows = bench_catseg(variant=args.variant, classes=args.classes, modes=modes, case=args.case,
-                        repeats=args.repeats, threads=args.threads)
+    rows = bench_catseg(
+        variant=args.variant,
+        classes=args.classes,
+        modes=modes,
+        case=args.case,
+        repeats=args.repeats,
+        threads=args.threads,
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -16,11 +16,12 @@
 * Files saved by :func:`save_checkpoint` (``{"format": "ovseg_catseg", ...}``) and ``ovseg-train``
   checkpoints; both record the model configuration (:func:`stored_config`).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +30,22 @@ from torch import nn
 from .. import weights_io
 from ..weights_io import TRAINING_CHECKPOINT_FORMAT, CheckpointError, format_keys, strict_load
 
-__all__ = ["CheckpointError", "OFFICIAL_PREFIXES", "convert_clip_state_dict", "convert_official_state_dict",
-           "load_checkpoint", "match_official_keys", "load_clip_weights", "load_official_state_dict",
-           "pretrained_clip_state_dict", "read_checkpoint", "read_state_dict", "save_checkpoint", "stored_config",
-           "to_official_state_dict"]
+__all__ = [
+    "CheckpointError",
+    "OFFICIAL_PREFIXES",
+    "convert_clip_state_dict",
+    "convert_official_state_dict",
+    "load_checkpoint",
+    "match_official_keys",
+    "load_clip_weights",
+    "load_official_state_dict",
+    "pretrained_clip_state_dict",
+    "read_checkpoint",
+    "read_state_dict",
+    "save_checkpoint",
+    "stored_config",
+    "to_official_state_dict",
+]
 
 #: official key prefix -> this package's module prefix
 OFFICIAL_PREFIXES = {
@@ -56,7 +69,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return weights_io.read_checkpoint(path, scalar_keys=_CLIP_EXTRAS)
 
 
-def stored_config(meta: Mapping) -> "dict | None":
+def stored_config(meta: Mapping) -> dict | None:
     """The CAT-Seg configuration (a dict for :meth:`CATSegConfig.from_dict`) that a checkpoint's
     metadata records: ``ovseg-train`` checkpoints (``task.catseg_config``; older ones: the task's
     ``variant`` and ``overrides``) and :func:`save_checkpoint` files. None for other files."""
@@ -94,20 +107,20 @@ def _split_in_proj(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _backbone_names(model: "nn.Module | None"):
+def _backbone_names(model: nn.Module | None):
     """The model's guidance backbone if it maps official (detectron2) names itself, else None."""
     gb = getattr(model, "guidance_backbone", None) if model is not None else None
     return gb if gb is not None and hasattr(gb, "from_official_key") else None
 
 
-def _local_key(key: str, gb) -> "str | None":
+def _local_key(key: str, gb) -> str | None:
     """This package's name for official ``key`` (None: no known prefix; ``KeyError``: a backbone
     name the backbone does not have)."""
     if gb is not None and key.startswith("backbone."):
-        return "guidance_backbone." + gb.from_official_key(key[len("backbone."):])
+        return "guidance_backbone." + gb.from_official_key(key[len("backbone.") :])
     for src, dst in OFFICIAL_PREFIXES.items():
         if key.startswith(src):
-            return dst + key[len(src):]
+            return dst + key[len(src) :]
     return None
 
 
@@ -146,13 +159,16 @@ def _convert(sd: Mapping[str, torch.Tensor], model, *, check_constants: bool) ->
     if unknown:
         raise CheckpointError(f"{len(unknown)} unexpected keys in the official checkpoint: {format_keys(unknown)}")
     if wrong:
-        raise CheckpointError(f"{len(wrong)} constant buffers differ from the ones this configuration constructs "
-                              f"(different window size?): {format_keys(wrong)}")
+        raise CheckpointError(
+            f"{len(wrong)} constant buffers differ from the ones this configuration constructs "
+            f"(different window size?): {format_keys(wrong)}"
+        )
     return _split_in_proj(out)
 
 
-def convert_official_state_dict(sd: Mapping[str, torch.Tensor], *, model: "nn.Module | None" = None
-                                ) -> dict[str, torch.Tensor]:
+def convert_official_state_dict(
+    sd: Mapping[str, torch.Tensor], *, model: nn.Module | None = None
+) -> dict[str, torch.Tensor]:
     """Official detectron2 CAT-Seg keys -> this package's keys. Unknown keys raise, naming them.
 
     ``model``: the :class:`~.model.CATSeg` to load into; needed for the arXiv v1 variants, whose
@@ -175,18 +191,20 @@ def to_official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in model.state_dict().items():
         if gb is not None and k.startswith("guidance_backbone."):
-            out["backbone." + gb.to_official_key(k[len("guidance_backbone."):])] = v
+            out["backbone." + gb.to_official_key(k[len("guidance_backbone.") :])] = v
             continue
         for dst, src in inv.items():
             if k.startswith(dst):
-                out[src + k[len(dst):]] = v
+                out[src + k[len(dst) :]] = v
                 break
     if getattr(getattr(model, "cfg", None), "official_code", "cvpr") == "v1":
         fused = {}
         for k, v in out.items():
             if k.endswith("attn.q_proj_weight"):
                 base = k[: -len("q_proj_weight")]
-                fused[base + "in_proj_weight"] = torch.cat([v, out[base + "k_proj_weight"], out[base + "v_proj_weight"]])
+                fused[base + "in_proj_weight"] = torch.cat(
+                    [v, out[base + "k_proj_weight"], out[base + "v_proj_weight"]]
+                )
             elif not (k.endswith("attn.k_proj_weight") or k.endswith("attn.v_proj_weight")):
                 fused[k] = v
         out = fused
@@ -200,7 +218,7 @@ def convert_clip_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     for k, v in sd.items():
         for prefix in ("sem_seg_head.predictor.clip_model.", "clip_model.", "model."):
             if k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
                 break
         if k in _CLIP_EXTRAS or k == "attn_mask":
             continue
@@ -211,8 +229,10 @@ def convert_clip_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 def _check_masks(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
     for k, v in model.state_dict().items():
         if k.endswith("attn_mask") and k in sd and not torch.equal(sd[k].to(v.dtype).cpu(), v.cpu()):
-            raise CheckpointError(f"{k}: the checkpoint's shifted-window mask differs from the one this "
-                                  "configuration constructs (different feature resolution or window size?)")
+            raise CheckpointError(
+                f"{k}: the checkpoint's shifted-window mask differs from the one this "
+                "configuration constructs (different feature resolution or window size?)"
+            )
 
 
 def match_official_keys(model: nn.Module, shapes: Mapping[str, Sequence[int]]) -> dict[str, list]:
@@ -238,13 +258,20 @@ def match_official_keys(model: nn.Module, shapes: Mapping[str, Sequence[int]]) -
                 back[f"{base}{part}_proj_weight"] = (shape[0] // 3, *shape[1:])
         else:
             back[nk] = tuple(shape)
-    bad_constants = sorted(f"{k}: {tuple(shapes[k])} vs {tuple(c.shape)}" for k, c in constants.items()
-                           if k in shapes and tuple(shapes[k]) != tuple(c.shape))
+    bad_constants = sorted(
+        f"{k}: {tuple(shapes[k])} vs {tuple(c.shape)}"
+        for k, c in constants.items()
+        if k in shapes and tuple(shapes[k]) != tuple(c.shape)
+    )
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    return {"missing": sorted(k for k in expected if k not in converted),
-            "unexpected": sorted(k for k in converted if k not in expected),
-            "shape_mismatch": sorted(f"{k}: {back[k]} vs {expected[k]}" for k in expected
-                                     if k in back and tuple(back[k]) != expected[k]) + bad_constants}
+    return {
+        "missing": sorted(k for k in expected if k not in converted),
+        "unexpected": sorted(k for k in converted if k not in expected),
+        "shape_mismatch": sorted(
+            f"{k}: {back[k]} vs {expected[k]}" for k in expected if k in back and tuple(back[k]) != expected[k]
+        )
+        + bad_constants,
+    }
 
 
 def load_official_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
@@ -263,7 +290,7 @@ def load_clip_weights(clip: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
     strict_load(clip, sd, "CLIP checkpoint")
 
 
-def pretrained_clip_state_dict(cfg, pretrained: "bool | str | Path" = True) -> dict[str, torch.Tensor]:
+def pretrained_clip_state_dict(cfg, pretrained: bool | str | Path = True) -> dict[str, torch.Tensor]:
     """The CLIP weights a CAT-Seg variant starts from, ready for :func:`load_clip_weights`.
 
     ``cfg``: a :class:`~.configs.CATSegConfig`. ``pretrained``: ``True`` for the variant's open_clip
@@ -282,9 +309,10 @@ def pretrained_clip_state_dict(cfg, pretrained: "bool | str | Path" = True) -> d
             raise ValueError(f"open_clip has no pretrained tag {tag!r} for {cfg.clip.open_clip_name}")
         path = open_clip.download_pretrained(pcfg)
     except Exception as e:
-        raise CheckpointError(f"could not obtain CLIP weights {cfg.clip.open_clip_name}/{tag} through open_clip "
-                              f"({type(e).__name__}: {e}); pass a local file as pretrained=, or pretrained=False"
-                              ) from e
+        raise CheckpointError(
+            f"could not obtain CLIP weights {cfg.clip.open_clip_name}/{tag} through open_clip "
+            f"({type(e).__name__}: {e}); pass a local file as pretrained=, or pretrained=False"
+        ) from e
     return read_state_dict(path)
 
 
@@ -301,7 +329,7 @@ def _is_official(sd: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith("sem_seg_head.") for k in sd)
 
 
-def load_checkpoint(model: nn.Module, source: "str | Path | Mapping[str, torch.Tensor]") -> str:
+def load_checkpoint(model: nn.Module, source: str | Path | Mapping[str, torch.Tensor]) -> str:
     """Load an official checkpoint or one saved by :func:`save_checkpoint`, strictly.
 
     Returns ``"official"`` or ``"ovseg"`` (the detected format).
@@ -319,5 +347,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, variant: str = "") ->
     """Save ``model``'s state_dict with a format marker and its configuration (loadable by
     :func:`load_checkpoint`; ``create_segmenter("catseg", checkpoint=path)`` rebuilds the same network)."""
     cfg = getattr(model, "cfg", None)
-    weights_io.save_state_dict(model.state_dict(), path, format=_FORMAT, variant=variant or getattr(cfg, "name", ""),
-                               config=cfg.to_dict() if cfg is not None else None)
+    weights_io.save_state_dict(
+        model.state_dict(),
+        path,
+        format=_FORMAT,
+        variant=variant or getattr(cfg, "name", ""),
+        config=cfg.to_dict() if cfg is not None else None,
+    )

@@ -17,6 +17,7 @@ Dense image features reproduce the official treatment:
   ViT-H/G, ``"full"``); then the MLP branch as usual;
 * ``ln_post`` and ``proj`` are applied to every token.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,7 +63,7 @@ class Attention(nn.Module):
     def project_value(self, x: torch.Tensor) -> torch.Tensor:
         """``out_proj(v_proj(x))``: what the official dense block keeps of the attention."""
         w = self.width
-        return self.out_proj(F.linear(x, self.v_proj_weight, self.in_proj_bias[2 * w:]))
+        return self.out_proj(F.linear(x, self.v_proj_weight, self.in_proj_bias[2 * w :]))
 
     def forward(self, x: torch.Tensor, *, causal: bool = False) -> torch.Tensor:
         # x: (N, L, C) batch-first
@@ -70,8 +71,8 @@ class Attention(nn.Module):
         w = self.width
         b = self.in_proj_bias
         q = F.linear(x, self.q_proj_weight, b[:w])
-        k = F.linear(x, self.k_proj_weight, b[w:2 * w])
-        v = F.linear(x, self.v_proj_weight, b[2 * w:])
+        k = F.linear(x, self.k_proj_weight, b[w : 2 * w])
+        v = F.linear(x, self.v_proj_weight, b[2 * w :])
         shape = (n, length, self.heads, w // self.heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
@@ -113,25 +114,35 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int, *, mlp_ratio: float = 4.0,
-                 activation: str = "quick_gelu"):
+    def __init__(self, width: int, layers: int, heads: int, *, mlp_ratio: float = 4.0, activation: str = "quick_gelu"):
         super().__init__()
         self.width, self.layers = width, layers
         self.resblocks = nn.ModuleList(
-            ResidualAttentionBlock(width, heads, mlp_ratio=mlp_ratio, activation=activation) for _ in range(layers))
+            ResidualAttentionBlock(width, heads, mlp_ratio=mlp_ratio, activation=activation) for _ in range(layers)
+        )
 
 
 class VisionTransformer(nn.Module):
-    def __init__(self, *, image_resolution: int, patch_size: int, width: int, layers: int, heads: int,
-                 output_dim: int, mlp_ratio: float = 4.0, activation: str = "quick_gelu",
-                 dense_residual: str = "cls"):
+    def __init__(
+        self,
+        *,
+        image_resolution: int,
+        patch_size: int,
+        width: int,
+        layers: int,
+        heads: int,
+        output_dim: int,
+        mlp_ratio: float = 4.0,
+        activation: str = "quick_gelu",
+        dense_residual: str = "cls",
+    ):
         super().__init__()
         if dense_residual not in ("cls", "full"):
             raise ValueError(f"dense_residual must be 'cls' or 'full', got {dense_residual!r}")
         self.image_resolution, self.patch_size = image_resolution, patch_size
         self.dense_residual = dense_residual
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
-        scale = width ** -0.5
+        scale = width**-0.5
         grid = image_resolution // patch_size
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
@@ -152,14 +163,14 @@ class VisionTransformer(nn.Module):
         grid = F.interpolate(grid, size=(dst, dst), mode="bicubic", align_corners=False)
         return torch.cat([pos[:1], grid.squeeze(0).reshape(dim, -1).T], dim=0)
 
-    def forward_dense(self, image: torch.Tensor, *, return_layers: tuple[int, ...] = ()
-                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_dense(
+        self, image: torch.Tensor, *, return_layers: tuple[int, ...] = ()
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Dense tokens ``(B, 1 + g*g, output_dim)`` and the outputs ``(B, 1 + g*g, width)`` of
         the blocks in ``return_layers`` (the official forward hooks)."""
         x = self.conv1(image.to(self.conv1.weight.dtype))
         x = x.flatten(2).transpose(1, 2)
-        cls = self.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype,
-                                                            device=x.device)
+        cls = self.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
         x = torch.cat([cls, x], dim=1)
         x = x + self.position_embedding(x.shape[1]).to(x.dtype)
         x = self.ln_pre(x)
@@ -182,12 +193,19 @@ class CLIP(nn.Module):
         self.cfg = cfg
         self.context_length = cfg.context_length
         self.visual = VisionTransformer(
-            image_resolution=cfg.image_resolution, patch_size=cfg.vision_patch_size, width=cfg.vision_width,
-            layers=cfg.vision_layers, heads=cfg.vision_heads, output_dim=cfg.embed_dim,
-            mlp_ratio=cfg.vision_mlp_ratio or cfg.mlp_ratio, activation=cfg.activation,
-            dense_residual=cfg.dense_residual)
-        self.transformer = Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads, mlp_ratio=cfg.mlp_ratio,
-                                       activation=cfg.activation)
+            image_resolution=cfg.image_resolution,
+            patch_size=cfg.vision_patch_size,
+            width=cfg.vision_width,
+            layers=cfg.vision_layers,
+            heads=cfg.vision_heads,
+            output_dim=cfg.embed_dim,
+            mlp_ratio=cfg.vision_mlp_ratio or cfg.mlp_ratio,
+            activation=cfg.activation,
+            dense_residual=cfg.dense_residual,
+        )
+        self.transformer = Transformer(
+            cfg.text_width, cfg.text_layers, cfg.text_heads, mlp_ratio=cfg.mlp_ratio, activation=cfg.activation
+        )
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.text_width)
         self.positional_embedding = nn.Parameter(torch.empty(cfg.context_length, cfg.text_width))
         self.ln_final = nn.LayerNorm(cfg.text_width)
@@ -195,10 +213,10 @@ class CLIP(nn.Module):
         self.logit_scale = nn.Parameter(torch.ones([]))
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
-        nn.init.normal_(self.text_projection, std=cfg.text_width ** -0.5)
+        nn.init.normal_(self.text_projection, std=cfg.text_width**-0.5)
 
     @classmethod
-    def from_config(cls, cfg: CLIPConfig) -> "CLIP":
+    def from_config(cls, cfg: CLIPConfig) -> CLIP:
         return cls(cfg)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:

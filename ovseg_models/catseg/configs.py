@@ -7,6 +7,7 @@ torch modules; :func:`get_config` returns a copy that may be edited with
 :func:`dataclasses.replace` (or give it field overrides; ``clip`` may be a mapping of
 :class:`CLIPConfig` fields to change).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -110,7 +111,7 @@ class CATSegConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CATSegConfig":
+    def from_dict(cls, d: dict) -> CATSegConfig:
         d = dict(d)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -132,69 +133,172 @@ def _clip_config(d: dict) -> CLIPConfig:
     return CLIPConfig(**d)
 
 
-_VIT_B16 = CLIPConfig(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
-                      vision_patch_size=16, vision_heads=12, text_width=512, text_heads=8, text_layers=12,
-                      open_clip_name="ViT-B-16", open_clip_pretrained="openai")
-_VIT_L14_336 = CLIPConfig(embed_dim=768, image_resolution=336, vision_layers=24, vision_width=1024,
-                          vision_patch_size=14, vision_heads=16, text_width=768, text_heads=12, text_layers=12,
-                          open_clip_name="ViT-L-14-336", open_clip_pretrained="openai")
+_VIT_B16 = CLIPConfig(
+    embed_dim=512,
+    image_resolution=224,
+    vision_layers=12,
+    vision_width=768,
+    vision_patch_size=16,
+    vision_heads=12,
+    text_width=512,
+    text_heads=8,
+    text_layers=12,
+    open_clip_name="ViT-B-16",
+    open_clip_pretrained="openai",
+)
+_VIT_L14_336 = CLIPConfig(
+    embed_dim=768,
+    image_resolution=336,
+    vision_layers=24,
+    vision_width=1024,
+    vision_patch_size=14,
+    vision_heads=16,
+    text_width=768,
+    text_heads=12,
+    text_layers=12,
+    open_clip_name="ViT-L-14-336",
+    open_clip_pretrained="openai",
+)
 # arXiv v1's vendored OpenAI CLIP: the dense last block adds back its whole input
 _V1_VIT_B16 = dataclasses.replace(_VIT_B16, dense_residual="full")
 _V1_VIT_L14_336 = dataclasses.replace(_VIT_L14_336, dense_residual="full")
 # open_clip LAION-2B towers. CAT-Seg builds them with force_image_size=336 (24x24 grid), so the
 # position table is stored at 336 here and resized from 224 when loading open_clip's weights.
-_VIT_H14 = CLIPConfig(embed_dim=1024, image_resolution=336, vision_layers=32, vision_width=1280,
-                      vision_patch_size=14, vision_heads=16, text_width=1024, text_heads=16, text_layers=24,
-                      activation="gelu", dense_residual="full",
-                      open_clip_name="ViT-H-14", open_clip_pretrained="laion2b_s32b_b79k")
-_VIT_G14 = CLIPConfig(embed_dim=1280, image_resolution=336, vision_layers=48, vision_width=1664,
-                      vision_patch_size=14, vision_heads=16, text_width=1280, text_heads=20, text_layers=32,
-                      vision_mlp_ratio=8192 / 1664, activation="gelu", dense_residual="full",
-                      open_clip_name="ViT-bigG-14", open_clip_pretrained="laion2b_s39b_b160k")
+_VIT_H14 = CLIPConfig(
+    embed_dim=1024,
+    image_resolution=336,
+    vision_layers=32,
+    vision_width=1280,
+    vision_patch_size=14,
+    vision_heads=16,
+    text_width=1024,
+    text_heads=16,
+    text_layers=24,
+    activation="gelu",
+    dense_residual="full",
+    open_clip_name="ViT-H-14",
+    open_clip_pretrained="laion2b_s32b_b79k",
+)
+_VIT_G14 = CLIPConfig(
+    embed_dim=1280,
+    image_resolution=336,
+    vision_layers=48,
+    vision_width=1664,
+    vision_patch_size=14,
+    vision_heads=16,
+    text_width=1280,
+    text_heads=20,
+    text_layers=32,
+    vision_mlp_ratio=8192 / 1664,
+    activation="gelu",
+    dense_residual="full",
+    open_clip_name="ViT-bigG-14",
+    open_clip_pretrained="laion2b_s39b_b160k",
+)
 
 CONFIGS: dict[str, CATSegConfig] = {
     # configs/vitb_384.yaml (released model_base.pth)
     "vitb16_384": CATSegConfig(name="vitb16_384", clip=_VIT_B16, clip_resolution=384, guidance_layers=(3, 7)),
     # configs/vitl_336.yaml (released model_large.pth)
-    "vitl14_336": CATSegConfig(name="vitl14_336", clip=_VIT_L14_336, clip_resolution=336, guidance_layers=(7, 15),
-                               text_guidance_dim=768, appearance_guidance_dim=768),
+    "vitl14_336": CATSegConfig(
+        name="vitl14_336",
+        clip=_VIT_L14_336,
+        clip_resolution=336,
+        guidance_layers=(7, 15),
+        text_guidance_dim=768,
+        appearance_guidance_dim=768,
+    ),
     # arXiv v1 (cvlab-kaist/CAT-Seg @ af4fa0b) configs/vitb_r101_384.yaml: ViT-B/16 + detectron2 ResNet-101.
     # Its R-101.pkl with STRIDE_IN_1X1 False and torchvision's mean/std is the torchvision ImageNet
     # model converted to detectron2, which timm serves as resnet101.tv_in1k
     "vitb16_r101_384": CATSegConfig(
-        name="vitb16_r101_384", clip=_V1_VIT_B16, clip_resolution=384, guidance="resnet", guidance_layers=(),
-        timm_backbone="resnet101.tv_in1k", appearance_guidance_dim=1024, decoder_guidance_dims=(512, 256), pad_len=0,
-        prompt_ensemble_type="imagenet", prompt_channel=80, text_synonyms="mean", official_code="v1",
+        name="vitb16_r101_384",
+        clip=_V1_VIT_B16,
+        clip_resolution=384,
+        guidance="resnet",
+        guidance_layers=(),
+        timm_backbone="resnet101.tv_in1k",
+        appearance_guidance_dim=1024,
+        decoder_guidance_dims=(512, 256),
+        pad_len=0,
+        prompt_ensemble_type="imagenet",
+        prompt_channel=80,
+        text_synonyms="mean",
+        official_code="v1",
         notes="paper (arXiv v1) model: ResNet-101 guidance, dense residual of the whole input, no class padding, "
-              "80 ImageNet templates as cost-volume channels, synonyms averaged per template"),
+        "80 ImageNet templates as cost-volume channels, synonyms averaged per template",
+    ),
     # arXiv v1 configs/vitl_swinb_384.yaml: ViT-L/14@336px + three-stage Swin-B (D2SwinTransformer)
     "vitl14_swinb_384": CATSegConfig(
-        name="vitl14_swinb_384", clip=_V1_VIT_L14_336, clip_resolution=336, guidance="swin", guidance_layers=(),
+        name="vitl14_swinb_384",
+        clip=_V1_VIT_L14_336,
+        clip_resolution=336,
+        guidance="swin",
+        guidance_layers=(),
         timm_backbone="swin_base_patch4_window12_384",
-        swin={"embed_dim": 128, "depths": (2, 2, 18), "num_heads": (4, 8, 16), "window_size": 12, "img_size": 384,
-              "drop_path_rate": 0.3},
-        text_guidance_dim=768, appearance_guidance_dim=512, decoder_guidance_dims=(256, 128), pad_len=0,
-        prompt_ensemble_type="imagenet", prompt_channel=80, text_synonyms="mean", official_code="v1",
+        swin={
+            "embed_dim": 128,
+            "depths": (2, 2, 18),
+            "num_heads": (4, 8, 16),
+            "window_size": 12,
+            "img_size": 384,
+            "drop_path_rate": 0.3,
+        },
+        text_guidance_dim=768,
+        appearance_guidance_dim=512,
+        decoder_guidance_dims=(256, 128),
+        pad_len=0,
+        prompt_ensemble_type="imagenet",
+        prompt_channel=80,
+        text_synonyms="mean",
+        official_code="v1",
         notes="paper (arXiv v1) model: Swin-B guidance, dense residual of the whole input, no class padding, "
-              "80 ImageNet templates as cost-volume channels, synonyms averaged per template"),
+        "80 ImageNet templates as cost-volume channels, synonyms averaged per template",
+    ),
     # README: run.sh configs/vitl_swinb_384.yaml ... CLIP_PRETRAINED "ViT-H" TEXT_GUIDANCE_DIM 1024
     "vith14": CATSegConfig(
-        name="vith14", clip=_VIT_H14, clip_resolution=336, guidance="timm", guidance_layers=(),
-        timm_backbone="swin_base_patch4_window12_384", timm_out_indices=(0, 1, 2), text_guidance_dim=1024,
-        appearance_guidance_dim=512, prompt_ensemble_type="imagenet", prompt_channel=80,
-        notes="open_clip ViT-H-14 laion2b_s32b_b79k; Swin-B guidance as the official README's training command"),
+        name="vith14",
+        clip=_VIT_H14,
+        clip_resolution=336,
+        guidance="timm",
+        guidance_layers=(),
+        timm_backbone="swin_base_patch4_window12_384",
+        timm_out_indices=(0, 1, 2),
+        text_guidance_dim=1024,
+        appearance_guidance_dim=512,
+        prompt_ensemble_type="imagenet",
+        prompt_channel=80,
+        notes="open_clip ViT-H-14 laion2b_s32b_b79k; Swin-B guidance as the official README's training command",
+    ),
     # README: ... CLIP_PRETRAINED "ViT-G" TEXT_GUIDANCE_DIM 1280
     "vitg14": CATSegConfig(
-        name="vitg14", clip=_VIT_G14, clip_resolution=336, guidance="timm", guidance_layers=(),
-        timm_backbone="swin_base_patch4_window12_384", timm_out_indices=(0, 1, 2), text_guidance_dim=1280,
-        appearance_guidance_dim=512, prompt_ensemble_type="imagenet", prompt_channel=80,
-        notes="open_clip ViT-bigG-14 laion2b_s39b_b160k; Swin-B guidance as the official README's training command"),
+        name="vitg14",
+        clip=_VIT_G14,
+        clip_resolution=336,
+        guidance="timm",
+        guidance_layers=(),
+        timm_backbone="swin_base_patch4_window12_384",
+        timm_out_indices=(0, 1, 2),
+        text_guidance_dim=1280,
+        appearance_guidance_dim=512,
+        prompt_ensemble_type="imagenet",
+        prompt_channel=80,
+        notes="open_clip ViT-bigG-14 laion2b_s39b_b160k; Swin-B guidance as the official README's training command",
+    ),
 }
 
 DEFAULT_VARIANT = "vitb16_384"
 
-_ALIASES = {"vitb": "vitb16_384", "vit-b/16": "vitb16_384", "base": "vitb16_384", "vitl": "vitl14_336",
-            "vit-l/14@336px": "vitl14_336", "large": "vitl14_336", "vith": "vith14", "vitg": "vitg14"}
+_ALIASES = {
+    "vitb": "vitb16_384",
+    "vit-b/16": "vitb16_384",
+    "base": "vitb16_384",
+    "vitl": "vitl14_336",
+    "vit-l/14@336px": "vitl14_336",
+    "large": "vitl14_336",
+    "vith": "vith14",
+    "vitg": "vitg14",
+}
 
 
 def get_config(variant: str | None = None, **overrides) -> CATSegConfig:

@@ -15,6 +15,7 @@ three v1 stages). Only the parameter names differ; each backbone maps a detectro
 own (:meth:`from_official_key`) and back (:meth:`to_official_key`), and names it does not know
 raise ``KeyError`` naming them. Outputs are ``[stride 4, stride 8, stride 16]`` in NCHW.
 """
+
 from __future__ import annotations
 
 import re
@@ -61,7 +62,9 @@ class ResNetGuidance(nn.Module):
         stage, block, conv, norm, field = m.groups()
         base = f"body.layer{int(stage) - 1}.{block}."
         if conv == "shortcut":
-            return base + (f"downsample.1.{cls._field(key, field)}" if norm else f"downsample.0.{cls._weight(key, field)}")
+            return base + (
+                f"downsample.1.{cls._field(key, field)}" if norm else f"downsample.0.{cls._weight(key, field)}"
+            )
         return base + (f"bn{conv[-1]}.{cls._field(key, field)}" if norm else f"{conv}.{cls._weight(key, field)}")
 
     @staticmethod
@@ -107,16 +110,31 @@ class SwinGuidance(nn.Module):
     norms ``norm0``-``norm2`` keep their names here; timm's final ``norm`` is not used.
     """
 
-    def __init__(self, *, embed_dim: int = 128, depths=(2, 2, 18), num_heads=(4, 8, 16), window_size: int = 12,
-                 img_size: int = 384, drop_path_rate: float = 0.3):
+    def __init__(
+        self,
+        *,
+        embed_dim: int = 128,
+        depths=(2, 2, 18),
+        num_heads=(4, 8, 16),
+        window_size: int = 12,
+        img_size: int = 384,
+        drop_path_rate: float = 0.3,
+    ):
         super().__init__()
         from timm.models.swin_transformer import SwinTransformer
 
-        self.body = SwinTransformer(img_size=img_size, patch_size=4, embed_dim=embed_dim, depths=tuple(depths),
-                                    num_heads=tuple(num_heads), window_size=window_size, num_classes=0,
-                                    drop_path_rate=drop_path_rate)
+        self.body = SwinTransformer(
+            img_size=img_size,
+            patch_size=4,
+            embed_dim=embed_dim,
+            depths=tuple(depths),
+            num_heads=tuple(num_heads),
+            window_size=window_size,
+            num_classes=0,
+            drop_path_rate=drop_path_rate,
+        )
         self.body.norm = nn.Identity()  # v1 normalises each output with its own norm{i} instead
-        self.channels = [embed_dim * 2 ** i for i in range(len(depths))]
+        self.channels = [embed_dim * 2**i for i in range(len(depths))]
         for i, c in enumerate(self.channels):
             self.add_module(f"norm{i}", nn.LayerNorm(c))
 
@@ -149,7 +167,7 @@ class SwinGuidance(nn.Module):
             return key
         if not key.startswith("body."):
             raise KeyError(key)
-        key = key[len("body."):]
+        key = key[len("body.") :]
         m = re.fullmatch(r"layers\.(\d+)\.downsample\.(.+)", key)
         if m:
             return f"layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}"
@@ -163,7 +181,9 @@ def build_feature_backbone(cfg, *, pretrained: bool = False) -> nn.Module:
         return ResNetGuidance(cfg.timm_backbone or "resnet101", pretrained=pretrained)
     if cfg.guidance == "swin":
         if pretrained:
-            raise ValueError("the v1 Swin-B guidance has no timm pretrained weights (three stages); load the "
-                             "detectron2 swin_base_patch4_window12_384_22k weights or a CAT-Seg checkpoint")
+            raise ValueError(
+                "the v1 Swin-B guidance has no timm pretrained weights (three stages); load the "
+                "detectron2 swin_base_patch4_window12_384_22k weights or a CAT-Seg checkpoint"
+            )
         return SwinGuidance(**dict(cfg.swin))
     raise ValueError(f"no v1 feature backbone for guidance {cfg.guidance!r}")

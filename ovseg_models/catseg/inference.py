@@ -17,19 +17,27 @@ PIL bilinear on uint8. Then one of:
 Post-processing is per class, so it runs in chunks of classes: peak memory does not grow with
 ``T x H x W`` unless the caller keeps every class map (``class_scores``).
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from ..transforms import resize_image, resize_shortest_edge_shape
 
-__all__ = ["InferenceOptions", "ScoreAccumulator", "mapper_resize", "mapper_output_size", "prepare_views",
-           "run_inference", "score_chunks"]
+__all__ = [
+    "InferenceOptions",
+    "ScoreAccumulator",
+    "mapper_resize",
+    "mapper_output_size",
+    "prepare_views",
+    "run_inference",
+    "score_chunks",
+]
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,7 @@ def _window_origins(size: tuple[int, int], kernel: int, stride: int) -> list[tup
     return [(i * stride, j * stride) for i in range(nh) for j in range(nw)]  # nn.Unfold order
 
 
-def prepare_views(image: torch.Tensor, cfg, opts: InferenceOptions
-                  ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+def prepare_views(image: torch.Tensor, cfg, opts: InferenceOptions) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """CLIP inputs (V, 3, R, R), guidance-backbone inputs (or None) and geometry for one image.
 
     ``image``: the mapper's output as a float (3, H, W) tensor with values 0-255.
@@ -84,15 +91,20 @@ def prepare_views(image: torch.Tensor, cfg, opts: InferenceOptions
         stride = int(k * (1 - opts.overlap))
         big = F.interpolate(image[None], size=opts.out_res, mode="bilinear", align_corners=False)[0]
         origins = _window_origins(opts.out_res, k, stride)
-        wins = [big[:, y:y + k, x:x + k] for y, x in origins]
+        wins = [big[:, y : y + k, x : x + k] for y, x in origins]
         glob = F.interpolate(image[None], size=(k, k), mode="bilinear", align_corners=False)
         views = torch.cat([torch.stack(wins), glob], dim=0)
         clip = (views - clip_mean) / clip_std
         if (res, res) != (k, k):
             clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
         guide = (views - mean) / std if want_guidance else None
-        geom = {"mode": "sliding", "stride": stride, "kernel": k, "out_res": tuple(opts.out_res),
-                "num_windows": len(origins)}
+        geom = {
+            "mode": "sliding",
+            "stride": stride,
+            "kernel": k,
+            "out_res": tuple(opts.out_res),
+            "num_windows": len(origins),
+        }
     else:
         div = cfg.size_divisibility
         ph = (h + div - 1) // div * div if div > 0 else h
@@ -112,8 +124,9 @@ def prepare_views(image: torch.Tensor, cfg, opts: InferenceOptions
 UNSELECTED_LOGIT = -100.0
 
 
-def score_chunks(logits: torch.Tensor, geom: dict, height: int, width: int, *, chunk: int = 16
-                 ) -> Iterator[tuple[int, torch.Tensor]]:
+def score_chunks(
+    logits: torch.Tensor, geom: dict, height: int, width: int, *, chunk: int = 16
+) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(first_class, scores (tc, height, width))``: the official sigmoid score maps, per chunk.
 
     Classes left out by the class selection in every view (logit -100 everywhere) have the
@@ -135,25 +148,26 @@ def score_chunks(logits: torch.Tensor, geom: dict, height: int, width: int, *, c
         yield c0, maps
 
 
-def _score_chunks(logits: torch.Tensor, geom: dict, height: int, width: int, *, chunk: int = 16
-                  ) -> Iterator[tuple[int, torch.Tensor]]:
+def _score_chunks(
+    logits: torch.Tensor, geom: dict, height: int, width: int, *, chunk: int = 16
+) -> Iterator[tuple[int, torch.Tensor]]:
     n = logits.shape[1]
     if geom["mode"] == "sliding":
         k, stride, out_res = geom["kernel"], geom["stride"], geom["out_res"]
         ones = torch.ones([1, *out_res], device=logits.device, dtype=logits.dtype)
         count = F.fold(F.unfold(ones, kernel_size=k, stride=stride), out_res, kernel_size=k, stride=stride)
         for c0 in range(0, n, chunk):
-            o = F.interpolate(logits[:, c0:c0 + chunk], size=k, mode="bilinear", align_corners=False).sigmoid()
+            o = F.interpolate(logits[:, c0 : c0 + chunk], size=k, mode="bilinear", align_corners=False).sigmoid()
             g = F.interpolate(o[-1:], size=out_res, mode="bilinear", align_corners=False)
             win = o[:-1]
             folded = F.fold(win.flatten(1).T, out_res, kernel_size=k, stride=stride) / count
             s = ((folded + g) / 2.0)[0]
-            s = s[:, :out_res[0], :out_res[1]]
+            s = s[:, : out_res[0], : out_res[1]]
             yield c0, F.interpolate(s[None], size=(height, width), mode="bilinear", align_corners=False)[0]
     else:
         ih, iw = geom["image_size"]
         for c0 in range(0, n, chunk):
-            s = logits[0, c0:c0 + chunk].sigmoid()[:, :ih, :iw]
+            s = logits[0, c0 : c0 + chunk].sigmoid()[:, :ih, :iw]
             yield c0, F.interpolate(s[None], size=(height, width), mode="bilinear", align_corners=False)[0]
 
 
@@ -167,16 +181,25 @@ class ScoreAccumulator:
 
     def add(self, c0: int, maps: torch.Tensor) -> None:
         if self.scores is not None:
-            self.scores[c0:c0 + maps.shape[0]] = maps
+            self.scores[c0 : c0 + maps.shape[0]] = maps
         val, idx = maps.max(dim=0)  # first maximum within the chunk
         better = val > self.best  # strict: earlier classes win ties, as argmax over all classes
         self.best = torch.where(better, val, self.best)
         self.label = torch.where(better, idx + c0, self.label)
 
 
-def run_inference(model, image: torch.Tensor, text: torch.Tensor, opts: InferenceOptions, *,
-                  height: int | None = None, width: int | None = None, keep_scores: bool = True,
-                  timer: Callable | None = None, intermediates: dict | None = None) -> ScoreAccumulator:
+def run_inference(
+    model,
+    image: torch.Tensor,
+    text: torch.Tensor,
+    opts: InferenceOptions,
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    keep_scores: bool = True,
+    timer: Callable | None = None,
+    intermediates: dict | None = None,
+) -> ScoreAccumulator:
     """Run CAT-Seg on one HxWx3 uint8 image with normalised text embeddings (T, P, C).
 
     Scores are produced at (``height``, ``width``), by default the input image's size.
@@ -187,15 +210,25 @@ def run_inference(model, image: torch.Tensor, text: torch.Tensor, opts: Inferenc
     h0, w0 = int(image.shape[0]), int(image.shape[1])
     height, width = height or h0, width or w0
     with timer("preprocess"):
-        mapped = (mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
-                  if opts.mapper else image)
+        mapped = (
+            mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
+            if opts.mapper
+            else image
+        )
         if intermediates is not None:
             intermediates["model_input"] = mapped
         img = mapped.to(dev).permute(2, 0, 1).to(torch.float32)
         clip, guide, geom = prepare_views(img, cfg, opts)
     pooling = opts.pooling_size or (cfg.sliding_pooling_size if opts.sliding_window else cfg.pooling_size)
-    logits = model(clip, text.to(dev), guidance_images=guide, pooling_size=pooling,
-                   chunk_classes=opts.chunk_classes, timer=timer, intermediates=intermediates)
+    logits = model(
+        clip,
+        text.to(dev),
+        guidance_images=guide,
+        pooling_size=pooling,
+        chunk_classes=opts.chunk_classes,
+        timer=timer,
+        intermediates=intermediates,
+    )
     if intermediates is not None:
         intermediates["logits"] = logits
     with timer("postprocess"):

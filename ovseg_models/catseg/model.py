@@ -8,10 +8,11 @@ backbone under timm's names (``guidance="timm"``, official ``backbone.*`` -> ``g
 or the arXiv v1 detectron2 ResNet-101 / Swin-B (``"resnet"`` / ``"swin"``), whose official
 detectron2 names are mapped by :mod:`~ovseg_models.catseg.feature_backbone`.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,7 @@ class CATSeg(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(-1, 1, 1), False)
 
     @classmethod
-    def from_config(cls, cfg: CATSegConfig, **kwargs) -> "CATSeg":
+    def from_config(cls, cfg: CATSegConfig, **kwargs) -> CATSeg:
         return cls(cfg, **kwargs)
 
     # -- text -------------------------------------------------------------------------------
@@ -80,8 +81,9 @@ class CATSeg(nn.Module):
         return emb / emb.norm(dim=-1, keepdim=True)
 
     # -- image ------------------------------------------------------------------------------
-    def image_features(self, clip_images: torch.Tensor, guidance_images: torch.Tensor | None = None
-                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def image_features(
+        self, clip_images: torch.Tensor, guidance_images: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Dense CLIP features (B, C, g, g) and the guidance list [appearance, decoder 2x, decoder 4x].
 
         ``clip_images``: CLIP-normalised (B, 3, R, R) at ``clip_resolution``. ``guidance_images``
@@ -93,6 +95,7 @@ class CATSeg(nn.Module):
         g = int(round((length - 1) ** 0.5))
         dense = feats[:, 1:].transpose(1, 2).reshape(b, c, g, g)
         if self.cfg.guidance == "clip":
+
             def grid(t):
                 return t[:, 1:].transpose(1, 2).reshape(b, t.shape[-1], g, g)
 
@@ -108,12 +111,27 @@ class CATSeg(nn.Module):
             guidance = [s16, s8, s4]
         return dense, guidance
 
-    def forward(self, clip_images: torch.Tensor, text: torch.Tensor, *, guidance_images: torch.Tensor | None = None,
-                pooling_size: Sequence[int] | None = None, chunk_classes: int | None = None,
-                timer: Callable | None = None, intermediates: dict | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        clip_images: torch.Tensor,
+        text: torch.Tensor,
+        *,
+        guidance_images: torch.Tensor | None = None,
+        pooling_size: Sequence[int] | None = None,
+        chunk_classes: int | None = None,
+        timer: Callable | None = None,
+        intermediates: dict | None = None,
+    ) -> torch.Tensor:
         """Per-class logits (B, T, 96, 96) for CLIP-normalised images and normalised text (T, P, C)."""
         timer = timer or (lambda name: contextlib.nullcontext())
         with timer("clip_image"):
             dense, guidance = self.image_features(clip_images, guidance_images)
-        return self.aggregator(dense, text, guidance, pooling_size=pooling_size, chunk_classes=chunk_classes,
-                               timer=timer, intermediates=intermediates)
+        return self.aggregator(
+            dense,
+            text,
+            guidance,
+            pooling_size=pooling_size,
+            chunk_classes=chunk_classes,
+            timer=timer,
+            intermediates=intermediates,
+        )

@@ -4,10 +4,12 @@ CAT-Seg is a semantic segmenter: ``SegmentationResult.semantic`` is the per-pixe
 per-class scores (the official ``sem_seg``, sigmoid probabilities), ``score`` their maximum,
 ``class_scores`` the (K, H, W) maps when they fit the memory budget; no panoptic output.
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +32,9 @@ class CATSegTextEncoder:
     run through the text tower; :attr:`encoded_names` counts them.
     """
 
-    def __init__(self, model, *, templates: Sequence[str] | None = None, synonyms: str | None = None,
-                 batch_size: int = 256):
+    def __init__(
+        self, model, *, templates: Sequence[str] | None = None, synonyms: str | None = None, batch_size: int = 256
+    ):
         from open_clip.tokenizer import SimpleTokenizer
 
         synonyms = synonyms or getattr(model.cfg, "text_synonyms", "first")  # the variant's official protocol
@@ -53,8 +56,7 @@ class CATSegTextEncoder:
 
     clear = clear_cache  # what ovseg_models.bench calls on ``segmenter.text_cache``
 
-    def sentences(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None
-                  ) -> int:
+    def sentences(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None) -> int:
         """Sentences :meth:`encode` runs through the text tower for these classes (cache ignored)."""
         templates = tuple(templates) if templates else self.templates
         classes = [[n] if isinstance(n, str) else list(n) for n in names]
@@ -69,17 +71,22 @@ class CATSegTextEncoder:
         per = max(1, self.batch_size // len(templates))
         for i in range(0, len(missing), per):
             check_cancel(cancel)
-            chunk = missing[i:i + per]
+            chunk = missing[i : i + per]
             sentences = [t.format(n) for n in chunk for t in templates]
             tokens = self._tokenizer(sentences, context_length=self.model.clip_model.context_length).to(dev)
             emb = self.model.encode_text(tokens).float().reshape(len(chunk), len(templates), -1).cpu()
             with self._lock:
-                for n, e in zip(chunk, emb):
+                for n, e in zip(chunk, emb, strict=False):
                     self._cache[(templates, n)] = e
                 self.encoded_names += len(chunk)
 
-    def encode(self, names: Sequence[str] | Sequence[Sequence[str]], templates: Sequence[str] | None = None,
-               *, cancel: "threading.Event | None" = None) -> torch.Tensor:
+    def encode(
+        self,
+        names: Sequence[str] | Sequence[Sequence[str]],
+        templates: Sequence[str] | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> torch.Tensor:
         """Embeddings for class names (a name, or a list of synonyms per class).
 
         ``cancel`` is checked before every text batch (:class:`~ovseg_models.text.EncodingCancelled`)."""
@@ -102,8 +109,9 @@ class CATSegTextEncoder:
         channels = self.model.cfg.prompt_channel
         if text.shape[1] != channels:
             if channels != 1:
-                raise VocabularyError(f"the model expects {channels} prompt templates (one per cost-volume "
-                                      f"channel), got {text.shape[1]}")
+                raise VocabularyError(
+                    f"the model expects {channels} prompt templates (one per cost-volume channel), got {text.shape[1]}"
+                )
             text = text.mean(dim=1, keepdim=True)
             text = text / text.norm(dim=-1, keepdim=True)
         return text
@@ -122,21 +130,45 @@ class CATSegSegmenter(Segmenter):
 
     family = "catseg"
 
-    _OPTIONS = ("sliding_window", "pooling_size", "chunk_classes", "class_scores", "max_class_score_bytes",
-                "min_size", "max_size")
+    _OPTIONS = (
+        "sliding_window",
+        "pooling_size",
+        "chunk_classes",
+        "class_scores",
+        "max_class_score_bytes",
+        "min_size",
+        "max_size",
+    )
 
-    def __init__(self, model, *, device: str | torch.device = "cpu", precision: str = "fp32",
-                 templates: Sequence[str] | None = None, synonyms: str | None = None, sliding_window: bool = True,
-                 pooling_size: tuple[int, int] | None = None, chunk_classes: int | None = None,
-                 class_scores: bool | str = "auto", max_class_score_bytes: int = 512 * 2**20,
-                 min_size: int | None = None, max_size: int | None = None):
+    def __init__(
+        self,
+        model,
+        *,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        templates: Sequence[str] | None = None,
+        synonyms: str | None = None,
+        sliding_window: bool = True,
+        pooling_size: tuple[int, int] | None = None,
+        chunk_classes: int | None = None,
+        class_scores: bool | str = "auto",
+        max_class_score_bytes: int = 512 * 2**20,
+        min_size: int | None = None,
+        max_size: int | None = None,
+    ):
         super().__init__(model, device=device, precision=precision)
         self.text_encoder = CATSegTextEncoder(self.model, templates=templates, synonyms=synonyms)
         self.refresh_model_key()
         self.text_cache = self.text_encoder  # ``.clear()`` empties the per-name embedding cache
-        self.defaults = {"sliding_window": sliding_window, "pooling_size": pooling_size,
-                         "chunk_classes": chunk_classes, "class_scores": class_scores,
-                         "max_class_score_bytes": max_class_score_bytes, "min_size": min_size, "max_size": max_size}
+        self.defaults = {
+            "sliding_window": sliding_window,
+            "pooling_size": pooling_size,
+            "chunk_classes": chunk_classes,
+            "class_scores": class_scores,
+            "max_class_score_bytes": max_class_score_bytes,
+            "min_size": min_size,
+            "max_size": max_size,
+        }
 
     def text_tower(self) -> dict[str, torch.Tensor]:
         """CLIP's text weights (everything but ``visual.*``; CAT-Seg fine-tunes them)."""
@@ -159,8 +191,9 @@ class CATSegSegmenter(Segmenter):
         text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates, cancel=cancel)
         return {"text": text, "templates": vocabulary.templates or self.text_encoder.templates}
 
-    def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer,
-                 **options) -> SegmentationResult:
+    def _predict(
+        self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, **options
+    ) -> SegmentationResult:
         unknown = sorted(set(options) - set(self._OPTIONS))
         if unknown:
             raise TypeError(f"unknown CAT-Seg option(s) {unknown}; known: {list(self._OPTIONS)}")
@@ -172,9 +205,13 @@ class CATSegSegmenter(Segmenter):
             keep = k * h * w * 4 <= o["max_class_score_bytes"]
         elif not isinstance(keep, bool):
             raise ValueError(f"class_scores must be True, False or 'auto', got {keep!r}")
-        opts = InferenceOptions(sliding_window=bool(o["sliding_window"]),
-                                pooling_size=tuple(o["pooling_size"]) if o["pooling_size"] else None,
-                                chunk_classes=o["chunk_classes"], min_size=o["min_size"], max_size=o["max_size"])
+        opts = InferenceOptions(
+            sliding_window=bool(o["sliding_window"]),
+            pooling_size=tuple(o["pooling_size"]) if o["pooling_size"] else None,
+            chunk_classes=o["chunk_classes"],
+            min_size=o["min_size"],
+            max_size=o["max_size"],
+        )
         acc = run_inference(self.model, image, encoded.tensors["text"], opts, keep_scores=keep, timer=timer)
         return SegmentationResult(
             semantic=acc.label.to(torch.int32).cpu().numpy(),

@@ -19,12 +19,19 @@ constant. They receive no gradient, so their value cannot change the segmentatio
 them (:func:`freeze_unused_parameters`) because ``DistributedDataParallel`` fails at the second step
 on a trainable parameter without a gradient.
 """
+
 from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["FINETUNE_MODES", "count_trainable_parameters", "clip_parameter_trainable", "freeze_unused_parameters",
-           "set_trainable", "unused_parameter_names"]
+__all__ = [
+    "FINETUNE_MODES",
+    "count_trainable_parameters",
+    "clip_parameter_trainable",
+    "freeze_unused_parameters",
+    "set_trainable",
+    "unused_parameter_names",
+]
 
 FINETUNE_MODES = ("attention", "attention_all", "full", "frozen")
 
@@ -54,7 +61,7 @@ def set_trainable(model: nn.Module, mode: str = "attention", *, head: bool = Tru
     code = getattr(getattr(model, "cfg", None), "official_code", "cvpr")
     for name, p in model.named_parameters():
         if name.startswith("clip_model."):
-            p.requires_grad_(clip_parameter_trainable(name[len("clip_model."):], mode, official_code=code))
+            p.requires_grad_(clip_parameter_trainable(name[len("clip_model.") :], mode, official_code=code))
         elif code == "v1" and name.startswith("guidance_backbone.") and "norm0" in name:
             p.requires_grad_(False)
         else:

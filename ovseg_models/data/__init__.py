@@ -6,6 +6,7 @@ Pure PyTorch/numpy (no ROS). Submodules:
 - :mod:`ovseg_models.data.datasets`: torch ``Dataset`` readers of prepared benchmarks.
 - :mod:`ovseg_models.data.prepare`: converters from the raw downloads to the evaluation layout.
 """
+
 from .class_names import (
     DATASET_KEYS,
     CategoryInfo,

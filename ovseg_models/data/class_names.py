@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from ovseg_models.data import _class_data_ade847, _class_data_coco, _class_data_pc459, _class_data_small
 from ovseg_models.vocabulary import split_synonyms  # the one split rule (``exact=True``: the official one)
@@ -110,7 +110,7 @@ def _parse_plain(table: str) -> tuple[CategoryInfo, ...]:
     return tuple(_make(i, line, False) for i, line in enumerate(table.strip().splitlines()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(key: str) -> tuple[CategoryInfo, ...]:
     if key == "coco_panoptic":
         return _parse_coco(_class_data_coco.COCO_PANOPTIC_133)

@@ -239,8 +239,10 @@ class PanopticDataset(Dataset):
         for c in data.get("categories") or []:
             k = self.category_map.get(int(c["id"]))
             if k is not None and "isthing" in c and bool(c["isthing"]) != cats[k].is_thing:
-                raise ValueError(f"{json_path}: category {c['id']} ({c.get('name')}) isthing={c['isthing']} but "
-                                 f"{cats[k].name!r} is_thing={cats[k].is_thing} in get_categories({self.dataset!r})")
+                raise ValueError(
+                    f"{json_path}: category {c['id']} ({c.get('name')}) isthing={c['isthing']} but "
+                    f"{cats[k].name!r} is_thing={cats[k].is_thing} in get_categories({self.dataset!r})"
+                )
         self.categories = [{"id": c.id, "name": c.name, "isthing": int(c.is_thing)} for c in cats]
         self._cats = cats
         images = {img["id"]: img for img in data.get("images", [])}
@@ -267,10 +269,17 @@ class PanopticDataset(Dataset):
         for seg in ann["segments_info"]:
             k = self.category_map.get(int(seg["category_id"]))
             if k is None:
-                raise ValueError(f"{ann['file_name']}: segment {seg['id']} has unknown category_id "
-                                 f"{seg['category_id']}")
-            out.append({**seg, "category_id": self._cats[k].id, "iscrowd": int(seg.get("iscrowd", 0)),
-                        "isthing": self._cats[k].is_thing})
+                raise ValueError(
+                    f"{ann['file_name']}: segment {seg['id']} has unknown category_id {seg['category_id']}"
+                )
+            out.append(
+                {
+                    **seg,
+                    "category_id": self._cats[k].id,
+                    "iscrowd": int(seg.get("iscrowd", 0)),
+                    "isthing": self._cats[k].is_thing,
+                }
+            )
         return out
 
     def __getitem__(self, index: int) -> dict:
@@ -319,12 +328,14 @@ def _cityscapes_image_path(image_dir: Path) -> Callable[[dict, dict], Path]:
     """The image of a Cityscapes panoptic annotation, found by its ``image_id`` as detectron2 does
     (``leftImg8bit/<split>/<city>/<image_id>_leftImg8bit.png``): cityscapesScripts' ``createPanopticImgs``
     writes ``images[].file_name`` as ``<image_id>_gtFine_leftImg8bit.png``, a name no file has."""
+
     def image_path(info: dict, ann: dict) -> Path:
         image_id = str(ann.get("image_id", info.get("id")))
         path = image_dir / image_id.split("_")[0] / f"{image_id}_leftImg8bit.png"
         if not path.exists():
             raise FileNotFoundError(f"Cityscapes image of panoptic annotation {image_id!r} not found: {path}")
         return path
+
     return image_path
 
 
@@ -336,16 +347,22 @@ def build_panoptic_dataset(name: str, *, root: str | Path, split: str = "val"):
     if name == "coco_panoptic":
         base = root / "coco"
         sub = "val2017" if split == "val" else split
-        return COCOPanopticDataset(image_dir=base / sub, panoptic_dir=base / f"panoptic_{sub}",
-                                   panoptic_json=base / "annotations" / f"panoptic_{sub}.json")
+        return COCOPanopticDataset(
+            image_dir=base / sub,
+            panoptic_dir=base / f"panoptic_{sub}",
+            panoptic_json=base / "annotations" / f"panoptic_{sub}.json",
+        )
     if name == "ade20k_150":
         base = root / "ADEChallengeData2016"
         sub = "validation" if split == "val" else split
         short = {"validation": "val", "training": "train"}.get(sub, sub)
-        return PanopticDataset(dataset=name, image_dir=base / "images" / sub,
-                               panoptic_dir=base / f"ade20k_panoptic_{short}",
-                               panoptic_json=base / f"ade20k_panoptic_{short}.json",
-                               semantic=_semantic_or_none(name, root, split))
+        return PanopticDataset(
+            dataset=name,
+            image_dir=base / "images" / sub,
+            panoptic_dir=base / f"ade20k_panoptic_{short}",
+            panoptic_json=base / f"ade20k_panoptic_{short}.json",
+            semantic=_semantic_or_none(name, root, split),
+        )
     if name == "cityscapes":
         base = root / "cityscapes"
         gt = base / "gtFine"
@@ -358,27 +375,40 @@ def build_panoptic_dataset(name: str, *, root: str | Path, split: str = "val"):
             json_path, folder = train_ids, gt / f"cityscapes_panoptic_{split}_trainId"
             category_map = {k: k for k in range(19)}
         image_dir = base / "leftImg8bit" / split
-        return PanopticDataset(dataset=name, image_dir=image_dir, panoptic_dir=folder, panoptic_json=json_path,
-                               category_map=category_map, image_path=_cityscapes_image_path(image_dir),
-                               semantic=_semantic_or_none(name, root, split))
+        return PanopticDataset(
+            dataset=name,
+            image_dir=image_dir,
+            panoptic_dir=folder,
+            panoptic_json=json_path,
+            category_map=category_map,
+            image_path=_cityscapes_image_path(image_dir),
+            semantic=_semantic_or_none(name, root, split),
+        )
     if name == "mapillary_vistas":
         base = root / "mapillary_vistas" / ("validation" if split == "val" else split)
         folders = [base / "v1.2" / "panoptic", base / "panoptic"]
         folder = next((f for f in folders if (f / "panoptic_2018.json").exists()), None)
         if folder is None:
-            raise FileNotFoundError(f"Mapillary Vistas v1.2 panoptic_2018.json not found in any of "
-                                    f"{[str(f) for f in folders]}")
+            raise FileNotFoundError(
+                f"Mapillary Vistas v1.2 panoptic_2018.json not found in any of {[str(f) for f in folders]}"
+            )
         config = find_mapillary_config(root)
         if config is not None:
             flags = mapillary_v12_config_is_thing(config)
             ours = [c.is_thing for c in get_categories(name)]
             if flags != ours:
-                bad = [get_categories(name)[i].name for i, (a, b) in enumerate(zip(flags, ours)) if a != b]
+                bad = [
+                    get_categories(name)[i].name for i, (a, b) in enumerate(zip(flags, ours, strict=False)) if a != b
+                ]
                 raise ValueError(f"{config}: 'instances' flags disagree with get_categories for {bad}")
-        return PanopticDataset(dataset=name, image_dir=base / "images", panoptic_dir=folder,
-                               panoptic_json=folder / "panoptic_2018.json",
-                               category_map={k + 1: k for k in range(65)},
-                               semantic=_semantic_or_none(name, root, split))
+        return PanopticDataset(
+            dataset=name,
+            image_dir=base / "images",
+            panoptic_dir=folder,
+            panoptic_json=folder / "panoptic_2018.json",
+            category_map={k + 1: k for k in range(65)},
+            semantic=_semantic_or_none(name, root, split),
+        )
     raise KeyError(f"no panoptic reader for {name!r}; known: {', '.join(PANOPTIC_DATASETS)}")
 
 
@@ -391,7 +421,9 @@ def build_semantic_dataset(name: str, *, root: str | Path, split: str = "val") -
         sub = "validation" if split == "val" else split
         prepared = base / "annotations_detectron2" / sub
         if prepared.is_dir():
-            return SemanticSegmentationDataset(image_dir=base / "images" / sub, label_dir=prepared, num_classes=num_classes)
+            return SemanticSegmentationDataset(
+                image_dir=base / "images" / sub, label_dir=prepared, num_classes=num_classes
+            )
         return SemanticSegmentationDataset(
             image_dir=base / "images" / sub,
             label_dir=base / "annotations" / sub,
@@ -469,7 +501,10 @@ def coco_stuff_dataset(root: str | Path, split: str = "train2017") -> SemanticSe
     image_dir = next((d for d in image_dirs if d.is_dir()), None)
     if image_dir is None:
         raise FileNotFoundError(f"COCO images not found in any of {[str(d) for d in image_dirs]}")
-    prepared = [root / "coco-stuff" / "annotations_detectron2" / split, root / "coco" / "stuffthingmaps_detectron2" / split]
+    prepared = [
+        root / "coco-stuff" / "annotations_detectron2" / split,
+        root / "coco" / "stuffthingmaps_detectron2" / split,
+    ]
     for d in prepared:
         if d.is_dir():
             return SemanticSegmentationDataset(image_dir=image_dir, label_dir=d, num_classes=171)
@@ -477,6 +512,10 @@ def coco_stuff_dataset(root: str | Path, split: str = "train2017") -> SemanticSe
     for d in raw:
         if d.is_dir():
             lut = _coco_stuff_raw_to_171()
-            return SemanticSegmentationDataset(image_dir=image_dir, label_dir=d, num_classes=171,
-                                               label_transform=lambda x: lut[np.asarray(x).astype(np.int64)])
+            return SemanticSegmentationDataset(
+                image_dir=image_dir,
+                label_dir=d,
+                num_classes=171,
+                label_transform=lambda x, lut=lut: lut[np.asarray(x).astype(np.int64)],
+            )
     raise FileNotFoundError(f"COCO-Stuff labels not found in any of {[str(d) for d in prepared + raw]}")

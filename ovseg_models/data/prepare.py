@@ -76,9 +76,65 @@ IGNORE_16 = 65535
 # PASCAL Context: the 459-class ids (1-based, 0 = unlabeled) of the 59 benchmark classes, in benchmark order
 # (CAT-Seg prepare_pascal_context_59.py ``_mapping`` without its leading 0, sorted).
 PASCAL_CONTEXT_59_IN_459 = (
-    2, 9, 18, 19, 22, 23, 25, 31, 33, 34, 44, 45, 46, 59, 65, 68, 72, 80, 85, 98, 104, 105, 113, 115, 144, 158, 159,
-    162, 187, 189, 207, 220, 232, 258, 259, 260, 284, 295, 296, 308, 324, 326, 347, 349, 354, 355, 360, 366, 368,
-    397, 415, 416, 420, 424, 427, 440, 445, 454, 458,
+    2,
+    9,
+    18,
+    19,
+    22,
+    23,
+    25,
+    31,
+    33,
+    34,
+    44,
+    45,
+    46,
+    59,
+    65,
+    68,
+    72,
+    80,
+    85,
+    98,
+    104,
+    105,
+    113,
+    115,
+    144,
+    158,
+    159,
+    162,
+    187,
+    189,
+    207,
+    220,
+    232,
+    258,
+    259,
+    260,
+    284,
+    295,
+    296,
+    308,
+    324,
+    326,
+    347,
+    349,
+    354,
+    355,
+    360,
+    366,
+    368,
+    397,
+    415,
+    416,
+    420,
+    424,
+    427,
+    440,
+    445,
+    454,
+    458,
 )
 
 
@@ -123,7 +179,7 @@ def ade20k_full_to_847(class_mask: np.ndarray) -> np.ndarray:
     global _ADE847_LUT
     if _ADE847_LUT is None:
         ids = ade20k_847_full_ids()
-        _ADE847_LUT = _lut(dict(zip(ids, range(len(ids)))), size=65536, fill=IGNORE_16, dtype=np.uint16)
+        _ADE847_LUT = _lut(dict(zip(ids, range(len(ids)), strict=False)), size=65536, fill=IGNORE_16, dtype=np.uint16)
     class_mask = np.asarray(class_mask)
     if class_mask.min(initial=0) < 0 or class_mask.max(initial=0) > 65535:
         raise ValueError("class indices out of range")
@@ -320,9 +376,9 @@ def prepare_pascal_voc(
         voc20 = voc_label_to_train_id(label, with_background=False)
         if (voc20 != IGNORE_8).any():
             Image.fromarray(voc20).save(out20 / path.name)
-        Image.fromarray(
-            voc_label_to_train_id(label, with_background=True, background_index=background_index)
-        ).save(out21 / path.name)
+        Image.fromarray(voc_label_to_train_id(label, with_background=True, background_index=background_index)).save(
+            out21 / path.name
+        )
         written += 1
     return written
 
@@ -368,10 +424,106 @@ def prepare_pascal_context(*, root: str | Path, split: str = "val", overwrite: b
 # ADE20K instance annotations (``annotations_instance``, 100 classes): the SceneParse150 class (1-based) of each
 # instance class 1..100, from Mask2Former ``datasets/ade20k_instance_catid_mapping.txt`` (second column).
 ADE20K_INSTANCE_TO_150 = (
-    8, 9, 11, 13, 15, 16, 19, 20, 21, 23, 24, 25, 28, 31, 32, 33, 34, 36, 37, 38, 39, 40, 42, 43, 44, 45, 46, 48,
-    50, 51, 54, 56, 57, 58, 59, 63, 65, 66, 67, 68, 70, 71, 72, 73, 74, 75, 76, 77, 79, 81, 82, 83, 84, 86, 87, 88,
-    89, 90, 91, 93, 94, 96, 98, 99, 103, 104, 105, 108, 109, 111, 112, 113, 116, 117, 119, 120, 121, 122, 124, 125,
-    126, 127, 128, 130, 131, 133, 134, 135, 136, 137, 138, 139, 140, 143, 144, 145, 147, 148, 149, 150,
+    8,
+    9,
+    11,
+    13,
+    15,
+    16,
+    19,
+    20,
+    21,
+    23,
+    24,
+    25,
+    28,
+    31,
+    32,
+    33,
+    34,
+    36,
+    37,
+    38,
+    39,
+    40,
+    42,
+    43,
+    44,
+    45,
+    46,
+    48,
+    50,
+    51,
+    54,
+    56,
+    57,
+    58,
+    59,
+    63,
+    65,
+    66,
+    67,
+    68,
+    70,
+    71,
+    72,
+    73,
+    74,
+    75,
+    76,
+    77,
+    79,
+    81,
+    82,
+    83,
+    84,
+    86,
+    87,
+    88,
+    89,
+    90,
+    91,
+    93,
+    94,
+    96,
+    98,
+    99,
+    103,
+    104,
+    105,
+    108,
+    109,
+    111,
+    112,
+    113,
+    116,
+    117,
+    119,
+    120,
+    121,
+    122,
+    124,
+    125,
+    126,
+    127,
+    128,
+    130,
+    131,
+    133,
+    134,
+    135,
+    136,
+    137,
+    138,
+    139,
+    140,
+    143,
+    144,
+    145,
+    147,
+    148,
+    149,
+    150,
 )
 
 
@@ -383,8 +535,13 @@ def _bbox(mask: np.ndarray) -> list[int]:
 
 
 def _segment(seg_id: int, category_id: int, mask: np.ndarray, iscrowd: int = 0, area: int | None = None) -> dict:
-    return {"id": int(seg_id), "category_id": int(category_id), "area": int(mask.sum() if area is None else area),
-            "bbox": _bbox(mask), "iscrowd": int(iscrowd)}
+    return {
+        "id": int(seg_id),
+        "category_id": int(category_id),
+        "area": int(mask.sum() if area is None else area),
+        "bbox": _bbox(mask),
+        "iscrowd": int(iscrowd),
+    }
 
 
 def _id2rgb(ids: np.ndarray) -> np.ndarray:
@@ -455,7 +612,7 @@ def cityscapes_panoptic_from_instance_ids(
     from .class_names import get_categories
 
     train_id = {lid: i for i, lid in enumerate(label_ids)}
-    has_instances = {lid for lid, c in zip(label_ids, get_categories("cityscapes")) if c.is_thing}
+    has_instances = {lid for lid, c in zip(label_ids, get_categories("cityscapes"), strict=False) if c.is_thing}
     pan = np.zeros(values.shape, dtype=np.int64)
     segments: list[dict] = []
     for v in np.unique(values).tolist():
@@ -530,12 +687,17 @@ def _panoptic_categories(dataset: str, ids: Iterable[int] | None = None) -> list
 
     cats = get_categories(dataset)
     ids = list(ids) if ids is not None else [c.id for c in cats]
-    return [{"id": int(i), "name": c.name, "isthing": int(c.is_thing)} for i, c in zip(ids, cats)]
+    return [{"id": int(i), "name": c.name, "isthing": int(c.is_thing)} for i, c in zip(ids, cats, strict=False)]
 
 
 def _convert_panoptic(
-    items: list[tuple[str, Path, dict, callable]], *, out_dir: Path, json_path: Path, categories: list[dict],
-    overwrite: bool, desc: str,
+    items: list[tuple[str, Path, dict, callable]],
+    *,
+    out_dir: Path,
+    json_path: Path,
+    categories: list[dict],
+    overwrite: bool,
+    desc: str,
 ) -> int:
     """Shared driver: ``items`` are (png name, image path, image entry, converter() -> (ids, segments)). PNGs
     already written and listed in an existing JSON are kept (idempotent, resumable); returns #PNGs written."""
@@ -571,8 +733,10 @@ def prepare_ade20k_panoptic(*, root: str | Path, split: str = "validation", over
     base = Path(root) / "ADEChallengeData2016"
     images_dir = _require_dir(base / "images" / split, "ADE20K-150 images")
     sem_dir = _require_dir(base / "annotations" / split, "ADE20K-150 annotations")
-    ins_dir = _require_dir(base / "annotations_instance" / split,
-                           "ADE20K instance annotations (annotations_instance.tar of the ADE20K instance release)")
+    ins_dir = _require_dir(
+        base / "annotations_instance" / split,
+        "ADE20K instance annotations (annotations_instance.tar of the ADE20K instance release)",
+    )
     name = {"validation": "val", "training": "train"}.get(split, split)
     items = []
     for image_path in sorted(images_dir.glob("*.jpg")):
@@ -581,14 +745,18 @@ def prepare_ade20k_panoptic(*, root: str | Path, split: str = "validation", over
         for p in (sem_path, ins_path):
             if not p.exists():
                 raise FileNotFoundError(f"annotation for {image_path.name} not found: {p}")
-        convert = (lambda s=sem_path, i=ins_path: ade20k_panoptic_from_annotations(_read_image(s), _read_image(i)))
+        convert = lambda s=sem_path, i=ins_path: ade20k_panoptic_from_annotations(_read_image(s), _read_image(i))
         items.append((f"{stem}.png", image_path, {"id": stem, "file_name": image_path.name}, convert))
     if not items:
         raise FileNotFoundError(f"no images in {images_dir}")
-    return _convert_panoptic(items, out_dir=base / f"ade20k_panoptic_{name}",
-                             json_path=base / f"ade20k_panoptic_{name}.json",
-                             categories=_panoptic_categories("ade20k_150"), overwrite=overwrite,
-                             desc=f"ADE20K panoptic {split}")
+    return _convert_panoptic(
+        items,
+        out_dir=base / f"ade20k_panoptic_{name}",
+        json_path=base / f"ade20k_panoptic_{name}.json",
+        categories=_panoptic_categories("ade20k_150"),
+        overwrite=overwrite,
+        desc=f"ADE20K panoptic {split}",
+    )
 
 
 def prepare_cityscapes_panoptic(
@@ -606,18 +774,27 @@ def prepare_cityscapes_panoptic(
         # names as createPanopticImgs writes them: images[].file_name is "<id>_gtFine_leftImg8bit.png" (not a
         # file; readers find the image "<id>_leftImg8bit.png" by image_id, as detectron2 does)
         image_id = path.name.replace("_gtFine_instanceIds.png", "")
-        convert = (lambda p=path: cityscapes_panoptic_from_instance_ids(_read_image(p), use_train_id=use_train_id))
+        convert = lambda p=path: cityscapes_panoptic_from_instance_ids(_read_image(p), use_train_id=use_train_id)
         png_name = path.name.replace("_instanceIds.png", "_panoptic.png")
-        items.append((png_name, images_dir / path.parent.name / f"{image_id}_leftImg8bit.png",
-                      {"id": image_id, "file_name": path.name.replace("_instanceIds.png", "_leftImg8bit.png")},
-                      convert))
+        items.append(
+            (
+                png_name,
+                images_dir / path.parent.name / f"{image_id}_leftImg8bit.png",
+                {"id": image_id, "file_name": path.name.replace("_instanceIds.png", "_leftImg8bit.png")},
+                convert,
+            )
+        )
     if not items:
         raise FileNotFoundError(f"no *_gtFine_instanceIds.png under {gt}")
     ids = range(19) if use_train_id else cityscapes_label_ids()
-    return _convert_panoptic(items, out_dir=root / "gtFine" / f"cityscapes_panoptic_{split}{suffix}",
-                             json_path=root / "gtFine" / f"cityscapes_panoptic_{split}{suffix}.json",
-                             categories=_panoptic_categories("cityscapes", ids), overwrite=overwrite,
-                             desc=f"Cityscapes panoptic {split}")
+    return _convert_panoptic(
+        items,
+        out_dir=root / "gtFine" / f"cityscapes_panoptic_{split}{suffix}",
+        json_path=root / "gtFine" / f"cityscapes_panoptic_{split}{suffix}.json",
+        categories=_panoptic_categories("cityscapes", ids),
+        overwrite=overwrite,
+        desc=f"Cityscapes panoptic {split}",
+    )
 
 
 def mapillary_v12_config_is_thing(config_path: str | Path) -> list[bool]:
@@ -651,11 +828,15 @@ def prepare_mapillary_panoptic(*, root: str | Path, split: str = "validation", o
     items = []
     for ins_path in sorted(ins_dir.glob("*.png")):
         image_path = images_dir / f"{ins_path.stem}.jpg"
-        convert = (lambda p=ins_path: mapillary_panoptic_from_instances(_read_image(p), is_thing=is_thing))
+        convert = lambda p=ins_path: mapillary_panoptic_from_instances(_read_image(p), is_thing=is_thing)
         items.append((ins_path.name, image_path, {"id": ins_path.stem, "file_name": image_path.name}, convert))
     if not items:
         raise FileNotFoundError(f"no instance PNGs in {ins_dir}")
-    return _convert_panoptic(items, out_dir=ann_root / "panoptic",
-                             json_path=ann_root / "panoptic" / "panoptic_2018.json",
-                             categories=_panoptic_categories("mapillary_vistas", range(1, 66)), overwrite=overwrite,
-                             desc=f"Mapillary panoptic {split}")
+    return _convert_panoptic(
+        items,
+        out_dir=ann_root / "panoptic",
+        json_path=ann_root / "panoptic" / "panoptic_2018.json",
+        categories=_panoptic_categories("mapillary_vistas", range(1, 66)),
+        overwrite=overwrite,
+        desc=f"Mapillary panoptic {split}",
+    )

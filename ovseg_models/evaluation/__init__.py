@@ -5,6 +5,7 @@
 - :mod:`.instance`: COCO mask AP through pycocotools.
 - :mod:`.report`: paper-style results table and JSON.
 """
+
 from .instance import encode_mask, evaluate_mask_ap, instance_predictions_to_coco, panoptic_to_instances
 from .panoptic import PanopticQualityMetric, PanopticStat, id2rgb, pq_average, pq_single_image, rgb2id
 from .report import format_results_table, write_results_json

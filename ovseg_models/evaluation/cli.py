@@ -20,10 +20,10 @@ refused) is reported and the others are evaluated; the exit status is then 1.
 Results are printed as the papers' tables (A-847, PC-459, A-150, PC-59, PAS-20, PAS-20b / PQ, AP, mIoU)
 and written as JSON.
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -36,9 +36,15 @@ from .panoptic import PanopticQualityMetric
 from .report import format_results_table, write_results_json
 from .semantic import SemanticSegmentationMetric
 
-__all__ = ["main", "build_parser", "build_segmenter_for_eval", "evaluate_dataset", "evaluate_saved_predictions",
-           "fcclip_test_size",
-           "PANOPTIC_DATASETS"]
+__all__ = [
+    "main",
+    "build_parser",
+    "build_segmenter_for_eval",
+    "evaluate_dataset",
+    "evaluate_saved_predictions",
+    "fcclip_test_size",
+    "PANOPTIC_DATASETS",
+]
 
 log = logging.getLogger("ovseg.eval")
 
@@ -50,14 +56,18 @@ FCCLIP_TEST_SIZE_PER_DATASET = {"cityscapes": (1024, 2560), "mapillary_vistas": 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ovseg-eval", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="ovseg-eval", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", help="training config (file or shipped name): model, variant and eval options")
     p.add_argument("--model", choices=("fcclip", "catseg"))
     p.add_argument("--variant")
     p.add_argument("--checkpoint", help="official checkpoint or ovseg-train checkpoint")
-    p.add_argument("--weights", help="an official release by name (ovseg_models.weights), fetched through "
-                                     "huggingface_hub; sets model, variant and checkpoint")
+    p.add_argument(
+        "--weights",
+        help="an official release by name (ovseg_models.weights), fetched through "
+        "huggingface_hub; sets model, variant and checkpoint",
+    )
     p.add_argument("--pretrained", default="true", help="CLIP weights when no checkpoint: true/false/tag/path")
     p.add_argument("--datasets", help="comma-separated dataset keys (default: the config's or the paper's)")
     p.add_argument("--root", help="datasets folder (default: $DETECTRON2_DATASETS or ./datasets)")
@@ -69,9 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=int)
     p.add_argument("--no-sliding-window", action="store_true", help="CAT-Seg: plain resize instead of windows")
     p.add_argument("--name", help="model name in the table")
-    p.add_argument("--predictions", metavar="DIR",
-                   help="score predictions saved in DIR/<dataset>/ (the papers' PNG/JSON formats, see "
-                        "ovseg_models.evaluation.predictions) instead of running a model")
+    p.add_argument(
+        "--predictions",
+        metavar="DIR",
+        help="score predictions saved in DIR/<dataset>/ (the papers' PNG/JSON formats, see "
+        "ovseg_models.evaluation.predictions) instead of running a model",
+    )
     return p
 
 
@@ -82,8 +95,9 @@ def _parse_pretrained(value):
     return True if low == "true" else False if low in ("false", "none", "") else value
 
 
-def build_segmenter_for_eval(model: str, *, variant: str | None, checkpoint: str | None, pretrained, device: str,
-                             precision: str, **options):
+def build_segmenter_for_eval(
+    model: str, *, variant: str | None, checkpoint: str | None, pretrained, device: str, precision: str, **options
+):
     """A segmenter from an official checkpoint, an ``ovseg-train`` checkpoint (the configuration it
     records is used), a model package's own save, or CLIP weights only: all through the factory."""
     from .. import create_segmenter
@@ -93,8 +107,9 @@ def build_segmenter_for_eval(model: str, *, variant: str | None, checkpoint: str
         opts.pop("min_size", None), opts.pop("max_size", None), opts.pop("outputs", None)
     else:
         opts.pop("sliding_window", None), opts.pop("pooling_size", None)
-    return create_segmenter(model, variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device,
-                            precision=precision, **opts)
+    return create_segmenter(
+        model, variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device, precision=precision, **opts
+    )
 
 
 def _vocabulary(name: str):
@@ -140,38 +155,65 @@ def _evaluate(name: str, ds, predict, *, cats, panoptic: bool, max_images: int |
         sem.update(prediction=pred, target=item["sem_seg"])
         if panoptic:
             segs = [{"id": s.id, "category_id": cats[s.category].id} for s in result.segments]
-            pq.update(gt_ids=item["pan_ids"], gt_segments=item["segments_info"], pred_ids=result.panoptic,
-                      pred_segments=segs)
+            pq.update(
+                gt_ids=item["pan_ids"], gt_segments=item["segments_info"], pred_ids=result.panoptic, pred_segments=segs
+            )
             image_id = i + 1  # integer ids for pycocotools (ADE20K / Cityscapes / Mapillary use file-name ids)
             if getattr(result, "coco_instances", None) is not None:
                 coco_preds += [{**d, "image_id": image_id} for d in result.coco_instances]
             elif getattr(result, "instances", None) is not None:
                 from .instance import instance_predictions_to_coco
+
                 inst = result.instances
                 coco_preds += instance_predictions_to_coco(
-                    image_id=image_id, masks=inst["masks"], scores=inst["scores"],
-                    category_ids=[cats[int(c)].id for c in inst["classes"]])
+                    image_id=image_id,
+                    masks=inst["masks"],
+                    scores=inst["scores"],
+                    category_ids=[cats[int(c)].id for c in inst["classes"]],
+                )
             else:
                 with_ap = False
-            gt_images.append({"id": image_id, "height": item["image"].shape[0],
-                              "width": item["image"].shape[1], "file_name": item["file_name"]})
+            gt_images.append(
+                {
+                    "id": image_id,
+                    "height": item["image"].shape[0],
+                    "width": item["image"].shape[1],
+                    "file_name": item["file_name"],
+                }
+            )
             gt_anns.append({"image_id": image_id, "segments_info": item["segments_info"]})
             pan_maps[image_id] = item["pan_ids"]
     out = {"mIoU": 100.0 * sem.compute().miou, "images": n}
     if panoptic:
         res = pq.compute()
-        out.update({"PQ": 100 * res["All"]["pq"], "PQ_th": 100 * res["Things"]["pq"], "PQ_st": 100 * res["Stuff"]["pq"],
-                    "SQ": 100 * res["All"]["sq"], "RQ": 100 * res["All"]["rq"]})
+        out.update(
+            {
+                "PQ": 100 * res["All"]["pq"],
+                "PQ_th": 100 * res["Things"]["pq"],
+                "PQ_st": 100 * res["Stuff"]["pq"],
+                "SQ": 100 * res["All"]["sq"],
+                "RQ": 100 * res["All"]["rq"],
+            }
+        )
         if with_ap:
             from .instance import evaluate_mask_ap, panoptic_to_instances
-            gt = panoptic_to_instances(images=gt_images, panoptic_annotations=gt_anns, panoptic_maps=pan_maps,
-                                       categories=ds.categories)
+
+            gt = panoptic_to_instances(
+                images=gt_images, panoptic_annotations=gt_anns, panoptic_maps=pan_maps, categories=ds.categories
+            )
             out["AP"] = evaluate_mask_ap(ground_truth=gt, predictions=coco_preds, per_class=False)["AP"]
     return out
 
 
-def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None = None, model: str = "fcclip",
-                     predict_options: dict | None = None) -> dict:
+def evaluate_dataset(
+    segmenter,
+    name: str,
+    *,
+    root: Path,
+    max_images: int | None = None,
+    model: str = "fcclip",
+    predict_options: dict | None = None,
+) -> dict:
     """Metrics (percent) of one benchmark: ``{"mIoU"}`` (+ ``"PQ"``, ``"AP"`` on the panoptic benchmarks with
     FC-CLIP when their panoptic ground truth is present)."""
     cats, vocab = _vocabulary(name)
@@ -180,13 +222,20 @@ def evaluate_dataset(segmenter, name: str, *, root: Path, max_images: int | None
     ds, panoptic = _dataset(name, root=root, panoptic=name in PANOPTIC_DATASETS and model == "fcclip")
     if panoptic:
         predict_options.setdefault("outputs", ("semantic", "panoptic", "instance"))
-    return _evaluate(name, ds, lambda item: segmenter.predict(item["image"], **predict_options), cats=cats,
-                     panoptic=panoptic, max_images=max_images,
-                     background_cap=name == "pascal_voc_21" and model == "catseg")
+    return _evaluate(
+        name,
+        ds,
+        lambda item: segmenter.predict(item["image"], **predict_options),
+        cats=cats,
+        panoptic=panoptic,
+        max_images=max_images,
+        background_cap=name == "pascal_voc_21" and model == "catseg",
+    )
 
 
-def evaluate_saved_predictions(name: str, *, root: Path, predictions: Path, max_images: int | None = None,
-                               background_cap: bool = False) -> dict:
+def evaluate_saved_predictions(
+    name: str, *, root: Path, predictions: Path, max_images: int | None = None, background_cap: bool = False
+) -> dict:
     """Metrics of predictions saved on disk (:mod:`.predictions` layout) for benchmark ``name``: mIoU from the
     semantic predictions, PQ when panoptic predictions are there, AP when instance predictions are too."""
     from ..data.class_names import get_categories
@@ -195,8 +244,9 @@ def evaluate_saved_predictions(name: str, *, root: Path, predictions: Path, max_
     cats = get_categories(name)
     saved = SavedPredictions(Path(predictions) / name, categories=cats)
     ds, panoptic = _dataset(name, root=root, panoptic=saved.has_panoptic and name in PANOPTIC_DATASETS)
-    return _evaluate(name, ds, saved.predict, cats=cats, panoptic=panoptic, max_images=max_images,
-                     background_cap=background_cap)
+    return _evaluate(
+        name, ds, saved.predict, cats=cats, panoptic=panoptic, max_images=max_images, background_cap=background_cap
+    )
 
 
 def fcclip_test_size(dataset: str) -> tuple[int, int]:
@@ -213,13 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     model, variant = args.model, args.variant
     if args.config:
         from ..training.config import load_config
+
         cfg = load_config(args.config)
         eval_cfg = dict(cfg.get("eval", {}))
         model = model or cfg["task"]["kind"]
         variant = variant or cfg["task"].get("variant")
     if args.predictions:
-        return _main_predictions(args, model=model, datasets=args.datasets.split(",") if args.datasets
-                                 else eval_cfg.get("datasets"))
+        return _main_predictions(
+            args, model=model, datasets=args.datasets.split(",") if args.datasets else eval_cfg.get("datasets")
+        )
     if args.weights:
         from ..weights import WeightsNotAvailableError, get_weights
 
@@ -230,16 +282,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ovseg-eval: error: {e}", file=sys.stderr)
             return 2
         if (model or release.model) != release.model or (variant or release.variant) != release.variant:
-            print(f"ovseg-eval: error: --weights {release.name} is {release.model}/{release.variant}, not "
-                  f"{model}/{variant}", file=sys.stderr)
+            print(
+                f"ovseg-eval: error: --weights {release.name} is {release.model}/{release.variant}, not "
+                f"{model}/{variant}",
+                file=sys.stderr,
+            )
             return 2
         model, variant, args.checkpoint = release.model, release.variant, checkpoint
     if model is None:
         print("ovseg-eval: error: give --model, --config or --weights", file=sys.stderr)
         return 2
-    datasets = args.datasets.split(",") if args.datasets else eval_cfg.get("datasets") or (
-        ["ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21"]
-        + (["cityscapes", "mapillary_vistas", "coco_panoptic"] if model == "fcclip" else []))
+    datasets = (
+        args.datasets.split(",")
+        if args.datasets
+        else eval_cfg.get("datasets")
+        or (
+            ["ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21"]
+            + (["cityscapes", "mapillary_vistas", "coco_panoptic"] if model == "fcclip" else [])
+        )
+    )
     root = Path(args.root or os.environ.get("DETECTRON2_DATASETS") or "datasets")
     sliding = not args.no_sliding_window if model == "catseg" else None
     pooling = tuple(eval_cfg.get("pooling_size") or ()) or None
@@ -259,9 +320,17 @@ def main(argv: list[str] | None = None) -> int:
             if key not in segmenters:
                 segmenters.clear()
                 segmenters[key] = build_segmenter_for_eval(
-                    model, variant=variant, checkpoint=args.checkpoint, pretrained=_parse_pretrained(args.pretrained),
-                    device=args.device, precision=args.precision, min_size=min_size, max_size=max_size,
-                    sliding_window=sliding, pooling_size=pooling)
+                    model,
+                    variant=variant,
+                    checkpoint=args.checkpoint,
+                    pretrained=_parse_pretrained(args.pretrained),
+                    device=args.device,
+                    precision=args.precision,
+                    min_size=min_size,
+                    max_size=max_size,
+                    sliding_window=sliding,
+                    pooling_size=pooling,
+                )
             t0 = time.perf_counter()
             results[ds] = evaluate_dataset(segmenters[key], ds, root=root, max_images=args.max_images, model=model)
             results[ds]["seconds"] = time.perf_counter() - t0
@@ -289,8 +358,13 @@ def _main_predictions(args, *, model: str | None, datasets: list[str] | None) ->
     results: dict = {}
     for ds in datasets:
         try:
-            results[ds] = evaluate_saved_predictions(ds, root=root, predictions=folder, max_images=args.max_images,
-                                                     background_cap=ds == "pascal_voc_21" and model == "catseg")
+            results[ds] = evaluate_saved_predictions(
+                ds,
+                root=root,
+                predictions=folder,
+                max_images=args.max_images,
+                background_cap=ds == "pascal_voc_21" and model == "catseg",
+            )
         except Exception as e:  # noqa: BLE001 - one dataset that fails must not stop the others
             log.error("%s failed: %s: %s", ds, type(e).__name__, e)
             results[ds] = {"error": f"{type(e).__name__}: {e}"}

@@ -78,9 +78,7 @@ def panoptic_to_instances(
     }
 
 
-def instance_predictions_to_coco(
-    *, image_id: int, masks, scores, category_ids
-) -> list[dict]:
+def instance_predictions_to_coco(*, image_id: int, masks, scores, category_ids) -> list[dict]:
     """One image's instance predictions -> COCO results list (``segmentation`` RLE, ``score``, ``category_id``)."""
     masks_np = _np(masks).astype(bool)
     scores_np = _np(scores).astype(float).reshape(-1)
@@ -94,7 +92,7 @@ def instance_predictions_to_coco(
             "segmentation": encode_mask(mask),
             "score": float(score),
         }
-        for mask, score, cat in zip(masks_np, scores_np, cats_np)
+        for mask, score, cat in zip(masks_np, scores_np, cats_np, strict=False)
     ]
 
 
@@ -123,8 +121,10 @@ def evaluate_mask_ap(
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    out = {name: float(evaluator.stats[i] * 100.0) if evaluator.stats[i] >= 0 else float("nan")
-           for i, name in enumerate(_STAT_NAMES)}
+    out = {
+        name: float(evaluator.stats[i] * 100.0) if evaluator.stats[i] >= 0 else float("nan")
+        for i, name in enumerate(_STAT_NAMES)
+    }
     if per_class:
         precisions = evaluator.eval["precision"]  # (iou, recall, class, area, maxdet)
         for k, cat_id in enumerate(evaluator.params.catIds):

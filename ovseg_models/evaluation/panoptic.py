@@ -101,7 +101,7 @@ def pq_single_image(
 
     # ground-truth areas: JSON area when given (as panopticapi), else counted
     gt_labels, gt_counts = np.unique(pan_gt, return_counts=True)
-    gt_count_map = dict(zip(gt_labels.tolist(), gt_counts.tolist()))
+    gt_count_map = dict(zip(gt_labels.tolist(), gt_counts.tolist(), strict=False))
     for seg_id, info in gt_segms.items():
         if "area" not in info:
             info["area"] = gt_count_map.get(seg_id, 0)
@@ -109,7 +109,7 @@ def pq_single_image(
     # predicted segment areas + sanity checks
     pred_labels_left = set(pred_segms)
     labels, counts = np.unique(pan_pred, return_counts=True)
-    for label, count in zip(labels.tolist(), counts.tolist()):
+    for label, count in zip(labels.tolist(), counts.tolist(), strict=False):
         if label not in pred_segms:
             if label == VOID:
                 continue
@@ -125,7 +125,7 @@ def pq_single_image(
     joint = pan_gt.astype(np.uint64) * np.uint64(OFFSET) + pan_pred.astype(np.uint64)
     labels, counts = np.unique(joint, return_counts=True)
     gt_pred_map: dict[tuple[int, int], int] = {}
-    for label, count in zip(labels.tolist(), counts.tolist()):
+    for label, count in zip(labels.tolist(), counts.tolist(), strict=False):
         gt_pred_map[(label // OFFSET, label % OFFSET)] = count
 
     gt_matched: set[int] = set()

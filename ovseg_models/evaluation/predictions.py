@@ -18,6 +18,7 @@ Category ids in the JSON files are the ``id`` of ``get_categories(dataset)`` (th
 the contiguous indices for every other benchmark). A prediction is matched to its ground-truth image by
 ``image_id`` or by the image's file stem; a ground-truth image without a prediction is an error.
 """
+
 from __future__ import annotations
 
 import json
@@ -99,14 +100,16 @@ class SavedPredictions:
                     rle["counts"] = rle["counts"].encode("ascii")
                 sem[mask_util.decode(rle).astype(bool)] = self._category(e["category_id"])
         if sem.shape != shape:
-            raise ValueError(f"{self.folder}: semantic prediction of {item['file_name']} is {sem.shape}, the image "
-                             f"{shape}")
+            raise ValueError(
+                f"{self.folder}: semantic prediction of {item['file_name']} is {sem.shape}, the image {shape}"
+            )
         return sem.astype(np.int64)
 
     def predict(self, item: dict):
         shape = item["image"].shape[:2]
-        out = types.SimpleNamespace(semantic=self._semantic(item, shape), panoptic=None, segments=[],
-                                    coco_instances=None)
+        out = types.SimpleNamespace(
+            semantic=self._semantic(item, shape), panoptic=None, segments=[], coco_instances=None
+        )
         if self.panoptic:
             ann = next((self.panoptic[k] for k in _keys(item) if k in self.panoptic), None)
             if ann is None:
@@ -115,10 +118,13 @@ class SavedPredictions:
                 rgb = np.array(im.convert("RGB")).astype(np.int64)
             out.panoptic = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
             if out.panoptic.shape != shape:
-                raise ValueError(f"{self.folder}: panoptic prediction {ann['file_name']} is {out.panoptic.shape}, "
-                                 f"the image {shape}")
-            out.segments = [types.SimpleNamespace(id=int(s["id"]), category=self._category(s["category_id"]))
-                            for s in ann["segments_info"]]
+                raise ValueError(
+                    f"{self.folder}: panoptic prediction {ann['file_name']} is {out.panoptic.shape}, the image {shape}"
+                )
+            out.segments = [
+                types.SimpleNamespace(id=int(s["id"]), category=self._category(s["category_id"]))
+                for s in ann["segments_info"]
+            ]
             if self.instances is not None:
                 entries = next((self.instances[k] for k in _keys(item) if k in self.instances), [])
                 for d in entries:

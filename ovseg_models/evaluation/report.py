@@ -50,10 +50,12 @@ def _fmt(value) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
     def line(cells: list[str]) -> str:
         first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=False)]
         return " | ".join([first, *rest])
+
     sep = "-+-".join("-" * w for w in widths)
     return "\n".join([line(header), sep, *(line(r) for r in rows)])
 
@@ -64,8 +66,7 @@ def format_results_table(results: Mapping[str, Mapping[str, float]], *, model_na
     sem_row = [model_name, *[_fmt(results.get(key, {}).get("mIoU")) for _, key in SEMANTIC_COLUMNS]]
     pan_header = ["Dataset", *_PANOPTIC_METRICS]
     pan_rows = [
-        [name, *[_fmt(results.get(key, {}).get(metric)) for metric in _PANOPTIC_METRICS]]
-        for name, key in PANOPTIC_ROWS
+        [name, *[_fmt(results.get(key, {}).get(metric)) for metric in _PANOPTIC_METRICS]] for name, key in PANOPTIC_ROWS
     ]
     return (
         "Open-vocabulary semantic segmentation (mIoU)\n"

@@ -86,9 +86,9 @@ class SemanticMetrics:
             "mACC": self.macc * scale,
             "pACC": self.pixel_accuracy * scale,
         }
-        for name, value in zip(names, self.iou):
+        for name, value in zip(names, self.iou, strict=False):
             out[f"IoU-{name}"] = value * scale
-        for name, value in zip(names, self.acc):
+        for name, value in zip(names, self.acc, strict=False):
             out[f"ACC-{name}"] = value * scale
         return out
 

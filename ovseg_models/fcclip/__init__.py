@@ -9,6 +9,7 @@ Modules: :mod:`.config` (variants as data), :mod:`.backbone` (open_clip CLIP), :
 :mod:`.transformer_decoder`, :mod:`.model` (network + ensemble), :mod:`.postprocess`,
 :mod:`.checkpoint` (official key converter), :mod:`.segmenter` (Segmenter API).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,17 +19,37 @@ from pathlib import Path
 import torch
 
 from .backbone import CLIPBackbone, CLIPTextEncoder, PretrainedWeightsUnavailable, load_open_clip_state_dict
-from .checkpoint import (CheckpointError, convert_official_state_dict, load_checkpoint_file, load_official_checkpoint,
-                         read_checkpoint, save_checkpoint, stored_config)
+from .checkpoint import (
+    CheckpointError,
+    convert_official_state_dict,
+    load_checkpoint_file,
+    load_official_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    stored_config,
+)
 from .config import DEFAULT_VARIANT, VARIANTS, FCCLIPConfig, get_config
 from .model import FCCLIP, geometric_ensemble
 from .segmenter import FCCLIPSegmenter
 
 __all__ = [
-    "CLIPBackbone", "CLIPTextEncoder", "CheckpointError", "DEFAULT_VARIANT", "FCCLIP", "FCCLIPConfig",
-    "FCCLIPSegmenter", "PretrainedWeightsUnavailable", "VARIANTS", "build_model", "build_segmenter",
-    "convert_official_state_dict", "geometric_ensemble", "get_config", "load_checkpoint_file",
-    "load_official_checkpoint", "save_checkpoint",
+    "CLIPBackbone",
+    "CLIPTextEncoder",
+    "CheckpointError",
+    "DEFAULT_VARIANT",
+    "FCCLIP",
+    "FCCLIPConfig",
+    "FCCLIPSegmenter",
+    "PretrainedWeightsUnavailable",
+    "VARIANTS",
+    "build_model",
+    "build_segmenter",
+    "convert_official_state_dict",
+    "geometric_ensemble",
+    "get_config",
+    "load_checkpoint_file",
+    "load_official_checkpoint",
+    "save_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -36,9 +57,15 @@ log = logging.getLogger(__name__)
 _SEGMENTER_OPTIONS = ("min_size", "max_size", "templates", "outputs", "text_cache", "text_batch_size")
 
 
-def build_model(*, variant: str | None = None, config: FCCLIPConfig | None = None, checkpoint=None,
-                pretrained: "bool | str | None" = True, device: "str | torch.device" = "cpu",
-                allow_download: bool = True) -> FCCLIP:
+def build_model(
+    *,
+    variant: str | None = None,
+    config: FCCLIPConfig | None = None,
+    checkpoint=None,
+    pretrained: bool | str | None = True,
+    device: str | torch.device = "cpu",
+    allow_download: bool = True,
+) -> FCCLIP:
     """The FC-CLIP network with weights.
 
     ``checkpoint``: official detectron2 ``.pth``/``.pkl`` (or a state_dict). When given, CLIP weights
@@ -54,22 +81,31 @@ def build_model(*, variant: str | None = None, config: FCCLIPConfig | None = Non
 
         def text_source():
             if pretrained is False:
-                raise CheckpointError("the checkpoint lacks the CLIP text tower and pretrained=False forbids "
-                                      f"taking it from open_clip's {cfg.clip_model_name}/{cfg.clip_pretrained}")
+                raise CheckpointError(
+                    "the checkpoint lacks the CLIP text tower and pretrained=False forbids "
+                    f"taking it from open_clip's {cfg.clip_model_name}/{cfg.clip_pretrained}"
+                )
             return load_open_clip_state_dict(cfg.clip_model_name, tag, allow_download=allow_download)
 
         load_official_checkpoint(model, checkpoint, text_tower_source=text_source)
         model = model.materialize_buffers().to(device)
     else:
         model = FCCLIP.from_config(cfg, pretrained=pretrained, device=device, allow_download=allow_download)
-        warnings.warn("FC-CLIP built without a checkpoint: the segmentation head is randomly initialised",
-                      stacklevel=2)
+        warnings.warn("FC-CLIP built without a checkpoint: the segmentation head is randomly initialised", stacklevel=2)
     return model.eval()
 
 
-def build_segmenter(*, variant: str | None = None, checkpoint=None, pretrained: "bool | str | None" = True,
-                    device: str = "cpu", precision: str = "fp32", config: FCCLIPConfig | dict | None = None,
-                    allow_download: bool = True, **options) -> FCCLIPSegmenter:
+def build_segmenter(
+    *,
+    variant: str | None = None,
+    checkpoint=None,
+    pretrained: bool | str | None = True,
+    device: str = "cpu",
+    precision: str = "fp32",
+    config: FCCLIPConfig | dict | None = None,
+    allow_download: bool = True,
+    **options,
+) -> FCCLIPSegmenter:
     """Factory entry point (``ovseg_models.create_segmenter("fcclip", ...)``).
 
     ``options``: ``min_size``, ``max_size`` (resize policy), ``templates``, ``outputs``,
@@ -86,18 +122,20 @@ def build_segmenter(*, variant: str | None = None, checkpoint=None, pretrained: 
     cfg = config if config is not None else get_config(variant)
     if options:
         cfg = cfg.replace(**options)
-    model = build_model(config=cfg, checkpoint=checkpoint, pretrained=pretrained, device=device,
-                        allow_download=allow_download)
+    model = build_model(
+        config=cfg, checkpoint=checkpoint, pretrained=pretrained, device=device, allow_download=allow_download
+    )
     return FCCLIPSegmenter(model, config=cfg, device=device, precision=precision, **seg_opts)
 
 
-def _checked_stored_config(stored: dict, variant: "str | None", meta: dict) -> FCCLIPConfig:
+def _checked_stored_config(stored: dict, variant: str | None, meta: dict) -> FCCLIPConfig:
     """The configuration a checkpoint records; a requested ``variant`` must be the one it was trained as."""
     cfg = FCCLIPConfig.from_dict(stored)
     recorded = (meta.get("task") or {}).get("variant") or meta.get("variant")
     if variant and recorded and get_config(variant) != get_config(recorded):
         raise CheckpointError(f"the checkpoint holds an FC-CLIP {recorded!r}, not the requested variant {variant!r}")
     if variant and not recorded and get_config(variant).clip_model_name != cfg.clip_model_name:
-        raise CheckpointError(f"the checkpoint holds an FC-CLIP with {cfg.clip_model_name}, not the requested "
-                              f"variant {variant!r}")
+        raise CheckpointError(
+            f"the checkpoint holds an FC-CLIP with {cfg.clip_model_name}, not the requested variant {variant!r}"
+        )
     return cfg

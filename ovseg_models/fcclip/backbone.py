@@ -10,6 +10,7 @@ FC-CLIP needs around it:
   MLP applied to mask-pooled features; ResNet: CLIP's attention pool restricted to each mask;
 * text encoding (FC-CLIP's ``encode_text``) as a :class:`~ovseg_models.text.TextEncoder`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,14 @@ from torch import nn
 
 from .config import FCCLIPConfig
 
-__all__ = ["CLIPBackbone", "CLIPTextEncoder", "PretrainedWeightsUnavailable", "create_clip_model",
-           "resolve_open_clip_weights", "load_open_clip_state_dict"]
+__all__ = [
+    "CLIPBackbone",
+    "CLIPTextEncoder",
+    "PretrainedWeightsUnavailable",
+    "create_clip_model",
+    "resolve_open_clip_weights",
+    "load_open_clip_state_dict",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,7 @@ class PretrainedWeightsUnavailable(RuntimeError):
 def _weights_hint(model_name: str, tag: str) -> str:
     try:
         from open_clip.pretrained import get_pretrained_cfg
+
         cfg = get_pretrained_cfg(model_name, tag) or {}
     except Exception:  # pragma: no cover - open_clip internals
         cfg = {}
@@ -49,9 +57,11 @@ def _weights_hint(model_name: str, tag: str) -> str:
     if cfg.get("url"):
         parts.append(f"or {cfg['url']}")
     where = " ".join(parts) if parts else f"the open_clip weights of {model_name}/{tag}"
-    return (f"open_clip weights for {model_name!r} / {tag!r} are not available offline. Supply {where}: "
-            "put it in the Hugging Face cache (e.g. `huggingface-cli download` on a machine with network) "
-            "or pass its local path as pretrained=/path/to/file")
+    return (
+        f"open_clip weights for {model_name!r} / {tag!r} are not available offline. Supply {where}: "
+        "put it in the Hugging Face cache (e.g. `huggingface-cli download` on a machine with network) "
+        "or pass its local path as pretrained=/path/to/file"
+    )
 
 
 def resolve_open_clip_weights(model_name: str, pretrained: str, *, allow_download: bool = True) -> str:
@@ -61,7 +71,7 @@ def resolve_open_clip_weights(model_name: str, pretrained: str, *, allow_downloa
     """
     if os.path.isfile(pretrained):
         return pretrained
-    from open_clip.pretrained import get_pretrained_cfg, download_pretrained
+    from open_clip.pretrained import download_pretrained, get_pretrained_cfg
 
     cfg = get_pretrained_cfg(model_name, pretrained)
     if not cfg:
@@ -72,8 +82,9 @@ def resolve_open_clip_weights(model_name: str, pretrained: str, *, allow_downloa
     if hub:  # look in the local HF cache first, without network
         try:
             from huggingface_hub import try_to_load_from_cache
+
             repo, filename = os.path.split(hub)
-            for fn in ([filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]):
+            for fn in [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
                 hit = try_to_load_from_cache(repo.rstrip("/"), fn)
                 if isinstance(hit, str) and os.path.isfile(hit):
                     return hit
@@ -86,20 +97,24 @@ def resolve_open_clip_weights(model_name: str, pretrained: str, *, allow_downloa
             if path and os.path.isfile(path):
                 return path
         except Exception as e:  # network errors of all kinds
-            raise PretrainedWeightsUnavailable(f"{_weights_hint(model_name, pretrained)} (download failed: "
-                                               f"{type(e).__name__}: {str(e)[:200]})") from e
+            raise PretrainedWeightsUnavailable(
+                f"{_weights_hint(model_name, pretrained)} (download failed: {type(e).__name__}: {str(e)[:200]})"
+            ) from e
     raise PretrainedWeightsUnavailable(_weights_hint(model_name, pretrained))
 
 
-def load_open_clip_state_dict(model_name: str, pretrained: str, *, allow_download: bool = True
-                              ) -> dict[str, torch.Tensor]:
+def load_open_clip_state_dict(
+    model_name: str, pretrained: str, *, allow_download: bool = True
+) -> dict[str, torch.Tensor]:
     """The open_clip-format state_dict (keys as in ``clip_model.state_dict()``) for a tag or file."""
     path = resolve_open_clip_weights(model_name, pretrained, allow_download=allow_download)
     import open_clip
+
     # build on the meta device and let open_clip convert whatever format the file has (OpenAI JIT
     # archives, timm/HF layouts) by loading into a real model of the right architecture
-    model = open_clip.create_model(model_name, pretrained=None, force_quick_gelu=_is_openai(pretrained, path),
-                                   device="cpu")
+    model = open_clip.create_model(
+        model_name, pretrained=None, force_quick_gelu=_is_openai(pretrained, path), device="cpu"
+    )
     try:
         open_clip.load_checkpoint(model, path)
     except Exception as e:
@@ -111,13 +126,17 @@ def _is_openai(tag: str, path: str | None = None) -> bool:
     return tag.lower() == "openai" or (path is not None and Path(path).name.lower().startswith("rn"))
 
 
-def create_clip_model(cfg: FCCLIPConfig, *, pretrained: "bool | str | None" = False,
-                      device: "str | torch.device" = "cpu", allow_download: bool = True) -> nn.Module:
+def create_clip_model(
+    cfg: FCCLIPConfig,
+    *,
+    pretrained: bool | str | None = False,
+    device: str | torch.device = "cpu",
+    allow_download: bool = True,
+) -> nn.Module:
     """The open_clip CLIP model FC-CLIP uses; with ``pretrained`` True/tag/path its weights are loaded."""
     import open_clip
 
-    model = open_clip.create_model(cfg.clip_model_name, pretrained=None, force_quick_gelu=cfg.quick_gelu,
-                                   device=device)
+    model = open_clip.create_model(cfg.clip_model_name, pretrained=None, force_quick_gelu=cfg.quick_gelu, device=device)
     if pretrained:
         tag = cfg.clip_pretrained if pretrained is True else str(pretrained)
         path = resolve_open_clip_weights(cfg.clip_model_name, tag, allow_download=allow_download)
@@ -128,27 +147,43 @@ def create_clip_model(cfg: FCCLIPConfig, *, pretrained: "bool | str | None" = Fa
 class CLIPBackbone(nn.Module):
     """Frozen open_clip model + FC-CLIP's feature extraction and out-of-vocabulary head."""
 
-    def __init__(self, clip_model: nn.Module, *, model_name: str, backbone_type: str,
-                 feature_channels: tuple[int, ...]):
+    def __init__(
+        self, clip_model: nn.Module, *, model_name: str, backbone_type: str, feature_channels: tuple[int, ...]
+    ):
         super().__init__()
         if backbone_type not in ("resnet", "convnext"):
             raise ValueError(f"backbone_type must be resnet or convnext, got {backbone_type!r}")
         self.clip_model = clip_model
         self.model_name = model_name
         self.backbone_type = backbone_type
-        self.feature_channels = dict(zip(("stem", "res2", "res3", "res4", "res5"), feature_channels))
-        self.feature_strides = {"stem": 4 if backbone_type == "convnext" else 2,
-                                "res2": 4, "res3": 8, "res4": 16, "res5": 32}
+        self.feature_channels = dict(zip(("stem", "res2", "res3", "res4", "res5"), feature_channels, strict=False))
+        self.feature_strides = {
+            "stem": 4 if backbone_type == "convnext" else 2,
+            "res2": 4,
+            "res3": 8,
+            "res4": 16,
+            "res5": 32,
+        }
         for p in self.clip_model.parameters():
             p.requires_grad_(False)
         self.clip_model.eval()
 
     @classmethod
-    def from_config(cls, cfg: FCCLIPConfig, *, pretrained: "bool | str | None" = False,
-                    device: "str | torch.device" = "cpu", allow_download: bool = True) -> "CLIPBackbone":
+    def from_config(
+        cls,
+        cfg: FCCLIPConfig,
+        *,
+        pretrained: bool | str | None = False,
+        device: str | torch.device = "cpu",
+        allow_download: bool = True,
+    ) -> CLIPBackbone:
         clip_model = create_clip_model(cfg, pretrained=pretrained, device=device, allow_download=allow_download)
-        return cls(clip_model, model_name=cfg.clip_model_name, backbone_type=cfg.backbone_type,
-                   feature_channels=cfg.feature_channels)
+        return cls(
+            clip_model,
+            model_name=cfg.clip_model_name,
+            backbone_type=cfg.backbone_type,
+            feature_channels=cfg.feature_channels,
+        )
 
     def train(self, mode: bool = True):  # the CLIP model stays in eval mode (frozen BN statistics)
         super().train(mode)
@@ -227,13 +262,27 @@ class CLIPBackbone(nn.Module):
         attn_mask = (masks < 0.5).unsqueeze(1).expand(-1, pool.num_heads, -1, -1)
         attn_mask = attn_mask.reshape(batch * pool.num_heads, query.shape[0], key_value.shape[0])
         out = F.multi_head_attention_forward(
-            query=query, key=key_value, value=key_value, embed_dim_to_check=key_value.shape[-1],
-            num_heads=pool.num_heads, q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight,
-            v_proj_weight=pool.v_proj.weight, in_proj_weight=None,
+            query=query,
+            key=key_value,
+            value=key_value,
+            embed_dim_to_check=key_value.shape[-1],
+            num_heads=pool.num_heads,
+            q_proj_weight=pool.q_proj.weight,
+            k_proj_weight=pool.k_proj.weight,
+            v_proj_weight=pool.v_proj.weight,
+            in_proj_weight=None,
             in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
-            bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
-            out_proj_weight=pool.c_proj.weight, out_proj_bias=pool.c_proj.bias, use_separate_proj_weight=True,
-            training=False, need_weights=False, attn_mask=attn_mask)[0]
+            bias_k=None,
+            bias_v=None,
+            add_zero_attn=False,
+            dropout_p=0.0,
+            out_proj_weight=pool.c_proj.weight,
+            out_proj_bias=pool.c_proj.bias,
+            use_separate_proj_weight=True,
+            training=False,
+            need_weights=False,
+            attn_mask=attn_mask,
+        )[0]
         return out.permute(1, 0, 2)
 
     # -- text side ------------------------------------------------------------------------------
@@ -264,8 +313,13 @@ class CLIPBackbone(nn.Module):
         """Digest of small text-tower tensors: identifies the text weights for embedding caches."""
         m = self.clip_model
         h = hashlib.sha256(self.model_name.encode())
-        for t in (m.text_projection, m.positional_embedding, m.ln_final.weight, m.ln_final.bias,
-                  m.token_embedding.weight[:64]):
+        for t in (
+            m.text_projection,
+            m.positional_embedding,
+            m.ln_final.weight,
+            m.ln_final.bias,
+            m.token_embedding.weight[:64],
+        ):
             h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 

@@ -13,21 +13,39 @@ error that names the keys. Two documented exceptions:
   same backbone, as the official code does when it builds its model (a clear error names the file
   to supply when they cannot be had offline).
 """
+
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import torch
 
 from .. import weights_io
-from ..weights_io import TRAINING_CHECKPOINT_FORMAT, CheckpointError, format_keys, key_problems, read_state_dict, strict_load
+from ..weights_io import (
+    TRAINING_CHECKPOINT_FORMAT,
+    CheckpointError,
+    format_keys,
+    key_problems,
+    read_state_dict,
+    strict_load,
+)
 
-__all__ = ["CheckpointError", "TEXT_TOWER_PREFIXES", "TRAINING_ONLY_KEYS", "convert_official_state_dict",
-           "is_text_tower_key", "load_checkpoint_file", "load_official_checkpoint", "official_to_model_key",
-           "read_checkpoint", "save_checkpoint", "stored_config"]
+__all__ = [
+    "CheckpointError",
+    "TEXT_TOWER_PREFIXES",
+    "TRAINING_ONLY_KEYS",
+    "convert_official_state_dict",
+    "is_text_tower_key",
+    "load_checkpoint_file",
+    "load_official_checkpoint",
+    "official_to_model_key",
+    "read_checkpoint",
+    "save_checkpoint",
+    "stored_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +57,7 @@ TRAINING_ONLY_KEYS = frozenset({"criterion.empty_weight", "pixel_mean", "pixel_s
 
 
 def is_text_tower_key(official_key: str) -> bool:
-    return official_key.startswith(CLIP) and official_key[len(CLIP):].startswith(TEXT_TOWER_PREFIXES)
+    return official_key.startswith(CLIP) and official_key[len(CLIP) :].startswith(TEXT_TOWER_PREFIXES)
 
 
 # official -> model key rules; each returns the new key or None when it does not apply
@@ -67,15 +85,18 @@ def official_to_model_key(key: str, *, num_fpn: int = 1) -> str | None:
     if key.startswith(CLIP) or key == "void_embedding.weight":
         return key
     if key.startswith("sem_seg_head.pixel_decoder."):
-        return _pixel_decoder_key(key[len("sem_seg_head.pixel_decoder."):], num_fpn)
+        return _pixel_decoder_key(key[len("sem_seg_head.pixel_decoder.") :], num_fpn)
     if key.startswith("sem_seg_head.predictor."):
-        return "transformer_decoder." + key[len("sem_seg_head.predictor."):]
+        return "transformer_decoder." + key[len("sem_seg_head.predictor.") :]
     return None
 
 
-def convert_official_state_dict(official: Mapping[str, torch.Tensor], model: torch.nn.Module, *,
-                                text_tower_source: "Mapping[str, torch.Tensor] | Callable[[], Mapping] | None" = None
-                                ) -> dict[str, torch.Tensor]:
+def convert_official_state_dict(
+    official: Mapping[str, torch.Tensor],
+    model: torch.nn.Module,
+    *,
+    text_tower_source: Mapping[str, torch.Tensor] | Callable[[], Mapping] | None = None,
+) -> dict[str, torch.Tensor]:
     """Official-format state_dict -> ``model.state_dict()`` format, strictly.
 
     ``text_tower_source``: open_clip-format state_dict (keys without ``backbone.clip_model.``), or
@@ -100,29 +121,34 @@ def convert_official_state_dict(official: Mapping[str, torch.Tensor], model: tor
     missing = [k for k in target if k not in out]
     text_missing = [k for k in missing if is_text_tower_key(k)]
     other_missing = [k for k in missing if not is_text_tower_key(k)]
-    problems = key_problems(missing=other_missing, unexpected=unexpected, mismatched=mismatched,
-                            unexpected_note=" (no module takes them)")
+    problems = key_problems(
+        missing=other_missing, unexpected=unexpected, mismatched=mismatched, unexpected_note=" (no module takes them)"
+    )
     if problems:
         raise CheckpointError("checkpoint does not fit the FC-CLIP model: " + "; ".join(problems))
     if text_missing:
         if text_tower_source is None:
-            raise CheckpointError(f"checkpoint lacks {len(text_missing)} CLIP text-tower key(s) "
-                                  f"({format_keys(text_missing)}) and no open_clip source was given")
+            raise CheckpointError(
+                f"checkpoint lacks {len(text_missing)} CLIP text-tower key(s) "
+                f"({format_keys(text_missing)}) and no open_clip source was given"
+            )
         source = text_tower_source() if callable(text_tower_source) else text_tower_source
         still = []
         for k in text_missing:
-            sk = k[len(CLIP):]
+            sk = k[len(CLIP) :]
             if sk not in source:
                 still.append(k)
                 continue
             v = torch.as_tensor(source[sk])
             if tuple(v.shape) != tuple(target[k].shape):
-                raise CheckpointError(f"open_clip text weight {sk} has shape {tuple(v.shape)}, "
-                                      f"model expects {tuple(target[k].shape)}")
+                raise CheckpointError(
+                    f"open_clip text weight {sk} has shape {tuple(v.shape)}, model expects {tuple(target[k].shape)}"
+                )
             out[k] = v.to(target[k].dtype)
         if still:
-            raise CheckpointError(f"text-tower key(s) missing from both the checkpoint and the open_clip "
-                                  f"weights: {format_keys(still)}")
+            raise CheckpointError(
+                f"text-tower key(s) missing from both the checkpoint and the open_clip weights: {format_keys(still)}"
+            )
         log.info("took %d CLIP text-tower entries from open_clip's pretrained weights", len(text_missing))
     return out
 
@@ -130,12 +156,12 @@ def convert_official_state_dict(official: Mapping[str, torch.Tensor], model: tor
 _FORMAT = "ovseg_fcclip"
 
 
-def read_checkpoint(path: "str | Path") -> tuple[dict[str, torch.Tensor], dict]:
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """A checkpoint file's state_dict and metadata (see :func:`ovseg_models.weights_io.read_checkpoint`)."""
     return weights_io.read_checkpoint(path)
 
 
-def stored_config(meta: Mapping) -> "dict | None":
+def stored_config(meta: Mapping) -> dict | None:
     """The FC-CLIP configuration (as a dict) recorded in a checkpoint's metadata: ``ovseg-train``
     checkpoints (``task.fcclip_config``) and :func:`save_checkpoint` files; None for other files."""
     if meta.get("format") == TRAINING_CHECKPOINT_FORMAT:
@@ -148,7 +174,7 @@ def stored_config(meta: Mapping) -> "dict | None":
     return None
 
 
-def save_checkpoint(model: torch.nn.Module, path: "str | Path", *, config=None, variant: str = "") -> None:
+def save_checkpoint(model: torch.nn.Module, path: str | Path, *, config=None, variant: str = "") -> None:
     """Save ``model``'s state_dict with a format marker and its configuration (an
     :class:`~.config.FCCLIPConfig` or dict), atomically; ``create_segmenter("fcclip", checkpoint=path)``
     rebuilds the same network from it."""
@@ -157,13 +183,14 @@ def save_checkpoint(model: torch.nn.Module, path: "str | Path", *, config=None, 
     weights_io.save_state_dict(model.state_dict(), path, format=_FORMAT, variant=variant, config=config)
 
 
-def load_checkpoint_file(path: "str | Path") -> dict[str, torch.Tensor]:
+def load_checkpoint_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a detectron2 ``.pth``/``.pkl`` (weights under ``"model"``) or a plain state_dict file."""
     return read_state_dict(path)
 
 
-def load_official_checkpoint(model: torch.nn.Module, checkpoint: "str | Path | Mapping[str, torch.Tensor]", *,
-                             text_tower_source=None) -> dict[str, torch.Tensor]:
+def load_official_checkpoint(
+    model: torch.nn.Module, checkpoint: str | Path | Mapping[str, torch.Tensor], *, text_tower_source=None
+) -> dict[str, torch.Tensor]:
     """Load an official checkpoint (file or state_dict) into ``model`` strictly; returns the converted dict.
 
     Checkpoints saved by this project (keys already in model format) are loaded as they are.

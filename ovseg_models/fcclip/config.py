@@ -8,6 +8,7 @@ query layer), 8 heads, FFN 2048, post-norm; ensemble alpha 0.4 / beta 0.8; panop
 Only the CLIP backbone differs (name, open_clip pretrained tag, embedding size, feature channels,
 ``ENSEMBLE_ON_VALID_MASK``, which the ResNet configs turn on).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,14 +68,14 @@ class FCCLIPConfig:
     training_dataset: str = "coco_panoptic"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def replace(self, **changes) -> "FCCLIPConfig":
+    def replace(self, **changes) -> FCCLIPConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FCCLIPConfig":
+    def from_dict(cls, d: dict[str, Any]) -> FCCLIPConfig:
         d = dict(d)
         for k in ("feature_channels", "transformer_in_features", "in_features", "pixel_mean", "pixel_std"):
             if k in d:
@@ -86,22 +87,36 @@ class FCCLIPConfig:
 
 
 def _rn(name: str, embed_dim: int, width: int) -> FCCLIPConfig:
-    return FCCLIPConfig(clip_model_name=name, clip_pretrained="openai", embed_dim=embed_dim,
-                        feature_channels=(width, 4 * width, 8 * width, 16 * width, 32 * width),
-                        backbone_type="resnet", quick_gelu=True, ensemble_on_valid_mask=True)
+    return FCCLIPConfig(
+        clip_model_name=name,
+        clip_pretrained="openai",
+        embed_dim=embed_dim,
+        feature_channels=(width, 4 * width, 8 * width, 16 * width, 32 * width),
+        backbone_type="resnet",
+        quick_gelu=True,
+        ensemble_on_valid_mask=True,
+    )
 
 
 VARIANTS: dict[str, FCCLIPConfig] = {
     # main model of the paper: fcclip_convnext_large_eval_*.yaml
     "convnext_large_d_320": FCCLIPConfig(
-        clip_model_name="convnext_large_d_320", clip_pretrained="laion2b_s29b_b131k_ft_soup", embed_dim=768,
-        feature_channels=(192, 192, 384, 768, 1536), backbone_type="convnext"),
+        clip_model_name="convnext_large_d_320",
+        clip_pretrained="laion2b_s29b_b131k_ft_soup",
+        embed_dim=768,
+        feature_channels=(192, 192, 384, 768, 1536),
+        backbone_type="convnext",
+    ),
     # ConvNeXt-B: the official repository ships no config or checkpoint for it (only ConvNeXt-L and
     # the OpenAI ResNets); this pairs the backbone code's ``_base`` channels with open_clip's 320 px
     # LAION-aesthetic ConvNeXt-B-w. Train it yourself (no released weights to convert).
     "convnext_base": FCCLIPConfig(
-        clip_model_name="convnext_base_w_320", clip_pretrained="laion_aesthetic_s13b_b82k_augreg", embed_dim=640,
-        feature_channels=(128, 128, 256, 512, 1024), backbone_type="convnext"),
+        clip_model_name="convnext_base_w_320",
+        clip_pretrained="laion_aesthetic_s13b_b82k_augreg",
+        embed_dim=640,
+        feature_channels=(128, 128, 256, 512, 1024),
+        backbone_type="convnext",
+    ),
     # fcclip_convnext_large_eval_ade20k_r50.yaml etc. (OpenAI weights, ENSEMBLE_ON_VALID_MASK: True)
     "rn50": _rn("RN50", 1024, 64),
     "rn101": _rn("RN101", 512, 64),
@@ -111,8 +126,13 @@ VARIANTS: dict[str, FCCLIPConfig] = {
 }
 DEFAULT_VARIANT = "convnext_large_d_320"
 
-_ALIASES = {"convnext_large": "convnext_large_d_320", "convnext-l": "convnext_large_d_320",
-            "convnext_l": "convnext_large_d_320", "convnext-b": "convnext_base", "convnext_b": "convnext_base"}
+_ALIASES = {
+    "convnext_large": "convnext_large_d_320",
+    "convnext-l": "convnext_large_d_320",
+    "convnext_l": "convnext_large_d_320",
+    "convnext-b": "convnext_base",
+    "convnext_b": "convnext_base",
+}
 
 
 def get_config(variant: str | None = None, **overrides) -> FCCLIPConfig:

@@ -1,9 +1,10 @@
 """The FC-CLIP network: frozen CLIP backbone, pixel decoder, transformer decoder, and the
 in-/out-of-vocabulary classifiers with FC-CLIP's geometric ensemble."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +18,15 @@ from .transformer_decoder import MaskedTransformerDecoder, get_classification_lo
 __all__ = ["FCCLIP", "geometric_ensemble"]
 
 
-def geometric_ensemble(pred_logits: torch.Tensor, out_vocab_logits: torch.Tensor, seen: torch.Tensor, *,
-                       alpha: float, beta: float, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def geometric_ensemble(
+    pred_logits: torch.Tensor,
+    out_vocab_logits: torch.Tensor,
+    seen: torch.Tensor,
+    *,
+    alpha: float,
+    beta: float,
+    valid: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """FC-CLIP's ensemble of in-vocabulary (``pred_logits`` [..., K+1], void last) and
     out-of-vocabulary (``out_vocab_logits`` [..., K+1]) classifiers.
 
@@ -35,8 +43,8 @@ def geometric_ensemble(pred_logits: torch.Tensor, out_vocab_logits: torch.Tensor
         v = valid.to(in_probs.dtype).unsqueeze(-1)
         a, b = a * v, b * v
     seen = seen.to(device=in_probs.device, dtype=torch.bool)
-    ens_seen = (in_probs ** (1 - a) * out_probs ** a).log()
-    ens_unseen = (in_probs ** (1 - b) * out_probs ** b).log()
+    ens_seen = (in_probs ** (1 - a) * out_probs**a).log()
+    ens_unseen = (in_probs ** (1 - b) * out_probs**b).log()
     # official: seen * log(...) + (1 - seen) * log(...); where() avoids 0 * -inf = NaN on underflow
     cls = torch.where(seen, ens_seen, ens_unseen)
     void = F.softmax(pred_logits, dim=-1)[..., -1:]
@@ -47,11 +55,20 @@ def geometric_ensemble(pred_logits: torch.Tensor, out_vocab_logits: torch.Tensor
 class FCCLIP(nn.Module):
     """FC-CLIP inference network (batch of normalised, padded images -> mask and class predictions)."""
 
-    def __init__(self, *, backbone: CLIPBackbone, pixel_decoder: MSDeformAttnPixelDecoder,
-                 transformer_decoder: MaskedTransformerDecoder, embed_dim: int, alpha: float = 0.4,
-                 beta: float = 0.8, ensemble_on_valid_mask: bool = False,
-                 pixel_mean: Sequence[float] = (0.0, 0.0, 0.0), pixel_std: Sequence[float] = (1.0, 1.0, 1.0),
-                 size_divisibility: int = 32):
+    def __init__(
+        self,
+        *,
+        backbone: CLIPBackbone,
+        pixel_decoder: MSDeformAttnPixelDecoder,
+        transformer_decoder: MaskedTransformerDecoder,
+        embed_dim: int,
+        alpha: float = 0.4,
+        beta: float = 0.8,
+        ensemble_on_valid_mask: bool = False,
+        pixel_mean: Sequence[float] = (0.0, 0.0, 0.0),
+        pixel_std: Sequence[float] = (1.0, 1.0, 1.0),
+        size_divisibility: int = 32,
+    ):
         super().__init__()
         self.backbone = backbone
         self.pixel_decoder = pixel_decoder
@@ -65,19 +82,35 @@ class FCCLIP(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(-1, 1, 1), False)
 
     @classmethod
-    def from_config(cls, cfg: FCCLIPConfig, *, pretrained: "bool | str | None" = False,
-                    device: "str | torch.device" = "cpu", allow_download: bool = True) -> "FCCLIP":
+    def from_config(
+        cls,
+        cfg: FCCLIPConfig,
+        *,
+        pretrained: bool | str | None = False,
+        device: str | torch.device = "cpu",
+        allow_download: bool = True,
+    ) -> FCCLIP:
         backbone = CLIPBackbone.from_config(cfg, pretrained=pretrained, device=device, allow_download=allow_download)
         with torch.device(device) if str(device) == "meta" else nullcontext():
-            pixel_decoder = MSDeformAttnPixelDecoder.from_config(cfg, backbone.feature_channels, backbone.feature_strides)
+            pixel_decoder = MSDeformAttnPixelDecoder.from_config(
+                cfg, backbone.feature_channels, backbone.feature_strides
+            )
             decoder = MaskedTransformerDecoder.from_config(cfg, in_channels=cfg.conv_dim)
-            model = cls(backbone=backbone, pixel_decoder=pixel_decoder, transformer_decoder=decoder,
-                        embed_dim=cfg.embed_dim, alpha=cfg.geometric_ensemble_alpha,
-                        beta=cfg.geometric_ensemble_beta, ensemble_on_valid_mask=cfg.ensemble_on_valid_mask,
-                        pixel_mean=cfg.pixel_mean, pixel_std=cfg.pixel_std, size_divisibility=cfg.size_divisibility)
+            model = cls(
+                backbone=backbone,
+                pixel_decoder=pixel_decoder,
+                transformer_decoder=decoder,
+                embed_dim=cfg.embed_dim,
+                alpha=cfg.geometric_ensemble_alpha,
+                beta=cfg.geometric_ensemble_beta,
+                ensemble_on_valid_mask=cfg.ensemble_on_valid_mask,
+                pixel_mean=cfg.pixel_mean,
+                pixel_std=cfg.pixel_std,
+                size_divisibility=cfg.size_divisibility,
+            )
         return model.to(device) if str(device) != "meta" else model
 
-    def materialize_buffers(self) -> "FCCLIP":
+    def materialize_buffers(self) -> FCCLIP:
         """Create the non-persistent buffers of a model built on the meta device and loaded with
         ``load_state_dict(..., assign=True)`` (normalisation constants, CLIP's causal text mask)."""
         if self.pixel_mean.is_meta:
@@ -92,7 +125,7 @@ class FCCLIP(nn.Module):
                 raise RuntimeError(f"{name} is still on the meta device (not in the loaded state_dict)")
         return self
 
-    def use_fast_formulations(self, enabled: bool = True) -> "FCCLIP":
+    def use_fast_formulations(self, enabled: bool = True) -> FCCLIP:
         """Select the faster CPU formulations of the heads (``enabled``, the default) or the
         official code's order of operations: the pixel decoder's deformable attention as one
         gather (``sampling="gather"``, else ``grid_sample`` per level) and the decoder's attention
@@ -108,7 +141,7 @@ class FCCLIP(nn.Module):
         return self
 
     # -- input ----------------------------------------------------------------------------------
-    def normalize_and_pad(self, images: "torch.Tensor | Sequence[torch.Tensor]") -> tuple[torch.Tensor, list]:
+    def normalize_and_pad(self, images: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, list]:
         """uint8/float CHW images (0-255) -> normalised batch zero-padded (after normalisation) at the
         bottom/right to a multiple of ``size_divisibility``; also returns each image's (h, w)."""
         if isinstance(images, torch.Tensor) and images.ndim == 3:
@@ -123,17 +156,26 @@ class FCCLIP(nn.Module):
             max_h, max_w = (max_h + d - 1) // d * d, (max_w + d - 1) // d * d
         batch = normed[0].new_zeros((len(normed), 3, max_h, max_w))
         for i, x in enumerate(normed):
-            batch[i, :, :x.shape[-2], :x.shape[-1]].copy_(x)
+            batch[i, :, : x.shape[-2], : x.shape[-1]].copy_(x)
         return batch, sizes
 
     def text_classifier_with_void(self, text_classifier: torch.Tensor) -> torch.Tensor:
-        return torch.cat([text_classifier.to(self.void_embedding.weight),
-                          F.normalize(self.void_embedding.weight, dim=-1)], dim=0)
+        return torch.cat(
+            [text_classifier.to(self.void_embedding.weight), F.normalize(self.void_embedding.weight, dim=-1)], dim=0
+        )
 
     # -- forward --------------------------------------------------------------------------------
-    def forward(self, images: torch.Tensor, text_classifier: torch.Tensor, num_synonyms: Sequence[int],
-                seen: torch.Tensor, *, timer=None, aux_outputs: bool = False, return_features: bool = False
-                ) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        images: torch.Tensor,
+        text_classifier: torch.Tensor,
+        num_synonyms: Sequence[int],
+        seen: torch.Tensor,
+        *,
+        timer=None,
+        aux_outputs: bool = False,
+        return_features: bool = False,
+    ) -> dict[str, torch.Tensor]:
         """``images``: normalised padded batch [B,3,H,W]; ``text_classifier`` [S,C] rows per synonym
         (normalised, without void); ``num_synonyms`` rows per class (sum S); ``seen`` [K] bool.
 
@@ -148,11 +190,15 @@ class FCCLIP(nn.Module):
             mask_features, multi_scale = self.pixel_decoder(features)
         classifier = self.text_classifier_with_void(text_classifier)
         with stage("transformer_decoder"):
-            out = self.transformer_decoder(multi_scale, mask_features, classifier, num_synonyms,
-                                           aux_outputs=aux_outputs)
+            out = self.transformer_decoder(
+                multi_scale, mask_features, classifier, num_synonyms, aux_outputs=aux_outputs
+            )
         with stage("classifiers"):
-            out.update(self.classify(features["clip_vis_dense"], out["pred_logits"], out["pred_masks"],
-                                     classifier, num_synonyms, seen))
+            out.update(
+                self.classify(
+                    features["clip_vis_dense"], out["pred_logits"], out["pred_masks"], classifier, num_synonyms, seen
+                )
+            )
         if return_features:
             out["features"] = features
             out["mask_features"] = mask_features
@@ -161,12 +207,18 @@ class FCCLIP(nn.Module):
 
     def classify(self, clip_dense, pred_logits, pred_masks, classifier, num_synonyms, seen):
         """Out-of-vocabulary classification (CLIP on each mask) and the geometric ensemble."""
-        mask_for_pooling = F.interpolate(pred_masks, size=clip_dense.shape[-2:], mode="bilinear",
-                                         align_corners=False)
+        mask_for_pooling = F.interpolate(pred_masks, size=clip_dense.shape[-2:], mode="bilinear", align_corners=False)
         pooled = self.backbone.visual_prediction_forward(clip_dense, mask_for_pooling.to(clip_dense.dtype))
-        out_logits = get_classification_logits(pooled.float(), classifier, self.backbone.clip_model.logit_scale,
-                                               num_synonyms)
+        out_logits = get_classification_logits(
+            pooled.float(), classifier, self.backbone.clip_model.logit_scale, num_synonyms
+        )
         valid = (mask_for_pooling > 0).flatten(2).any(-1)
-        ens = geometric_ensemble(pred_logits.float(), out_logits, seen, alpha=self.alpha, beta=self.beta,
-                                 valid=valid if self.ensemble_on_valid_mask else None)
+        ens = geometric_ensemble(
+            pred_logits.float(),
+            out_logits,
+            seen,
+            alpha=self.alpha,
+            beta=self.beta,
+            valid=valid if self.ensemble_on_valid_mask else None,
+        )
         return {"pooled_clip_feature": pooled, "out_vocab_logits": out_logits, "valid_masking": valid, **ens}

@@ -13,9 +13,10 @@ single thresholded attention-mask pixels of the transformer decoder (logits with
 ~1e-4 (7.6e-5 to 2.4e-4 on case0 depending on the summation order: close to the parity tool's
 1e-4 for those).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,15 @@ from torch import nn
 
 from .position_encoding import PositionEmbeddingSine
 
-__all__ = ["MSDeformAttn", "MSDeformAttnEncoderLayer", "MSDeformAttnPixelDecoder", "ConvNorm",
-           "ms_deform_attn", "ms_deform_attn_gather", "SAMPLING"]
+__all__ = [
+    "MSDeformAttn",
+    "MSDeformAttnEncoderLayer",
+    "MSDeformAttnPixelDecoder",
+    "ConvNorm",
+    "ms_deform_attn",
+    "ms_deform_attn_gather",
+    "SAMPLING",
+]
 
 
 def _corners(coord: torch.Tensor, size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,8 +49,12 @@ def _corners(coord: torch.Tensor, size: torch.Tensor) -> tuple[torch.Tensor, tor
     return torch.minimum(pos.clamp_(min=0), last), weight
 
 
-def ms_deform_attn_gather(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
-                          sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+def ms_deform_attn_gather(
+    value: torch.Tensor,
+    spatial_shapes: Sequence[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
     """Multi-scale deformable attention core (bilinear sampling with zero padding as one gather).
 
     value [N, S, M, D]; sampling_locations [N, Lq, M, L, P, 2] in [0, 1] (x, y);
@@ -58,25 +70,34 @@ def ms_deform_attn_gather(value: torch.Tensor, spatial_shapes: Sequence[tuple[in
         starts.append(starts[-1] + h * w)
     # row of value[n, start_l + y * W_l + x, head] in value.reshape(N*S*M, D); index arithmetic in
     # float is exact below 2**24 (float64 above)
-    it = dt if n * s * m < 2 ** 24 else torch.float64
-    base = ((torch.tensor(starts, dtype=it, device=dev).view(1, 1, 1, num_levels, 1)
-             + (torch.arange(n, dtype=it, device=dev) * s).view(n, 1, 1, 1, 1)) * m
-            + torch.arange(m, dtype=it, device=dev).view(1, 1, m, 1, 1))
+    it = dt if n * s * m < 2**24 else torch.float64
+    base = (
+        torch.tensor(starts, dtype=it, device=dev).view(1, 1, 1, num_levels, 1)
+        + (torch.arange(n, dtype=it, device=dev) * s).view(n, 1, 1, 1, 1)
+    ) * m + torch.arange(m, dtype=it, device=dev).view(1, 1, m, 1, 1)
     x, wx = _corners(sampling_locations[..., 0] * widths - 0.5, widths)  # [N, Lq, M, 2, L, P]
     y, wy = _corners(sampling_locations[..., 1] * heights - 0.5, heights)
     rows_y = y.to(it) * (widths.to(it) * m) + base[:, :, :, None]
     # bags of 4*L*P samples per (n, query, head), contiguous: [N, Lq, M, 2 (y), 2 (x), L, P]
     bags, per_bag = n * lq * m, 4 * num_levels * num_points
-    itype = torch.int32 if n * s * m < 2 ** 31 else torch.int64
+    itype = torch.int32 if n * s * m < 2**31 else torch.int64
     index = (rows_y[..., :, None, :, :] + (x.to(it) * m)[..., None, :, :, :]).to(itype)
     weight = (wy * attention_weights[..., None, :, :])[..., :, None, :, :] * wx[..., None, :, :, :]
-    out = F.embedding_bag(index.view(bags, per_bag), value.reshape(n * s * m, d), mode="sum",
-                          per_sample_weights=weight.view(bags, per_bag).to(value.dtype))
+    out = F.embedding_bag(
+        index.view(bags, per_bag),
+        value.reshape(n * s * m, d),
+        mode="sum",
+        per_sample_weights=weight.view(bags, per_bag).to(value.dtype),
+    )
     return out.view(n, lq, m * d)
 
 
-def ms_deform_attn(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
-                               sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+def ms_deform_attn(
+    value: torch.Tensor,
+    spatial_shapes: Sequence[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
     """Multi-scale deformable attention core with ``F.grid_sample`` per level (heads folded into the
     batch): the official PyTorch reference's formulation (and the reference of
     :func:`ms_deform_attn_gather`).
@@ -109,8 +130,9 @@ class MSDeformAttn(nn.Module):
 
     ``sampling``: "gather" (default) or "grid_sample" (:data:`SAMPLING`), settable after construction."""
 
-    def __init__(self, d_model: int = 256, n_levels: int = 3, n_heads: int = 8, n_points: int = 4, *,
-                 sampling: str = "gather"):
+    def __init__(
+        self, d_model: int = 256, n_levels: int = 3, n_heads: int = 8, n_points: int = 4, *, sampling: str = "gather"
+    ):
         super().__init__()
         if sampling not in SAMPLING:
             raise ValueError(f"sampling must be one of {sorted(SAMPLING)}, got {sampling!r}")
@@ -123,8 +145,14 @@ class MSDeformAttn(nn.Module):
         self.value_proj = nn.Linear(d_model, d_model)
         self.output_proj = nn.Linear(d_model, d_model)
 
-    def forward(self, query: torch.Tensor, reference_points: torch.Tensor, value_in: torch.Tensor,
-                spatial_shapes: Sequence[tuple[int, int]], offset_normalizer: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        query: torch.Tensor,
+        reference_points: torch.Tensor,
+        value_in: torch.Tensor,
+        spatial_shapes: Sequence[tuple[int, int]],
+        offset_normalizer: torch.Tensor,
+    ) -> torch.Tensor:
         n, lq, _ = query.shape
         _, s, _ = value_in.shape
         value = self.value_proj(value_in).reshape(n, s, self.n_heads, self.d_model // self.n_heads)
@@ -139,8 +167,7 @@ class MSDeformAttn(nn.Module):
 class MSDeformAttnEncoderLayer(nn.Module):
     """Post-norm encoder layer: deformable self-attention + FFN (ReLU)."""
 
-    def __init__(self, d_model: int = 256, d_ffn: int = 1024, n_levels: int = 3, n_heads: int = 8,
-                 n_points: int = 4):
+    def __init__(self, d_model: int = 256, d_ffn: int = 1024, n_levels: int = 3, n_heads: int = 8, n_points: int = 4):
         super().__init__()
         self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
         self.norm1 = nn.LayerNorm(d_model)
@@ -158,8 +185,9 @@ class MSDeformAttnEncoderLayer(nn.Module):
 class ConvNorm(nn.Sequential):
     """Conv2d (no bias) + GroupNorm(32) [+ ReLU]: detectron2's ``Conv2d(..., norm=GN)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, activation: bool = False,
-                 norm: str = "GN"):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, activation: bool = False, norm: str = "GN"
+    ):
         layers = [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not norm)]
         if norm:
             if norm != "GN":
@@ -173,9 +201,11 @@ class ConvNorm(nn.Sequential):
 def _reference_points(spatial_shapes, device) -> torch.Tensor:
     refs = []
     for h, w in spatial_shapes:
-        ref_y, ref_x = torch.meshgrid(torch.linspace(0.5, h - 0.5, h, dtype=torch.float32, device=device),
-                                      torch.linspace(0.5, w - 0.5, w, dtype=torch.float32, device=device),
-                                      indexing="ij")
+        ref_y, ref_x = torch.meshgrid(
+            torch.linspace(0.5, h - 0.5, h, dtype=torch.float32, device=device),
+            torch.linspace(0.5, w - 0.5, w, dtype=torch.float32, device=device),
+            indexing="ij",
+        )
         ref_y = ref_y.reshape(-1)[None] / torch.tensor(float(h), device=device)
         ref_x = ref_x.reshape(-1)[None] / torch.tensor(float(w), device=device)
         refs.append(torch.stack((ref_x, ref_y), -1))
@@ -190,10 +220,21 @@ class MSDeformAttnPixelDecoder(nn.Module):
     with the multi-scale features ordered from low to high resolution (res5, res4, res3).
     """
 
-    def __init__(self, *, in_channels: dict[str, int], in_strides: dict[str, int],
-                 transformer_in_features: Sequence[str], conv_dim: int = 256, mask_dim: int = 256,
-                 norm: str = "GN", enc_layers: int = 6, dim_feedforward: int = 1024, nheads: int = 8,
-                 n_points: int = 4, common_stride: int = 4):
+    def __init__(
+        self,
+        *,
+        in_channels: dict[str, int],
+        in_strides: dict[str, int],
+        transformer_in_features: Sequence[str],
+        conv_dim: int = 256,
+        mask_dim: int = 256,
+        norm: str = "GN",
+        enc_layers: int = 6,
+        dim_feedforward: int = 1024,
+        nheads: int = 8,
+        n_points: int = 4,
+        common_stride: int = 4,
+    ):
         super().__init__()
         self.in_features = sorted(in_channels, key=lambda k: in_strides[k])
         self.transformer_in_features = sorted(transformer_in_features, key=lambda k: in_strides[k])
@@ -201,11 +242,12 @@ class MSDeformAttnPixelDecoder(nn.Module):
         # low to high resolution (res5 first)
         self.input_proj = nn.ModuleList(
             nn.Sequential(nn.Conv2d(in_channels[f], conv_dim, kernel_size=1), nn.GroupNorm(32, conv_dim))
-            for f in self.transformer_in_features[::-1])
+            for f in self.transformer_in_features[::-1]
+        )
         self.level_embed = nn.Parameter(torch.zeros(num_levels, conv_dim))
         self.encoder_layers = nn.ModuleList(
-            MSDeformAttnEncoderLayer(conv_dim, dim_feedforward, num_levels, nheads, n_points)
-            for _ in range(enc_layers))
+            MSDeformAttnEncoderLayer(conv_dim, dim_feedforward, num_levels, nheads, n_points) for _ in range(enc_layers)
+        )
         self.pe_layer = PositionEmbeddingSine(conv_dim // 2, normalize=True)
         self.mask_features = nn.Conv2d(conv_dim, mask_dim, kernel_size=1)
         self.num_output_levels = 3
@@ -215,19 +257,28 @@ class MSDeformAttnPixelDecoder(nn.Module):
             num_fpn += 1
         self.fpn_features = self.in_features[:num_fpn]
         # FPN levels in top-down order (lowest resolution first)
-        self.lateral_convs = nn.ModuleList(ConvNorm(in_channels[f], conv_dim, 1, norm=norm)
-                                           for f in self.fpn_features[::-1])
-        self.output_convs = nn.ModuleList(ConvNorm(conv_dim, conv_dim, 3, activation=True, norm=norm)
-                                          for _ in self.fpn_features[::-1])
+        self.lateral_convs = nn.ModuleList(
+            ConvNorm(in_channels[f], conv_dim, 1, norm=norm) for f in self.fpn_features[::-1]
+        )
+        self.output_convs = nn.ModuleList(
+            ConvNorm(conv_dim, conv_dim, 3, activation=True, norm=norm) for _ in self.fpn_features[::-1]
+        )
 
     @classmethod
-    def from_config(cls, cfg, in_channels: dict[str, int], in_strides: dict[str, int]) -> "MSDeformAttnPixelDecoder":
-        return cls(in_channels={f: in_channels[f] for f in cfg.in_features},
-                   in_strides={f: in_strides[f] for f in cfg.in_features},
-                   transformer_in_features=cfg.transformer_in_features, conv_dim=cfg.conv_dim,
-                   mask_dim=cfg.mask_dim, norm=cfg.norm, enc_layers=cfg.transformer_enc_layers,
-                   dim_feedforward=cfg.transformer_dim_feedforward, nheads=cfg.transformer_nheads,
-                   n_points=cfg.transformer_n_points, common_stride=cfg.common_stride)
+    def from_config(cls, cfg, in_channels: dict[str, int], in_strides: dict[str, int]) -> MSDeformAttnPixelDecoder:
+        return cls(
+            in_channels={f: in_channels[f] for f in cfg.in_features},
+            in_strides={f: in_strides[f] for f in cfg.in_features},
+            transformer_in_features=cfg.transformer_in_features,
+            conv_dim=cfg.conv_dim,
+            mask_dim=cfg.mask_dim,
+            norm=cfg.norm,
+            enc_layers=cfg.transformer_enc_layers,
+            dim_feedforward=cfg.transformer_dim_feedforward,
+            nheads=cfg.transformer_nheads,
+            n_points=cfg.transformer_n_points,
+            common_stride=cfg.common_stride,
+        )
 
     def forward(self, features: dict[str, torch.Tensor]):
         srcs, pos = [], []
@@ -238,18 +289,21 @@ class MSDeformAttnPixelDecoder(nn.Module):
         spatial_shapes = [tuple(s.shape[-2:]) for s in srcs]
         bs = srcs[0].shape[0]
         src_flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
-        pos_flat = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[lvl].reshape(1, 1, -1)
-                              for lvl, p in enumerate(pos)], 1)
+        pos_flat = torch.cat(
+            [p.flatten(2).transpose(1, 2) + self.level_embed[lvl].reshape(1, 1, -1) for lvl, p in enumerate(pos)], 1
+        )
         device = src_flat.device
         reference_points = _reference_points(spatial_shapes, device).expand(bs, -1, -1, -1)
         offset_normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=torch.long, device=device)
         y = src_flat
         for layer in self.encoder_layers:
             y = layer(y, pos_flat, reference_points, spatial_shapes, offset_normalizer)
-        out = [z.transpose(1, 2).reshape(bs, -1, h, w)
-               for z, (h, w) in zip(y.split([h * w for h, w in spatial_shapes], dim=1), spatial_shapes)]
+        out = [
+            z.transpose(1, 2).reshape(bs, -1, h, w)
+            for z, (h, w) in zip(y.split([h * w for h, w in spatial_shapes], dim=1), spatial_shapes, strict=False)
+        ]
         for idx, f in enumerate(self.fpn_features[::-1]):
             cur = self.lateral_convs[idx](features[f].float())
             y = cur + F.interpolate(out[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False)
             out.append(self.output_convs[idx](y))
-        return self.mask_features(out[-1]), out[:self.num_output_levels]
+        return self.mask_features(out[-1]), out[: self.num_output_levels]

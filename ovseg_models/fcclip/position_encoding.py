@@ -1,4 +1,5 @@
 """Sine position embedding of DETR / Mask2Former (``PositionEmbeddingSine``, normalised)."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,9 @@ class PositionEmbeddingSine(nn.Module):
     Results are cached per (H, W, device) since they do not depend on the feature values.
     """
 
-    def __init__(self, num_pos_feats: int = 64, temperature: int = 10000, normalize: bool = True,
-                 scale: float | None = None):
+    def __init__(
+        self, num_pos_feats: int = 64, temperature: int = 10000, normalize: bool = True, scale: float | None = None
+    ):
         super().__init__()
         self.num_pos_feats = num_pos_feats
         self.temperature = temperature

@@ -7,28 +7,41 @@ applied inside, void last) and ``mask_pred`` [Q, H, W] mask logits at output res
 (bilinear to the padded input size, crop to the image, bilinear to the output size), in chunks of
 queries so that the padded-size intermediate never exists for all queries at once.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PanopticOutput", "resize_masks", "semantic_inference", "semantic_score", "panoptic_inference",
-           "instance_inference"]
+__all__ = [
+    "PanopticOutput",
+    "resize_masks",
+    "semantic_inference",
+    "semantic_score",
+    "panoptic_inference",
+    "instance_inference",
+]
 
 
-def resize_masks(masks: torch.Tensor, padded_size: tuple[int, int], image_size: tuple[int, int],
-                 output_size: tuple[int, int], *, chunk: int = 16) -> torch.Tensor:
+def resize_masks(
+    masks: torch.Tensor,
+    padded_size: tuple[int, int],
+    image_size: tuple[int, int],
+    output_size: tuple[int, int],
+    *,
+    chunk: int = 16,
+) -> torch.Tensor:
     """[Q, h, w] mask logits -> [Q, H_out, W_out] (official ``F.interpolate`` + ``sem_seg_postprocess``)."""
     out = masks.new_empty((masks.shape[0], *output_size))
     for i in range(0, masks.shape[0], chunk):
-        m = F.interpolate(masks[None, i:i + chunk], size=padded_size, mode="bilinear", align_corners=False)[0]
-        m = m[:, :image_size[0], :image_size[1]]
+        m = F.interpolate(masks[None, i : i + chunk], size=padded_size, mode="bilinear", align_corners=False)[0]
+        m = m[:, : image_size[0], : image_size[1]]
         if tuple(m.shape[-2:]) != tuple(output_size):
             m = F.interpolate(m[None], size=output_size, mode="bilinear", align_corners=False)[0]
-        out[i:i + chunk] = m
+        out[i : i + chunk] = m
     return out
 
 
@@ -38,8 +51,9 @@ def semantic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> torch
     return torch.einsum("qc,qhw->chw", probs, mask_pred.sigmoid())
 
 
-def semantic_score(sem: torch.Tensor, mask_pred: torch.Tensor, *, eps: float = 1e-6
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def semantic_score(
+    sem: torch.Tensor, mask_pred: torch.Tensor, *, eps: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel winning class [H, W] and its probability in [0, 1].
 
     ``sem`` is :func:`semantic_inference`'s sum over queries, which is not a probability (it
@@ -51,7 +65,7 @@ def semantic_score(sem: torch.Tensor, mask_pred: torch.Tensor, *, eps: float = 1
     best, label = sem.max(0)
     weight = torch.zeros_like(best)
     for i in range(0, mask_pred.shape[0], 16):  # chunks of queries: no second [Q, H, W] tensor
-        weight += mask_pred[i:i + 16].sigmoid().sum(0)
+        weight += mask_pred[i : i + 16].sigmoid().sum(0)
     return label, (best / weight.clamp_min(eps)).clamp_(0.0, 1.0)
 
 
@@ -61,8 +75,14 @@ class PanopticOutput:
     segments: list[dict] = field(default_factory=list)  #: id, category_id, isthing, score, query, merged_queries
 
 
-def panoptic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor, is_thing: Sequence[bool], *,
-                       object_mask_threshold: float = 0.0, overlap_threshold: float = 0.8) -> PanopticOutput:
+def panoptic_inference(
+    mask_cls: torch.Tensor,
+    mask_pred: torch.Tensor,
+    is_thing: Sequence[bool],
+    *,
+    object_mask_threshold: float = 0.0,
+    overlap_threshold: float = 0.8,
+) -> PanopticOutput:
     """Mask-wise merging: each pixel goes to the query with the highest score * mask probability;
     a query keeps its segment if that leaves >= ``overlap_threshold`` of its own mask (prob >= 0.5);
     stuff segments of the same class are merged."""
@@ -103,20 +123,29 @@ def panoptic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor, is_thing
                 stuff_memory[pred_class] = current + 1
             current += 1
             seg_of_query[k] = current
-            segments.append({"id": current, "isthing": isthing, "category_id": int(pred_class),
-                             "score": float(cur_scores[k]), "query": query_ids[k], "merged_queries": []})
+            segments.append(
+                {
+                    "id": current,
+                    "isthing": isthing,
+                    "category_id": int(pred_class),
+                    "score": float(cur_scores[k]),
+                    "query": query_ids[k],
+                    "merged_queries": [],
+                }
+            )
     if segments:  # each pixel has one owner, so painting all accepted masks at once is exact
         table = torch.tensor(seg_of_query, dtype=torch.int32, device=mask_pred.device)
         panoptic = torch.where(own_original, table[cur_mask_ids], panoptic)
     return PanopticOutput(panoptic, segments)
 
 
-def instance_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor, is_thing: Sequence[bool] | None, *,
-                       topk: int = 100) -> dict[str, torch.Tensor]:
+def instance_inference(
+    mask_cls: torch.Tensor, mask_pred: torch.Tensor, is_thing: Sequence[bool] | None, *, topk: int = 100
+) -> dict[str, torch.Tensor]:
     """Top-``topk`` (query, class) pairs over all queries and classes; with ``is_thing`` (panoptic
     mode) only thing classes are kept. Score = class probability * mean mask probability inside
     the binary mask (logit > 0). Returns scores, classes, queries, masks [N, H, W] bool."""
-    num_queries, num_classes = mask_cls.shape[0], mask_cls.shape[-1] - 1
+    num_classes = mask_cls.shape[-1] - 1
     scores = F.softmax(mask_cls, dim=-1)[:, :-1]
     k = min(topk, scores.numel())
     top_scores, top_idx = scores.flatten().topk(k, sorted=False)

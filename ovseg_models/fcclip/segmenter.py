@@ -1,20 +1,22 @@
 """FC-CLIP behind the shared :class:`~ovseg_models.segmenter.Segmenter` API."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..segmenter import EncodedVocabulary, Segment, SegmentationResult, Segmenter, StageTimer
 from ..text import TextEmbeddingCache, build_text_classifier, get_templates
+from ..transforms import resize_image, resize_shortest_edge_shape
 from ..vocabulary import Vocabulary
 from .backbone import CLIPTextEncoder
 from .config import FCCLIPConfig
 from .model import FCCLIP
 from .postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference, semantic_score
-from ..transforms import resize_image, resize_shortest_edge_shape
 
 __all__ = ["FCCLIPSegmenter"]
 
@@ -50,10 +52,20 @@ class FCCLIPSegmenter(Segmenter):
 
     family = "fcclip"
 
-    def __init__(self, model: FCCLIP, *, config: FCCLIPConfig, device="cpu", precision="fp32",
-                 min_size: int | None = None, max_size: int | None = None,
-                 templates: "str | Sequence[str] | None" = None, outputs: Sequence[str] = ("semantic", "panoptic"),
-                 text_cache: TextEmbeddingCache | None = None, text_batch_size: int = 256):
+    def __init__(
+        self,
+        model: FCCLIP,
+        *,
+        config: FCCLIPConfig,
+        device="cpu",
+        precision="fp32",
+        min_size: int | None = None,
+        max_size: int | None = None,
+        templates: str | Sequence[str] | None = None,
+        outputs: Sequence[str] = ("semantic", "panoptic"),
+        text_cache: TextEmbeddingCache | None = None,
+        text_batch_size: int = 256,
+    ):
         super().__init__(model, device=device, precision=precision)
         self.config = config
         self.min_size = config.min_size_test if min_size is None else (min_size or None)
@@ -88,20 +100,29 @@ class FCCLIPSegmenter(Segmenter):
     def _encode_vocabulary(self, vocabulary: Vocabulary, *, cancel=None) -> dict[str, Any]:
         templates = self._templates_for(vocabulary)
         synonyms = [s for c in vocabulary for s in c.synonyms]
-        classifier = build_text_classifier(self.text_encoder, synonyms, templates, cache=self.text_cache,
-                                           batch_size=self.text_batch_size, cancel=cancel)
+        classifier = build_text_classifier(
+            self.text_encoder,
+            synonyms,
+            templates,
+            cache=self.text_cache,
+            batch_size=self.text_batch_size,
+            cancel=cancel,
+        )
         unknown = [i for i, c in enumerate(vocabulary) if c.seen is None]
         seen = [bool(c.seen) for c in vocabulary]
         if unknown:
             from ..data.class_names import seen_mask
+
             auto = seen_mask([vocabulary[i].synonyms for i in unknown], self.config.training_dataset)
-            for i, s in zip(unknown, auto):
+            for i, s in zip(unknown, auto, strict=False):
                 seen[i] = bool(s)
-        return {"text_classifier": classifier.to(self.device),
-                "num_synonyms": [len(c.synonyms) for c in vocabulary],
-                "seen": torch.tensor(seen, dtype=torch.bool, device=self.device),
-                "is_thing": [bool(c.is_thing) for c in vocabulary],
-                "templates": templates}
+        return {
+            "text_classifier": classifier.to(self.device),
+            "num_synonyms": [len(c.synonyms) for c in vocabulary],
+            "seen": torch.tensor(seen, dtype=torch.bool, device=self.device),
+            "is_thing": [bool(c.is_thing) for c in vocabulary],
+            "templates": templates,
+        }
 
     # -- inference --------------------------------------------------------------------------------
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
@@ -115,9 +136,16 @@ class FCCLIPSegmenter(Segmenter):
         size = resize_shortest_edge_shape(h, w, self.min_size, self.max_size)
         return resize_image(image, (max(1, size[0]), max(1, size[1]))).permute(2, 0, 1)
 
-    def _predict(self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, *,
-                 outputs: Sequence[str] | None = None, return_class_scores: bool = False, **options
-                 ) -> SegmentationResult:
+    def _predict(
+        self,
+        image: torch.Tensor,
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        outputs: Sequence[str] | None = None,
+        return_class_scores: bool = False,
+        **options,
+    ) -> SegmentationResult:
         if options:
             raise TypeError(f"unknown predict options: {sorted(options)}")
         outputs = self.outputs if outputs is None else tuple(outputs)
@@ -129,26 +157,47 @@ class FCCLIPSegmenter(Segmenter):
             batch = pad_to_min_side(batch, MIN_MODEL_SIDE)  # outputs are cropped back to ``sizes``
         out = self.model(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
         with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
-            result = self.postprocess(out["mask_cls"][0].float(), out["pred_masks"][0].float(),
-                                      padded_size=tuple(batch.shape[-2:]), image_size=sizes[0], output_size=(h, w),
-                                      vocabulary=encoded.vocabulary, is_thing=t["is_thing"], outputs=outputs,
-                                      return_class_scores=return_class_scores)
+            result = self.postprocess(
+                out["mask_cls"][0].float(),
+                out["pred_masks"][0].float(),
+                padded_size=tuple(batch.shape[-2:]),
+                image_size=sizes[0],
+                output_size=(h, w),
+                vocabulary=encoded.vocabulary,
+                is_thing=t["is_thing"],
+                outputs=outputs,
+                return_class_scores=return_class_scores,
+            )
         return result
 
-    def postprocess(self, mask_cls: torch.Tensor, pred_masks: torch.Tensor, *, padded_size, image_size,
-                    output_size, vocabulary: Vocabulary, is_thing: Sequence[bool],
-                    outputs: Sequence[str] = OUTPUTS, return_class_scores: bool = False) -> SegmentationResult:
+    def postprocess(
+        self,
+        mask_cls: torch.Tensor,
+        pred_masks: torch.Tensor,
+        *,
+        padded_size,
+        image_size,
+        output_size,
+        vocabulary: Vocabulary,
+        is_thing: Sequence[bool],
+        outputs: Sequence[str] = OUTPUTS,
+        return_class_scores: bool = False,
+    ) -> SegmentationResult:
         cfg = self.config
         masks = resize_masks(pred_masks, padded_size, image_size, output_size)
         sem = semantic_inference(mask_cls, masks)
         semantic, score = semantic_score(sem, masks)
-        result = SegmentationResult(semantic=semantic.to(torch.int32).cpu().numpy(),
-                                    score=score.float().cpu().numpy())
+        result = SegmentationResult(semantic=semantic.to(torch.int32).cpu().numpy(), score=score.float().cpu().numpy())
         if return_class_scores:
             result.class_scores = sem.float().cpu()
         if "panoptic" in outputs:
-            pan = panoptic_inference(mask_cls, masks, is_thing, object_mask_threshold=cfg.object_mask_threshold,
-                                     overlap_threshold=cfg.overlap_threshold)
+            pan = panoptic_inference(
+                mask_cls,
+                masks,
+                is_thing,
+                object_mask_threshold=cfg.object_mask_threshold,
+                overlap_threshold=cfg.overlap_threshold,
+            )
             pan_np = pan.panoptic_seg.cpu().numpy()
             result.panoptic = pan_np
             result.segments = [_segment(s, pan_np, vocabulary) for s in pan.segments]
@@ -164,5 +213,12 @@ def _segment(s: dict, panoptic: np.ndarray, vocabulary: Vocabulary) -> Segment:
         bbox = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
     else:  # pragma: no cover - official rule guarantees pixels
         bbox = (0, 0, 0, 0)
-    return Segment(id=int(s["id"]), category=int(s["category_id"]), label=vocabulary[s["category_id"]].name,
-                   score=float(s["score"]), area=int(len(ys)), bbox=bbox, is_thing=bool(s["isthing"]))
+    return Segment(
+        id=int(s["id"]),
+        category=int(s["category_id"]),
+        label=vocabulary[s["category_id"]].name,
+        score=float(s["score"]),
+        area=int(len(ys)),
+        bbox=bbox,
+        is_thing=bool(s["isthing"]),
+    )

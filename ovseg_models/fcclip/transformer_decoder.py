@@ -5,10 +5,10 @@ decoder's mask features average-pooled inside each predicted mask go through an 
 compared (cosine, learned temperature) with the text classifier; per class, the maximum over its
 synonym rows is taken, and the last row is the void embedding.
 """
+
 from __future__ import annotations
 
-import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,8 +30,12 @@ __all__ = ["Attention", "BLOCK_MASKS", "MaskedTransformerDecoder", "MLP", "get_c
 BLOCK_MASKS = ("masks", "features")
 
 
-def get_classification_logits(x: torch.Tensor, text_classifier: torch.Tensor, logit_scale: torch.Tensor,
-                              num_synonyms: Sequence[int] | torch.Tensor) -> torch.Tensor:
+def get_classification_logits(
+    x: torch.Tensor,
+    text_classifier: torch.Tensor,
+    logit_scale: torch.Tensor,
+    num_synonyms: Sequence[int] | torch.Tensor,
+) -> torch.Tensor:
     """Cosine logits against synonym rows, max over each class's rows; last row (void) kept as is.
 
     x [B, Q, C]; text_classifier [S + 1, C] (normalised, void last) -> [B, Q, K + 1].
@@ -53,7 +57,9 @@ class MLP(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int):
         super().__init__()
         dims = [hidden_dim] * (num_layers - 1)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip([input_dim] + dims, dims + [output_dim]))
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip([input_dim] + dims, dims + [output_dim], strict=False)
+        )
 
     def forward(self, x):
         for i, layer in enumerate(self.layers):
@@ -142,42 +148,75 @@ class MaskedTransformerDecoder(nn.Module):
 
     block_masks = "features"
 
-    def __init__(self, *, in_channels: int = 256, hidden_dim: int = 256, num_queries: int = 250, nheads: int = 8,
-                 dim_feedforward: int = 2048, dec_layers: int = 9, pre_norm: bool = False, mask_dim: int = 256,
-                 enforce_input_project: bool = False, clip_embedding_dim: int = 768, num_feature_levels: int = 3):
+    def __init__(
+        self,
+        *,
+        in_channels: int = 256,
+        hidden_dim: int = 256,
+        num_queries: int = 250,
+        nheads: int = 8,
+        dim_feedforward: int = 2048,
+        dec_layers: int = 9,
+        pre_norm: bool = False,
+        mask_dim: int = 256,
+        enforce_input_project: bool = False,
+        clip_embedding_dim: int = 768,
+        num_feature_levels: int = 3,
+    ):
         super().__init__()
         self.num_heads = nheads
         self.num_layers = dec_layers
         self.num_feature_levels = num_feature_levels
         self.pe_layer = PositionEmbeddingSine(hidden_dim // 2, normalize=True)
         self.transformer_cross_attention_layers = nn.ModuleList(
-            _CrossAttentionLayer(hidden_dim, nheads, pre_norm) for _ in range(dec_layers))
+            _CrossAttentionLayer(hidden_dim, nheads, pre_norm) for _ in range(dec_layers)
+        )
         self.transformer_self_attention_layers = nn.ModuleList(
-            _SelfAttentionLayer(hidden_dim, nheads, pre_norm) for _ in range(dec_layers))
+            _SelfAttentionLayer(hidden_dim, nheads, pre_norm) for _ in range(dec_layers)
+        )
         self.transformer_ffn_layers = nn.ModuleList(
-            _FFNLayer(hidden_dim, dim_feedforward, pre_norm) for _ in range(dec_layers))
+            _FFNLayer(hidden_dim, dim_feedforward, pre_norm) for _ in range(dec_layers)
+        )
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.num_queries = num_queries
         self.query_feat = nn.Embedding(num_queries, hidden_dim)
         self.query_embed = nn.Embedding(num_queries, hidden_dim)
         self.level_embed = nn.Embedding(num_feature_levels, hidden_dim)
         self.input_proj = nn.ModuleList(
-            nn.Conv2d(in_channels, hidden_dim, kernel_size=1) if (in_channels != hidden_dim or enforce_input_project)
-            else nn.Identity() for _ in range(num_feature_levels))
+            nn.Conv2d(in_channels, hidden_dim, kernel_size=1)
+            if (in_channels != hidden_dim or enforce_input_project)
+            else nn.Identity()
+            for _ in range(num_feature_levels)
+        )
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
         self._mask_pooling_proj = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, hidden_dim))
         self.class_embed = MLP(hidden_dim, hidden_dim, clip_embedding_dim, 3)
         self.logit_scale = nn.Parameter(torch.ones([]) * np.log(1 / 0.07))
 
     @classmethod
-    def from_config(cls, cfg, in_channels: int) -> "MaskedTransformerDecoder":
-        return cls(in_channels=in_channels, hidden_dim=cfg.hidden_dim, num_queries=cfg.num_queries,
-                   nheads=cfg.nheads, dim_feedforward=cfg.dim_feedforward, dec_layers=cfg.dec_layers,
-                   pre_norm=cfg.pre_norm, mask_dim=cfg.mask_dim, enforce_input_project=cfg.enforce_input_project,
-                   clip_embedding_dim=cfg.embed_dim)
+    def from_config(cls, cfg, in_channels: int) -> MaskedTransformerDecoder:
+        return cls(
+            in_channels=in_channels,
+            hidden_dim=cfg.hidden_dim,
+            num_queries=cfg.num_queries,
+            nheads=cfg.nheads,
+            dim_feedforward=cfg.dim_feedforward,
+            dec_layers=cfg.dec_layers,
+            pre_norm=cfg.pre_norm,
+            mask_dim=cfg.mask_dim,
+            enforce_input_project=cfg.enforce_input_project,
+            clip_embedding_dim=cfg.embed_dim,
+        )
 
-    def forward(self, x: Sequence[torch.Tensor], mask_features: torch.Tensor, text_classifier: torch.Tensor,
-                num_synonyms: Sequence[int], *, aux_outputs: bool = False) -> dict:
+    def forward(
+        self,
+        x: Sequence[torch.Tensor],
+        mask_features: torch.Tensor,
+        text_classifier: torch.Tensor,
+        num_synonyms: Sequence[int],
+        *,
+        aux_outputs: bool = False,
+    ) -> dict:
         """``x``: 3 feature maps (low to high resolution); returns pred_logits [B,Q,K+1], pred_masks
         [B,Q,H/4,W/4] of the last layer (and ``aux_outputs`` of the earlier ones if asked)."""
         if len(x) != self.num_feature_levels:
@@ -186,7 +225,9 @@ class MaskedTransformerDecoder(nn.Module):
         for i in range(self.num_feature_levels):
             sizes.append(tuple(x[i].shape[-2:]))
             pos.append(self.pe_layer(x[i]).flatten(2).transpose(1, 2))
-            src.append((self.input_proj[i](x[i]).flatten(2) + self.level_embed.weight[i][None, :, None]).transpose(1, 2))
+            src.append(
+                (self.input_proj[i](x[i]).flatten(2) + self.level_embed.weight[i][None, :, None]).transpose(1, 2)
+            )
         bs = src[0].shape[0]
         query_embed = self.query_embed.weight.unsqueeze(0).expand(bs, -1, -1)
         output = self.query_feat.weight.unsqueeze(0).expand(bs, -1, -1)
@@ -194,11 +235,20 @@ class MaskedTransformerDecoder(nn.Module):
         if self.block_masks not in BLOCK_MASKS:
             raise ValueError(f"block_masks must be one of {BLOCK_MASKS}, got {self.block_masks!r}")
         by_features = self.block_masks == "features"
-        block_features = [F.interpolate(mask_features, size=s, mode="bilinear", align_corners=False)
-                          if by_features else s for s in sizes]
+        block_features = [
+            F.interpolate(mask_features, size=s, mode="bilinear", align_corners=False) if by_features else s
+            for s in sizes
+        ]
         aux = []
-        cls_, masks, block = self._heads(output, mask_features, block_features[0], text_classifier, num_synonyms,
-                                         with_class=aux_outputs, with_masks=aux_outputs or not by_features)
+        cls_, masks, block = self._heads(
+            output,
+            mask_features,
+            block_features[0],
+            text_classifier,
+            num_synonyms,
+            with_class=aux_outputs,
+            with_masks=aux_outputs or not by_features,
+        )
         for i in range(self.num_layers):
             if aux_outputs:
                 aux.append({"pred_logits": cls_, "pred_masks": masks})
@@ -208,17 +258,23 @@ class MaskedTransformerDecoder(nn.Module):
             output = self.transformer_self_attention_layers[i](output, query_embed)
             output = self.transformer_ffn_layers[i](output)
             last = i == self.num_layers - 1
-            cls_, masks, block = self._heads(output, mask_features,
-                                             None if last else block_features[(i + 1) % self.num_feature_levels],
-                                             text_classifier, num_synonyms, with_class=aux_outputs or last,
-                                             with_masks=aux_outputs or last or not by_features)
+            cls_, masks, block = self._heads(
+                output,
+                mask_features,
+                None if last else block_features[(i + 1) % self.num_feature_levels],
+                text_classifier,
+                num_synonyms,
+                with_class=aux_outputs or last,
+                with_masks=aux_outputs or last or not by_features,
+            )
         out = {"pred_logits": cls_, "pred_masks": masks}
         if aux_outputs:
             out["aux_outputs"] = aux
         return out
 
-    def _heads(self, output, mask_features, block_at, text_classifier, num_synonyms, *, with_class=True,
-               with_masks=True):
+    def _heads(
+        self, output, mask_features, block_at, text_classifier, num_synonyms, *, with_class=True, with_masks=True
+    ):
         """Class logits and masks [B,Q,H/4,W/4] (if asked; class logits need the masks), and the
         next layer's attention mask: ``block_at`` is that layer's (h, w) (the masks are resized
         to it) or the mask features already resized to it, or None for no attention mask."""

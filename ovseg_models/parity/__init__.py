@@ -8,14 +8,23 @@ any comparison is outside tolerance.
 
 Each model family registers a runner in :data:`RUNNERS`, keyed by the case file name's prefix.
 """
+
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Comparison", "DecisionFlip", "RUNNERS", "compare_argmax", "compare_threshold", "compare_values",
-           "default_manifest", "run_case"]
+__all__ = [
+    "Comparison",
+    "DecisionFlip",
+    "RUNNERS",
+    "compare_argmax",
+    "compare_threshold",
+    "compare_values",
+    "default_manifest",
+    "run_case",
+]
 
 
 @dataclass(frozen=True)
@@ -91,13 +100,13 @@ def run_case(case: str | Path, manifest: str | Path | None = None) -> list:
     case = Path(case)
     if not case.is_file():
         raise FileNotFoundError(f"case file not found: {case}")
-    for prefix, target in RUNNERS.items():
+    for prefix in RUNNERS:
         if case.name.startswith(prefix):
             break
     else:
         raise ValueError(f"no parity runner for {case.name}; known prefixes: {sorted(RUNNERS)}")
     manifest = Path(manifest) if manifest is not None else default_manifest(case)
-    module, func = target.split(":")
+    module, func = RUNNERS[prefix].split(":")
     return getattr(importlib.import_module(module), func)(case, manifest)
 
 

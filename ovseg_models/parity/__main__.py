@@ -1,4 +1,5 @@
 """Command line: ``python -m ovseg_models.parity CASE.npz [--manifest M]``."""
+
 from __future__ import annotations
 
 import argparse

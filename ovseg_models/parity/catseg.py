@@ -11,6 +11,7 @@ The arXiv v1 case (``catseg_v1_vitb_r101_case0.npz``: official code @ af4fa0b, V
 ResNet-101) runs the same way with the ``vitb16_r101_384`` variant: 80 ImageNet templates, one
 cost-volume channel each, a class's synonyms averaged per template (``text_embeds`` [T, 80, C]).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ from .weights import build_state_dict, load_manifest
 
 __all__ = ["build_reference_model", "run_case"]
 
-_VARIANTS = {"catseg_vitb16_384": "vitb16_384", "catseg_vitl14_336": "vitl14_336",
-             "catseg_v1_vitb_r101": "vitb16_r101_384"}
+_VARIANTS = {
+    "catseg_vitb16_384": "vitb16_384",
+    "catseg_vitl14_336": "vitl14_336",
+    "catseg_v1_vitb_r101": "vitb16_r101_384",
+}
 
 
 def build_reference_model(manifest: dict, *, device: str = "cpu"):
@@ -89,23 +93,51 @@ def run_case(case_path: str | Path, manifest_path: str | Path | None) -> list[Co
         h, w = int(case["height"]), int(case["width"])
         for prefix, sliding in (("", True), ("nosliding/", False)):
             inter: dict = {}
-            acc = run_inference(model, image, text, InferenceOptions(sliding_window=sliding), height=h, width=w,
-                                keep_scores=True, intermediates=inter)
+            acc = run_inference(
+                model,
+                image,
+                text,
+                InferenceOptions(sliding_window=sliding),
+                height=h,
+                width=w,
+                keep_scores=True,
+                intermediates=inter,
+            )
             mi = inter["model_input"]
-            out.append(Comparison(f"{prefix}model_input", _max_abs(mi.float(), case["model_input"].astype(np.float32)),
-                                  0.0, "mapper resize, uint8"))
-            out.append(Comparison(f"{prefix}cost_volume", _max_abs(inter["cost_volume"], case[f"{prefix}cost_volume"]),
-                                  1e-5))
+            out.append(
+                Comparison(
+                    f"{prefix}model_input",
+                    _max_abs(mi.float(), case["model_input"].astype(np.float32)),
+                    0.0,
+                    "mapper resize, uint8",
+                )
+            )
+            out.append(
+                Comparison(f"{prefix}cost_volume", _max_abs(inter["cost_volume"], case[f"{prefix}cost_volume"]), 1e-5)
+            )
             if sliding and "agg_logits" in case.files:
                 out.append(Comparison("agg_logits", _max_abs(inter["logits"], case["agg_logits"]), 1e-4))
             elif sliding:
                 ref = case["agg_logits_fp16"]
                 half_ulp = float(np.spacing(np.abs(ref).max().astype(np.float16))) / 2
-                out.append(Comparison("agg_logits_fp16", _max_abs(inter["logits"], ref.astype(np.float32)),
-                                      half_ulp + 1e-5, "reference rounded to fp16: tolerance half an fp16 ulp"))
+                out.append(
+                    Comparison(
+                        "agg_logits_fp16",
+                        _max_abs(inter["logits"], ref.astype(np.float32)),
+                        half_ulp + 1e-5,
+                        "reference rounded to fp16: tolerance half an fp16 ulp",
+                    )
+                )
             else:
-                out.append(Comparison("nosliding/agg_logits", _max_abs(inter["logits"], case["nosliding/agg_logits"]),
-                                      1e-4))
-            out.append(Comparison(f"{prefix}sem_seg", _max_abs(acc.scores, case[f"{prefix}sem_seg"]), 1e-4,
-                                  "per-class sigmoid scores at the input size"))
+                out.append(
+                    Comparison("nosliding/agg_logits", _max_abs(inter["logits"], case["nosliding/agg_logits"]), 1e-4)
+                )
+            out.append(
+                Comparison(
+                    f"{prefix}sem_seg",
+                    _max_abs(acc.scores, case[f"{prefix}sem_seg"]),
+                    1e-4,
+                    "per-class sigmoid scores at the input size",
+                )
+            )
     return out

@@ -12,6 +12,7 @@ other difference, fails the comparison, so a real regression cannot hide among r
 - :func:`compare_argmax`: the decisions ``argmax(scores, axis)``; the margin of a flip is the larger of the two
   score gaps between the two chosen classes (how much either side would have to move to agree).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ def compare_values(name: str, mine, official, *, tolerance: float, note: str = "
     return Comparison(name, _maxdiff(_as_float(mine), _as_float(official)), tolerance, note)
 
 
-def compare_threshold(name: str, mine, official, *, threshold: float = 0.0, epsilon: float,
-                      tolerance: float | None = None, note: str = "") -> Comparison:
+def compare_threshold(
+    name: str, mine, official, *, threshold: float = 0.0, epsilon: float, tolerance: float | None = None, note: str = ""
+) -> Comparison:
     """Decisions ``scores > threshold`` of two score arrays of one shape.
 
     Every element whose decision differs is a :class:`DecisionFlip` with margin
@@ -69,18 +71,23 @@ def compare_threshold(name: str, mine, official, *, threshold: float = 0.0, epsi
         return Comparison(name, float("inf"), 0.0, f"shape {a.shape} vs official {b.shape}")
     da, db = a > threshold, b > threshold
     flips = tuple(
-        DecisionFlip(tuple(int(i) for i in idx), bool(da[idx]), bool(db[idx]),
-                     float(max(abs(a[idx] - threshold), abs(b[idx] - threshold))),
-                     f"(scores {a[idx]:.3e} / {b[idx]:.3e}, threshold {threshold:g})")
-        for idx in zip(*np.nonzero(da != db))
+        DecisionFlip(
+            tuple(int(i) for i in idx),
+            bool(da[idx]),
+            bool(db[idx]),
+            float(max(abs(a[idx] - threshold), abs(b[idx] - threshold))),
+            f"(scores {a[idx]:.3e} / {b[idx]:.3e}, threshold {threshold:g})",
+        )
+        for idx in zip(*np.nonzero(da != db), strict=False)
     )
     diff = _maxdiff(a, b) if tolerance is not None else 0.0
     note = note or f"{int(da.sum())} of {da.size} above {threshold:g}"
     return Comparison(name, diff, tolerance if tolerance is not None else 0.0, note, flips, epsilon)
 
 
-def compare_argmax(name: str, mine, official, *, axis: int = -1, epsilon: float, tolerance: float | None = None,
-                   note: str = "") -> Comparison:
+def compare_argmax(
+    name: str, mine, official, *, axis: int = -1, epsilon: float, tolerance: float | None = None, note: str = ""
+) -> Comparison:
     """Decisions ``argmax(scores, axis)`` of two score arrays of one shape.
 
     A flip's margin is ``max(mine[k_mine] - mine[k_official], official[k_official] - official[k_mine])``: both
@@ -93,7 +100,7 @@ def compare_argmax(name: str, mine, official, *, axis: int = -1, epsilon: float,
     ka, kb = np.argmax(a, axis=axis), np.argmax(b, axis=axis)
     am, bm = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
     flips = []
-    for idx in zip(*np.nonzero(ka != kb)):
+    for idx in zip(*np.nonzero(ka != kb), strict=False):
         i, j = int(ka[idx]), int(kb[idx])
         margin = max(am[idx][i] - am[idx][j], bm[idx][j] - bm[idx][i])
         flips.append(DecisionFlip(tuple(int(v) for v in idx), i, j, float(margin)))

@@ -6,6 +6,7 @@ preprocessing, text classifier, network, ensemble and post-processing on the cas
 vocabulary, and compare with the official outputs stored in the case.
 ``run_postprocess_case``: feed the stored decoder outputs to this project's post-processing.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ from .weights import build_state_dict, load_manifest
 __all__ = ["run_case", "run_postprocess_case", "build_reference_model"]
 
 TOL = 1e-4
-_VARIANT_BY_CLIP = {"RN50": "rn50", "RN101": "rn101", "RN50x4": "rn50x4", "RN50x16": "rn50x16",
-                    "RN50x64": "rn50x64", "convnext_large_d_320": "convnext_large_d_320"}
+_VARIANT_BY_CLIP = {
+    "RN50": "rn50",
+    "RN101": "rn101",
+    "RN50x4": "rn50x4",
+    "RN50x16": "rn50x16",
+    "RN50x64": "rn50x64",
+    "convnext_large_d_320": "convnext_large_d_320",
+}
 
 
 def _constructed(key: str) -> torch.Tensor:
@@ -72,22 +79,31 @@ def _unpack_masks(case, prefix="instances_") -> np.ndarray:
 
 def _compare_panoptic(case, panoptic: np.ndarray, segments: list[dict]) -> list[Comparison]:
     ref_seg = case["panoptic_seg"]
-    ref = {int(i): (int(c), bool(t)) for i, c, t in zip(case["segments_id"], case["segments_category_id"],
-                                                         case["segments_isthing"])}
+    ref = {
+        int(i): (int(c), bool(t))
+        for i, c, t in zip(case["segments_id"], case["segments_category_id"], case["segments_isthing"], strict=False)
+    }
     mine = {int(s["id"]): (int(s["category_id"]), bool(s["isthing"])) for s in segments}
     same_pixels = panoptic.shape == ref_seg.shape and bool((panoptic == ref_seg).all())
-    out = [_exact("panoptic_seg", same_pixels, f"{len(segments)} segments"),
-           _exact("panoptic_segments", mine == ref, "id -> (category, isthing)")]
+    out = [
+        _exact("panoptic_seg", same_pixels, f"{len(segments)} segments"),
+        _exact("panoptic_segments", mine == ref, "id -> (category, isthing)"),
+    ]
     if len(ref) and mine.keys() == ref.keys():
-        ref_scores = dict(zip(case["segments_id"].tolist(), case["segments_score"].tolist()))
-        out.append(Comparison("panoptic_segment_scores",
-                              max(abs(s["score"] - ref_scores[s["id"]]) for s in segments), TOL))
-        ref_q = dict(zip(case["segments_id"].tolist(), case["segments_query"].tolist()))
+        ref_scores = dict(zip(case["segments_id"].tolist(), case["segments_score"].tolist(), strict=False))
+        out.append(
+            Comparison("panoptic_segment_scores", max(abs(s["score"] - ref_scores[s["id"]]) for s in segments), TOL)
+        )
+        ref_q = dict(zip(case["segments_id"].tolist(), case["segments_query"].tolist(), strict=False))
         out.append(_exact("panoptic_segment_queries", all(s["query"] == ref_q[s["id"]] for s in segments)))
         if "segments_merged_queries_json" in case.files:
             merged = json.loads(str(case["segments_merged_queries_json"]))
-            out.append(_exact("panoptic_merged_queries",
-                              [sorted(s["merged_queries"]) for s in segments] == [sorted(m) for m in merged]))
+            out.append(
+                _exact(
+                    "panoptic_merged_queries",
+                    [sorted(s["merged_queries"]) for s in segments] == [sorted(m) for m in merged],
+                )
+            )
     return out
 
 
@@ -102,20 +118,22 @@ def _compare_instances(case, inst: dict) -> list[Comparison]:
     def key(c, m):
         return (int(c), m.tobytes())
 
-    ref_set = {key(c, m): s for c, m, s in zip(ref_cls, ref_masks, ref_scores)}
+    ref_set = {key(c, m): s for c, m, s in zip(ref_cls, ref_masks, ref_scores, strict=False)}
     # several entries can share (class, mask) only if two queries predict the same mask: keep lists
-    mine_keys = sorted(key(c, m) for c, m in zip(cls, masks))
-    ref_keys = sorted(key(c, m) for c, m in zip(ref_cls, ref_masks))
+    mine_keys = sorted(key(c, m) for c, m in zip(cls, masks, strict=False))
+    ref_keys = sorted(key(c, m) for c, m in zip(ref_cls, ref_masks, strict=False))
     same = mine_keys == ref_keys
-    out = [_exact("instances", same, f"{len(cls)} instances (official {len(ref_cls)}), compared as sets of "
-                                     "(class, mask)")]
+    out = [
+        _exact("instances", same, f"{len(cls)} instances (official {len(ref_cls)}), compared as sets of (class, mask)")
+    ]
     if same and len(cls):
-        diffs = [abs(s - ref_set[key(c, m)]) for c, m, s in zip(cls, masks, scores)]
+        diffs = [abs(s - ref_set[key(c, m)]) for c, m, s in zip(cls, masks, scores, strict=False)]
         out.append(Comparison("instance_scores", max(diffs), TOL))
     elif not same:
-        mine_pixels = {int(c): int(m.sum()) for c, m in zip(cls, masks)}
-        out[-1] = _exact("instances", False, f"mine {len(cls)} {sorted(mine_pixels.items())[:5]} vs official "
-                                             f"{len(ref_cls)}")
+        mine_pixels = {int(c): int(m.sum()) for c, m in zip(cls, masks, strict=False)}
+        out[-1] = _exact(
+            "instances", False, f"mine {len(cls)} {sorted(mine_pixels.items())[:5]} vs official {len(ref_cls)}"
+        )
     return out
 
 
@@ -129,8 +147,13 @@ def run_postprocess_case(case_path, manifest_path=None) -> list[Comparison]:
     is_thing = case["is_thing"].tolist()
     sem = semantic_inference(mask_cls, mask_pred)
     out = [Comparison("sem_seg", _maxdiff(sem, case["sem_seg"]), TOL)]
-    pan = panoptic_inference(mask_cls, mask_pred, is_thing, object_mask_threshold=meta["object_mask_threshold"],
-                             overlap_threshold=meta["overlap_threshold"])
+    pan = panoptic_inference(
+        mask_cls,
+        mask_pred,
+        is_thing,
+        object_mask_threshold=meta["object_mask_threshold"],
+        overlap_threshold=meta["overlap_threshold"],
+    )
     out += _compare_panoptic(case, pan.panoptic_seg.numpy(), pan.segments)
     inst = instance_inference(mask_cls, mask_pred, is_thing, topk=meta["test_topk_per_image"])
     out += _compare_instances(case, inst)
@@ -138,11 +161,11 @@ def run_postprocess_case(case_path, manifest_path=None) -> list[Comparison]:
 
 
 def run_case(case_path, manifest_path=None) -> list[Comparison]:
-    from ..fcclip.postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
-    from ..transforms import resize_image, resize_shortest_edge_shape
     from ..data.class_names import seen_mask
     from ..fcclip.backbone import CLIPTextEncoder
+    from ..fcclip.postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
     from ..text import build_text_classifier
+    from ..transforms import resize_image, resize_shortest_edge_shape
 
     if manifest_path is None:
         raise ValueError("a manifest is needed for this case (pass --manifest)")
@@ -194,29 +217,57 @@ def run_case(case_path, manifest_path=None) -> list[Comparison]:
         aux = torch.stack([a["pred_logits"][0] for a in res["aux_outputs"]])
         out.append(Comparison("aux_pred_logits", _maxdiff(aux, case["aux_pred_logits"]), TOL))
         valid = res["valid_masking"][0].numpy()
-        out.append(_exact("valid_masking", bool((valid == case["valid_masking"]).all()),
-                          f"{int(valid.sum())}/{len(valid)} valid"))
+        out.append(
+            _exact(
+                "valid_masking", bool((valid == case["valid_masking"]).all()), f"{int(valid.sum())}/{len(valid)} valid"
+            )
+        )
         out.append(Comparison("in_vocab_probs", _maxdiff(res["in_vocab_probs"][0], case["in_vocab_probs"]), TOL))
         v = case["valid_masking"]
-        out.append(Comparison("out_vocab_probs[valid]",
-                              _maxdiff(res["out_vocab_probs"][0].numpy()[v], case["out_vocab_probs"][v]), TOL))
-        out.append(Comparison("out_vocab_logits[valid]",
-                              _maxdiff(res["out_vocab_logits"][0].numpy()[v], case["out_vocab_logits"][v]), TOL))
-        out.append(Comparison("pooled_clip_feature[valid]",
-                              _maxdiff(res["pooled_clip_feature"][0].numpy()[v], case["pooled_clip_feature"][v]),
-                              TOL))
+        out.append(
+            Comparison(
+                "out_vocab_probs[valid]",
+                _maxdiff(res["out_vocab_probs"][0].numpy()[v], case["out_vocab_probs"][v]),
+                TOL,
+            )
+        )
+        out.append(
+            Comparison(
+                "out_vocab_logits[valid]",
+                _maxdiff(res["out_vocab_logits"][0].numpy()[v], case["out_vocab_logits"][v]),
+                TOL,
+            )
+        )
+        out.append(
+            Comparison(
+                "pooled_clip_feature[valid]",
+                _maxdiff(res["pooled_clip_feature"][0].numpy()[v], case["pooled_clip_feature"][v]),
+                TOL,
+            )
+        )
         mask_cls = res["mask_cls"][0]
         out.append(Comparison("mask_cls_final_logprobs", _maxdiff(mask_cls, case["mask_cls_final_logprobs"]), TOL))
         stats = res["pred_masks"][0].flatten(1)
         mine_stats = torch.stack([stats.mean(1), stats.std(1), stats.min(1).values, stats.max(1).values], 1)
-        out.append(Comparison("pred_masks_query_stats", _maxdiff(mine_stats, case["pred_masks_query_stats"]), 1e-3,
-                              "per-query mean/std/min/max"))
+        out.append(
+            Comparison(
+                "pred_masks_query_stats",
+                _maxdiff(mine_stats, case["pred_masks_query_stats"]),
+                1e-3,
+                "per-query mean/std/min/max",
+            )
+        )
 
         masks = resize_masks(res["pred_masks"][0], tuple(batch.shape[-2:]), sizes[0], (h, w))
         sem = semantic_inference(mask_cls, masks)
         out.append(Comparison("sem_seg", _maxdiff(sem, case["sem_seg"]), TOL))
-        pan = panoptic_inference(mask_cls, masks, is_thing, object_mask_threshold=cfg.object_mask_threshold,
-                                 overlap_threshold=cfg.overlap_threshold)
+        pan = panoptic_inference(
+            mask_cls,
+            masks,
+            is_thing,
+            object_mask_threshold=cfg.object_mask_threshold,
+            overlap_threshold=cfg.overlap_threshold,
+        )
         out += _compare_panoptic(case, pan.panoptic_seg.numpy(), pan.segments)
         inst = instance_inference(mask_cls, masks, is_thing, topk=cfg.test_topk_per_image)
         out += _compare_instances(case, inst)

@@ -1,4 +1,5 @@
 """Text side shared by the models: prompt templates and cached text classifiers."""
+
 from .classifier import EncodingCancelled, TextEmbeddingCache, TextEncoder, build_text_classifier, templates_key
 from .templates import OPENAI_TEMPLATES, TEMPLATE_SETS, VILD_TEMPLATES, get_templates, validate_templates
 

@@ -12,25 +12,33 @@ synonym are averaged over the templates, and the mean is L2-normalised again. Ro
 :class:`TextEmbeddingCache` keyed by ``(encoder.cache_key, templates, synonym)``, so switching
 vocabularies only encodes the synonyms not seen before. Sentences are encoded in batches.
 """
+
 from __future__ import annotations
 
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Iterable, Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["EncodingCancelled", "TextEncoder", "TextEmbeddingCache", "build_text_classifier", "check_cancel",
-           "templates_key"]
+__all__ = [
+    "EncodingCancelled",
+    "TextEncoder",
+    "TextEmbeddingCache",
+    "build_text_classifier",
+    "check_cancel",
+    "templates_key",
+]
 
 
 class EncodingCancelled(RuntimeError):
     """A pending text encoding was cancelled (its ``cancel`` event was set); nothing was changed."""
 
 
-def check_cancel(cancel: "threading.Event | None") -> None:
+def check_cancel(cancel: threading.Event | None) -> None:
     """Raise :class:`EncodingCancelled` when ``cancel`` is set (called between text batches)."""
     if cancel is not None and cancel.is_set():
         raise EncodingCancelled("the vocabulary encoding was cancelled")
@@ -96,9 +104,15 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def build_text_classifier(encoder: TextEncoder, synonyms: Sequence[str], templates: Sequence[str], *,
-                          cache: TextEmbeddingCache | None = None, batch_size: int = 256,
-                          cancel: "threading.Event | None" = None) -> torch.Tensor:
+def build_text_classifier(
+    encoder: TextEncoder,
+    synonyms: Sequence[str],
+    templates: Sequence[str],
+    *,
+    cache: TextEmbeddingCache | None = None,
+    batch_size: int = 256,
+    cancel: threading.Event | None = None,
+) -> torch.Tensor:
     """One L2-normalised row per synonym (``[len(synonyms), C]``), in the given order.
 
     Only synonyms absent from ``cache`` are encoded, ``batch_size`` sentences per encoder call.
@@ -122,12 +136,12 @@ def build_text_classifier(encoder: TextEncoder, synonyms: Sequence[str], templat
         feats = []
         for i in range(0, len(sentences), batch_size):
             check_cancel(cancel)
-            feats.append(encoder.encode(sentences[i:i + batch_size]).float())
+            feats.append(encoder.encode(sentences[i : i + batch_size]).float())
         if cache is not None:
             cache.encoded_sentences += len(sentences)
         emb = F.normalize(torch.cat(feats, 0), dim=-1)
         emb = F.normalize(emb.reshape(len(missing), len(templates), emb.shape[-1]).mean(1), dim=-1)
-        for s, row in zip(missing, emb):
+        for s, row in zip(missing, emb, strict=False):
             row = row.clone()
             rows[s] = row
             if cache is not None:

@@ -4,9 +4,10 @@
 order: the order matters only for reproducing the official batching, the mean is order-free).
 ``OPENAI_TEMPLATES`` are CLIP's 80 ImageNet templates (taken from open_clip, formatted with ``{}``).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..vocabulary import validate_templates  # the one template validator (re-exported here)
 
@@ -46,7 +47,7 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
-def get_templates(spec: "str | Sequence[str] | None", default: str = "vild") -> tuple[str, ...]:
+def get_templates(spec: str | Sequence[str] | None, default: str = "vild") -> tuple[str, ...]:
     """Templates from a set name (``"vild"``, ``"openai"``, ``"single"``), an explicit list, or None."""
     if spec is None:
         spec = default
@@ -54,6 +55,8 @@ def get_templates(spec: "str | Sequence[str] | None", default: str = "vild") -> 
         try:
             return TEMPLATE_SETS[spec.lower()]
         except KeyError:
-            raise ValueError(f"unknown template set {spec!r}; choose one of {sorted(TEMPLATE_SETS)} "
-                             "or pass a list of templates with one '{}' each") from None
+            raise ValueError(
+                f"unknown template set {spec!r}; choose one of {sorted(TEMPLATE_SETS)} "
+                "or pass a list of templates with one '{}' each"
+            ) from None
     return validate_templates(spec)

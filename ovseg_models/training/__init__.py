@@ -9,6 +9,7 @@
 
 See ``README.md`` in this folder ("Reproducing the papers").
 """
+
 from .catseg_loss import per_pixel_bce_loss
 from .config import list_configs, load_config
 from .criterion import SetCriterion, dice_loss, sigmoid_ce_loss
@@ -16,7 +17,16 @@ from .matcher import HungarianMatcher, batch_dice_cost, batch_sigmoid_ce_cost, m
 from .point_sampling import get_uncertain_point_coords_with_randomness, point_sample
 
 __all__ = [
-    "HungarianMatcher", "SetCriterion", "batch_dice_cost", "batch_sigmoid_ce_cost", "dice_loss",
-    "get_uncertain_point_coords_with_randomness", "list_configs", "load_config", "match_cost_matrix",
-    "per_pixel_bce_loss", "point_sample", "sigmoid_ce_loss",
+    "HungarianMatcher",
+    "SetCriterion",
+    "batch_dice_cost",
+    "batch_sigmoid_ce_cost",
+    "dice_loss",
+    "get_uncertain_point_coords_with_randomness",
+    "list_configs",
+    "load_config",
+    "match_cost_matrix",
+    "per_pixel_bce_loss",
+    "point_sample",
+    "sigmoid_ce_loss",
 ]

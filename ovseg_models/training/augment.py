@@ -11,6 +11,7 @@ Every random number comes from the ``rng`` argument, so an image's augmentation 
 function of its seed (what makes resume and multi-process runs reproduce single-process ones).
 Resizing follows detectron2: PIL bilinear for images, nearest for label maps.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -20,8 +21,7 @@ from PIL import Image
 
 from ..transforms import resize_image, resize_shortest_edge_shape
 
-__all__ = ["resize_labels", "lsj_panoptic", "semantic_crop", "color_aug_ssd",
-           "panoptic_targets"]
+__all__ = ["resize_labels", "lsj_panoptic", "semantic_crop", "color_aug_ssd", "panoptic_targets"]
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -41,8 +41,9 @@ def _pad(array: np.ndarray, size: tuple[int, int], value) -> np.ndarray:
     return out
 
 
-def panoptic_targets(pan_ids: np.ndarray, segments_info: Sequence[Mapping], contiguous_id: Mapping[int, int],
-                     *, drop_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def panoptic_targets(
+    pan_ids: np.ndarray, segments_info: Sequence[Mapping], contiguous_id: Mapping[int, int], *, drop_empty: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Non-crowd segments -> (labels [M] int64, masks [M, H, W] bool). Empty masks are kept unless
     ``drop_empty`` (the official LSJ mapper keeps them)."""
     labels, masks = [], []
@@ -59,9 +60,17 @@ def panoptic_targets(pan_ids: np.ndarray, segments_info: Sequence[Mapping], cont
     return np.asarray(labels, np.int64), np.stack(masks)
 
 
-def lsj_panoptic(image: np.ndarray, pan_ids: np.ndarray, rng: np.random.Generator, *, image_size: int = 1024,
-                 min_scale: float = 0.1, max_scale: float = 2.0, flip: bool = True, pad_value: int = 128
-                 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+def lsj_panoptic(
+    image: np.ndarray,
+    pan_ids: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    image_size: int = 1024,
+    min_scale: float = 0.1,
+    max_scale: float = 2.0,
+    flip: bool = True,
+    pad_value: int = 128,
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Large-scale jitter: returns the (image_size, image_size) image, the segment-id map (0 on the
     padding) and the (h, w) of the valid (non-padded) region."""
     if flip and rng.random() < 0.5:
@@ -80,8 +89,8 @@ def lsj_panoptic(image: np.ndarray, pan_ids: np.ndarray, rng: np.random.Generato
     max_offset = np.maximum(np.subtract((nh, nw), (image_size, image_size)), 0)
     offset = np.round(np.multiply(max_offset, rng.uniform(0.0, 1.0))).astype(int)
     ch, cw = min(nh, image_size), min(nw, image_size)
-    image = image[offset[0]:offset[0] + ch, offset[1]:offset[1] + cw]
-    pan_ids = pan_ids[offset[0]:offset[0] + ch, offset[1]:offset[1] + cw]
+    image = image[offset[0] : offset[0] + ch, offset[1] : offset[1] + cw]
+    pan_ids = pan_ids[offset[0] : offset[0] + ch, offset[1] : offset[1] + cw]
     image = _pad(image, (image_size, image_size), pad_value)
     pan_ids = _pad(pan_ids, (image_size, image_size), 0)
     return np.ascontiguousarray(image), np.ascontiguousarray(pan_ids), (ch, cw)
@@ -114,12 +123,19 @@ def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.stack([r, g, b], -1) * 255.0), 0, 255).astype(np.uint8)
 
 
-def color_aug_ssd(image: np.ndarray, rng: np.random.Generator, *, brightness_delta: float = 32,
-                  contrast: tuple[float, float] = (0.5, 1.5), saturation: tuple[float, float] = (0.5, 1.5),
-                  hue_delta: int = 18) -> np.ndarray:
+def color_aug_ssd(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    brightness_delta: float = 32,
+    contrast: tuple[float, float] = (0.5, 1.5),
+    saturation: tuple[float, float] = (0.5, 1.5),
+    hue_delta: int = 18,
+) -> np.ndarray:
     """SSD photometric distortion (detectron2 ``ColorAugSSDTransform``): random brightness, then
     contrast before or after saturation + hue. HSV arithmetic in float (the official uses OpenCV's
     8-bit HSV, hue in [0, 180): ``hue_delta`` is in those units)."""
+
     def convert(img, alpha=1.0, beta=0.0):
         return np.clip(img.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
 
@@ -149,10 +165,20 @@ def color_aug_ssd(image: np.ndarray, rng: np.random.Generator, *, brightness_del
     return image
 
 
-def semantic_crop(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, short_edge: int = 384,
-                  max_size: int = 1333, crop: int = 384, color_aug: bool = True, flip: bool = True,
-                  size_divisibility: int = 384, ignore_index: int = 255, pad_value: int = 128
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def semantic_crop(
+    image: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    short_edge: int = 384,
+    max_size: int = 1333,
+    crop: int = 384,
+    color_aug: bool = True,
+    flip: bool = True,
+    size_divisibility: int = 384,
+    ignore_index: int = 255,
+    pad_value: int = 128,
+) -> tuple[np.ndarray, np.ndarray]:
     """CAT-Seg training mapper: returns the padded image (uint8 HxWx3) and label map (int64)."""
     h, w = image.shape[:2]
     nh, nw = resize_shortest_edge_shape(h, w, short_edge, max_size)
@@ -161,16 +187,19 @@ def semantic_crop(image: np.ndarray, labels: np.ndarray, rng: np.random.Generato
     ch, cw = min(crop, nh), min(crop, nw)
     y0 = int(rng.integers(nh - ch + 1))
     x0 = int(rng.integers(nw - cw + 1))
-    image = image[y0:y0 + ch, x0:x0 + cw]
-    labels = labels[y0:y0 + ch, x0:x0 + cw]
+    image = image[y0 : y0 + ch, x0 : x0 + cw]
+    labels = labels[y0 : y0 + ch, x0 : x0 + cw]
     if color_aug:
         image = color_aug_ssd(np.ascontiguousarray(image), rng)
     if flip and rng.random() < 0.5:
         image = image[:, ::-1]
         labels = labels[:, ::-1]
     if size_divisibility > 0:
-        size = (size_divisibility, size_divisibility) if max(ch, cw) <= size_divisibility else (
-            -(-ch // size_divisibility) * size_divisibility, -(-cw // size_divisibility) * size_divisibility)
+        size = (
+            (size_divisibility, size_divisibility)
+            if max(ch, cw) <= size_divisibility
+            else (-(-ch // size_divisibility) * size_divisibility, -(-cw // size_divisibility) * size_divisibility)
+        )
         image = _pad(image, size, pad_value)
         labels = _pad(labels, size, ignore_index)
     return np.ascontiguousarray(image), np.ascontiguousarray(labels).astype(np.int64)

@@ -5,6 +5,7 @@ size; the target is the one-hot label map, with *all-zero* rows on ignored pixel
 as negatives for every class), and the loss is the mean over all B x H x W x T elements
 (``ignore="official"``). ``ignore="exclude"`` leaves ignored pixels out of the mean instead.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,9 @@ import torch.nn.functional as F
 __all__ = ["per_pixel_bce_loss"]
 
 
-def per_pixel_bce_loss(logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: int = 255,
-                       ignore: str = "official") -> torch.Tensor:
+def per_pixel_bce_loss(
+    logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: int = 255, ignore: str = "official"
+) -> torch.Tensor:
     """``logits`` (B, T, h, w), ``targets`` (B, H, W) int64 class ids or ``ignore_index`` -> scalar."""
     if ignore not in ("official", "exclude"):
         raise ValueError("ignore must be 'official' or 'exclude'")

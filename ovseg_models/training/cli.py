@@ -9,6 +9,7 @@ Positional ``key.sub=value`` arguments override config entries. Runs resume auto
 ``train.output_dir/last_checkpoint`` (``train.resume=false`` starts over, ``train.resume=PATH``
 resumes from a given checkpoint).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,9 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ovseg-train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="ovseg-train", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("config", nargs="?", help="config file or shipped config name (see --list)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides (YAML values)")
     p.add_argument("--list", action="store_true", help="list the shipped configs with expected results and cost")
@@ -49,8 +51,10 @@ def _list() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
     if args.list:
         return _list()
     if not args.config:
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = train(cfg)
     import os
+
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2, default=float))
     return 0

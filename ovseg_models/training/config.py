@@ -6,6 +6,7 @@ line overrides ``key.sub=value`` are applied last (values parsed as YAML: ``trai
 ``task.data.root=/data``, ``train.precision=bf16``). A config name without a path
 (``fcclip_convnext_large``) refers to the files shipped in ``ovseg_models/training/configs``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,8 +17,17 @@ from typing import Any
 
 import yaml
 
-__all__ = ["CONFIG_DIR", "list_configs", "resolve_config_path", "load_config", "merge", "apply_overrides",
-           "get", "dump_config", "plain_config"]
+__all__ = [
+    "CONFIG_DIR",
+    "list_configs",
+    "resolve_config_path",
+    "load_config",
+    "merge",
+    "apply_overrides",
+    "get",
+    "dump_config",
+    "plain_config",
+]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 

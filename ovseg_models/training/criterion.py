@@ -12,6 +12,7 @@ queries; with ``ce_normalization="global"`` (default) the weight sum is taken ov
 batch, so that the gradient does not depend on how the batch is split over processes (official
 detectron2 = ``"local"``: weighted mean per process; identical on one process).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -41,8 +42,9 @@ def sigmoid_ce_loss(inputs: torch.Tensor, targets: torch.Tensor, num_masks: floa
     return loss.mean(1).sum() / num_masks
 
 
-def build_weight_dict(class_weight: float = 2.0, mask_weight: float = 5.0, dice_weight: float = 5.0,
-                      num_aux: int = 0) -> dict[str, float]:
+def build_weight_dict(
+    class_weight: float = 2.0, mask_weight: float = 5.0, dice_weight: float = 5.0, num_aux: int = 0
+) -> dict[str, float]:
     weights = {"loss_ce": class_weight, "loss_mask": mask_weight, "loss_dice": dice_weight}
     for i in range(num_aux):
         weights.update({f"{k}_{i}": v for k, v in list(weights.items())[:3]})
@@ -72,16 +74,32 @@ class SetCriterion(nn.Module):
     is then reproducible and independent of batch composition.
     """
 
-    def __init__(self, num_classes: int, *, matcher: HungarianMatcher | None = None, class_weight: float = 2.0,
-                 mask_weight: float = 5.0, dice_weight: float = 5.0, eos_coef: float = 0.1,
-                 num_points: int = 12544, oversample_ratio: float = 3.0, importance_sample_ratio: float = 0.75,
-                 deep_supervision: bool = True, ce_normalization: str = "global"):
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        matcher: HungarianMatcher | None = None,
+        class_weight: float = 2.0,
+        mask_weight: float = 5.0,
+        dice_weight: float = 5.0,
+        eos_coef: float = 0.1,
+        num_points: int = 12544,
+        oversample_ratio: float = 3.0,
+        importance_sample_ratio: float = 0.75,
+        deep_supervision: bool = True,
+        ce_normalization: str = "global",
+    ):
         super().__init__()
         if ce_normalization not in ("global", "local"):
             raise ValueError("ce_normalization must be 'global' or 'local'")
         self.num_classes = int(num_classes)
-        self.matcher = matcher if matcher is not None else HungarianMatcher(
-            cost_class=class_weight, cost_mask=mask_weight, cost_dice=dice_weight, num_points=num_points)
+        self.matcher = (
+            matcher
+            if matcher is not None
+            else HungarianMatcher(
+                cost_class=class_weight, cost_mask=mask_weight, cost_dice=dice_weight, num_points=num_points
+            )
+        )
         self.class_weight, self.mask_weight, self.dice_weight = class_weight, mask_weight, dice_weight
         self.eos_coef = float(eos_coef)
         self.num_points = int(num_points)
@@ -98,8 +116,7 @@ class SetCriterion(nn.Module):
         src_logits = outputs["pred_logits"].float()
         if src_logits.shape[-1] != self.num_classes + 1:
             raise ValueError(f"pred_logits has {src_logits.shape[-1]} classes, expected {self.num_classes} + void")
-        target_classes = torch.full(src_logits.shape[:2], self.num_classes, dtype=torch.int64,
-                                    device=src_logits.device)
+        target_classes = torch.full(src_logits.shape[:2], self.num_classes, dtype=torch.int64, device=src_logits.device)
         for b, (src, tgt) in enumerate(indices):
             if len(src):
                 target_classes[b, src.to(src_logits.device)] = targets[b]["labels"][tgt.to(src_logits.device)]
@@ -113,8 +130,9 @@ class SetCriterion(nn.Module):
             loss = (w * ce).sum() / denom.clamp(min=1e-12)
         return {"loss_ce": loss}
 
-    def loss_masks(self, outputs, targets, indices, num_masks: float,
-                   generators: Sequence[torch.Generator | None] | None) -> dict[str, torch.Tensor]:
+    def loss_masks(
+        self, outputs, targets, indices, num_masks: float, generators: Sequence[torch.Generator | None] | None
+    ) -> dict[str, torch.Tensor]:
         pred_masks = outputs["pred_masks"]
         logits_parts, label_parts = [], []
         for b, (src, tgt) in enumerate(indices):
@@ -125,15 +143,21 @@ class SetCriterion(nn.Module):
             gen = generators[b] if generators is not None else None
             if self.num_points <= 0:  # dense variant (tests, tiny models)
                 if tgt_masks.shape[-2:] != src_masks.shape[-2:]:
-                    tgt_masks = F.interpolate(tgt_masks, size=src_masks.shape[-2:], mode="bilinear",
-                                              align_corners=False)
+                    tgt_masks = F.interpolate(
+                        tgt_masks, size=src_masks.shape[-2:], mode="bilinear", align_corners=False
+                    )
                 logits_parts.append(src_masks.flatten(1))
                 label_parts.append(tgt_masks.flatten(1))
                 continue
             with torch.no_grad():
                 coords = get_uncertain_point_coords_with_randomness(
-                    src_masks.detach(), calculate_uncertainty, self.num_points, self.oversample_ratio,
-                    self.importance_sample_ratio, generator=gen)
+                    src_masks.detach(),
+                    calculate_uncertainty,
+                    self.num_points,
+                    self.oversample_ratio,
+                    self.importance_sample_ratio,
+                    generator=gen,
+                )
                 labels = point_sample(tgt_masks, coords, align_corners=False).squeeze(1)
             logits_parts.append(point_sample(src_masks, coords, align_corners=False).squeeze(1))
             label_parts.append(labels)
@@ -142,8 +166,10 @@ class SetCriterion(nn.Module):
             return {"loss_mask": zero, "loss_dice": zero.clone()}
         point_logits = torch.cat(logits_parts).float()
         point_labels = torch.cat(label_parts).float()
-        return {"loss_mask": sigmoid_ce_loss(point_logits, point_labels, num_masks),
-                "loss_dice": dice_loss(point_logits, point_labels, num_masks)}
+        return {
+            "loss_mask": sigmoid_ce_loss(point_logits, point_labels, num_masks),
+            "loss_dice": dice_loss(point_logits, point_labels, num_masks),
+        }
 
     # -- forward ------------------------------------------------------------------------------
     def num_masks(self, targets, device) -> float:
@@ -156,9 +182,14 @@ class SetCriterion(nn.Module):
         losses.update(self.loss_masks(outputs, targets, indices, num_masks, generators))
         return losses
 
-    def forward(self, outputs: Mapping, targets: Sequence[Mapping[str, torch.Tensor]],
-                generators: Sequence[torch.Generator | None] | None = None, *, weighted: bool = True
-                ) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        outputs: Mapping,
+        targets: Sequence[Mapping[str, torch.Tensor]],
+        generators: Sequence[torch.Generator | None] | None = None,
+        *,
+        weighted: bool = True,
+    ) -> dict[str, torch.Tensor]:
         device = outputs["pred_logits"].device
         num_masks = self.num_masks(targets, device)
         main = {k: v for k, v in outputs.items() if k != "aux_outputs"}

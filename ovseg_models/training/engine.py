@@ -12,6 +12,7 @@ checkpoint holds model, optimizer, LR-scheduler and grad-scaler states. Resuming
 checkpoint of step ``k`` therefore reproduces the uninterrupted run (bit-for-bit on CPU; on GPU up
 to the non-determinism of CUDA kernels unless ``train.deterministic`` is set).
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,15 +39,34 @@ from .config import dump_config, get, plain_config
 from .data import GlobalBatchSampler, collate, sample_seed
 from .tasks import TrainTask, build_task
 
-__all__ = ["DistInfo", "init_distributed", "build_optimizer", "build_lr_lambda", "save_checkpoint_atomic",
-           "find_last_checkpoint", "load_training_checkpoint", "Trainer", "train"]
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "build_optimizer",
+    "build_lr_lambda",
+    "save_checkpoint_atomic",
+    "find_last_checkpoint",
+    "load_training_checkpoint",
+    "Trainer",
+    "train",
+]
 
 log = logging.getLogger("ovseg.train")
 
 CHECKPOINT_FORMAT = TRAINING_CHECKPOINT_FORMAT  # "ovseg-train-v1"; read by ovseg_models.weights_io
 
-_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.InstanceNorm1d,
-               nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm, nn.LocalResponseNorm)
+_NORM_TYPES = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.GroupNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.LayerNorm,
+    nn.LocalResponseNorm,
+)
 
 
 # -- distributed ------------------------------------------------------------------------------------------
@@ -94,8 +114,9 @@ def _barrier(dist: DistInfo) -> None:
 
 
 # -- optimisation ---------------------------------------------------------------------------------------
-def build_optimizer(model: nn.Module, opt_cfg: Mapping, multipliers: Mapping[str, float] | None = None
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, opt_cfg: Mapping, multipliers: Mapping[str, float] | None = None
+) -> torch.optim.Optimizer:
     """AdamW / SGD with detectron2's parameter rules: ``lr * multiplier`` for parameters under a
     module whose name contains a multiplier key (e.g. ``clip_model``: 0.01); ``weight_decay_norm`` for
     normalisation layers, ``weight_decay_embed`` for ``nn.Embedding``; frozen parameters skipped."""
@@ -126,8 +147,10 @@ def build_optimizer(model: nn.Module, opt_cfg: Mapping, multipliers: Mapping[str
             groups.setdefault((lr, decay), []).append(p)
     if not groups:
         raise ValueError("the model has no trainable parameter")
-    param_groups = [{"params": ps, "lr": lr, "weight_decay": decay, "initial_lr": lr}
-                    for (lr, decay), ps in sorted(groups.items(), key=lambda kv: kv[0], reverse=True)]
+    param_groups = [
+        {"params": ps, "lr": lr, "weight_decay": decay, "initial_lr": lr}
+        for (lr, decay), ps in sorted(groups.items(), key=lambda kv: kv[0], reverse=True)
+    ]
     name = str(opt_cfg.get("name", "adamw")).lower()
     if name == "adamw":
         betas = tuple(opt_cfg.get("betas", (0.9, 0.999)))
@@ -170,6 +193,7 @@ def build_lr_lambda(sched_cfg: Mapping, max_steps: int):
             else:
                 f *= warmup_factor
         return f
+
     return fn
 
 
@@ -272,6 +296,7 @@ class MetricsLogger:
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self.tb = SummaryWriter(str(output_dir / "tensorboard"))
             except Exception as e:  # tensorboard not installed
                 log.warning("TensorBoard logging disabled (%s); writing CSV only", e)
@@ -285,7 +310,8 @@ class MetricsLogger:
                 csv.DictWriter(f, fieldnames=self.fields).writeheader()
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(
-                {k: row.get(k, "") for k in self.fields})
+                {k: row.get(k, "") for k in self.fields}
+            )
         if self.tb is not None:
             for k, v in row.items():
                 if k != "step":
@@ -341,18 +367,20 @@ class Trainer:
         self.task = task or build_task(cfg["task"], device=self.dist.device)
         self.model = self.task.model.to(self.dist.device)
         self.model.train()
-        self.amp, self.amp_dtype = _precision(t.get("precision", "auto"), self.dist.device,
-                                              t.get("amp_default", "fp16"))
-        self.scaler = torch.amp.GradScaler(self.dist.device.type,
-                                           enabled=self.amp and self.amp_dtype == torch.float16)
+        self.amp, self.amp_dtype = _precision(
+            t.get("precision", "auto"), self.dist.device, t.get("amp_default", "fp16")
+        )
+        self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=self.amp and self.amp_dtype == torch.float16)
         self.optimizer = build_optimizer(self.model, cfg.get("optimizer", {}), self.task.param_multipliers)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, build_lr_lambda(cfg.get("scheduler", {}), self.max_steps))
+            self.optimizer, build_lr_lambda(cfg.get("scheduler", {}), self.max_steps)
+        )
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if self.dist.distributed:
             kwargs = {"device_ids": [self.dist.device.index]} if self.dist.device.type == "cuda" else {}
             self.ddp = nn.parallel.DistributedDataParallel(
-                self.model, find_unused_parameters=bool(t.get("find_unused_parameters", False)), **kwargs)
+                self.model, find_unused_parameters=bool(t.get("find_unused_parameters", False)), **kwargs
+            )
         else:
             self.ddp = self.model
         self.start_step = 0
@@ -376,11 +404,19 @@ class Trainer:
             torch.distributed.all_gather_object(all_rng, rng)
         else:
             all_rng = [rng]
-        return {"format": CHECKPOINT_FORMAT, "step": step, "model": self.task.state_dict_for_export(),
-                "trainable": {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad},
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": all_rng, "world_size": self.dist.world_size,
-                "config": plain_config(self.cfg), "task": {"name": self.task.name, **{k: v for k, v in self.task.info.items()}}}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "model": self.task.state_dict_for_export(),
+            "trainable": {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": all_rng,
+            "world_size": self.dist.world_size,
+            "config": plain_config(self.cfg),
+            "task": {"name": self.task.name, **{k: v for k, v in self.task.info.items()}},
+        }
 
     def save(self, step: int) -> Path | None:
         state = self.state(step)  # collective (all ranks)
@@ -390,7 +426,7 @@ class Trainer:
             path = save_checkpoint_atomic(state, ckdir / f"model_{step:07d}.pth")
             _write_text_atomic(self.output_dir / "last_checkpoint", str(path.relative_to(self.output_dir)))
             olds = sorted(ckdir.glob("model_[0-9]*.pth"))  # not model_best.pth (periodic evaluation)
-            for old in olds[:-self.keep_checkpoints] if self.keep_checkpoints > 0 else []:
+            for old in olds[: -self.keep_checkpoints] if self.keep_checkpoints > 0 else []:
                 if old != path:
                     old.unlink(missing_ok=True)
         _barrier(self.dist)
@@ -416,15 +452,26 @@ class Trainer:
 
     # -- loop -------------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
-        sampler = GlobalBatchSampler(len(self.task.dataset), global_batch=self.global_batch, seed=self.seed,
-                                     rank=self.dist.rank, world_size=self.dist.world_size,
-                                     start_step=self.start_step, max_steps=self.max_steps)
+        sampler = GlobalBatchSampler(
+            len(self.task.dataset),
+            global_batch=self.global_batch,
+            seed=self.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            start_step=self.start_step,
+            max_steps=self.max_steps,
+        )
         self.sampler = sampler
         kw = {}
         if self.num_workers > 0:
             kw = {"num_workers": self.num_workers, "persistent_workers": False, "prefetch_factor": 2}
-        return DataLoader(self.task.dataset, batch_sampler=sampler, collate_fn=collate,
-                          pin_memory=self.dist.device.type == "cuda", **kw)
+        return DataLoader(
+            self.task.dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            pin_memory=self.dist.device.type == "cuda",
+            **kw,
+        )
 
     def _to_device(self, batch: dict) -> dict:
         dev = self.dist.device
@@ -435,10 +482,13 @@ class Trainer:
         if not self.dist.distributed:
             return dict(values)
         keys = sorted(values)
-        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64,
-                         device=self.dist.device if self.dist.device.type == "cuda" else "cpu")
+        t = torch.tensor(
+            [float(values[k]) for k in keys],
+            dtype=torch.float64,
+            device=self.dist.device if self.dist.device.type == "cuda" else "cpu",
+        )
         torch.distributed.all_reduce(t)
-        return {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
+        return {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist(), strict=False)}
 
     def train(self) -> dict:
         from tqdm import tqdm
@@ -446,33 +496,41 @@ class Trainer:
         if self.dist.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / "config.yaml").write_text(dump_config(self.cfg))
-        logger = MetricsLogger(self.output_dir, enabled=self.dist.is_main,
-                               tensorboard=bool(get(self.cfg, "train.tensorboard", False)),
-                               resume_step=self.start_step)
+        logger = MetricsLogger(
+            self.output_dir,
+            enabled=self.dist.is_main,
+            tensorboard=bool(get(self.cfg, "train.tensorboard", False)),
+            resume_step=self.start_step,
+        )
         last: dict[str, float] = {}
         if self.start_step >= self.max_steps:
             return {"step": self.start_step, "resumed_complete": True}
-        pbar = tqdm(total=self.max_steps, initial=self.start_step, disable=not self.dist.is_main or not get(self.cfg, "train.progress", True),
-                    dynamic_ncols=True, desc="train")
+        pbar = tqdm(
+            total=self.max_steps,
+            initial=self.start_step,
+            disable=not self.dist.is_main or not get(self.cfg, "train.progress", True),
+            dynamic_ncols=True,
+            desc="train",
+        )
         step = self.start_step
         t_data = time.perf_counter()
         acc: dict[str, float] = {}
         n_acc = 0
         try:
-            for step, batch in zip(range(self.start_step, self.max_steps), self._loader()):
+            for step, batch in zip(range(self.start_step, self.max_steps), self._loader(), strict=False):
                 data_time = time.perf_counter() - t_data
                 t0 = time.perf_counter()
                 torch.manual_seed(sample_seed(self.seed, step, 1_000_003 + self.dist.rank))
                 batch = self._to_device(batch)
-                autocast = (torch.autocast(self.dist.device.type, dtype=self.amp_dtype) if self.amp
-                            else nullcontext())
+                autocast = torch.autocast(self.dist.device.type, dtype=self.amp_dtype) if self.amp else nullcontext()
                 with autocast:
                     outputs = self.ddp(batch["images"])
                     losses = self.task.loss(outputs, batch)
                 total = sum(losses.values())
                 if not torch.isfinite(total):
-                    raise FloatingPointError(f"loss became {float(total)} at step {step}: "
-                                             f"{ {k: float(v) for k, v in losses.items()} }")
+                    raise FloatingPointError(
+                        f"loss became {float(total)} at step {step}: { {k: float(v) for k, v in losses.items()} }"
+                    )
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(total).backward()
                 self.scaler.unscale_(self.optimizer)
@@ -492,12 +550,22 @@ class Trainer:
                 for k, v in vals.items():
                     acc[k] = acc.get(k, 0.0) + v
                 n_acc += 1
-                if done % self.log_every == 0 or done == self.max_steps or (
-                        self.stop_after is not None and done >= int(self.stop_after)):
+                if (
+                    done % self.log_every == 0
+                    or done == self.max_steps
+                    or (self.stop_after is not None and done >= int(self.stop_after))
+                ):
                     mean = self._reduce({k: v / n_acc for k, v in acc.items()})
-                    row = {"step": done, "epoch": round(self.sampler.epoch_of(done), 4), "lr": lr,
-                           "grad_norm": grad_norm, "time": time.perf_counter() - t0, "data_time": data_time,
-                           "total_loss": mean.pop("total_loss"), **mean}
+                    row = {
+                        "step": done,
+                        "epoch": round(self.sampler.epoch_of(done), 4),
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "time": time.perf_counter() - t0,
+                        "data_time": data_time,
+                        "total_loss": mean.pop("total_loss"),
+                        **mean,
+                    }
                     logger.log(row)
                     last = row
                     acc, n_acc = {}, 0

@@ -9,6 +9,7 @@ where ``p_i`` is the softmax over the K+1 classes (void last), and the mask cost
 (``num_points <= 0``: every pixel of the prediction grid, the targets resized to it). The
 assignment minimising the total cost is found with ``scipy.optimize.linear_sum_assignment``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -40,14 +41,16 @@ def batch_sigmoid_ce_cost(inputs: torch.Tensor, targets: torch.Tensor) -> torch.
     return loss / hw
 
 
-def _sample_pair(pred_masks: torch.Tensor, tgt_masks: torch.Tensor, num_points: int,
-                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_pair(
+    pred_masks: torch.Tensor, tgt_masks: torch.Tensor, num_points: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted [Q, h, w] and target [M, H, W] masks -> values at shared points ([Q, P], [M, P])."""
     tgt_masks = tgt_masks.to(pred_masks)
     if num_points <= 0:  # dense: every prediction pixel, targets resized to the prediction grid
         if tgt_masks.shape[-2:] != pred_masks.shape[-2:] and tgt_masks.shape[0] > 0:
-            tgt_masks = F.interpolate(tgt_masks[:, None], size=pred_masks.shape[-2:], mode="bilinear",
-                                      align_corners=False)[:, 0]
+            tgt_masks = F.interpolate(
+                tgt_masks[:, None], size=pred_masks.shape[-2:], mode="bilinear", align_corners=False
+            )[:, 0]
         return pred_masks.flatten(1), tgt_masks.flatten(1)
     coords = _rand((1, num_points, 2), device=pred_masks.device, dtype=pred_masks.dtype, generator=generator)
     tgt = point_sample(tgt_masks[:, None], coords.repeat(tgt_masks.shape[0], 1, 1), align_corners=False)[:, 0]
@@ -55,10 +58,18 @@ def _sample_pair(pred_masks: torch.Tensor, tgt_masks: torch.Tensor, num_points: 
     return out, tgt
 
 
-def match_cost_matrix(pred_logits: torch.Tensor, pred_masks: torch.Tensor, labels: torch.Tensor,
-                      masks: torch.Tensor, *, cost_class: float = 2.0, cost_mask: float = 5.0,
-                      cost_dice: float = 5.0, num_points: int = 12544,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def match_cost_matrix(
+    pred_logits: torch.Tensor,
+    pred_masks: torch.Tensor,
+    labels: torch.Tensor,
+    masks: torch.Tensor,
+    *,
+    cost_class: float = 2.0,
+    cost_mask: float = 5.0,
+    cost_dice: float = 5.0,
+    num_points: int = 12544,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The [Q, M] cost matrix of one image (float32, same device as the inputs)."""
     out_prob = pred_logits.float().softmax(-1)
     c_class = -out_prob[:, labels]
@@ -79,8 +90,9 @@ class HungarianMatcher(nn.Module):
     (CPU) of length ``min(Q, M)``.
     """
 
-    def __init__(self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0,
-                 num_points: int = 12544):
+    def __init__(
+        self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0, num_points: int = 12544
+    ):
         super().__init__()
         if cost_class == 0 and cost_mask == 0 and cost_dice == 0:
             raise ValueError("all matching costs are 0")
@@ -88,9 +100,12 @@ class HungarianMatcher(nn.Module):
         self.num_points = int(num_points)
 
     @torch.no_grad()
-    def forward(self, outputs: Mapping[str, torch.Tensor], targets: Sequence[Mapping[str, torch.Tensor]],
-                generators: Sequence[torch.Generator | None] | None = None
-                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self,
+        outputs: Mapping[str, torch.Tensor],
+        targets: Sequence[Mapping[str, torch.Tensor]],
+        generators: Sequence[torch.Generator | None] | None = None,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         bs = outputs["pred_logits"].shape[0]
         indices = []
         for b in range(bs):
@@ -100,9 +115,16 @@ class HungarianMatcher(nn.Module):
                 indices.append((empty, empty.clone()))
                 continue
             cost = match_cost_matrix(
-                outputs["pred_logits"][b], outputs["pred_masks"][b], labels, targets[b]["masks"],
-                cost_class=self.cost_class, cost_mask=self.cost_mask, cost_dice=self.cost_dice,
-                num_points=self.num_points, generator=generators[b] if generators is not None else None)
+                outputs["pred_logits"][b],
+                outputs["pred_masks"][b],
+                labels,
+                targets[b]["masks"],
+                cost_class=self.cost_class,
+                cost_mask=self.cost_mask,
+                cost_dice=self.cost_dice,
+                num_points=self.num_points,
+                generator=generators[b] if generators is not None else None,
+            )
             cost = cost.reshape(cost.shape[0], -1).cpu()
             if not torch.isfinite(cost).all():
                 cost = torch.nan_to_num(cost, nan=1e8, posinf=1e8, neginf=-1e8)
@@ -111,5 +133,7 @@ class HungarianMatcher(nn.Module):
         return indices
 
     def extra_repr(self) -> str:
-        return (f"cost_class={self.cost_class}, cost_mask={self.cost_mask}, cost_dice={self.cost_dice}, "
-                f"num_points={self.num_points}")
+        return (
+            f"cost_class={self.cost_class}, cost_mask={self.cost_mask}, cost_dice={self.cost_dice}, "
+            f"num_points={self.num_points}"
+        )

@@ -13,6 +13,7 @@ Each evaluation scores the checkpoint just written for that step through the sam
 when the metric improves, the checkpoint is copied to ``checkpoints/model_best.pth`` and
 ``checkpoints/model_best.json`` records ``{"step", "metric", "value", "results"}``.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ class PeriodicEvaluator:
         if not self.enabled:
             return
         if "/" not in self.metric_spec:
-            raise ValueError(f"train.eval_metric must be '<dataset>/<metric>' (e.g. 'ade20k_150/PQ'), got "
-                             f"{self.metric_spec!r}")
+            raise ValueError(
+                f"train.eval_metric must be '<dataset>/<metric>' (e.g. 'ade20k_150/PQ'), got {self.metric_spec!r}"
+            )
         self.dataset, self.metric = self.metric_spec.split("/", 1)
         task = dict(cfg.get("task", {}))
         self.kind = task.get("kind")
@@ -45,8 +47,12 @@ class PeriodicEvaluator:
             raise ValueError(f"train.eval_every needs an fcclip or catseg task, not {self.kind!r}")
         self.eval_cfg = dict(cfg.get("eval", {}))
         self.max_images = t.get("eval_max_images")
-        self.root = Path(t.get("eval_root") or (task.get("data") or {}).get("root")
-                         or os.environ.get("DETECTRON2_DATASETS") or "datasets")
+        self.root = Path(
+            t.get("eval_root")
+            or (task.get("data") or {}).get("root")
+            or os.environ.get("DETECTRON2_DATASETS")
+            or "datasets"
+        )
         self.device = device
         self.ckdir = output_dir / "checkpoints"
         self.history = output_dir / "eval_metrics.jsonl"
@@ -70,9 +76,11 @@ class PeriodicEvaluator:
             else:
                 build_semantic_dataset(self.dataset, root=self.root)
         except (FileNotFoundError, KeyError) as e:
-            raise FileNotFoundError(f"train.eval_metric {self.metric_spec!r}: the benchmark cannot be read under "
-                                    f"{self.root} ({e}); prepare it (ovseg-prepare), set train.eval_root, or "
-                                    "set train.eval_every=0 to train without periodic evaluation") from e
+            raise FileNotFoundError(
+                f"train.eval_metric {self.metric_spec!r}: the benchmark cannot be read under "
+                f"{self.root} ({e}); prepare it (ovseg-prepare), set train.eval_root, or "
+                "set train.eval_every=0 to train without periodic evaluation"
+            ) from e
 
     def _test_options(self) -> dict:
         from ..evaluation.cli import fcclip_test_size
@@ -93,10 +101,16 @@ class PeriodicEvaluator:
         """Score ``checkpoint`` (written for ``step``); keep it as the best when the metric improved."""
         from ..evaluation.cli import build_segmenter_for_eval, evaluate_dataset
 
-        segmenter = build_segmenter_for_eval(self.kind, variant=None, checkpoint=str(checkpoint), pretrained=False,
-                                             device=self.device, precision="fp32", **self._test_options())
-        results = evaluate_dataset(segmenter, self.dataset, root=self.root, max_images=self.max_images,
-                                   model=self.kind)
+        segmenter = build_segmenter_for_eval(
+            self.kind,
+            variant=None,
+            checkpoint=str(checkpoint),
+            pretrained=False,
+            device=self.device,
+            precision="fp32",
+            **self._test_options(),
+        )
+        results = evaluate_dataset(segmenter, self.dataset, root=self.root, max_images=self.max_images, model=self.kind)
         if self.metric not in results:
             raise KeyError(f"train.eval_metric {self.metric_spec!r}: {self.dataset} reports {sorted(results)}")
         value = float(results[self.metric])

@@ -5,9 +5,10 @@ Coordinates are normalised to ``[0, 1] x [0, 1]`` as ``(x, y)``; sampling is bil
 Random draws take an optional ``torch.Generator`` so that every image of a batch can have its own
 reproducible stream (this is what makes training results independent of the number of processes).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,6 @@ def get_uncertain_point_coords_with_randomness(
     idx = idx + shift[:, None]
     point_coords = point_coords.view(-1, 2)[idx.view(-1), :].view(num_boxes, num_uncertain_points, 2)
     if num_random_points > 0:
-        extra = _rand((num_boxes, num_random_points, 2), device=coarse_logits.device, dtype=dtype,
-                      generator=generator)
+        extra = _rand((num_boxes, num_random_points, 2), device=coarse_logits.device, dtype=dtype, generator=generator)
         point_coords = torch.cat([point_coords, extra], dim=1)
     return point_coords

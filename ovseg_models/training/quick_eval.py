@@ -5,6 +5,7 @@ FC-CLIP's out-of-vocabulary ensemble is left to ``ovseg-eval``), FC-CLIP's panop
 predictions resized to the original image size, scored with the COCO PQ rules
 (:class:`~ovseg_models.evaluation.PanopticQualityMetric`). Needs ``augment="resize"`` datasets.
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,14 @@ __all__ = ["panoptic_quality"]
 
 
 @torch.no_grad()
-def panoptic_quality(model: nn.Module, dataset: PanopticTrainDataset, *, device="cpu",
-                     object_mask_threshold: float = 0.0, overlap_threshold: float = 0.8) -> dict:
+def panoptic_quality(
+    model: nn.Module,
+    dataset: PanopticTrainDataset,
+    *,
+    device="cpu",
+    object_mask_threshold: float = 0.0,
+    overlap_threshold: float = 0.8,
+) -> dict:
     """``{"All"|"Things"|"Stuff": {"pq", "sq", "rq", "n"}}`` (fractions) over the whole dataset."""
     if dataset.augment != "resize":
         raise ValueError("panoptic_quality needs a dataset with augment='resize'")
@@ -39,11 +46,20 @@ def panoptic_quality(model: nn.Module, dataset: PanopticTrainDataset, *, device=
             mask_cls = out["pred_logits"][0].float().log_softmax(-1)
             pad = tuple(item["image"].shape[-2:])
             masks = resize_masks(out["pred_masks"][0].float(), pad, valid, (h, w))
-            pan = panoptic_inference(mask_cls, masks, is_thing, object_mask_threshold=object_mask_threshold,
-                                     overlap_threshold=overlap_threshold)
+            pan = panoptic_inference(
+                mask_cls,
+                masks,
+                is_thing,
+                object_mask_threshold=object_mask_threshold,
+                overlap_threshold=overlap_threshold,
+            )
             segs = [{"id": s_["id"], "category_id": int(cats[s_["category_id"]]["id"])} for s_ in pan.segments]
-            metric.update(gt_ids=raw["pan_ids"], gt_segments=raw["segments_info"],
-                          pred_ids=pan.panoptic_seg.cpu().numpy(), pred_segments=segs)
+            metric.update(
+                gt_ids=raw["pan_ids"],
+                gt_segments=raw["segments_info"],
+                pred_ids=pan.panoptic_seg.cpu().numpy(),
+                pred_segments=segs,
+            )
     finally:
         model.train(was_training)
     res = metric.compute()

@@ -14,6 +14,7 @@ Builders: ``fcclip`` (FC-CLIP: frozen CLIP, Mask2Former head, set criterion), ``
 CLIP attention fine-tuning, per-pixel BCE) and ``toy_maskformer`` (a tiny Mask2Former-style network
 for fast engine tests: same targets and criterion as FC-CLIP).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,13 +28,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..data.datasets import coco_stuff_dataset
 from .catseg_loss import per_pixel_bce_loss
 from .criterion import SetCriterion
-from ..data.datasets import coco_stuff_dataset
 from .data import PanopticTrainDataset, SemanticTrainDataset
 
-__all__ = ["TrainTask", "build_task", "register_task", "TASK_BUILDERS", "TinyMaskFormer", "FCCLIPForTraining",
-           "CATSegForTraining", "panoptic_train_dataset", "pad_targets", "sample_generators"]
+__all__ = [
+    "TrainTask",
+    "build_task",
+    "register_task",
+    "TASK_BUILDERS",
+    "TinyMaskFormer",
+    "FCCLIPForTraining",
+    "CATSegForTraining",
+    "panoptic_train_dataset",
+    "pad_targets",
+    "sample_generators",
+]
 
 
 @dataclass
@@ -59,6 +70,7 @@ def register_task(name: str):
     def deco(fn):
         TASK_BUILDERS[name] = fn
         return fn
+
     return deco
 
 
@@ -86,12 +98,18 @@ def panoptic_train_dataset(data_cfg: Mapping) -> PanopticTrainDataset:
     base = COCOPanopticDataset(
         image_dir=data_cfg.get("image_dir") or root / "coco" / split,
         panoptic_dir=data_cfg.get("panoptic_dir") or root / "coco" / f"panoptic_{split}",
-        panoptic_json=data_cfg.get("panoptic_json") or root / "coco" / "annotations" / f"panoptic_{split}.json")
+        panoptic_json=data_cfg.get("panoptic_json") or root / "coco" / "annotations" / f"panoptic_{split}.json",
+    )
     return PanopticTrainDataset(
-        base, image_size=int(data_cfg.get("image_size", 1024)), min_scale=float(data_cfg.get("min_scale", 0.1)),
-        max_scale=float(data_cfg.get("max_scale", 2.0)), augment=data_cfg.get("augment", "lsj"),
-        flip=bool(data_cfg.get("flip", True)), filter_empty=bool(data_cfg.get("filter_empty", True)),
-        drop_empty_masks=bool(data_cfg.get("drop_empty_masks", False)))
+        base,
+        image_size=int(data_cfg.get("image_size", 1024)),
+        min_scale=float(data_cfg.get("min_scale", 0.1)),
+        max_scale=float(data_cfg.get("max_scale", 2.0)),
+        augment=data_cfg.get("augment", "lsj"),
+        flip=bool(data_cfg.get("flip", True)),
+        filter_empty=bool(data_cfg.get("filter_empty", True)),
+        drop_empty_masks=bool(data_cfg.get("drop_empty_masks", False)),
+    )
 
 
 def sample_generators(batch: Mapping, device: torch.device) -> list[torch.Generator]:
@@ -110,20 +128,24 @@ def pad_targets(targets: Sequence[Mapping], size: tuple[int, int], device) -> li
     for t in targets:
         masks = t["masks"]
         padded = torch.zeros((masks.shape[0], *size), dtype=torch.float32, device=device)
-        padded[:, :masks.shape[1], :masks.shape[2]] = masks.to(device=device, dtype=torch.float32)
+        padded[:, : masks.shape[1], : masks.shape[2]] = masks.to(device=device, dtype=torch.float32)
         out.append({"labels": t["labels"].to(device), "masks": padded})
     return out
 
 
 def _criterion(loss_cfg: Mapping, num_classes: int) -> SetCriterion:
     return SetCriterion(
-        num_classes, class_weight=float(loss_cfg.get("class_weight", 2.0)),
-        mask_weight=float(loss_cfg.get("mask_weight", 5.0)), dice_weight=float(loss_cfg.get("dice_weight", 5.0)),
-        eos_coef=float(loss_cfg.get("no_object_weight", 0.1)), num_points=int(loss_cfg.get("num_points", 12544)),
+        num_classes,
+        class_weight=float(loss_cfg.get("class_weight", 2.0)),
+        mask_weight=float(loss_cfg.get("mask_weight", 5.0)),
+        dice_weight=float(loss_cfg.get("dice_weight", 5.0)),
+        eos_coef=float(loss_cfg.get("no_object_weight", 0.1)),
+        num_points=int(loss_cfg.get("num_points", 12544)),
         oversample_ratio=float(loss_cfg.get("oversample_ratio", 3.0)),
         importance_sample_ratio=float(loss_cfg.get("importance_sample_ratio", 0.75)),
         deep_supervision=bool(loss_cfg.get("deep_supervision", True)),
-        ce_normalization=loss_cfg.get("ce_normalization", "global"))
+        ce_normalization=loss_cfg.get("ce_normalization", "global"),
+    )
 
 
 def _mask_loss_fn(criterion: SetCriterion, size_divisibility: int):
@@ -136,6 +158,7 @@ def _mask_loss_fn(criterion: SetCriterion, size_divisibility: int):
             h, w = (h + d - 1) // d * d, (w + d - 1) // d * d
         targets = pad_targets(batch["targets"], (h, w), device)
         return criterion(outputs, targets, sample_generators(batch, device))
+
     return loss
 
 
@@ -144,16 +167,28 @@ class TinyMaskFormer(nn.Module):
     """A minimal Mask2Former-style network (conv pixel encoder, learnable queries refined by
     cross-attention, per-layer class/mask heads) for fast tests of the training machinery."""
 
-    def __init__(self, num_classes: int, *, dim: int = 32, num_queries: int = 16, num_layers: int = 2,
-                 size_divisibility: int = 32):
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        dim: int = 32,
+        num_queries: int = 16,
+        num_layers: int = 2,
+        size_divisibility: int = 32,
+    ):
         super().__init__()
         self.size_divisibility = size_divisibility
         self.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), False)
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, dim, 3, 2, 1), nn.GroupNorm(8, dim), nn.ReLU(),
-            nn.Conv2d(dim, dim, 3, 2, 1), nn.GroupNorm(8, dim), nn.ReLU(),
-            nn.Conv2d(dim, dim, 3, 1, 1))
+            nn.Conv2d(3, dim, 3, 2, 1),
+            nn.GroupNorm(8, dim),
+            nn.ReLU(),
+            nn.Conv2d(dim, dim, 3, 2, 1),
+            nn.GroupNorm(8, dim),
+            nn.ReLU(),
+            nn.Conv2d(dim, dim, 3, 1, 1),
+        )
         self.pos = nn.Parameter(torch.zeros(1, dim, 1, 1))
         self.query_feat = nn.Embedding(num_queries, dim)
         self.layers = nn.ModuleList(nn.MultiheadAttention(dim, 4, batch_first=True) for _ in range(num_layers))
@@ -168,13 +203,15 @@ class TinyMaskFormer(nn.Module):
         h, w = (h + d - 1) // d * d, (w + d - 1) // d * d
         batch = self.pixel_mean.new_zeros((len(images), 3, h, w))
         for i, x in enumerate(images):
-            batch[i, :, :x.shape[-2], :x.shape[-1]] = (x.float() - self.pixel_mean) / self.pixel_std
+            batch[i, :, : x.shape[-2], : x.shape[-1]] = (x.float() - self.pixel_mean) / self.pixel_std
         return batch
 
     def _heads(self, q, feats, i):
         q = self.norms[i](q)
-        return {"pred_logits": self.class_embed(q),
-                "pred_masks": torch.einsum("bqc,bchw->bqhw", self.mask_embed(q), feats)}
+        return {
+            "pred_logits": self.class_embed(q),
+            "pred_masks": torch.einsum("bqc,bchw->bqhw", self.mask_embed(q), feats),
+        }
 
     def forward(self, images: Sequence[torch.Tensor]) -> dict:
         x = self.normalize_and_pad(images)
@@ -194,11 +231,20 @@ class TinyMaskFormer(nn.Module):
 def build_toy_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
     dataset = panoptic_train_dataset(cfg.get("data", {}))
     m = cfg.get("model", {})
-    model = TinyMaskFormer(dataset.num_classes, dim=int(m.get("dim", 32)), num_queries=int(m.get("num_queries", 16)),
-                           num_layers=int(m.get("num_layers", 2))).to(device)
+    model = TinyMaskFormer(
+        dataset.num_classes,
+        dim=int(m.get("dim", 32)),
+        num_queries=int(m.get("num_queries", 16)),
+        num_layers=int(m.get("num_layers", 2)),
+    ).to(device)
     criterion = _criterion(cfg.get("loss", {}), dataset.num_classes).to(device)
-    return TrainTask("toy_maskformer", model, _mask_loss_fn(criterion, model.size_divisibility), dataset,
-                     info={"num_classes": dataset.num_classes})
+    return TrainTask(
+        "toy_maskformer",
+        model,
+        _mask_loss_fn(criterion, model.size_divisibility),
+        dataset,
+        info={"num_classes": dataset.num_classes},
+    )
 
 
 # -- FC-CLIP ----------------------------------------------------------------------------------------------
@@ -207,8 +253,14 @@ class FCCLIPForTraining(nn.Module):
     transformer decoder (with auxiliary outputs) and void embedding; the in-vocabulary class logits
     use a fixed text classifier of the training vocabulary (the official ``train_text_classifier``)."""
 
-    def __init__(self, net: nn.Module, text_classifier: torch.Tensor, num_synonyms: Sequence[int], *,
-                 cache_backbone: bool = False):
+    def __init__(
+        self,
+        net: nn.Module,
+        text_classifier: torch.Tensor,
+        num_synonyms: Sequence[int],
+        *,
+        cache_backbone: bool = False,
+    ):
         super().__init__()
         self.net = net
         self.register_buffer("text_classifier", text_classifier.float(), persistent=False)
@@ -223,6 +275,7 @@ class FCCLIPForTraining(nn.Module):
         key = None
         if self.cache_backbone:
             import hashlib
+
             key = hashlib.sha1(batch.detach().cpu().numpy().tobytes()).hexdigest()
             if key in self._cache:
                 return self._cache[key]
@@ -240,8 +293,7 @@ class FCCLIPForTraining(nn.Module):
         with torch.autocast(batch.device.type, enabled=False):  # official: pixel decoder in fp32
             mask_features, multi_scale = self.net.pixel_decoder({k: v.float() for k, v in features.items()})
         classifier = self.net.text_classifier_with_void(self.text_classifier)
-        return self.net.transformer_decoder(multi_scale, mask_features, classifier, self.num_synonyms,
-                                            aux_outputs=True)
+        return self.net.transformer_decoder(multi_scale, mask_features, classifier, self.num_synonyms, aux_outputs=True)
 
 
 def fcclip_text_classifier(net: nn.Module, dataset_key: str, templates) -> tuple[torch.Tensor, list[int]]:
@@ -264,24 +316,31 @@ def build_fcclip_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
     dataset = panoptic_train_dataset(cfg.get("data", {}))
     fc_cfg = get_config(cfg.get("variant"), **dict(cfg.get("overrides") or {}))
     pretrained = cfg.get("pretrained", True)
-    net = FCCLIP.from_config(fc_cfg, pretrained=pretrained, device=device,
-                             allow_download=bool(cfg.get("allow_download", True)))
-    classifier, num_synonyms = fcclip_text_classifier(net, cfg.get("train_vocabulary", "coco_panoptic"),
-                                                      cfg.get("templates", fc_cfg.templates))
+    net = FCCLIP.from_config(
+        fc_cfg, pretrained=pretrained, device=device, allow_download=bool(cfg.get("allow_download", True))
+    )
+    classifier, num_synonyms = fcclip_text_classifier(
+        net, cfg.get("train_vocabulary", "coco_panoptic"), cfg.get("templates", fc_cfg.templates)
+    )
     if len(num_synonyms) != dataset.num_classes:
         raise ValueError(f"training vocabulary has {len(num_synonyms)} classes, the dataset {dataset.num_classes}")
-    model = FCCLIPForTraining(net, classifier.to(device), num_synonyms,
-                              cache_backbone=bool(cfg.get("cache_backbone", False))).to(device)
+    model = FCCLIPForTraining(
+        net, classifier.to(device), num_synonyms, cache_backbone=bool(cfg.get("cache_backbone", False))
+    ).to(device)
     criterion = _criterion(cfg.get("loss", {}), dataset.num_classes).to(device)
 
     def export():
         return {k: v for k, v in net.state_dict().items()}
 
-    return TrainTask("fcclip", model, _mask_loss_fn(criterion, fc_cfg.size_divisibility), dataset,
-                     param_multipliers={"backbone": float(cfg.get("backbone_multiplier", 0.1))},
-                     export_state_dict=export,
-                     info={"variant": cfg.get("variant"), "fcclip_config": fc_cfg.to_dict(),
-                           "num_classes": dataset.num_classes})
+    return TrainTask(
+        "fcclip",
+        model,
+        _mask_loss_fn(criterion, fc_cfg.size_divisibility),
+        dataset,
+        param_multipliers={"backbone": float(cfg.get("backbone_multiplier", 0.1))},
+        export_state_dict=export,
+        info={"variant": cfg.get("variant"), "fcclip_config": fc_cfg.to_dict(), "num_classes": dataset.num_classes},
+    )
 
 
 # -- CAT-Seg ----------------------------------------------------------------------------------------------
@@ -322,24 +381,30 @@ def build_catseg_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
     from open_clip.tokenizer import SimpleTokenizer
 
     from ..catseg import CATSeg, CATSegConfig, get_config, set_trainable
-    from ..catseg.training import freeze_unused_parameters
     from ..catseg.templates import get_templates
+    from ..catseg.training import freeze_unused_parameters
     from ..data.class_names import get_categories
 
     data_cfg = cfg.get("data", {})
     if data_cfg.get("image_dir"):
         from ..data.datasets import SemanticSegmentationDataset
-        base = SemanticSegmentationDataset(image_dir=data_cfg["image_dir"], label_dir=data_cfg["label_dir"],
-                                           num_classes=int(data_cfg.get("num_classes",
-                                                                        len(cfg.get("class_names") or ()) or 171)))
+
+        base = SemanticSegmentationDataset(
+            image_dir=data_cfg["image_dir"],
+            label_dir=data_cfg["label_dir"],
+            num_classes=int(data_cfg.get("num_classes", len(cfg.get("class_names") or ()) or 171)),
+        )
     else:
         base = coco_stuff_dataset(data_root(data_cfg), data_cfg.get("split", "train2017"))
-    dataset = SemanticTrainDataset(base, crop=int(data_cfg.get("crop", 384)),
-                                   short_edge=int(data_cfg.get("short_edge", 384)),
-                                   max_size=int(data_cfg.get("max_size", 1333)),
-                                   color_aug=bool(data_cfg.get("color_aug", True)),
-                                   flip=bool(data_cfg.get("flip", True)),
-                                   size_divisibility=int(data_cfg.get("size_divisibility", 384)))
+    dataset = SemanticTrainDataset(
+        base,
+        crop=int(data_cfg.get("crop", 384)),
+        short_edge=int(data_cfg.get("short_edge", 384)),
+        max_size=int(data_cfg.get("max_size", 1333)),
+        color_aug=bool(data_cfg.get("color_aug", True)),
+        flip=bool(data_cfg.get("flip", True)),
+        size_divisibility=int(data_cfg.get("size_divisibility", 384)),
+    )
     cs_cfg = cfg.get("config_object") or get_config(cfg.get("variant"), **dict(cfg.get("overrides") or {}))
     if isinstance(cs_cfg, Mapping):
         cs_cfg = CATSegConfig.from_dict(cs_cfg)
@@ -347,6 +412,7 @@ def build_catseg_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
     pretrained = cfg.get("pretrained", True)
     if pretrained:
         from ..catseg import load_clip_weights, pretrained_clip_state_dict
+
         load_clip_weights(net.clip_model, pretrained_clip_state_dict(cs_cfg, pretrained))
     set_trainable(net, cfg.get("clip_finetune", "attention"))
     # e.g. the last image block's query projection (official rule: trainable) gets no gradient from the
@@ -366,12 +432,21 @@ def build_catseg_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
     ignore_mode = cfg.get("loss", {}).get("ignore", "official")
 
     def loss(outputs, batch):
-        return {"loss_sem_seg": per_pixel_bce_loss(outputs, batch["sem_seg"].to(outputs.device),
-                                                   ignore_index=dataset.ignore_index, ignore=ignore_mode)}
+        return {
+            "loss_sem_seg": per_pixel_bce_loss(
+                outputs, batch["sem_seg"].to(outputs.device), ignore_index=dataset.ignore_index, ignore=ignore_mode
+            )
+        }
 
-    return TrainTask("catseg", model, loss, dataset,
-                     param_multipliers={"clip_model": float(cfg.get("clip_multiplier", 0.01)),
-                                        "guidance_backbone": float(cfg.get("backbone_multiplier", 0.0))},
-                     export_state_dict=lambda: dict(net.state_dict()),
-                     info={"variant": cfg.get("variant"), "catseg_config": cs_cfg.to_dict(),
-                           "num_classes": len(names)})
+    return TrainTask(
+        "catseg",
+        model,
+        loss,
+        dataset,
+        param_multipliers={
+            "clip_model": float(cfg.get("clip_multiplier", 0.01)),
+            "guidance_backbone": float(cfg.get("backbone_multiplier", 0.0)),
+        },
+        export_state_dict=lambda: dict(net.state_dict()),
+        info={"variant": cfg.get("variant"), "catseg_config": cs_cfg.to_dict(), "num_classes": len(names)},
+    )

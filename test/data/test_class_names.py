@@ -1,8 +1,10 @@
 """Tests of the benchmark class vocabularies (ovseg_models.data.class_names)."""
+
+import dataclasses
 import json
-from pathlib import Path
 
 import pytest
+from shared_data import shared_path
 
 from ovseg_models.data.class_names import (
     DATASET_KEYS,
@@ -14,8 +16,6 @@ from ovseg_models.data.class_names import (
     seen_mask,
     split_synonyms,
 )
-
-from shared_data import shared_path
 
 EXPECTED_COUNTS = {
     "coco_panoptic": 133,
@@ -47,7 +47,7 @@ def test_counts_and_structure(key):
 
 def test_frozen():
     cat = get_categories("ade20k_150")[0]
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cat.name = "x"  # type: ignore[misc]
 
 
@@ -121,7 +121,7 @@ def test_seen_mask_benchmarks():
     assert all(seen_mask(coco))
     ade_mask = seen_mask(get_synonyms("ade20k_150"))
     ade = get_categories("ade20k_150")
-    by_name = {c.name: m for c, m in zip(ade, ade_mask)}
+    by_name = {c.name: m for c, m in zip(ade, ade_mask, strict=False)}
     assert by_name["wall"] and by_name["person"] and by_name["sky"]
     assert not by_name["escalator"] and not by_name["arcade machine"]
     assert 0 < sum(ade_mask) < 150
@@ -139,11 +139,12 @@ def test_seen_mask_against_each_papers_training_set(training):
         assert len(mask) == len(get_categories(key))
         if key not in ("coco_panoptic", "coco_stuff_171"):
             assert 0 < sum(mask) < len(mask) or key.startswith("pascal_voc"), key
-    ade = dict(zip(get_class_names("ade20k_150"), seen_mask(get_synonyms("ade20k_150"), training)))
+    ade = dict(zip(get_class_names("ade20k_150"), seen_mask(get_synonyms("ade20k_150"), training), strict=False))
     assert ade["person"] and ade["sky"] and not ade["escalator"]
     # the same list of synonym lists passed explicitly gives the same mask
-    assert seen_mask(get_synonyms("ade20k_847"), training) == seen_mask(get_synonyms("ade20k_847"),
-                                                                         get_synonyms(train_key))
+    assert seen_mask(get_synonyms("ade20k_847"), training) == seen_mask(
+        get_synonyms("ade20k_847"), get_synonyms(train_key)
+    )
 
 
 def test_seen_mask_coco_stuff_differs_from_coco_panoptic():

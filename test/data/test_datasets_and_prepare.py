@@ -1,4 +1,5 @@
 """Dataset readers and preparation on the real shared samples and on synthetic fixtures built from the specs."""
+
 import json
 import shutil
 from pathlib import Path
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pycocotools import mask as mask_util
+from shared_data import shared_path
 
 from ovseg_models.data.class_names import get_categories
 from ovseg_models.data.datasets import COCOPanopticDataset, build_semantic_dataset
@@ -23,8 +25,6 @@ from ovseg_models.data.prepare import (
     voc_label_to_train_id,
 )
 
-from shared_data import shared_path
-
 
 def _jpg(path: Path, h: int, w: int, seed: int = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,8 +34,9 @@ def _jpg(path: Path, h: int, w: int, seed: int = 0) -> None:
 # ------------------------------------------------------------------ COCO panoptic (real)
 def test_coco_panoptic_reader():
     root = shared_path("data", "coco_panoptic")
-    ds = COCOPanopticDataset(image_dir=root / "images", panoptic_dir=root / "panoptic_val",
-                             panoptic_json=root / "panoptic_val.json")
+    ds = COCOPanopticDataset(
+        image_dir=root / "images", panoptic_dir=root / "panoptic_val", panoptic_json=root / "panoptic_val.json"
+    )
     assert len(ds) == 2
     item = ds[0]
     assert item["image"].dtype == np.uint8 and item["image"].shape[2] == 3
@@ -69,7 +70,7 @@ def test_prepare_ade20k_847(tmp_path):
     ds = build_semantic_dataset("ade20k_847", root=tmp_path)
     assert len(ds) == 2 and ds.ignore_index == 65535
     names = [c.name for c in get_categories("ade20k_847")]
-    for item, src in zip(ds, sorted(images)):
+    for item, src in zip(ds, sorted(images), strict=False):
         h, w = item["image"].shape[:2]
         assert min(h, w) == 512 and item["sem_seg"].shape == (h, w)
         present = {names[v] for v in np.unique(item["sem_seg"]).tolist() if v != 65535}
@@ -83,7 +84,9 @@ def test_prepare_ade20k_847(tmp_path):
 
 
 def test_ade20k_full_to_847_mapping():
-    mask = np.array([[2978, 312, 0], [3148, 1213, 2855]])  # wall, building, unlabeled, adding machine, headlight(part), tree
+    mask = np.array(
+        [[2978, 312, 0], [3148, 1213, 2855]]
+    )  # wall, building, unlabeled, adding machine, headlight(part), tree
     out = ade20k_full_to_847(mask)
     assert out.tolist() == [[0, 1, 65535], [846, 65535, 3]]
 
@@ -169,7 +172,9 @@ def test_pascal_voc(tmp_path):
     names20 = [c.name for c in get_categories("pascal_voc_20")]
     assert names20[14] == "person" and names20[0] == "aeroplane"
     assert voc_label_to_train_id(label, with_background=True, background_index=20).tolist() == [
-        [20, 20, 0, 14], [19, 255, 6, 20]]
+        [20, 20, 0, 14],
+        [19, 255, 6, 20],
+    ]
     (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("missing_image\n")
     with pytest.raises(FileNotFoundError):
         prepare_pascal_voc(root=tmp_path)
@@ -228,7 +233,9 @@ def test_coco_stuff_171_reader_raw_and_prepared_layouts(tmp_path):
 
     assert tasks.coco_stuff_dataset is coco_stuff_dataset
     cats = get_categories("coco_stuff_171")
-    raw = np.array([[0, 1, 91], [181, 255, 11]], np.uint8)  # person, bicycle, banner (stuff id 92), wood, unlabeled, id 12
+    raw = np.array(
+        [[0, 1, 91], [181, 255, 11]], np.uint8
+    )  # person, bicycle, banner (stuff id 92), wood, unlabeled, id 12
     images = tmp_path / "raw" / "coco" / "train2017"
     labels = tmp_path / "raw" / "coco" / "stuffthingmaps_trainval2017" / "train2017"
     images.mkdir(parents=True)
@@ -246,7 +253,9 @@ def test_coco_stuff_171_reader_raw_and_prepared_layouts(tmp_path):
     prepared = tmp_path / "raw" / "coco-stuff" / "annotations_detectron2" / "val2017"
     (tmp_path / "raw" / "coco-stuff" / "images" / "val2017").mkdir(parents=True)
     prepared.mkdir(parents=True)
-    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(tmp_path / "raw" / "coco-stuff" / "images" / "val2017" / "a.jpg")
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(
+        tmp_path / "raw" / "coco-stuff" / "images" / "val2017" / "a.jpg"
+    )
     Image.fromarray(np.array([[0, 170, 255], [5, 6, 7]], np.uint8)).save(prepared / "a.png")
     val = build_semantic_dataset("coco_stuff_171", root=tmp_path / "raw", split="val")
     assert val[0]["sem_seg"].tolist() == [[0, 170, 255], [5, 6, 7]]

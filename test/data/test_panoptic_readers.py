@@ -1,5 +1,6 @@
 """Panoptic readers / converters of ADE20K-150, Cityscapes and Mapillary Vistas: synthetic fixtures built from each
 format's published specification, and the real Mapillary sample (labels only: its panoptic form is built here)."""
+
 import json
 import shutil
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
+from shared_data import shared_path
 
 from ovseg_models.data.class_names import cityscapes_label_ids, get_categories
 from ovseg_models.data.datasets import PanopticDataset, build_panoptic_dataset, build_semantic_dataset
@@ -22,8 +24,6 @@ from ovseg_models.data.prepare import (
 )
 from ovseg_models.evaluation.panoptic import PanopticQualityMetric, id2rgb
 
-from shared_data import shared_path
-
 
 def _jpg(path: Path, h: int, w: int, seed: int = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,8 +35,12 @@ def _pq_self(ds, name: str, indices=None) -> dict:
     metric = PanopticQualityMetric(categories={c.id: c.is_thing for c in get_categories(name)})
     for i in indices if indices is not None else range(len(ds)):
         item = ds[i]
-        metric.update(gt_ids=item["pan_ids"], gt_segments=item["segments_info"], pred_ids=item["pan_ids"],
-                      pred_segments=[{"id": s["id"], "category_id": s["category_id"]} for s in item["segments_info"]])
+        metric.update(
+            gt_ids=item["pan_ids"],
+            gt_segments=item["segments_info"],
+            pred_ids=item["pan_ids"],
+            pred_segments=[{"id": s["id"], "category_id": s["category_id"]} for s in item["segments_info"]],
+        )
     return metric.compute()
 
 
@@ -90,8 +94,12 @@ def test_ade20k_panoptic_prepare_and_read(tmp_path):
     data = json.loads((base / "ade20k_panoptic_val.json").read_text())
     assert [c["id"] for c in data["categories"]] == list(range(150))
     assert data["categories"][12] == {"id": 12, "name": "person", "isthing": 1}
-    assert data["images"][0] == {"id": "ADE_val_00000001", "file_name": "ADE_val_00000001.jpg", "width": 16,
-                                 "height": 12}
+    assert data["images"][0] == {
+        "id": "ADE_val_00000001",
+        "file_name": "ADE_val_00000001.jpg",
+        "width": 16,
+        "height": 12,
+    }
     ds = build_panoptic_dataset("ade20k_150", root=tmp_path)
     assert len(ds) == 2
     item = ds[0]
@@ -162,8 +170,9 @@ def test_cityscapes_panoptic_prepare_and_read(tmp_path):
     # createPanopticImgs' own image entry: the file name is not an existing file, the image is found by id
     assert data["images"][0]["file_name"] == "frankfurt_000000_000294_gtFine_leftImg8bit.png"
     assert data["images"][0]["id"] == "frankfurt_000000_000294"
-    png = np.array(Image.open(base / "gtFine" / "cityscapes_panoptic_val"
-                              / "frankfurt_000000_000294_gtFine_panoptic.png"))
+    png = np.array(
+        Image.open(base / "gtFine" / "cityscapes_panoptic_val" / "frankfurt_000000_000294_gtFine_panoptic.png")
+    )
     assert tuple(png[6, 0]) == (24000 % 256, 24000 // 256, 0)  # id = R + 256 G + 256^2 B
     raw = {s["id"]: s for s in data["annotations"][0]["segments_info"]}
     assert raw[24000]["category_id"] == 24 and raw[26000]["category_id"] == 26 and raw[7]["category_id"] == 7
@@ -172,8 +181,16 @@ def test_cityscapes_panoptic_prepare_and_read(tmp_path):
     _check_consistent(item)
     segs = {s["id"]: (s["category_id"], s["area"], s["iscrowd"]) for s in item["segments_info"]}
     # contiguous trainIds: road 0, sidewalk 1, sky 10, person 11, rider 12, car 13
-    assert segs == {7: (0, 39, 0), 8: (1, 8, 0), 23: (10, 36, 0), 24: (11, 6, 1), 24000: (11, 6, 0),
-                    24001: (11, 6, 0), 25: (12, 2, 1), 26000: (13, 12, 0)}
+    assert segs == {
+        7: (0, 39, 0),
+        8: (1, 8, 0),
+        23: (10, 36, 0),
+        24: (11, 6, 1),
+        24000: (11, 6, 0),
+        24001: (11, 6, 0),
+        25: (12, 2, 1),
+        26000: (13, 12, 0),
+    }
     assert (item["pan_ids"][9, :5] == 0).all()
     assert item["file_name"].endswith("frankfurt/frankfurt_000000_000294_leftImg8bit.png")
     assert np.array_equal(item["sem_seg"], build_semantic_dataset("cityscapes", root=tmp_path)[0]["sem_seg"])
@@ -190,8 +207,10 @@ def test_cityscapes_panoptic_prepare_and_read(tmp_path):
 
 # ------------------------------------------------------------------ Mapillary Vistas v1.2 panoptic (synthetic json)
 def _mapillary_categories():
-    return [{"id": k + 1, "name": c.name, "isthing": int(c.is_thing), "supercategory": "x"}
-            for k, c in enumerate(get_categories("mapillary_vistas"))]
+    return [
+        {"id": k + 1, "name": c.name, "isthing": int(c.is_thing), "supercategory": "x"}
+        for k, c in enumerate(get_categories("mapillary_vistas"))
+    ]
 
 
 def test_mapillary_panoptic_reader_from_published_json(tmp_path):
@@ -206,21 +225,35 @@ def test_mapillary_panoptic_reader_from_published_json(tmp_path):
     Image.fromarray(id2rgb(pan)).save(base / "v1.2" / "panoptic" / "abc123.png")
     _jpg(base / "images" / "abc123.jpg", 6, 8)
     seg = lambda i, c, a, crowd=0: {"id": i, "category_id": c, "area": a, "bbox": [0, 0, 1, 1], "iscrowd": crowd}
-    js = {"images": [{"id": "abc123", "file_name": "abc123.jpg", "width": 8, "height": 6}],
-          "annotations": [{"image_id": "abc123", "file_name": "abc123.png",
-                           "segments_info": [seg(7000000, 28, 16), seg(1234, 14, 16), seg(5, 20, 4),
-                                             seg(6, 20, 4, 1)]}],
-          "categories": _mapillary_categories()}
+    js = {
+        "images": [{"id": "abc123", "file_name": "abc123.jpg", "width": 8, "height": 6}],
+        "annotations": [
+            {
+                "image_id": "abc123",
+                "file_name": "abc123.png",
+                "segments_info": [seg(7000000, 28, 16), seg(1234, 14, 16), seg(5, 20, 4), seg(6, 20, 4, 1)],
+            }
+        ],
+        "categories": _mapillary_categories(),
+    }
     (base / "v1.2" / "panoptic" / "panoptic_2018.json").write_text(json.dumps(js))
-    config = {"labels": [{"name": c.name, "readable": c.name, "instances": c.is_thing, "evaluate": True}
-                         for c in get_categories("mapillary_vistas")]
-              + [{"name": "void--unlabeled", "instances": False, "evaluate": False}]}
+    config = {
+        "labels": [
+            {"name": c.name, "readable": c.name, "instances": c.is_thing, "evaluate": True}
+            for c in get_categories("mapillary_vistas")
+        ]
+        + [{"name": "void--unlabeled", "instances": False, "evaluate": False}]
+    }
     (tmp_path / "mapillary_vistas" / "config_v1.2.json").write_text(json.dumps(config))
     ds = build_panoptic_dataset("mapillary_vistas", root=tmp_path)
     item = ds[0]
     _check_consistent(item)
     assert sorted((s["id"], s["category_id"], s["area"], s["iscrowd"]) for s in item["segments_info"]) == [
-        (5, 19, 4, 0), (6, 19, 4, 1), (1234, 13, 16, 0), (7000000, 27, 16, 0)]
+        (5, 19, 4, 0),
+        (6, 19, 4, 1),
+        (1234, 13, 16, 0),
+        (7000000, 27, 16, 0),
+    ]
     assert get_categories("mapillary_vistas")[19].name == "person"
     assert item["sem_seg"][0, 0] == 27 and item["sem_seg"][5, 7] == 255  # no labels: painted from segments
     res = _pq_self(ds, "mapillary_vistas")
@@ -290,9 +323,16 @@ def test_generic_reader_rejects_unknown_category(tmp_path):
     (tmp_path / "pan").mkdir()
     _jpg(tmp_path / "img" / "a.jpg", 2, 2)
     Image.fromarray(id2rgb(np.ones((2, 2), np.int64))).save(tmp_path / "pan" / "a.png")
-    (tmp_path / "a.json").write_text(json.dumps({"annotations": [
-        {"image_id": "a", "file_name": "a.png", "segments_info": [{"id": 1, "category_id": 150}]}]}))
-    ds = PanopticDataset(dataset="ade20k_150", image_dir=tmp_path / "img", panoptic_dir=tmp_path / "pan",
-                         panoptic_json=tmp_path / "a.json")
+    (tmp_path / "a.json").write_text(
+        json.dumps(
+            {"annotations": [{"image_id": "a", "file_name": "a.png", "segments_info": [{"id": 1, "category_id": 150}]}]}
+        )
+    )
+    ds = PanopticDataset(
+        dataset="ade20k_150",
+        image_dir=tmp_path / "img",
+        panoptic_dir=tmp_path / "pan",
+        panoptic_json=tmp_path / "a.json",
+    )
     with pytest.raises(ValueError, match="unknown category_id 150"):
         ds[0]

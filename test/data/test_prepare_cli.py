@@ -1,16 +1,16 @@
 """``ovseg-prepare DATASET [--split]``: the converters as a command, on the shared ADE20K full-release samples
 (in the official download's layout) and a synthetic Cityscapes train split."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from shared_data import shared_path
 
 from ovseg_models.data.cli import main
 from ovseg_models.data.datasets import build_panoptic_dataset, build_semantic_dataset
-
-from shared_data import shared_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,8 +32,13 @@ def test_prepare_command_ade20k_847(tmp_path, capsys):
     ds = build_semantic_dataset("ade20k_847", root=tmp_path)
     assert len(ds) == 2 and min(ds[0]["image"].shape[:2]) == 512
     # as a process, through the module entry point (the console script runs the same main)
-    proc = subprocess.run([sys.executable, "-m", "ovseg_models.data.cli", "ade20k_847", "--root", str(tmp_path)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ovseg_models.data.cli", "ade20k_847", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "0 file(s) written" in proc.stdout, proc.stderr[-2000:]
 
 
@@ -45,7 +50,8 @@ def test_prepare_command_split_and_failures(tmp_path, capsys):
     gt.mkdir(parents=True)
     Image.fromarray(ids).save(gt / "ulm_000000_000019_gtFine_instanceIds.png")
     Image.fromarray(np.where(ids >= 1000, ids // 1000, ids).astype(np.uint8)).save(
-        gt / "ulm_000000_000019_gtFine_labelIds.png")
+        gt / "ulm_000000_000019_gtFine_labelIds.png"
+    )
     img = city / "leftImg8bit" / "train" / "ulm"
     img.mkdir(parents=True)
     Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(img / "ulm_000000_000019_leftImg8bit.png")

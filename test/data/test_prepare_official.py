@@ -5,13 +5,13 @@ Each reference below re-states the few lines of the official script (MaskFormer 
 with the same library calls (OpenCV where the script uses OpenCV, PIL where it uses PIL), independently of
 ``ovseg_models.data.prepare``, and the written files are compared with it exactly.
 """
+
 import cv2
 import numpy as np
 from PIL import Image
+from shared_data import shared_path
 
 from ovseg_models.data.prepare import prepare_ade20k_150, prepare_ade20k_847, prepare_pascal_voc
-
-from shared_data import shared_path
 
 
 def _official_ade20k_full(image_path, id_map, tmp):
@@ -69,7 +69,8 @@ def test_prepare_ade20k_150_matches_official_script(tmp_path):
     (base / "images" / "validation").mkdir(parents=True)
     Image.fromarray(label).save(base / "annotations" / "validation" / "ADE_val_00000007.png")
     Image.fromarray(rng.integers(0, 255, (37, 53, 3), dtype=np.uint8)).save(
-        base / "images" / "validation" / "ADE_val_00000007.jpg")
+        base / "images" / "validation" / "ADE_val_00000007.jpg"
+    )
     assert prepare_ade20k_150(root=tmp_path) == 1
     ref = np.asarray(Image.open(base / "annotations" / "validation" / "ADE_val_00000007.png"))
     ref = ref - 1
@@ -87,7 +88,8 @@ def test_prepare_pascal_voc_matches_catseg_script(tmp_path):
     Image.fromarray(label, mode="P").save(voc / "SegmentationClassAug" / "2008_000001.png")
     # an image with background and void only: VOC-20 would be all-ignore and is not written by the script
     Image.fromarray(np.array([[0, 255], [0, 0]], dtype=np.uint8), mode="P").save(
-        voc / "SegmentationClassAug" / "2008_000002.png")
+        voc / "SegmentationClassAug" / "2008_000002.png"
+    )
     (voc / "ImageSets" / "Segmentation").mkdir(parents=True)
     (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("2008_000001\n2008_000002\n")
     prepare_pascal_voc(root=tmp_path, background_index=20)

@@ -1,13 +1,12 @@
 """Shared fixtures: the real COCO panoptic sample in the shared data."""
+
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
 from shared_data import shared_path
 
 

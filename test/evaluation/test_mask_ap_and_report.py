@@ -1,8 +1,8 @@
 """Mask AP through pycocotools on the real COCO panoptic sample (as instances), and the results report."""
+
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -40,15 +40,16 @@ def _perfect_predictions(gt, maps):
 
 def test_conversion(coco_instances):
     gt, maps, data = coco_instances
-    n_things = sum(
-        1 for a in data["annotations"] for s in a["segments_info"] if s["category_id"] <= 90
-    )
+    n_things = sum(1 for a in data["annotations"] for s in a["segments_info"] if s["category_id"] <= 90)
     assert len(gt["annotations"]) == n_things > 0
     assert len(gt["categories"]) == 80
     for ann in gt["annotations"]:
-        src = next(s for a in data["annotations"] for s in a["segments_info"]
-                   if a["image_id"] == ann["image_id"] and s["category_id"] == ann["category_id"]
-                   and s["area"] == ann["area"])
+        src = next(
+            s
+            for a in data["annotations"]
+            for s in a["segments_info"]
+            if a["image_id"] == ann["image_id"] and s["category_id"] == ann["category_id"] and s["area"] == ann["area"]
+        )
         assert src["bbox"] == pytest.approx(ann["bbox"], abs=1.0)
 
 
@@ -57,8 +58,11 @@ def test_perfect_predictions_give_ap_100(coco_instances):
     result = evaluate_mask_ap(ground_truth=gt, predictions=_perfect_predictions(gt, maps))
     assert result["AP"] == pytest.approx(100.0)
     assert result["AP50"] == pytest.approx(100.0)
-    present = {gt_cat["name"] for gt_cat in gt["categories"]
-               if any(a["category_id"] == gt_cat["id"] for a in gt["annotations"])}
+    present = {
+        gt_cat["name"]
+        for gt_cat in gt["categories"]
+        if any(a["category_id"] == gt_cat["id"] for a in gt["annotations"])
+    }
     for name in present:
         assert result[f"AP-{name}"] == pytest.approx(100.0)
     absent = next(c["name"] for c in gt["categories"] if c["name"] not in present)
@@ -69,7 +73,9 @@ def test_degraded_predictions(coco_instances):
     gt, maps, _ = coco_instances
     preds = _perfect_predictions(gt, maps)
     # wrong class on half of the predictions -> those become FPs of another class and their GT is missed
-    degraded = [dict(p, category_id=(p["category_id"] % 80) + 1 if i % 2 else p["category_id"]) for i, p in enumerate(preds)]
+    degraded = [
+        dict(p, category_id=(p["category_id"] % 80) + 1 if i % 2 else p["category_id"]) for i, p in enumerate(preds)
+    ]
     valid_ids = {c["id"] for c in gt["categories"]}
     degraded = [p for p in degraded if p["category_id"] in valid_ids]
     result = evaluate_mask_ap(ground_truth=gt, predictions=degraded)
@@ -84,8 +90,14 @@ def test_degraded_predictions(coco_instances):
         e = binary_erosion(m, iterations=2)
         if e.sum() == 0:
             continue
-        eroded.extend(instance_predictions_to_coco(image_id=p["image_id"], masks=torch.from_numpy(e)[None],
-                                                   scores=torch.tensor([p["score"]]), category_ids=[p["category_id"]]))
+        eroded.extend(
+            instance_predictions_to_coco(
+                image_id=p["image_id"],
+                masks=torch.from_numpy(e)[None],
+                scores=torch.tensor([p["score"]]),
+                category_ids=[p["category_id"]],
+            )
+        )
     result = evaluate_mask_ap(ground_truth=gt, predictions=eroded)
     assert result["AP"] < 100.0
     assert result["AP"] < result["AP50"]

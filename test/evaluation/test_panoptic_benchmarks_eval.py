@@ -1,6 +1,7 @@
 """``ovseg-eval`` on the panoptic benchmarks (ADE20K-150, Cityscapes, Mapillary Vistas): an oracle segmenter that
 returns the ground truth gives PQ = AP = mIoU = 100 on small fixtures built with the data package's converters;
 the paper's FC-CLIP test sizes are used per dataset."""
+
 import types
 
 import numpy as np
@@ -93,19 +94,25 @@ class OracleSegmenter:
         cats = get_categories(self.name)
         contiguous = {c.id: k for k, c in enumerate(cats)}
         sem = np.where(item["sem_seg"] == 255, 0, item["sem_seg"]).astype(np.int32)
-        segments = [types.SimpleNamespace(id=s["id"], category=contiguous[s["category_id"]])
-                    for s in item["segments_info"]]
+        segments = [
+            types.SimpleNamespace(id=s["id"], category=contiguous[s["category_id"]]) for s in item["segments_info"]
+        ]
         things = [s for s in item["segments_info"] if s["isthing"] and not s["iscrowd"]]
         import torch
-        instances = {"masks": torch.as_tensor(np.stack([item["pan_ids"] == s["id"] for s in things])),
-                     "scores": torch.ones(len(things)),
-                     "classes": torch.tensor([contiguous[s["category_id"]] for s in things])}
-        return types.SimpleNamespace(semantic=sem, panoptic=item["pan_ids"].astype(np.int32), segments=segments,
-                                     instances=instances)
+
+        instances = {
+            "masks": torch.as_tensor(np.stack([item["pan_ids"] == s["id"] for s in things])),
+            "scores": torch.ones(len(things)),
+            "classes": torch.tensor([contiguous[s["category_id"]] for s in things]),
+        }
+        return types.SimpleNamespace(
+            semantic=sem, panoptic=item["pan_ids"].astype(np.int32), segments=segments, instances=instances
+        )
 
 
-@pytest.mark.parametrize("name,build", [("ade20k_150", _ade), ("cityscapes", _cityscapes),
-                                        ("mapillary_vistas", _mapillary)])
+@pytest.mark.parametrize(
+    "name,build", [("ade20k_150", _ade), ("cityscapes", _cityscapes), ("mapillary_vistas", _mapillary)]
+)
 def test_oracle_gives_perfect_pq_ap_miou(tmp_path, name, build):
     build(tmp_path)
     seg = OracleSegmenter(build_panoptic_dataset(name, root=tmp_path))
@@ -136,11 +143,37 @@ def test_paper_test_sizes(tmp_path, monkeypatch):
     built, evaluated = [], []
     monkeypatch.setattr(cli, "build_segmenter_for_eval", lambda model, **kw: built.append(kw) or object())
     monkeypatch.setattr(cli, "evaluate_dataset", lambda seg, ds, **kw: evaluated.append(ds) or {"mIoU": 1.0})
-    rc = cli.main(["--model", "fcclip", "--datasets", "ade20k_150,cityscapes,mapillary_vistas", "--root",
-                   str(tmp_path), "--output", str(tmp_path / "r.json"), "--device", "cpu"])
+    rc = cli.main(
+        [
+            "--model",
+            "fcclip",
+            "--datasets",
+            "ade20k_150,cityscapes,mapillary_vistas",
+            "--root",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "r.json"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0 and evaluated == ["ade20k_150", "cityscapes", "mapillary_vistas"]
     assert [(b["min_size"], b["max_size"]) for b in built] == [(800, 1333), (1024, 2560)]  # street scenes share one
     built.clear()
-    cli.main(["--model", "fcclip", "--datasets", "cityscapes", "--min-size", "64", "--root", str(tmp_path),
-              "--output", str(tmp_path / "r.json"), "--device", "cpu"])
+    cli.main(
+        [
+            "--model",
+            "fcclip",
+            "--datasets",
+            "cityscapes",
+            "--min-size",
+            "64",
+            "--root",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "r.json"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert built[0]["min_size"] == 64

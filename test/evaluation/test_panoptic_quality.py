@@ -80,8 +80,9 @@ def random_panoptic(rng, h, w, categories, n_segments, with_crowd):
         y0, x0 = rng.integers(0, h), rng.integers(0, w)
         y1, x1 = y0 + rng.integers(2, h // 2 + 3), x0 + rng.integers(2, w // 2 + 3)
         ids[y0:y1, x0:x1] = next_id
-        segments.append({"id": next_id, "category_id": int(rng.choice(cats)),
-                         "iscrowd": int(with_crowd and rng.random() < 0.15)})
+        segments.append(
+            {"id": next_id, "category_id": int(rng.choice(cats)), "iscrowd": int(with_crowd and rng.random() < 0.15)}
+        )
         next_id += 1
     present = set(np.unique(ids).tolist())
     return ids, [s for s in segments if s["id"] in present]
@@ -216,8 +217,9 @@ def test_sanity_errors():
     with pytest.raises(KeyError):
         pq_single_image(gt_ids=gt, gt_segments=segs, pred_ids=gt, pred_segments=segs + [{"id": 5, "category_id": 1}])
     with pytest.raises(KeyError):
-        pq_single_image(gt_ids=gt, gt_segments=segs, pred_ids=gt, pred_segments=[{"id": 1, "category_id": 9}],
-                        category_ids=[1])
+        pq_single_image(
+            gt_ids=gt, gt_segments=segs, pred_ids=gt, pred_segments=[{"id": 1, "category_id": 9}], category_ids=[1]
+        )
 
 
 def test_rgb_roundtrip():

@@ -5,6 +5,7 @@ published formats), with tiny random weights saved for each config's variant: ev
 The numbers are meaningless (random weights); the test checks that each config's datasets, vocabularies,
 readers, metrics and table run end to end.
 """
+
 import dataclasses
 import json
 import os
@@ -14,15 +15,14 @@ import pytest
 import torch
 from PIL import Image
 from pycocotools import mask as mask_util
+from shared_data import shared_path
+from test_eval_cli_failures import _cityscapes_as_create_panoptic_imgs
+from test_panoptic_benchmarks_eval import _ade, _img, _mapillary
 
 from ovseg_models.data.prepare import prepare_ade20k_847, prepare_pascal_context, prepare_pascal_voc
 from ovseg_models.evaluation import cli
 from ovseg_models.evaluation.report import PANOPTIC_ROWS, SEMANTIC_COLUMNS
 from ovseg_models.training.config import list_configs, load_config
-
-from shared_data import shared_path
-from test_eval_cli_failures import _cityscapes_as_create_panoptic_imgs
-from test_panoptic_benchmarks_eval import _ade, _img, _mapillary
 
 PANOPTIC_METRICS = {"coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas"}
 
@@ -54,8 +54,10 @@ def _pascal_context(root):
         m[sl] = 1
         r = mask_util.encode(np.asfortranarray(m))
         anns.append({"image_id": 1, "category_id": cat, "segmentation": {**r, "counts": r["counts"].decode()}})
-    data = {"images": [{"image_id": 1, "file_name": "2008_000002.jpg", "height": h, "width": w, "phase": "val"}],
-            "annos_segmentation": anns}
+    data = {
+        "images": [{"image_id": 1, "file_name": "2008_000002.jpg", "height": h, "width": w, "phase": "val"}],
+        "annos_segmentation": anns,
+    }
     (voc / "trainval_merged.json").write_text(json.dumps(data))
     prepare_pascal_context(root=root)
 
@@ -92,9 +94,15 @@ def tiny_open_clip(tmp_path_factory):
     import open_clip
 
     folder = tmp_path_factory.mktemp("open_clip_configs")
-    (folder / "ovseg-test-tiny-rn.json").write_text(json.dumps({
-        "embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "patch_size": None},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}))
+    (folder / "ovseg-test-tiny-rn.json").write_text(
+        json.dumps(
+            {
+                "embed_dim": 32,
+                "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "patch_size": None},
+                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+            }
+        )
+    )
     open_clip.add_model_config(folder)
     return "ovseg-test-tiny-rn"
 
@@ -108,25 +116,65 @@ def _tiny_checkpoint(name, folder, tiny_rn) -> str:
         from ovseg_models.fcclip import FCCLIP, get_config, save_checkpoint
 
         fc = dataclasses.replace(
-            get_config(variant), clip_model_name=tiny_rn, clip_pretrained="", embed_dim=32,
-            feature_channels=(16, 64, 128, 256, 512), backbone_type="resnet", conv_dim=32, mask_dim=32,
-            transformer_enc_layers=1, transformer_dim_feedforward=64, transformer_nheads=4, hidden_dim=32,
-            num_queries=20, nheads=4, dim_feedforward=64, dec_layers=2, templates="single")
+            get_config(variant),
+            clip_model_name=tiny_rn,
+            clip_pretrained="",
+            embed_dim=32,
+            feature_channels=(16, 64, 128, 256, 512),
+            backbone_type="resnet",
+            conv_dim=32,
+            mask_dim=32,
+            transformer_enc_layers=1,
+            transformer_dim_feedforward=64,
+            transformer_nheads=4,
+            hidden_dim=32,
+            num_queries=20,
+            nheads=4,
+            dim_feedforward=64,
+            dec_layers=2,
+            templates="single",
+        )
         save_checkpoint(FCCLIP.from_config(fc, pretrained=False).eval(), path, config=fc, variant=variant)
     else:
         from ovseg_models.catseg import CATSeg, get_config, save_checkpoint
+
         base = get_config(variant)
         # a tiny tower of the variant's CLIP family (same open_clip name: same tokenizer and preprocessing)
-        clip = dataclasses.replace(base.clip, embed_dim=32, image_resolution=224, vision_layers=3, vision_width=64,
-                                   vision_patch_size=16, vision_heads=2, text_width=32, text_heads=2, text_layers=1)
-        small = ({"guidance_layers": (0, 1), "appearance_guidance_dim": 32} if base.guidance == "clip"
-                 else {"prompt_ensemble_type": "single", "prompt_channel": 1,  # 80 cost channels: slow on CPU
-                       "timm_backbone": "resnet18", "timm_out_indices": (1, 2, 3), "appearance_guidance_dim": 256,
-                       "decoder_guidance_dims": (128, 64)})  # a small feature backbone at the same strides
+        clip = dataclasses.replace(
+            base.clip,
+            embed_dim=32,
+            image_resolution=224,
+            vision_layers=3,
+            vision_width=64,
+            vision_patch_size=16,
+            vision_heads=2,
+            text_width=32,
+            text_heads=2,
+            text_layers=1,
+        )
+        small = (
+            {"guidance_layers": (0, 1), "appearance_guidance_dim": 32}
+            if base.guidance == "clip"
+            else {
+                "prompt_ensemble_type": "single",
+                "prompt_channel": 1,  # 80 cost channels: slow on CPU
+                "timm_backbone": "resnet18",
+                "timm_out_indices": (1, 2, 3),
+                "appearance_guidance_dim": 256,
+                "decoder_guidance_dims": (128, 64),
+            }
+        )  # a small feature backbone at the same strides
         # a small aggregator: the tiny CLIP's embedding width, narrow projections and one layer
-        small.update(text_guidance_dim=32, text_guidance_proj_dim=16, appearance_guidance_proj_dim=16,
-                     decoder_dims=(32, 16), decoder_guidance_proj_dims=(8, 8), num_layers=1, num_heads=2,
-                     hidden_dim=16)
+        small.update(
+            text_guidance_dim=32,
+            text_guidance_proj_dim=16,
+            appearance_guidance_proj_dim=16,
+            decoder_dims=(32, 16),
+            decoder_guidance_proj_dims=(8, 8),
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=16,
+        )
         tiny = dataclasses.replace(base, clip=clip, **small)
         save_checkpoint(CATSeg(tiny).eval(), path, variant=variant)
     return str(path)
@@ -155,8 +203,12 @@ def test_other_configs_evaluate_as_their_representative(name, tiny_open_clip, tm
     from ovseg_models import create_segmenter
 
     cfg = load_config(name)  # a tiny checkpoint recorded as this config's variant is accepted for it
-    seg = create_segmenter(cfg["task"]["kind"], variant=cfg["task"]["variant"], pretrained=False,
-                           checkpoint=_tiny_checkpoint(name, tmp_path, tiny_open_clip))
+    seg = create_segmenter(
+        cfg["task"]["kind"],
+        variant=cfg["task"]["variant"],
+        pretrained=False,
+        checkpoint=_tiny_checkpoint(name, tmp_path, tiny_open_clip),
+    )
     assert seg is not None
 
 
@@ -170,8 +222,18 @@ def test_paper_config_evaluates_every_column(name, benchmarks, tiny_open_clip, t
     if kind == "fcclip":
         assert {k for _, k in PANOPTIC_ROWS} <= set(expected)
     out = tmp_path / "results.json"
-    args = ["--config", name, "--checkpoint", _tiny_checkpoint(name, tmp_path, tiny_open_clip), "--root",
-            str(benchmarks), "--device", "cpu", "--output", str(out)]
+    args = [
+        "--config",
+        name,
+        "--checkpoint",
+        _tiny_checkpoint(name, tmp_path, tiny_open_clip),
+        "--root",
+        str(benchmarks),
+        "--device",
+        "cpu",
+        "--output",
+        str(out),
+    ]
     args += ["--min-size", "128", "--max-size", "256"] if kind == "fcclip" else ["--no-sliding-window"]
     torch.set_num_threads(2)
     rc = cli.main(args)

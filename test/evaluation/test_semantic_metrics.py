@@ -1,12 +1,13 @@
 """Semantic metrics vs detectron2's SemSegEvaluator rule (reimplemented below from its ``evaluate``) and
 torchmetrics' MulticlassJaccardIndex, on random cases and real ground truth."""
+
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from shared_data import shared_path
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from ovseg_models.data.class_names import get_categories
@@ -17,8 +18,6 @@ from ovseg_models.evaluation.semantic import (
     metrics_from_confusion_matrix,
 )
 
-from shared_data import shared_path
-
 
 def _detectron2_miou(pairs, num_classes, ignore=255):
     """detectron2 SemSegEvaluator.process/evaluate: conf[pred, gt] with an extra row/column for ignored pixels;
@@ -27,8 +26,9 @@ def _detectron2_miou(pairs, num_classes, ignore=255):
     for pred, gt in pairs:
         gt = np.asarray(gt).copy()
         gt[gt == ignore] = num_classes
-        conf += np.bincount((num_classes + 1) * np.asarray(pred).reshape(-1) + gt.reshape(-1),
-                            minlength=conf.size).reshape(conf.shape)
+        conf += np.bincount(
+            (num_classes + 1) * np.asarray(pred).reshape(-1) + gt.reshape(-1), minlength=conf.size
+        ).reshape(conf.shape)
     iou = np.full(num_classes, np.nan)
     tp = conf.diagonal()[:-1].astype(float)
     pos_gt = conf[:-1, :-1].sum(axis=0).astype(float)
@@ -69,7 +69,9 @@ def test_random_against_torchmetrics(seed):
         h, w = (int(v) for v in torch.randint(5, 40, (2,), generator=g))
         target = torch.randint(0, num_classes, (h, w), generator=g)
         # skew the prediction towards the target so IoUs are not all tiny
-        pred = torch.where(torch.rand(h, w, generator=g) < 0.6, target, torch.randint(0, num_classes, (h, w), generator=g))
+        pred = torch.where(
+            torch.rand(h, w, generator=g) < 0.6, target, torch.randint(0, num_classes, (h, w), generator=g)
+        )
         target[torch.rand(h, w, generator=g) < 0.2] = 255
         metric.update(prediction=pred, target=target)
         tm_none.update(pred[None], target[None])

@@ -1,4 +1,5 @@
 """Shared fixtures for model tests: the shared reference data."""
+
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,6 @@
 """Valid extreme aspect ratios run on both models (the network input is padded to what the model
 needs, outputs are cropped back to the image); only images with a 1-pixel side are refused."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,9 @@ def _check(r, h, w, k):
 
 
 @pytest.mark.parametrize("h, w", SHAPES)
-@pytest.mark.parametrize("name, options", [("fcclip", {}), ("catseg", {"sliding_window": True}),
-                                           ("catseg", {"sliding_window": False})])
+@pytest.mark.parametrize(
+    "name, options", [("fcclip", {}), ("catseg", {"sliding_window": True}), ("catseg", {"sliding_window": False})]
+)
 def test_extreme_aspect_ratios_run_on_the_tiny_models(segmenters, name, options, h, w):
     seg = segmenters[name]
     enc = seg.encode_vocabulary(["cat", "dog", "wall"])

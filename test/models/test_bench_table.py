@@ -1,13 +1,27 @@
 """``python -m ovseg_models.bench --table``: the official-comparison settings printed beside the
 official figures (figures are printed, not asserted: no timed tests)."""
+
 import pytest
 
 from ovseg_models import bench
 
 
 def test_table_row_prints_stages_cold_peak_and_official_reference(reference_dir, capsys):
-    rc = bench.main(["--table", "--rows", "catseg_case0_resize", "--repeat", "1", "--warmup", "0",
-                     "--threads", "2", "--cases", str(reference_dir / "cases")])
+    rc = bench.main(
+        [
+            "--table",
+            "--rows",
+            "catseg_case0_resize",
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "2",
+            "--cases",
+            str(reference_dir / "cases"),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "2026-12 on a 2-core x86_64 CPU, fp32, 2 threads" in out

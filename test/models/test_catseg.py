@@ -3,6 +3,7 @@
 Shared reference data is read from ``../shared/reference`` (relative to the repository root);
 tests that need it are skipped with the reason when it is absent.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,17 +13,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared_data import shared_path
 
-from ovseg_models.catseg import (CATSeg, CATSegSegmenter, CheckpointError, build_segmenter, count_trainable_parameters,
-                                 get_config, load_checkpoint, save_checkpoint, set_trainable)
-from ovseg_models.catseg.checkpoint import (load_clip_weights, load_official_state_dict, match_official_keys,
-                                            to_official_state_dict)
+from ovseg_models.catseg import (
+    CATSeg,
+    CATSegSegmenter,
+    CheckpointError,
+    build_segmenter,
+    count_trainable_parameters,
+    get_config,
+    load_checkpoint,
+    save_checkpoint,
+    set_trainable,
+)
+from ovseg_models.catseg.checkpoint import (
+    load_clip_weights,
+    load_official_state_dict,
+    match_official_keys,
+    to_official_state_dict,
+)
 from ovseg_models.catseg.configs import CLIPConfig
 from ovseg_models.catseg.inference import InferenceOptions, run_inference
 from ovseg_models.segmenter import ImageError
 from ovseg_models.vocabulary import VocabularyError
-from shared_data import shared_path
-
 
 
 def CASE() -> Path:  # noqa: N802 (names of the files they find)
@@ -47,10 +60,25 @@ def _threads():
 
 def tiny_config(**overrides):
     """A small CAT-Seg (tiny CLIP, real aggregator geometry) for fast functional tests."""
-    clip = CLIPConfig(embed_dim=32, image_resolution=224, vision_layers=3, vision_width=64, vision_patch_size=16,
-                      vision_heads=2, text_width=32, text_heads=2, text_layers=2)
-    base = dataclasses.replace(get_config("vitb16_384"), name="tiny", clip=clip, guidance_layers=(0, 1),
-                               text_guidance_dim=32, appearance_guidance_dim=32)
+    clip = CLIPConfig(
+        embed_dim=32,
+        image_resolution=224,
+        vision_layers=3,
+        vision_width=64,
+        vision_patch_size=16,
+        vision_heads=2,
+        text_width=32,
+        text_heads=2,
+        text_layers=2,
+    )
+    base = dataclasses.replace(
+        get_config("vitb16_384"),
+        name="tiny",
+        clip=clip,
+        guidance_layers=(0, 1),
+        text_guidance_dim=32,
+        appearance_guidance_dim=32,
+    )
     return dataclasses.replace(base, **overrides)
 
 
@@ -186,12 +214,15 @@ def test_own_save_rebuilds_its_configuration_through_the_factory(tiny_model, tmp
         create_segmenter("catseg", variant="vitl14_336", checkpoint=str(own))
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"hidden_dim": 32}, r"hidden_dim=32 must exceed decoder_guidance_proj_dims\[0\]=32"),
-    ({"decoder_dims": (16, 32)}, r"decoder_dims\[0\]=16 must exceed decoder_guidance_proj_dims\[1\]=16"),
-    ({"decoder_dims": (64, 40), "decoder_guidance_proj_dims": (32, 8)}, None),
-    ({"decoder_dims": (64, 50)}, r"decoder_dims\[1\]=50: the decoder's GroupNorm"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"hidden_dim": 32}, r"hidden_dim=32 must exceed decoder_guidance_proj_dims\[0\]=32"),
+        ({"decoder_dims": (16, 32)}, r"decoder_dims\[0\]=16 must exceed decoder_guidance_proj_dims\[1\]=16"),
+        ({"decoder_dims": (64, 40), "decoder_guidance_proj_dims": (32, 8)}, None),
+        ({"decoder_dims": (64, 50)}, r"decoder_dims\[1\]=50: the decoder's GroupNorm"),
+    ],
+)
 def test_decoder_channel_constraints_checked_at_construction(overrides, field):
     """A decoder stage whose transposed convolution would keep no channel (``hidden_dim`` not above the
     projected guidance) used to build and then fail inside oneDNN at the first forward ("could not
@@ -211,12 +242,14 @@ def test_clip_openai_and_open_clip_formats(tiny_model):
     for k, v in clip_sd.items():
         if k.endswith("q_proj_weight"):
             base = k[: -len("q_proj_weight")]
-            fused[base + "in_proj_weight"] = torch.cat([v, clip_sd[base + "k_proj_weight"],
-                                                        clip_sd[base + "v_proj_weight"]])
+            fused[base + "in_proj_weight"] = torch.cat(
+                [v, clip_sd[base + "k_proj_weight"], clip_sd[base + "v_proj_weight"]]
+            )
         elif not k.endswith(("k_proj_weight", "v_proj_weight")):
             fused[k] = v
-    openai = dict(fused, input_resolution=torch.tensor(224), context_length=torch.tensor(77),
-                  vocab_size=torch.tensor(49408))
+    openai = dict(
+        fused, input_resolution=torch.tensor(224), context_length=torch.tensor(77), vocab_size=torch.tensor(49408)
+    )
     for sd in (openai, fused):  # OpenAI format (with metadata entries), open_clip format
         fresh = CATSeg(tiny_config())
         load_clip_weights(fresh.clip_model, sd)
@@ -236,17 +269,22 @@ def test_trainable_selection_matches_official_flags(manifest_path):
     with torch.device("meta"):
         model = CATSeg(get_config(variant))
     n = set_trainable(model, "attention")
-    inv = {"clip_model.": "sem_seg_head.predictor.clip_model.", "aggregator.": "sem_seg_head.predictor.transformer.",
-           "upsample1.": "upsample1.", "upsample2.": "upsample2."}
+    inv = {
+        "clip_model.": "sem_seg_head.predictor.clip_model.",
+        "aggregator.": "sem_seg_head.predictor.transformer.",
+        "upsample1.": "upsample1.",
+        "upsample2.": "upsample2.",
+    }
     flags = {}
     for name, p in model.named_parameters():
         for dst, src in inv.items():
             if name.startswith(dst):
-                flags[src + name[len(dst):]] = p.requires_grad
+                flags[src + name[len(dst) :]] = p.requires_grad
     expected = {e["key"]: e["requires_grad_in_official_code"] for e in manifest["entries"] if e["kind"] == "parameter"}
     assert flags == expected
-    assert n == sum(e["numel"] for e in manifest["entries"]
-                    if e["kind"] == "parameter" and e["requires_grad_in_official_code"])
+    assert n == sum(
+        e["numel"] for e in manifest["entries"] if e["kind"] == "parameter" and e["requires_grad_in_official_code"]
+    )
     groups = count_trainable_parameters(model, by_group=True)
     assert set(groups) == {"clip_model", "aggregator", "upsample1", "upsample2"}
     # paper variant: every attention parameter and position embeddings; full; frozen
@@ -294,8 +332,13 @@ def test_chunked_large_vocabulary_matches_unchunked(tiny_model):
         for chunk in (None, 3):
             for sliding in (True, False):
                 inter = {}
-                acc = run_inference(model, image, text, InferenceOptions(sliding_window=sliding, chunk_classes=chunk),
-                                    intermediates=inter)
+                acc = run_inference(
+                    model,
+                    image,
+                    text,
+                    InferenceOptions(sliding_window=sliding, chunk_classes=chunk),
+                    intermediates=inter,
+                )
                 outs.append((acc, inter))
     for i in (0, 1):
         a, b = outs[i], outs[i + 2]
@@ -405,9 +448,17 @@ def test_factory_builds_catseg_without_weights():
 
 def test_separate_timm_guidance_backbone_runs():
     """The paper's variant: guidance from a timm backbone (ResNet here, small for speed)."""
-    cfg = tiny_config(name="tiny_timm", guidance="timm", guidance_layers=(), timm_backbone="resnet18",
-                      timm_out_indices=(1, 2, 3), appearance_guidance_dim=256, decoder_guidance_dims=(128, 64),
-                      prompt_ensemble_type="imagenet_select", prompt_channel=8)
+    cfg = tiny_config(
+        name="tiny_timm",
+        guidance="timm",
+        guidance_layers=(),
+        timm_backbone="resnet18",
+        timm_out_indices=(1, 2, 3),
+        appearance_guidance_dim=256,
+        decoder_guidance_dims=(128, 64),
+        prompt_ensemble_type="imagenet_select",
+        prompt_channel=8,
+    )
     model = CATSeg(cfg).eval()
     assert model.upsample1 is None and any(k.startswith("guidance_backbone.body.") for k in model.state_dict())
     seg = CATSegSegmenter(model)

@@ -7,6 +7,7 @@ keys and shapes v1's ``D2SwinTransformer`` constructs, and its backbone forward 
 transcription of that module's computation (window attention with relative position bias, cyclic
 shift with the -100 mask, patch merging at the end of a stage, one LayerNorm per output).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from shared_data import shared_path
 
 from ovseg_models.catseg import CATSeg, CATSegTextEncoder, CheckpointError, get_config, set_trainable
 from ovseg_models.catseg.checkpoint import load_official_state_dict, match_official_keys, to_official_state_dict
 from ovseg_models.catseg.feature_backbone import ResNetGuidance, SwinGuidance
-from shared_data import shared_path
 
 NO_PROBLEMS = {"missing": [], "unexpected": [], "shape_mismatch": []}
 
@@ -56,8 +57,15 @@ def test_v1_parity_shared_case_sliding_and_nosliding():
 
     comparisons = run_case(CASE_V1())  # the manifest is found from the case's variant
     by_name = {c.name: c for c in comparisons}
-    for required in ("text_embeds", "cost_volume", "agg_logits", "sem_seg",
-                     "nosliding/cost_volume", "nosliding/agg_logits", "nosliding/sem_seg"):
+    for required in (
+        "text_embeds",
+        "cost_volume",
+        "agg_logits",
+        "sem_seg",
+        "nosliding/cost_volume",
+        "nosliding/agg_logits",
+        "nosliding/sem_seg",
+    ):
         assert required in by_name, required
         assert by_name[required].tolerance <= 1e-4
     bad = [str(c) for c in comparisons if not c.ok]
@@ -107,9 +115,9 @@ def test_v1_manifest_state_dict_loads_key_for_key():
 def _official_name(model, name: str) -> str:
     """The v1 checkpoint name of parameter ``name`` (q/k/v weights -> their fused ``in_proj_weight``)."""
     if name.startswith("guidance_backbone."):
-        return "backbone." + model.guidance_backbone.to_official_key(name[len("guidance_backbone."):])
+        return "backbone." + model.guidance_backbone.to_official_key(name[len("guidance_backbone.") :])
     if name.startswith("aggregator."):
-        return "sem_seg_head.predictor.transformer." + name[len("aggregator."):]
+        return "sem_seg_head.predictor.transformer." + name[len("aggregator.") :]
     for part in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
         if name.endswith(part):
             name = name[: -len(part)] + "in_proj_weight"
@@ -118,7 +126,7 @@ def _official_name(model, name: str) -> str:
 
 def test_resnet_names_roundtrip_and_batchnorm_frozen():
     manifest = _manifest(MANIFEST_V1())
-    names = [e["key"][len("backbone."):] for e in manifest["entries"] if e["key"].startswith("backbone.")]
+    names = [e["key"][len("backbone.") :] for e in manifest["entries"] if e["key"].startswith("backbone.")]
     local = [ResNetGuidance.from_official_key(k) for k in names]
     assert len(set(local)) == len(names) == 470
     assert [ResNetGuidance.to_official_key(k) for k in local] == names
@@ -138,7 +146,7 @@ def test_resnet_names_roundtrip_and_batchnorm_frozen():
         before = {n: b.clone() for n, b in net.named_buffers()}
         out = net.train()(x)  # detectron2's FrozenBatchNorm ignores the mode: statistics stay fixed
     assert [tuple(t.shape) for t in out] == [(2, 256, 16, 16), (2, 512, 8, 8), (2, 1024, 4, 4)]
-    assert all(torch.equal(a, b) for a, b in zip(ref, out))
+    assert all(torch.equal(a, b) for a, b in zip(ref, out, strict=False))
     assert all(torch.equal(before[n], b) for n, b in net.named_buffers())
 
 
@@ -148,23 +156,42 @@ def _v1_swin_shapes(embed=128, depths=(2, 2, 18), heads=(4, 8, 16), window=12) -
     ``configs/vitl_swinb_384.yaml``: patch embedding with norm, per stage ``blocks`` (relative position
     table and its persistent index buffer, fused qkv), ``downsample`` (PatchMerging, no bias) at the
     end of every stage but the last, and an output norm ``norm{i}`` per stage."""
-    out = {"patch_embed.proj.weight": (embed, 3, 4, 4), "patch_embed.proj.bias": (embed,),
-           "patch_embed.norm.weight": (embed,), "patch_embed.norm.bias": (embed,)}
-    for i, (depth, h) in enumerate(zip(depths, heads)):
-        d = embed * 2 ** i
+    out = {
+        "patch_embed.proj.weight": (embed, 3, 4, 4),
+        "patch_embed.proj.bias": (embed,),
+        "patch_embed.norm.weight": (embed,),
+        "patch_embed.norm.bias": (embed,),
+    }
+    for i, (depth, h) in enumerate(zip(depths, heads, strict=False)):
+        d = embed * 2**i
         for j in range(depth):
             p = f"layers.{i}.blocks.{j}."
-            out.update({p + "norm1.weight": (d,), p + "norm1.bias": (d,),
-                        p + "attn.relative_position_bias_table": ((2 * window - 1) ** 2, h),
-                        p + "attn.relative_position_index": (window * window, window * window),
-                        p + "attn.qkv.weight": (3 * d, d), p + "attn.qkv.bias": (3 * d,),
-                        p + "attn.proj.weight": (d, d), p + "attn.proj.bias": (d,),
-                        p + "norm2.weight": (d,), p + "norm2.bias": (d,),
-                        p + "mlp.fc1.weight": (4 * d, d), p + "mlp.fc1.bias": (4 * d,),
-                        p + "mlp.fc2.weight": (d, 4 * d), p + "mlp.fc2.bias": (d,)})
+            out.update(
+                {
+                    p + "norm1.weight": (d,),
+                    p + "norm1.bias": (d,),
+                    p + "attn.relative_position_bias_table": ((2 * window - 1) ** 2, h),
+                    p + "attn.relative_position_index": (window * window, window * window),
+                    p + "attn.qkv.weight": (3 * d, d),
+                    p + "attn.qkv.bias": (3 * d,),
+                    p + "attn.proj.weight": (d, d),
+                    p + "attn.proj.bias": (d,),
+                    p + "norm2.weight": (d,),
+                    p + "norm2.bias": (d,),
+                    p + "mlp.fc1.weight": (4 * d, d),
+                    p + "mlp.fc1.bias": (4 * d,),
+                    p + "mlp.fc2.weight": (d, 4 * d),
+                    p + "mlp.fc2.bias": (d,),
+                }
+            )
         if i < len(depths) - 1:
-            out.update({f"layers.{i}.downsample.reduction.weight": (2 * d, 4 * d),
-                        f"layers.{i}.downsample.norm.weight": (4 * d,), f"layers.{i}.downsample.norm.bias": (4 * d,)})
+            out.update(
+                {
+                    f"layers.{i}.downsample.reduction.weight": (2 * d, 4 * d),
+                    f"layers.{i}.downsample.norm.weight": (4 * d,),
+                    f"layers.{i}.downsample.norm.bias": (4 * d,),
+                }
+            )
         out.update({f"norm{i}.weight": (d,), f"norm{i}.bias": (d,)})
     return out
 
@@ -185,10 +212,14 @@ def test_swin_variant_layout_matches_v1_construction():
         if e["key"].startswith("sem_seg_head.predictor.transformer."):
             shapes[e["key"]] = tuple(e["shape"])
     agg = "sem_seg_head.predictor.transformer."
-    shapes.update({agg + "guidance_projection.0.weight": (128, 512, 3, 3),  # APPEARANCE_GUIDANCE_DIM 512
-                   agg + "text_guidance_projection.0.weight": (128, 768),  # TEXT_GUIDANCE_DIM 768
-                   agg + "decoder_guidance_projection.0.0.weight": (32, 256, 3, 3),  # DECODER_GUIDANCE_DIMS
-                   agg + "decoder_guidance_projection.1.0.weight": (16, 128, 3, 3)})
+    shapes.update(
+        {
+            agg + "guidance_projection.0.weight": (128, 512, 3, 3),  # APPEARANCE_GUIDANCE_DIM 512
+            agg + "text_guidance_projection.0.weight": (128, 768),  # TEXT_GUIDANCE_DIM 768
+            agg + "decoder_guidance_projection.0.0.weight": (32, 256, 3, 3),  # DECODER_GUIDANCE_DIMS
+            agg + "decoder_guidance_projection.1.0.weight": (16, 128, 3, 3),
+        }
+    )
     shapes.update({"backbone." + k: s for k, s in _v1_swin_shapes().items()})
 
     with torch.device("meta"):
@@ -204,9 +235,9 @@ def test_swin_variant_layout_matches_v1_construction():
     assert "backbone.layers.2.downsample.reduction.weight" in problems["unexpected"][0], problems
 
 
-def _v1_swin_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, *, depths, heads, window: int
-                     ) -> list[torch.Tensor]:
+def _v1_swin_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, *, depths, heads, window: int) -> list[torch.Tensor]:
     """v1 ``D2SwinTransformer.forward`` on official-named weights, transcribed in plain torch ops."""
+
     def ln(t, p):
         return F.layer_norm(t, t.shape[-1:], sd[p + ".weight"], sd[p + ".bias"], 1e-5)
 
@@ -283,7 +314,7 @@ def test_swin_guidance_matches_v1_swin_forward():
         ours = net(x)
         ref = _v1_swin_forward(sd, x, depths=depths, heads=heads, window=12)
     assert [tuple(t.shape) for t in ours] == [(1, 128, 96, 96), (1, 256, 48, 48), (1, 512, 24, 24)]
-    for a, b in zip(ours, ref):
+    for a, b in zip(ours, ref, strict=False):
         assert (a - b).abs().max().item() < 1e-4 * max(1.0, b.abs().max().item())
 
 
@@ -292,8 +323,18 @@ def test_v1_text_protocol_averages_synonyms_per_template():
     embeddings of a and b per template (the CVPR code keeps only a)."""
     from ovseg_models.catseg.configs import CLIPConfig
 
-    clip = CLIPConfig(embed_dim=32, image_resolution=224, vision_layers=2, vision_width=64, vision_patch_size=16,
-                      vision_heads=2, text_width=32, text_heads=2, text_layers=2, dense_residual="full")
+    clip = CLIPConfig(
+        embed_dim=32,
+        image_resolution=224,
+        vision_layers=2,
+        vision_width=64,
+        vision_patch_size=16,
+        vision_heads=2,
+        text_width=32,
+        text_heads=2,
+        text_layers=2,
+        dense_residual="full",
+    )
     cfg = get_config("vitb16_r101_384", clip=dict(vars(clip)), text_guidance_dim=32)
     torch.manual_seed(0)
     model = CATSeg(cfg).eval()
@@ -304,6 +345,10 @@ def test_v1_text_protocol_averages_synonyms_per_template():
     assert both.shape == (1, 80, 32)
     mean = first + second
     assert torch.allclose(both, mean / mean.norm(dim=-1, keepdim=True), atol=1e-6)
-    assert CATSegTextEncoder(CATSeg(get_config("vitb16_384", clip=dict(vars(clip)), text_guidance_dim=32,
-                                               appearance_guidance_dim=64))).synonyms == "first"
+    assert (
+        CATSegTextEncoder(
+            CATSeg(get_config("vitb16_384", clip=dict(vars(clip)), text_guidance_dim=32, appearance_guidance_dim=64))
+        ).synonyms
+        == "first"
+    )
     assert math.isclose(float(both.norm(dim=-1).mean()), 1.0, rel_tol=1e-5)

@@ -1,16 +1,23 @@
 """FC-CLIP: parity with the official code, checkpoint conversion, segmenter API."""
+
 import io
 import pickle
-import re
 import warnings
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared_file
-from ovseg_models.fcclip import (CheckpointError, FCCLIP, PretrainedWeightsUnavailable, build_model,
-                                 convert_official_state_dict, get_config, load_checkpoint_file)
+
+from ovseg_models.fcclip import (
+    FCCLIP,
+    CheckpointError,
+    PretrainedWeightsUnavailable,
+    build_model,
+    convert_official_state_dict,
+    get_config,
+    load_checkpoint_file,
+)
 from ovseg_models.fcclip.backbone import load_open_clip_state_dict
 from ovseg_models.fcclip.checkpoint import is_text_tower_key
 from ovseg_models.parity.weights import load_manifest
@@ -42,14 +49,24 @@ def test_parity_rn50_case0(reference_dir, capsys):
     rc, lines = _run_cli(capsys, case)
     assert rc == 0, "\n".join(lines)
     names = {l.split(":")[0] for l in lines if "max_abs_diff" in l}
-    assert names >= {"pred_logits", "in_vocab_probs", "out_vocab_probs[valid]", "mask_cls_final_logprobs",
-                     "sem_seg", "panoptic_seg", "instances", "text_classifier", "model_input"}
+    assert names >= {
+        "pred_logits",
+        "in_vocab_probs",
+        "out_vocab_probs[valid]",
+        "mask_cls_final_logprobs",
+        "sem_seg",
+        "panoptic_seg",
+        "instances",
+        "text_classifier",
+        "model_input",
+    }
 
 
 # -- checkpoint conversion ------------------------------------------------------------------------
 def _meta_state_dict(manifest):
-    return {e["key"]: torch.empty(e["shape"], dtype=getattr(torch, e["dtype"]), device="meta")
-            for e in manifest["entries"]}
+    return {
+        e["key"]: torch.empty(e["shape"], dtype=getattr(torch, e["dtype"]), device="meta") for e in manifest["entries"]
+    }
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +132,10 @@ def test_text_tower_taken_from_open_clip_source(rn50_meta):
     assert text_keys and all(is_text_tower_key(k) for k in text_keys)
     for k in text_keys:
         del sd[k]
-    source = {k[len("backbone.clip_model."):]: torch.full(sd_shape, 0.5)
-              for k, sd_shape in ((e["key"], e["shape"]) for e in manifest["entries"] if e["key"] in text_keys)}
+    source = {
+        k[len("backbone.clip_model.") :]: torch.full(sd_shape, 0.5)
+        for k, sd_shape in ((e["key"], e["shape"]) for e in manifest["entries"] if e["key"] in text_keys)
+    }
     converted = convert_official_state_dict(sd, model, text_tower_source=lambda: source)
     assert set(converted) == set(model.state_dict())
     assert torch.equal(converted["backbone.clip_model.ln_final.weight"], source["ln_final.weight"])
@@ -143,9 +162,16 @@ def small_segmenter():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        seg = ovseg_models.create_segmenter("fcclip", variant="rn50", pretrained=False, num_queries=20,
-                                            dec_layers=3, transformer_enc_layers=1, min_size=256,
-                                            outputs=("semantic", "panoptic", "instance"))
+        seg = ovseg_models.create_segmenter(
+            "fcclip",
+            variant="rn50",
+            pretrained=False,
+            num_queries=20,
+            dec_layers=3,
+            transformer_enc_layers=1,
+            min_size=256,
+            outputs=("semantic", "panoptic", "instance"),
+        )
     torch.manual_seed(0)
     with torch.no_grad():  # larger query embeddings so that some segments survive the overlap test
         seg.model.transformer_decoder.query_feat.weight.normal_(0, 1)
@@ -200,6 +226,7 @@ def test_seen_flags(small_segmenter):
     enc = small_segmenter.encode_vocabulary(["cat, cats", "tabby cat", "whiskers"])
     assert enc.tensors["seen"].tolist() == [True, False, False]
     from ovseg_models.vocabulary import Vocabulary
+
     enc = small_segmenter.encode_vocabulary(Vocabulary.create(["tabby cat"], seen=[True]))
     assert enc.tensors["seen"].tolist() == [True]
 

@@ -1,4 +1,5 @@
 """FC-CLIP's fast formulations against the reference formulations they replace, on random inputs."""
+
 import pytest
 import torch
 
@@ -21,7 +22,7 @@ def _msda_inputs(dtype, *, n=2, lq=37, m=4, d=8, points=3, requires_grad=False, 
         loc[0, 1, 0, :, 0] = 1.0
         loc[0, 2, 0, 0, 0] = torch.tensor([0.5 / 7, 0.5 / 5], dtype=dtype)
     attn = torch.rand(n, lq, m, len(SHAPES), points, generator=g, dtype=dtype)
-    attn = (attn / attn.sum((-1, -2), keepdim=True))
+    attn = attn / attn.sum((-1, -2), keepdim=True)
     return [t.requires_grad_(requires_grad) for t in (value, loc, attn)]
 
 
@@ -46,7 +47,7 @@ def test_gathered_deformable_attention_gradients_equal_grid_sample():
         value, loc, attn = _msda_inputs(torch.float64, requires_grad=True, on_grid=False)
         (f(value, SHAPES, loc, attn) * torch.linspace(-1, 1, 32, dtype=torch.float64)).sum().backward()
         grads.append([value.grad, loc.grad, attn.grad])
-    for ref, out in zip(*grads):
+    for ref, out in zip(*grads, strict=False):
         torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
 
 
@@ -54,8 +55,20 @@ def test_attention_masks_from_resized_features_equal_resized_masks():
     """block_masks="features" == "masks" (float64, so that no attention-mask pixel sits within
     rounding of the threshold), final and intermediate outputs."""
     torch.manual_seed(0)
-    dec = MaskedTransformerDecoder(in_channels=32, hidden_dim=32, num_queries=10, nheads=4, dim_feedforward=64,
-                                   dec_layers=4, mask_dim=32, clip_embedding_dim=16).double().eval()
+    dec = (
+        MaskedTransformerDecoder(
+            in_channels=32,
+            hidden_dim=32,
+            num_queries=10,
+            nheads=4,
+            dim_feedforward=64,
+            dec_layers=4,
+            mask_dim=32,
+            clip_embedding_dim=16,
+        )
+        .double()
+        .eval()
+    )
     feats = [torch.randn(1, 32, h, w, dtype=torch.float64) for h, w in ((3, 5), (6, 9), (11, 17))]
     mask_features = torch.randn(1, 32, 22, 34, dtype=torch.float64)
     classifier = torch.nn.functional.normalize(torch.randn(5, 16, dtype=torch.float64), dim=-1)  # 4 synonyms + void
@@ -67,7 +80,7 @@ def test_attention_masks_from_resized_features_equal_resized_masks():
     ref, out = outs["masks"], outs["features"]
     torch.testing.assert_close(out["pred_masks"], ref["pred_masks"], rtol=0, atol=1e-9)
     torch.testing.assert_close(out["pred_logits"], ref["pred_logits"], rtol=0, atol=1e-9)
-    for a, b in zip(out["aux_outputs"], ref["aux_outputs"]):
+    for a, b in zip(out["aux_outputs"], ref["aux_outputs"], strict=False):
         torch.testing.assert_close(a["pred_masks"], b["pred_masks"], rtol=0, atol=1e-9)
     # the masks really constrain the attention here (otherwise the test could not tell them apart)
     dec.block_masks = "masks"

@@ -1,4 +1,5 @@
 """Encoded vocabularies are keyed by the text tower's weights, not by the family or variant name."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,5 +41,8 @@ def test_loading_weights_changes_the_key_and_empties_the_embedding_cache():
     f1.model.load_state_dict(f2.model.state_dict())
     f1.refresh_model_key()
     assert f1.model_key == f2.model_key and f1.text_encoder.cache_key == f2.text_encoder.cache_key
-    assert torch.allclose(f1.encode_vocabulary(["cat"]).tensors["text_classifier"],
-                          f2.encode_vocabulary(["cat"]).tensors["text_classifier"], atol=1e-6)
+    assert torch.allclose(
+        f1.encode_vocabulary(["cat"]).tensors["text_classifier"],
+        f2.encode_vocabulary(["cat"]).tensors["text_classifier"],
+        atol=1e-6,
+    )

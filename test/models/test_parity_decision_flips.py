@@ -1,6 +1,7 @@
 """The parity tool's decision-flip comparisons on synthetic arrays: a flip at float-rounding distance from the
 threshold passes and is reported with its margin; a flip far from it, or a plain difference above tolerance,
 fails."""
+
 import numpy as np
 
 from ovseg_models.parity import Comparison, compare_argmax, compare_threshold, compare_values

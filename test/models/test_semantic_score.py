@@ -1,5 +1,6 @@
 """``SegmentationResult.score`` is a probability in [0, 1] for both models, so that
 ``semantic_score_threshold`` (``ovseg_ros.messages.semantic_labels``) means what it says."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,17 +32,25 @@ def test_fcclip_score_is_the_mask_weighted_class_probability(fcclip):
     masks = torch.full((3, h, w), -30.0)
     masks[0, :, : w // 2] = 30.0
     masks[1, :, : w // 2] = 30.0
-    masks[2, :, w // 2:] = 30.0
+    masks[2, :, w // 2 :] = 30.0
     vocab = Vocabulary.create(["cat", "dog"])
-    r = fcclip.postprocess(probs.log(), masks, padded_size=(h, w), image_size=(h, w), output_size=(h, w),
-                           vocabulary=vocab, is_thing=[True, True], outputs=("semantic",),
-                           return_class_scores=True)
-    assert (r.semantic[:, : w // 2] == 0).all() and (r.semantic[:, w // 2:] == 1).all()
+    r = fcclip.postprocess(
+        probs.log(),
+        masks,
+        padded_size=(h, w),
+        image_size=(h, w),
+        output_size=(h, w),
+        vocabulary=vocab,
+        is_thing=[True, True],
+        outputs=("semantic",),
+        return_class_scores=True,
+    )
+    assert (r.semantic[:, : w // 2] == 0).all() and (r.semantic[:, w // 2 :] == 1).all()
     assert float(r.class_scores[0, 0, 0]) == pytest.approx(1.8, abs=1e-4)  # official sem_seg: a sum
     assert np.allclose(r.score[:, : w // 2], 0.9, atol=1e-4)
-    assert np.allclose(r.score[:, w // 2:], 0.8, atol=1e-4)
+    assert np.allclose(r.score[:, w // 2 :], 0.8, atol=1e-4)
     labels = semantic_labels(r, 0.85)
-    assert (labels[:, : w // 2] == 0).all() and (labels[:, w // 2:] == UNLABELED).all()
+    assert (labels[:, : w // 2] == 0).all() and (labels[:, w // 2 :] == UNLABELED).all()
     assert (semantic_labels(r, 0.95) == UNLABELED).all()
     assert (semantic_labels(r, 0.5) == r.semantic).all()
 

@@ -1,10 +1,10 @@
 """Text side: templates, per-synonym classifier cache, batching."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from ovseg_models.text import (OPENAI_TEMPLATES, VILD_TEMPLATES, TextEmbeddingCache, build_text_classifier,
-                               get_templates)
+from ovseg_models.text import OPENAI_TEMPLATES, VILD_TEMPLATES, TextEmbeddingCache, build_text_classifier, get_templates
 
 
 class FakeEncoder:

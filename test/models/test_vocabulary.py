@@ -1,5 +1,6 @@
 """Vocabulary validation (one owner: ``ovseg_models.vocabulary``), benchmark lists as published,
 the text-encoding work bound and cancellation."""
+
 from __future__ import annotations
 
 import threading
@@ -78,20 +79,23 @@ def test_a847_and_pas21_as_published(fcclip):
 
 
 # -- operator requests ---------------------------------------------------------------------------
-@pytest.mark.parametrize("classes, reason", [
-    (["cat", "cat\u200b"], "U\\+200B"),                      # differs only by a zero-width space
-    (["\u200b\u200c"], "invisible character, U\\+200B"),     # a name made only of invisible characters
-    (["\u3164"], "invisible character, U\\+3164"),           # Hangul filler: looks empty, is not Cf
-    (["cat", "\u202egod"], "bidirectional control, U\\+202E"),  # right-to-left override
-    (["cat", "d\u2066og"], "bidirectional control, U\\+2066"),
-    (["cat", "do\u200fg"], "bidirectional control, U\\+200F"),
-    (["cat", "\uff43\uff41\uff54"], "duplicate class name"),  # full-width "cat" (NFKC)
-    (["Straße", "STRASSE"], "duplicate class name"),          # case-folded
-    (["cat", ["dog", "Cat"]], "synonym 'Cat' of class 1 \\('dog'\\) is also a name of class 0"),
-    ([["cup", "mug"], ["glass", "mug"]], "synonym 'mug' of class 1"),
-    (["ca\x07t"], "control character U\\+0007"),
-    ([["cat"] + [f"cat{i}" for i in range(64)]], "65 synonyms; at most 64"),
-])
+@pytest.mark.parametrize(
+    "classes, reason",
+    [
+        (["cat", "cat\u200b"], "U\\+200B"),  # differs only by a zero-width space
+        (["\u200b\u200c"], "invisible character, U\\+200B"),  # a name made only of invisible characters
+        (["\u3164"], "invisible character, U\\+3164"),  # Hangul filler: looks empty, is not Cf
+        (["cat", "\u202egod"], "bidirectional control, U\\+202E"),  # right-to-left override
+        (["cat", "d\u2066og"], "bidirectional control, U\\+2066"),
+        (["cat", "do\u200fg"], "bidirectional control, U\\+200F"),
+        (["cat", "\uff43\uff41\uff54"], "duplicate class name"),  # full-width "cat" (NFKC)
+        (["Straße", "STRASSE"], "duplicate class name"),  # case-folded
+        (["cat", ["dog", "Cat"]], "synonym 'Cat' of class 1 \\('dog'\\) is also a name of class 0"),
+        ([["cup", "mug"], ["glass", "mug"]], "synonym 'mug' of class 1"),
+        (["ca\x07t"], "control character U\\+0007"),
+        ([["cat"] + [f"cat{i}" for i in range(64)]], "65 synonyms; at most 64"),
+    ],
+)
 def test_operator_names_refused_with_a_reason(classes, reason):
     with pytest.raises(VocabularyError, match=reason):
         Vocabulary.create(classes)
@@ -104,19 +108,22 @@ def test_request_normalisation_and_accepted_unicode():
     assert normalize_name("Ｃａｆé\u00a0 ") == normalize_name("café")
 
 
-@pytest.mark.parametrize("template, reason", [
-    ("a photo of a {{}}.", "'{}' exactly once.*found 0"),
-    ("a photo of a cup", "found 0"),
-    ("{} and {}", "found 2"),
-    ("a photo of a {0}.", "exactly one"),
-    ("a photo of a {name}.", "exactly one"),
-    ("a photo of a {!r}.", "exactly one"),
-    ("a photo of a {:>20}.", "exactly one"),
-    ("a photo of a {", "not a valid format string"),
-    ("a photo of a } {}", "not a valid format string"),
-    ("a photo\u200b of a {}", "invisible"),
-    ("x" * 300 + "{}", "exceeds 200"),
-])
+@pytest.mark.parametrize(
+    "template, reason",
+    [
+        ("a photo of a {{}}.", "'{}' exactly once.*found 0"),
+        ("a photo of a cup", "found 0"),
+        ("{} and {}", "found 2"),
+        ("a photo of a {0}.", "exactly one"),
+        ("a photo of a {name}.", "exactly one"),
+        ("a photo of a {!r}.", "exactly one"),
+        ("a photo of a {:>20}.", "exactly one"),
+        ("a photo of a {", "not a valid format string"),
+        ("a photo of a } {}", "not a valid format string"),
+        ("a photo\u200b of a {}", "invisible"),
+        ("x" * 300 + "{}", "exceeds 200"),
+    ],
+)
 def test_templates_refused_by_the_one_validator(template, reason):
     with pytest.raises(VocabularyError, match=reason):
         validate_templates([template])
@@ -141,8 +148,14 @@ def test_request_messages_refused_by_the_same_rules():
     def m(name, synonyms=(), seen=0):
         return SimpleNamespace(name=name, synonyms=list(synonyms), is_thing=True, seen=seen)
 
-    cases = [[m("cat"), m("cat\u200b")], [m("\u200b")], [m("cup", ["mug"]), m("mug")], [m("cup", [" "])],
-             [m("x" * 201)], []]
+    cases = [
+        [m("cat"), m("cat\u200b")],
+        [m("\u200b")],
+        [m("cup", ["mug"]), m("mug")],
+        [m("cup", [" "])],
+        [m("x" * 201)],
+        [],
+    ]
     for classes in cases:
         with pytest.raises(VocabularyError) as from_msgs:
             vocabulary_from_msgs(classes)
@@ -165,8 +178,9 @@ def test_text_encoding_work_is_bounded_with_the_figure(fcclip, catseg):
             seg.encode_vocabulary(vocab)
         assert fcclip.text_encoder.calls == calls  # refused before any work
     assert MAX_TEXT_ENCODINGS == 20_000
-    many = Vocabulary.create([[f"c{i}", f"c{i} x", f"c{i} y"] for i in range(500)],
-                             templates=get_templates("vild"))  # 1,500 synonyms x 14 templates
+    many = Vocabulary.create(
+        [[f"c{i}", f"c{i} x", f"c{i} y"] for i in range(500)], templates=get_templates("vild")
+    )  # 1,500 synonyms x 14 templates
     assert fcclip.text_encodings(many) == 21_000
     with pytest.raises(VocabularyError, match="21,000"):
         fcclip.encode_vocabulary(many)
@@ -213,9 +227,13 @@ def test_pending_encoding_is_cancelled_between_batches(fcclip, catseg):
     before = enc.encoded_names
     errors = []
     try:
-        t = threading.Thread(target=lambda: errors.append(
-            pytest.raises(EncodingCancelled, catseg.encode_vocabulary, [f"item {i}" for i in range(40)],
-                          cancel=cancel)))
+        t = threading.Thread(
+            target=lambda: errors.append(
+                pytest.raises(
+                    EncodingCancelled, catseg.encode_vocabulary, [f"item {i}" for i in range(40)], cancel=cancel
+                )
+            )
+        )
         t.start()
         assert started.wait(10)
         cancel.set()

@@ -1,15 +1,15 @@
 """Official releases by name (``ovseg_models.weights``): the registry, fetching through huggingface_hub's cache
 (a cache built by hand in the Hub's documented layout, as no network exists here), the offline error, and a
 present file loaded through the real loading path (a tiny random CAT-Seg saved in the release's format)."""
-import torch
+
 import pytest
+import torch
+from test_catseg import tiny_config
 
 from ovseg_models import create_segmenter
 from ovseg_models.catseg import CATSeg
 from ovseg_models.catseg.checkpoint import to_official_state_dict
 from ovseg_models.weights import OfficialWeights, WeightsNotAvailableError, get_weights, list_weights
-
-from test_catseg import tiny_config
 
 
 @pytest.fixture
@@ -73,11 +73,17 @@ def test_cached_release_loads_through_the_real_path(hf_cache):
     torch.manual_seed(0)
     cfg = tiny_config()
     model = CATSeg(cfg).eval()
-    path = _put_in_cache(hf_cache, repo_id="hamacojr/CAT-Seg-weights", repo_type="space", filename="model_base.pth",
-                         payload={"model": to_official_state_dict(model), "iteration": 79999})
+    path = _put_in_cache(
+        hf_cache,
+        repo_id="hamacojr/CAT-Seg-weights",
+        repo_type="space",
+        filename="model_base.pth",
+        payload={"model": to_official_state_dict(model), "iteration": 79999},
+    )
     assert get_weights("catseg_vitb16_cocostuff").fetch() == path  # a cache hit, offline
-    seg = create_segmenter("catseg", weights="catseg_vitb16_cocostuff", config=cfg, pretrained=False,
-                           sliding_window=False)
+    seg = create_segmenter(
+        "catseg", weights="catseg_vitb16_cocostuff", config=cfg, pretrained=False, sliding_window=False
+    )
     for k, v in model.state_dict().items():
         assert torch.equal(seg.model.state_dict()[k], v), k
     with pytest.raises(ValueError, match="variant"):
@@ -106,5 +112,7 @@ def test_node_parameter_weights(hf_cache):
 def test_eval_cli_weights_offline_error(hf_cache, tmp_path, capsys):
     from ovseg_models.evaluation import cli
 
-    rc = cli.main(["--weights", "catseg_vitb16_cocostuff", "--root", str(tmp_path), "--output", str(tmp_path / "r.json")])
+    rc = cli.main(
+        ["--weights", "catseg_vitb16_cocostuff", "--root", str(tmp_path), "--output", str(tmp_path / "r.json")]
+    )
     assert rc == 2 and "model_base.pth" in capsys.readouterr().err

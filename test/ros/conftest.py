@@ -4,6 +4,7 @@ Each test gets its own rclpy Context on its own ROS domain id, so tests never se
 other's traffic (nor that of other processes on the machine). Child processes started by a
 test get the same domain id through the environment (``ros_env``).
 """
+
 from __future__ import annotations
 
 import itertools

@@ -9,6 +9,7 @@ them is skipped with that command in the reason, except in CI (``CI`` set) or wi
 activated (``source .venv/bin/activate``: PATH and AMENT_PREFIX_PATH), so the tests check what
 the README promises after the setup.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -57,18 +58,27 @@ def shell_line(command: str) -> list[str]:
     return ["bash", "-c", f"source {shlex.quote(str(ACTIVATE))} && {command}"]
 
 
-def ros2_shell(command: str, domain: int, *, timeout: float = 90, cwd: str | Path | None = None
-               ) -> subprocess.CompletedProcess:
+def ros2_shell(
+    command: str, domain: int, *, timeout: float = 90, cwd: str | Path | None = None
+) -> subprocess.CompletedProcess:
     """Run ``command`` (a README line) in a shell with the venv activated, on ROS domain ``domain``."""
-    return subprocess.run(shell_line(command), env=shell_env(domain), capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        shell_line(command), env=shell_env(domain), capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
 
 
 def ros2_background(command: str, domain: int, log: Path, *, cwd: str | Path | None = None) -> subprocess.Popen:
     """Start ``command`` (e.g. ``ros2 launch ...``) in its own process group, output to ``log``."""
     out = open(log, "w")  # noqa: SIM115 - closed by stop_background
-    proc = subprocess.Popen(shell_line(command), env=shell_env(domain), stdout=out, stderr=subprocess.STDOUT,
-                            text=True, cwd=cwd, start_new_session=True)
+    proc = subprocess.Popen(
+        shell_line(command),
+        env=shell_env(domain),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+        start_new_session=True,
+    )
     proc.log_file = out  # type: ignore[attr-defined]
     proc.log_path = log  # type: ignore[attr-defined]
     return proc

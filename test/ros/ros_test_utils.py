@@ -1,4 +1,5 @@
 """Helpers shared by the ROS tests (imported as a plain module: pytest puts this folder on sys.path)."""
+
 from __future__ import annotations
 
 import time

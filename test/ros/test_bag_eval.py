@@ -1,6 +1,7 @@
 """ovseg-bag-eval on real bags (sqlite3 and MCAP) with the tiny real model over DDS: outputs
 recorded into a new bag with the original timestamps, mIoU/per-class IoU from a label topic or a
 folder of PNGs, PQ from a panoptic ground-truth topic, latency percentiles, drops, JSON report."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,12 @@ import sys
 import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import Image, RegionOfInterest
 from test_node_support import REPO, rgb_image, tiny_params, write_vocab_file
 
 from ovseg.msg import PanopticSegmentation, Segment
 from ovseg_ros import conversions
 from ovseg_ros.bag_eval import EvalOptions, evaluate_bag, ovseg_typestore
-from sensor_msgs.msg import Image, RegionOfInterest
 
 N = 8
 T0 = 1_700_000_000_000_000_000
@@ -53,8 +54,17 @@ def make_bag(path, storage="sqlite3", *, compressed=False, period_ns=100_000_000
             conversions.labels_to_image(ids, header=img.header, msg=pan.id_image)
             for sid in np.unique(ids[ids > 0]).tolist():
                 ys, xs = np.nonzero(ids == sid)
-                pan.segments.append(Segment(id=sid, category=sid - 1, label="x", score=1.0, area=len(ys),
-                                            bbox=RegionOfInterest(), is_thing=sid - 1 != 0))
+                pan.segments.append(
+                    Segment(
+                        id=sid,
+                        category=sid - 1,
+                        label="x",
+                        score=1.0,
+                        area=len(ys),
+                        bbox=RegionOfInterest(),
+                        is_thing=sid - 1 != 0,
+                    )
+                )
             w.write(cp, t, serialize_message(pan))
 
 
@@ -65,9 +75,19 @@ def test_bag_eval_fast_with_ground_truth_topics(tmp_path, ros_domain, storage):
     bag = tmp_path / "in"
     make_bag(bag, storage)
     params = tiny_params(write_vocab_file(tmp_path))
-    report = evaluate_bag(EvalOptions(bag=bag, output=tmp_path / "out", fast=True, gt_topic="/camera/labels",
-                                      gt_panoptic_topic="/camera/panoptic_gt", params=params, report=tmp_path / "r.json",
-                                      domain_id=ros_domain, progress=False))
+    report = evaluate_bag(
+        EvalOptions(
+            bag=bag,
+            output=tmp_path / "out",
+            fast=True,
+            gt_topic="/camera/labels",
+            gt_panoptic_topic="/camera/panoptic_gt",
+            params=params,
+            report=tmp_path / "r.json",
+            domain_id=ros_domain,
+            progress=False,
+        )
+    )
     assert report["frames"] == N and report["processed"] == N and report["dropped"] == 0
     assert report["image_topic"] == "/camera/image_raw" and not report["restamped"]
     lat = report["latency_ms"]
@@ -108,10 +128,28 @@ def test_bag_eval_at_bag_timing_with_png_ground_truth_cli(tmp_path, ros_env):
         s = T0 + i * 250_000_000 - 5_000_000
         PILImage.fromarray(_gt_labels(i)).save(gt_dir / f"{s // 10**9}_{s % 10**9:09d}.png")
     vocab = write_vocab_file(tmp_path)
-    cmd = [sys.executable, "-m", "ovseg_ros.bag_eval", str(bag), "-o", str(tmp_path / "out"), "--gt-dir", str(gt_dir),
-           "--params-file", str(REPO / "config" / "ovseg.yaml"), "--params-file",
-           str(REPO / "config" / "tiny_random.yaml"), "-p", f"vocabulary.default:={vocab}", "-p", "torch_threads:=1",
-           "--report", str(tmp_path / "r.json"), "--overlay-dir", str(tmp_path / "overlays")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ovseg_ros.bag_eval",
+        str(bag),
+        "-o",
+        str(tmp_path / "out"),
+        "--gt-dir",
+        str(gt_dir),
+        "--params-file",
+        str(REPO / "config" / "ovseg.yaml"),
+        "--params-file",
+        str(REPO / "config" / "tiny_random.yaml"),
+        "-p",
+        f"vocabulary.default:={vocab}",
+        "-p",
+        "torch_threads:=1",
+        "--report",
+        str(tmp_path / "r.json"),
+        "--overlay-dir",
+        str(tmp_path / "overlays"),
+    ]
     res = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "mIoU" in res.stdout and "latency end_to_end" in res.stdout and "dropped" in res.stdout
@@ -123,6 +161,11 @@ def test_bag_eval_at_bag_timing_with_png_ground_truth_cli(tmp_path, ros_env):
 
 
 def test_bag_eval_reports_bad_input(tmp_path, ros_env):
-    res = subprocess.run([sys.executable, "-m", "ovseg_ros.bag_eval", str(tmp_path / "nope")], env=ros_env,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "ovseg_ros.bag_eval", str(tmp_path / "nope")],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode != 0

@@ -4,6 +4,7 @@ Only a smoke test of the benchmark's machinery (the node, a client in one proces
 processes, per-frame model times matched by stamp); the figures themselves are not asserted
 against targets: speed is measured by running the benchmark, not by timed tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,26 @@ import sys
 
 def test_bench_runs_in_process_and_across_processes_with_its_transport_floor(tmp_path, ros_env):
     out = tmp_path / "bench.json"
-    res = subprocess.run([sys.executable, "-m", "ovseg_ros.bench", "--frames", "3", "--warmup", "1",
-                          "--modes", "inproc,shm_profile", "--floor", "--json", str(out)],
-                         env=ros_env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ovseg_ros.bench",
+            "--frames",
+            "3",
+            "--warmup",
+            "1",
+            "--modes",
+            "inproc,shm_profile",
+            "--floor",
+            "--json",
+            str(out),
+        ],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     results = {r["mode"]: r for r in json.loads(out.read_text())}
     assert set(results) == {"inproc", "shm_profile"}

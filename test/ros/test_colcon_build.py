@@ -4,6 +4,7 @@ Done here with colcon from PyPI against the venv's ROS wheels (../shared/notes/r
 the interfaces, the Python packages, the node executables, launch and config files must land
 where ROS expects them, and the installed interfaces must import from the install prefix.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,18 @@ pytestmark = pytest.mark.slow
 
 
 def _copy_package(dest: Path) -> None:
-    ignore = shutil.ignore_patterns(".git", ".venv", ".ovseg_build", "build", "install", "log",
-                                    "__pycache__", "*.egg-info", ".pytest_cache", "outputs")
+    ignore = shutil.ignore_patterns(
+        ".git",
+        ".venv",
+        ".ovseg_build",
+        "build",
+        "install",
+        "log",
+        "__pycache__",
+        "*.egg-info",
+        ".pytest_cache",
+        "outputs",
+    )
     shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
 
 
@@ -37,9 +48,18 @@ def colcon_install(tmp_path_factory) -> Path:
     env["AMENT_PREFIX_PATH"] = str(VENV)
     env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '')}"
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
-    cmd = [str(colcon), "build", "--base-paths", "src", "--event-handlers", "console_direct-",
-           "--cmake-args", f"-DPython3_EXECUTABLE={sys.executable}", "-DBUILD_TESTING=OFF",
-           f"-DCMAKE_PREFIX_PATH={VENV}"]
+    cmd = [
+        str(colcon),
+        "build",
+        "--base-paths",
+        "src",
+        "--event-handlers",
+        "console_direct-",
+        "--cmake-args",
+        f"-DPython3_EXECUTABLE={sys.executable}",
+        "-DBUILD_TESTING=OFF",
+        f"-DCMAKE_PREFIX_PATH={VENV}",
+    ]
     proc = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"colcon build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return ws / "install" / "ovseg"
@@ -74,13 +94,16 @@ def test_installed_interfaces_import_from_the_install_prefix(colcon_install, tmp
     # what `source install/setup.bash` would set for this package
     env["PYTHONPATH"] = f"{site}:{env.get('PYTHONPATH', '')}"
     env["LD_LIBRARY_PATH"] = f"{prefix / 'lib'}:{env.get('LD_LIBRARY_PATH', '')}"
-    code = ("import ovseg.msg, ovseg.srv, ovseg_models, ovseg_ros;"
-            "from rclpy.serialization import serialize_message, deserialize_message;"
-            "m = ovseg.msg.PanopticSegmentation(vocabulary_version=5);"
-            "assert deserialize_message(serialize_message(m), ovseg.msg.PanopticSegmentation) == m;"
-            "print(ovseg.msg.__file__, ovseg_models.__file__)")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    code = (
+        "import ovseg.msg, ovseg.srv, ovseg_models, ovseg_ros;"
+        "from rclpy.serialization import serialize_message, deserialize_message;"
+        "m = ovseg.msg.PanopticSegmentation(vocabulary_version=5);"
+        "assert deserialize_message(serialize_message(m), ovseg.msg.PanopticSegmentation) == m;"
+        "print(ovseg.msg.__file__, ovseg_models.__file__)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     msg_file, models_file = proc.stdout.split()
     assert msg_file.startswith(str(prefix)), msg_file

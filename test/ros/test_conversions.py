@@ -1,13 +1,14 @@
 """Image conversions (ovseg_ros.conversions): bit-exact round trips of every encoding with row
 padding and both byte orders, colour handling, compressed images, label images, malformed input,
 and agreement with a real cv_bridge where one is importable."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg_ros import conversions as cv
-from sensor_msgs.msg import CompressedImage, Image
 
 
 def _random(enc, h=7, w=10, seed=0):
@@ -52,18 +53,26 @@ def test_to_rgb8_colour_orders():
     rgb = _random("rgb8", seed=3)
     alpha = np.full(rgb.shape[:2] + (1,), 7, np.uint8)
     cases = {
-        "rgb8": rgb, "bgr8": rgb[:, :, ::-1], "rgba8": np.concatenate([rgb, alpha], 2),
-        "bgra8": np.concatenate([rgb[:, :, ::-1], alpha], 2), "8UC3": rgb[:, :, ::-1],
+        "rgb8": rgb,
+        "bgr8": rgb[:, :, ::-1],
+        "rgba8": np.concatenate([rgb, alpha], 2),
+        "bgra8": np.concatenate([rgb[:, :, ::-1], alpha], 2),
+        "8UC3": rgb[:, :, ::-1],
         "8UC4": np.concatenate([rgb[:, :, ::-1], alpha], 2),
-        "rgb16": rgb.astype(np.uint16) * 257, "bgr16": rgb[:, :, ::-1].astype(np.uint16) * 257,
+        "rgb16": rgb.astype(np.uint16) * 257,
+        "bgr16": rgb[:, :, ::-1].astype(np.uint16) * 257,
         "rgba16": np.concatenate([rgb, alpha], 2).astype(np.uint16) * 257 + 3,
     }
     for enc, arr in cases.items():
         out = cv.image_to_rgb8(cv.numpy_to_image(np.ascontiguousarray(arr), enc, step=None))
         assert out.dtype == np.uint8 and out.flags.writeable and np.array_equal(out, rgb), enc
     grey = _random("mono8", seed=4)
-    for enc, arr in (("mono8", grey), ("8UC1", grey), ("mono16", grey.astype(np.uint16) << 8 | 0xFF),
-                     ("16UC1", grey.astype(np.uint16) << 8)):
+    for enc, arr in (
+        ("mono8", grey),
+        ("8UC1", grey),
+        ("mono16", grey.astype(np.uint16) << 8 | 0xFF),
+        ("16UC1", grey.astype(np.uint16) << 8),
+    ):
         out = cv.image_to_rgb8(cv.numpy_to_image(arr, enc))
         assert np.array_equal(out, np.repeat(grey[:, :, None], 3, 2)), enc
 
@@ -81,12 +90,17 @@ def test_yuv422_decoding():
 
 
 MALFORMED = {
-    "data shorter than step x height": (dict(height=4, width=4, encoding="rgb8", step=12, data=bytes(47)),
-                                        "less than step x height"),
+    "data shorter than step x height": (
+        dict(height=4, width=4, encoding="rgb8", step=12, data=bytes(47)),
+        "less than step x height",
+    ),
     "zero width": (dict(height=4, width=0, encoding="rgb8", step=0, data=b""), "empty image"),
     "zero height": (dict(height=0, width=4, encoding="mono8", step=4, data=b""), "empty image"),
     "unsupported encoding": (dict(height=1, width=1, encoding="32FC1", step=4, data=bytes(4)), "unsupported encoding"),
-    "step smaller than a row": (dict(height=2, width=4, encoding="mono16", step=6, data=bytes(16)), "smaller than a row"),
+    "step smaller than a row": (
+        dict(height=2, width=4, encoding="mono16", step=6, data=bytes(16)),
+        "smaller than a row",
+    ),
     "absurd size": (dict(height=1 << 20, width=1 << 20, encoding="mono8", step=1 << 20, data=b""), "exceeds"),
     "odd yuv width": (dict(height=1, width=3, encoding="yuv422", step=6, data=bytes(6)), "even width"),
 }
@@ -120,7 +134,9 @@ def test_compressed_round_trips():
     assert np.array_equal(cv.compressed_to_rgb8(png), rgb)  # lossless
     jpg = cv.rgb8_to_compressed(rgb, "jpeg", quality=98)
     assert jpg.format == "rgb8; jpeg compressed rgb8"
-    assert np.abs(cv.compressed_to_rgb8(jpg).astype(int) - rgb).mean() < 12  # chroma subsampling; swapped channels give ~80
+    assert (
+        np.abs(cv.compressed_to_rgb8(jpg).astype(int) - rgb).mean() < 12
+    )  # chroma subsampling; swapped channels give ~80
     for fmt in ("jpeg", "bgr8; jpeg compressed bgr8", "jpg"):
         jpg.format = fmt
         assert cv.compressed_to_rgb8(jpg).shape == rgb.shape
@@ -140,12 +156,15 @@ def test_compressed_round_trips():
     assert np.array_equal(cv.compressed_to_rgb8(m)[:, :, 0], grey)
 
 
-@pytest.mark.parametrize("fmt,data,reason", [
-    ("jpeg", b"", "no data"),
-    ("jpeg", b"\xff\xd8\xff garbage", "cannot decode"),
-    ("theora", b"abc", "unsupported compressed format"),
-    ("16UC1; compressedDepth png", b"abc", "compressedDepth"),
-])
+@pytest.mark.parametrize(
+    "fmt,data,reason",
+    [
+        ("jpeg", b"", "no data"),
+        ("jpeg", b"\xff\xd8\xff garbage", "cannot decode"),
+        ("theora", b"abc", "unsupported compressed format"),
+        ("16UC1; compressedDepth png", b"abc", "compressedDepth"),
+    ],
+)
 def test_malformed_compressed_images(fmt, data, reason):
     with pytest.raises(cv.ImageConversionError, match=reason):
         cv.compressed_to_rgb8(CompressedImage(format=fmt, data=data))
@@ -181,7 +200,7 @@ def test_label_images_reuse_the_previous_frames_buffer_and_publish_right(ros_con
     view[...] = 7
     assert cv.image_to_numpy(msg2).tolist() == [[7, 7, 7], [7, 7, 7]]
     assert spin_until(executor, lambda: len(got) == 4)
-    for lab, out in zip(frames, got):
+    for lab, out in zip(frames, got, strict=False):
         want = np.where((lab < 0) | (lab >= 65535), 65535, lab)
         assert np.array_equal(cv.image_to_numpy(out), want)
     executor.remove_node(node)
@@ -200,8 +219,12 @@ def test_agrees_with_a_real_cv_bridge():
         a = _random(enc, seed=9)
         ours = cv.numpy_to_image(a, enc)
         theirs = bridge.cv2_to_imgmsg(a, enc)
-        assert (ours.height, ours.width, ours.step, ours.encoding) == (theirs.height, theirs.width, theirs.step,
-                                                                       theirs.encoding)
+        assert (ours.height, ours.width, ours.step, ours.encoding) == (
+            theirs.height,
+            theirs.width,
+            theirs.step,
+            theirs.encoding,
+        )
         assert bytes(ours.data) == bytes(theirs.data), enc
         assert np.array_equal(np.asarray(bridge.imgmsg_to_cv2(ours)), cv.image_to_numpy(theirs)), enc
     # both convert bgr8 to rgb8 alike

@@ -1,6 +1,7 @@
 """Hostile and huge images (ovseg_ros.conversions): only JPEG and PNG are decoded, checked by the
 format string and the data's signature; decoded pixels are capped from the header before decoding;
 raw conversions cost the output and little more; memory goes back to the baseline afterwards."""
+
 from __future__ import annotations
 
 import io
@@ -14,9 +15,9 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from sensor_msgs.msg import CompressedImage
 
 from ovseg_ros import conversions as cv
-from sensor_msgs.msg import CompressedImage
 
 
 def _encoded(fmt: str, size=(16, 12), mode="RGB") -> bytes:
@@ -27,29 +28,37 @@ def _encoded(fmt: str, size=(16, 12), mode="RGB") -> bytes:
 
 def png_bomb(width: int, height: int) -> bytes:
     """A valid RGB PNG of ``width`` x ``height`` black pixels, a few hundred KiB at most (streamed)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     z = zlib.compressobj(9)
     row = bytes(1 + 3 * width)  # filter byte 0 + black pixels
     body = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", body)
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("fmt, data, reason", [
-    ("png", _encoded("GIF"), "says png, but the data does not start with a png signature"),
-    ("jpeg", _encoded("BMP"), "says jpeg, but the data does not start"),
-    ("rgb8; png compressed rgb8", _encoded("TIFF"), "says png"),
-    ("png", _encoded("WEBP"), "says png"),
-    ("jpeg", _encoded("PNG"), "says jpeg, but the data is png"),
-    ("png", _encoded("JPEG"), "says png, but the data is jpeg"),
-    ("gif", _encoded("GIF"), "unsupported compressed format 'gif'"),
-    ("bmp", _encoded("BMP"), "unsupported compressed format"),
-    ("tiff", _encoded("TIFF"), "unsupported compressed format"),
-    ("", _encoded("JPEG"), "unsupported compressed format ''"),
-    ("png or jpeg", _encoded("PNG"), "unsupported compressed format"),
-])
+@pytest.mark.parametrize(
+    "fmt, data, reason",
+    [
+        ("png", _encoded("GIF"), "says png, but the data does not start with a png signature"),
+        ("jpeg", _encoded("BMP"), "says jpeg, but the data does not start"),
+        ("rgb8; png compressed rgb8", _encoded("TIFF"), "says png"),
+        ("png", _encoded("WEBP"), "says png"),
+        ("jpeg", _encoded("PNG"), "says jpeg, but the data is png"),
+        ("png", _encoded("JPEG"), "says png, but the data is jpeg"),
+        ("gif", _encoded("GIF"), "unsupported compressed format 'gif'"),
+        ("bmp", _encoded("BMP"), "unsupported compressed format"),
+        ("tiff", _encoded("TIFF"), "unsupported compressed format"),
+        ("", _encoded("JPEG"), "unsupported compressed format ''"),
+        ("png or jpeg", _encoded("PNG"), "unsupported compressed format"),
+    ],
+)
 def test_only_jpeg_and_png_are_decoded(fmt, data, reason):
     with pytest.raises(cv.ImageConversionError, match=reason):
         cv.compressed_to_rgb8(CompressedImage(format=fmt, data=data))
@@ -92,8 +101,11 @@ def test_raw_images_over_the_pixel_limit_are_refused_from_the_header():
         cv.check_image(msg)
 
 
-@pytest.mark.parametrize("enc, big", [(e, False) for e in ("rgb8", "bgr8", "bgra8", "mono8", "yuv422", "yuv422_yuy2")]
-                         + [(e, b) for e in ("mono16", "rgb16", "bgra16") for b in (False, True)])
+@pytest.mark.parametrize(
+    "enc, big",
+    [(e, False) for e in ("rgb8", "bgr8", "bgra8", "mono8", "yuv422", "yuv422_yuy2")]
+    + [(e, b) for e in ("mono16", "rgb16", "bgra16") for b in (False, True)],
+)
 def test_raw_conversion_peak_memory_is_the_output(enc, big):
     """Peak allocation while converting a 1500x2000 frame: the RGB output plus at most 4 MB."""
     dtype, ch = cv.ENCODINGS[enc]
@@ -109,7 +121,9 @@ def test_raw_conversion_peak_memory_is_the_output(enc, big):
     finally:
         tracemalloc.stop()
     assert np.array_equal(out, expect) and out.shape == (h, w, 3) and out.flags.c_contiguous
-    assert peak <= out.nbytes + 4 * 2**20, f"{enc}: peak {peak / 2**20:.1f} MiB for a {out.nbytes / 2**20:.1f} MiB output"
+    assert peak <= out.nbytes + 4 * 2**20, (
+        f"{enc}: peak {peak / 2**20:.1f} MiB for a {out.nbytes / 2**20:.1f} MiB output"
+    )
 
 
 def test_16_bit_values_keep_their_high_byte_in_both_byte_orders():
@@ -127,7 +141,7 @@ def test_memory_returns_to_baseline_after_huge_and_refused_inputs():
     script = textwrap.dedent(f"""
         import gc, io, sys
         import numpy as np
-        sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})
+        sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
         from test_conversions_limits import png_bomb
         from PIL import Image
         from ovseg_ros import conversions as cv

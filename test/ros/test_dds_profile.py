@@ -6,12 +6,11 @@ really use it (its shared-memory segment is the profile's 16 MB, not Fast DDS's 
 and must still exchange 640x480 images, bit-exact, with a process on Fast DDS defaults (this
 test's own context): the profile keeps UDP, so robots can adopt it one process at a time.
 """
+
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -75,8 +74,8 @@ def test_a_process_with_the_profile_uses_it_and_talks_to_default_processes(ros_c
             msg = conversions.numpy_to_image(f, "rgb8")
             msg.header.stamp.sec = i
             pub.publish(msg)
-            assert spin_until(executor, lambda: len(got) > i, 10), f"frame {i} did not come back"
-        for f, m in zip(frames, got):
+            assert spin_until(executor, lambda i=i: len(got) > i, 10), f"frame {i} did not come back"
+        for f, m in zip(frames, got, strict=False):
             assert np.array_equal(conversions.image_to_numpy(m), f)
     finally:
         child.terminate()

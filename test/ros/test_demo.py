@@ -1,5 +1,6 @@
 """The main job (``ovseg``): photos -> bag -> node over DDS -> outputs, overlays and a summary,
 here with one frame per photo; it must say loudly that it fell back to random weights."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,13 @@ def test_demo_end_to_end_with_random_weights(tmp_path, ros_env):
     env["OVSEG_WEIGHTS_DIR"] = str(tmp_path / "weights")  # nothing downloaded by hand
     env["HF_HUB_CACHE"] = str(tmp_path / "hf")  # nothing in the Hugging Face cache
     out = tmp_path / "demo"
-    res = subprocess.run([sys.executable, "-m", "ovseg_ros.demo", "--output-dir", str(out), "--frames-per-photo", "1"],
-                         env=env, capture_output=True, text=True, timeout=240)
+    res = subprocess.run(
+        [sys.executable, "-m", "ovseg_ros.demo", "--output-dir", str(out), "--frames-per-photo", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "RANDOM WEIGHTS" in res.stderr and "RANDOM" in res.stdout
     assert "6 frames, 6 processed, 0 dropped" in res.stdout
@@ -26,15 +32,41 @@ def test_demo_end_to_end_with_random_weights(tmp_path, ros_env):
 
 
 def test_demo_refuses_a_missing_checkpoint(tmp_path, ros_env):
-    res = subprocess.run([sys.executable, "-m", "ovseg_ros.demo", "--output-dir", str(tmp_path / "d"), "--checkpoint",
-                          str(tmp_path / "missing.pth")], env=ros_env, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ovseg_ros.demo",
+            "--output-dir",
+            str(tmp_path / "d"),
+            "--checkpoint",
+            str(tmp_path / "missing.pth"),
+        ],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode != 0 and "does not exist" in res.stderr
 
 
 def test_demo_weights_by_name_offline_names_the_file(tmp_path, ros_env):
     env = dict(ros_env, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hf"), OVSEG_WEIGHTS_DIR=str(tmp_path / "w"))
-    res = subprocess.run([sys.executable, "-m", "ovseg_ros.demo", "--output-dir", str(tmp_path / "d"), "--weights",
-                          "catseg_vitb16_cocostuff"], env=env, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ovseg_ros.demo",
+            "--output-dir",
+            str(tmp_path / "d"),
+            "--weights",
+            "catseg_vitb16_cocostuff",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode != 0
     assert "model_base.pth" in res.stderr and str(tmp_path / "w" / "model_base.pth") in res.stderr
     assert str(tmp_path / "hf") in res.stderr

@@ -7,6 +7,7 @@
 - custom messages written to rosbag2 bags (sqlite3 and MCAP) with ``rosbags`` and read back
   bit-identical, deserialised again by rclpy.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -16,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from ros_test_utils import spin_until
+from sensor_msgs.msg import Image, RegionOfInterest
 
-from builtin_interfaces.msg import Time
 from ovseg.msg import PanopticSegmentation, Segment, Vocabulary, VocabularyClass
 from ovseg.srv import GetVocabulary, SetVocabulary
-from sensor_msgs.msg import Image, RegionOfInterest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,8 +35,9 @@ def make_vocabulary(version: int = 3) -> Vocabulary:
         version=version,
         model="fcclip",
         classes=[
-            VocabularyClass(name="wall", synonyms=["walls", "brick wall"], thing=VocabularyClass.STUFF,
-                            seen=VocabularyClass.SEEN),
+            VocabularyClass(
+                name="wall", synonyms=["walls", "brick wall"], thing=VocabularyClass.STUFF, seen=VocabularyClass.SEEN
+            ),
             VocabularyClass(name="mug", synonyms=[], thing=VocabularyClass.THING, seen=VocabularyClass.UNSEEN),
         ],
         prompt_templates=["a photo of a {}.", "There is a {} in the scene"],
@@ -49,15 +51,33 @@ def make_panoptic(seed: int = 0) -> PanopticSegmentation:
     msg = PanopticSegmentation()
     msg.header.stamp = Time(sec=100 + seed, nanosec=5)
     msg.header.frame_id = "camera_optical"
-    msg.id_image = Image(header=msg.header, height=h, width=w, encoding="mono16", is_bigendian=0,
-                         step=2 * w, data=ids.astype("<u2").tobytes())
+    msg.id_image = Image(
+        header=msg.header,
+        height=h,
+        width=w,
+        encoding="mono16",
+        is_bigendian=0,
+        step=2 * w,
+        data=ids.astype("<u2").tobytes(),
+    )
     for sid in range(1, 4):
         ys, xs = np.nonzero(ids == sid)
-        msg.segments.append(Segment(
-            id=sid, category=sid % 2, label=["wall", "mug"][sid % 2], score=0.5 + 0.125 * sid,  # exact in float32
-            area=len(ys), is_thing=bool(sid % 2),
-            bbox=RegionOfInterest(x_offset=int(xs.min()), y_offset=int(ys.min()),
-                                  width=int(xs.max() - xs.min() + 1), height=int(ys.max() - ys.min() + 1))))
+        msg.segments.append(
+            Segment(
+                id=sid,
+                category=sid % 2,
+                label=["wall", "mug"][sid % 2],
+                score=0.5 + 0.125 * sid,  # exact in float32
+                area=len(ys),
+                is_thing=bool(sid % 2),
+                bbox=RegionOfInterest(
+                    x_offset=int(xs.min()),
+                    y_offset=int(ys.min()),
+                    width=int(xs.max() - xs.min() + 1),
+                    height=int(ys.max() - ys.min() + 1),
+                ),
+            )
+        )
     msg.vocabulary_version = 7
     return msg
 
@@ -114,8 +134,9 @@ except Exception:
 
 
 def test_messages_across_two_processes(ros_context, executor, ros_env):
-    child = subprocess.Popen([sys.executable, "-c", ECHO_CHILD], env=ros_env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", ECHO_CHILD], env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         node = rclpy.create_node("ovseg_test_parent", context=ros_context)
@@ -148,8 +169,7 @@ def test_messages_across_two_processes(ros_context, executor, ros_env):
 
 
 def test_vocabulary_topic_is_latched_for_late_subscribers(ros_context, executor):
-    qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     reliability=ReliabilityPolicy.RELIABLE)
+    qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
     pub_node = rclpy.create_node("ovseg_test_vocab_pub", context=ros_context)
     pub = pub_node.create_publisher(Vocabulary, "/ovseg_test/vocabulary", qos)
     pub.publish(make_vocabulary(version=1))
@@ -176,9 +196,13 @@ def test_vocabulary_services_on_a_server_node(ros_context, executor):
             response.message = "empty or duplicate class names"
         else:
             v = state["vocabulary"]
-            state["vocabulary"] = Vocabulary(stamp=v.stamp, version=v.version + 1, model=v.model,
-                                             classes=list(request.classes),
-                                             prompt_templates=list(request.prompt_templates))
+            state["vocabulary"] = Vocabulary(
+                stamp=v.stamp,
+                version=v.version + 1,
+                model=v.model,
+                classes=list(request.classes),
+                prompt_templates=list(request.prompt_templates),
+            )
             response.success = True
         response.version = state["vocabulary"].version
         return response
@@ -201,9 +225,13 @@ def test_vocabulary_services_on_a_server_node(ros_context, executor):
         assert spin_until(executor, future.done, 10)
         return future.result()
 
-    ok = call(set_client, SetVocabulary.Request(
-        classes=[VocabularyClass(name="cup", synonyms=["mug"], thing=VocabularyClass.THING)],
-        prompt_templates=["a photo of a {}."]))
+    ok = call(
+        set_client,
+        SetVocabulary.Request(
+            classes=[VocabularyClass(name="cup", synonyms=["mug"], thing=VocabularyClass.THING)],
+            prompt_templates=["a photo of a {}."],
+        ),
+    )
     assert ok.success and ok.version == 2 and ok.message == ""
     bad = call(set_client, SetVocabulary.Request(classes=[VocabularyClass(name="a"), VocabularyClass(name="A ")]))
     assert not bad.success and "duplicate" in bad.message and bad.version == 2
@@ -212,6 +240,7 @@ def test_vocabulary_services_on_a_server_node(ros_context, executor):
 
 
 # --- bags ------------------------------------------------------------------------------------
+
 
 def _typestore_with_ovseg():
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
@@ -230,10 +259,14 @@ def test_custom_messages_round_trip_through_a_bag(tmp_path, storage):
     from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
     store = _typestore_with_ovseg()
-    sent = {"/segmentation/panoptic": [make_panoptic(seed=s) for s in range(3)],
-            "/segmentation/vocabulary": [make_vocabulary(version=v) for v in (1, 2)]}
-    types = {"/segmentation/panoptic": "ovseg/msg/PanopticSegmentation",
-             "/segmentation/vocabulary": "ovseg/msg/Vocabulary"}
+    sent = {
+        "/segmentation/panoptic": [make_panoptic(seed=s) for s in range(3)],
+        "/segmentation/vocabulary": [make_vocabulary(version=v) for v in (1, 2)],
+    }
+    types = {
+        "/segmentation/panoptic": "ovseg/msg/PanopticSegmentation",
+        "/segmentation/vocabulary": "ovseg/msg/Vocabulary",
+    }
     plugin = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}[storage]
     bag = tmp_path / "bag"
     with Writer(bag, version=9, storage_plugin=plugin) as writer:
@@ -244,7 +277,7 @@ def test_custom_messages_round_trip_through_a_bag(tmp_path, storage):
     received: dict[str, list] = {t: [] for t in sent}
     with Reader(bag) as reader:
         assert {c.msgtype for c in reader.connections} == set(types.values())
-        for conn, stamp, raw in reader.messages():
+        for conn, _stamp, raw in reader.messages():
             py_type = PanopticSegmentation if conn.msgtype.endswith("PanopticSegmentation") else Vocabulary
             received[conn.topic].append(deserialize_message(bytes(raw), py_type))
             # rosbags' own deserialiser understands the definitions it was given

@@ -7,6 +7,7 @@ on it; without them those tests skip with the install command in the reason, and
 executables it starts exist in CMakeLists.txt, the parameter files are valid ROS parameter YAML
 accepted by rcl) always run. Running the launch file with nodes: test_ros2_tools.py.
 """
+
 from __future__ import annotations
 
 import ast
@@ -18,16 +19,29 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / "launch" / "ovseg.launch.py"
-ARGS = {"camera_topic", "model", "params_file", "namespace", "lifecycle", "input_transport", "device", "checkpoint",
-        "log_level", "fastdds_profile"}
+ARGS = {
+    "camera_topic",
+    "model",
+    "params_file",
+    "namespace",
+    "lifecycle",
+    "input_transport",
+    "device",
+    "checkpoint",
+    "log_level",
+    "fastdds_profile",
+}
 
 
 def test_launch_file_is_valid_python_with_the_expected_arguments():
     tree = ast.parse(LAUNCH.read_text())
     funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in funcs
-    declared = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
-                and getattr(n.func, "id", "") == "DeclareLaunchArgument"}
+    declared = {
+        n.args[0].value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "DeclareLaunchArgument"
+    }
     assert declared == ARGS
     text = LAUNCH.read_text()
     cmake = (REPO / "CMakeLists.txt").read_text()
@@ -61,8 +75,11 @@ def test_parameter_files_are_valid_and_known(name, ros_context):
 
     from ovseg_ros.node import SegmentationNode
 
-    node = SegmentationNode(context=ros_context, cli_args=["--ros-args", "--params-file", str(REPO / "config" / name)],
-                            use_global_arguments=False)
+    node = SegmentationNode(
+        context=ros_context,
+        cli_args=["--ros-args", "--params-file", str(REPO / "config" / name)],
+        use_global_arguments=False,
+    )
     try:
         for k, v in values.items():
             assert node.get_parameter(k).value == v, k
@@ -83,8 +100,8 @@ def _launch():
 @pytest.mark.parametrize("lifecycle", ["false", "true"])
 def test_launch_description_builds_under_real_launch(lifecycle, monkeypatch):
     launch = _launch()
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
 
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(Path(sys.prefix)))  # as the venv's bin/activate does
     try:
@@ -96,10 +113,20 @@ def test_launch_description_builds_under_real_launch(lifecycle, monkeypatch):
     names = {a.name for a in ld.get_launch_arguments()}
     assert names == ARGS
     context = launch.LaunchContext()
-    context.launch_configurations.update({
-        "camera_topic": "/cam/image", "model": "catseg", "params_file": "", "namespace": "seg",
-        "lifecycle": lifecycle, "input_transport": "raw", "device": "cpu", "checkpoint": "/x.pth",
-        "log_level": "info", "fastdds_profile": str(REPO / "config" / "fastdds_shm.xml")})
+    context.launch_configurations.update(
+        {
+            "camera_topic": "/cam/image",
+            "model": "catseg",
+            "params_file": "",
+            "namespace": "seg",
+            "lifecycle": lifecycle,
+            "input_transport": "raw",
+            "device": "cpu",
+            "checkpoint": "/x.pth",
+            "log_level": "info",
+            "fastdds_profile": str(REPO / "config" / "fastdds_shm.xml"),
+        }
+    )
     opaque = [e for e in ld.entities if type(e).__name__ == "OpaqueFunction"][0]
     nodes = opaque.execute(context)
     assert len(nodes) == 1

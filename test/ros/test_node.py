@@ -5,6 +5,7 @@ requests, malformed images, a model exception on one frame, latest-frame-wins an
 limit, lifecycle transitions (also through the lifecycle services), configure failures with
 their messages, and the ``ovseg_node`` executable in a child process with the YAML parameter files.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -16,12 +17,22 @@ import pytest
 import rclpy
 from rclpy.lifecycle import TransitionCallbackReturn
 from ros_test_utils import spin_until
-from test_node_support import (REPO, TEST_CLASSES, Probe, cached_create, make_node, rgb_image, running_node,
-                               stamp_key, tiny_params, write_vocab_file)
+from sensor_msgs.msg import CompressedImage, Image
+from test_node_support import (
+    REPO,
+    TEST_CLASSES,
+    Probe,
+    cached_create,
+    make_node,
+    rgb_image,
+    running_node,
+    stamp_key,
+    tiny_params,
+    write_vocab_file,
+)
 
 from ovseg.msg import VocabularyClass
 from ovseg_ros import conversions
-from sensor_msgs.msg import CompressedImage, Image
 
 
 @pytest.fixture
@@ -41,13 +52,17 @@ def _check_panoptic(pan, source_header, n_classes, version):
         ys, xs = np.nonzero(ids == s.id)
         assert s.area == len(ys) > 0
         assert (s.bbox.x_offset, s.bbox.y_offset, s.bbox.width, s.bbox.height) == (
-            xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+            xs.min(),
+            ys.min(),
+            xs.max() - xs.min() + 1,
+            ys.max() - ys.min() + 1,
+        )
         assert 0 <= s.category < n_classes and 0.0 <= s.score <= 1.0
     assert pan.vocabulary_version == version
 
 
 def test_topics_and_services_end_to_end(ros_context, executor, vocab_file):
-    with running_node(ros_context, tiny_params(vocab_file)) as node:
+    with running_node(ros_context, tiny_params(vocab_file)):
         probe = Probe(ros_context, executor)
         probe.wait_connected()
         # vocabulary: latched topic and get service
@@ -65,8 +80,14 @@ def test_topics_and_services_end_to_end(ros_context, executor, vocab_file):
         img = rgb_image(1, 96, 128)  # larger than resize.max_side: outputs come back at input size
         msg = conversions.numpy_to_image(img, "rgb8")
         sem = probe.send_and_wait(msg, "semantic")
-        assert spin_until(executor, lambda: any(stamp_key(m) == stamp_key(msg) for m in probe.got["panoptic"])
-                          and any(stamp_key(m) == stamp_key(msg) for m in probe.got["overlay"]), 10)
+        assert spin_until(
+            executor,
+            lambda: (
+                any(stamp_key(m) == stamp_key(msg) for m in probe.got["panoptic"])
+                and any(stamp_key(m) == stamp_key(msg) for m in probe.got["overlay"])
+            ),
+            10,
+        )
         assert sem.header == msg.header and sem.encoding == "mono16" and (sem.height, sem.width) == (96, 128)
         labels = conversions.image_to_numpy(sem)
         assert set(np.unique(labels).tolist()) <= set(range(4)) | {65535}
@@ -78,10 +99,14 @@ def test_topics_and_services_end_to_end(ros_context, executor, vocab_file):
         assert not np.array_equal(conversions.image_to_numpy(ov), img)
 
         # set a new vocabulary: a newer version everywhere
-        res = probe.set_vocabulary([VocabularyClass(name="mug", synonyms=["cup"], thing=VocabularyClass.THING),
-                                    VocabularyClass(name="table", seen=VocabularyClass.UNSEEN),
-                                    VocabularyClass(name="sky", thing=VocabularyClass.STUFF)],
-                                   ["a photo of a {}.", "a {}."])
+        res = probe.set_vocabulary(
+            [
+                VocabularyClass(name="mug", synonyms=["cup"], thing=VocabularyClass.THING),
+                VocabularyClass(name="table", seen=VocabularyClass.UNSEEN),
+                VocabularyClass(name="sky", thing=VocabularyClass.STUFF),
+            ],
+            ["a photo of a {}.", "a {}."],
+        )
         assert res.success and res.version > v1 and res.message == ""
         assert spin_until(executor, lambda: probe.got["vocabulary"][-1].version == res.version, 10)
         v2 = probe.get_vocabulary()
@@ -94,13 +119,25 @@ def test_topics_and_services_end_to_end(ros_context, executor, vocab_file):
         assert all(s.label == ["mug", "table", "sky"][s.category] for s in pan2.segments)
 
         # diagnostics
-        assert spin_until(executor, lambda: any(
-            dict((kv.key, kv.value) for kv in st.values).get("processed_frames", "0") != "0"
-            for d in probe.got["diagnostics"] for st in d.status), 10)
+        assert spin_until(
+            executor,
+            lambda: any(
+                dict((kv.key, kv.value) for kv in st.values).get("processed_frames", "0") != "0"
+                for d in probe.got["diagnostics"]
+                for st in d.status
+            ),
+            10,
+        )
         st = probe.got["diagnostics"][-1].status[0]
         values = {kv.key: kv.value for kv in st.values}
-        for key in ("input_rate_hz", "processed_rate_hz", "dropped_frames", "model_latency_ms_p50",
-                    "end_to_end_latency_ms_p50", "device"):
+        for key in (
+            "input_rate_hz",
+            "processed_rate_hz",
+            "dropped_frames",
+            "model_latency_ms_p50",
+            "end_to_end_latency_ms_p50",
+            "device",
+        ):
             assert key in values
         assert values["device"] == "cpu" and st.hardware_id == "cpu" and "RANDOM WEIGHTS" in st.message
         assert float(values["model_latency_ms_p50"]) > 0
@@ -224,13 +261,17 @@ def test_malformed_images_are_refused_with_a_warning_and_the_node_goes_on(ros_co
         small_step.step = 10
         odd = conversions.numpy_to_image(rgb_image(3), "rgb8")
         odd.encoding = "32FC1"
-        cases = [(short, "less than step x height"), (zero_width, "empty image"),
-                 (unsupported, "unsupported encoding"), (small_step, "smaller than a row"),
-                 (odd, "unsupported encoding")]
+        cases = [
+            (short, "less than step x height"),
+            (zero_width, "empty image"),
+            (unsupported, "unsupported encoding"),
+            (small_step, "smaller than a row"),
+            (odd, "unsupported encoding"),
+        ]
         for i, (msg, reason) in enumerate(cases, 1):
             probe.next_header(msg)
             probe.pub.publish(msg)
-            assert spin_until(executor, lambda: node.stats.invalid >= i, 10), reason
+            assert spin_until(executor, lambda i=i: node.stats.invalid >= i, 10), reason
             assert reason in node.recent_warnings[-1]
         out = probe.send_and_wait(good)  # still alive and well
         assert out.width == 64
@@ -275,9 +316,15 @@ def test_a_model_exception_on_one_frame_does_not_stop_the_node(ros_context, exec
         for seed in (3, 4):
             probe.send_and_wait(conversions.numpy_to_image(rgb_image(seed), "rgb8"))
         assert node.stats.errors == 1 and flaky["seg"].calls >= 4
-        assert spin_until(executor, lambda: any(
-            dict((kv.key, kv.value) for kv in st.values).get("failed_frames") == "1"
-            for d in probe.got["diagnostics"] for st in d.status), 10)
+        assert spin_until(
+            executor,
+            lambda: any(
+                dict((kv.key, kv.value) for kv in st.values).get("failed_frames") == "1"
+                for d in probe.got["diagnostics"]
+                for st in d.status
+            ),
+            10,
+        )
         probe.destroy()
 
 
@@ -289,8 +336,15 @@ def test_latest_frame_wins_drops_and_max_rate(ros_context, executor, vocab_file)
         for m in msgs:  # a burst far faster than the model
             probe.pub.publish(m)
             probe.spin(0.002)
-        assert spin_until(executor, lambda: node.stats.received == 40 and not node._worker.busy.is_set()
-                          and node.stats.processed + node.stats.dropped == 40, 20)
+        assert spin_until(
+            executor,
+            lambda: (
+                node.stats.received == 40
+                and not node._worker.busy.is_set()
+                and node.stats.processed + node.stats.dropped == 40
+            ),
+            20,
+        )
         s = node.stats
         assert s.dropped > 0 and s.processed < 40 and s.errors == 0
         # the last frame is never dropped: the newest one wins
@@ -327,8 +381,9 @@ def test_lifecycle_transitions(ros_context, executor, vocab_file):
     from lifecycle_msgs.srv import ChangeState, GetState
 
     node = make_node(ros_context, tiny_params(vocab_file, **{"publish.diagnostics": False}))
-    from rclpy.executors import MultiThreadedExecutor
     import threading
+
+    from rclpy.executors import MultiThreadedExecutor
 
     ex = MultiThreadedExecutor(num_threads=3, context=ros_context)
     ex.add_node(node)
@@ -417,9 +472,18 @@ def test_configure_fails_with_a_message_that_says_what_to_do(ros_context, vocab_
 def test_input_qos_and_topic_parameters(ros_context, vocab_file):
     from rclpy.qos import ReliabilityPolicy
 
-    node = make_node(ros_context, tiny_params(vocab_file, **{
-        "input.qos.reliability": "reliable", "input.qos.depth": 3, "publish.overlay": False,
-        "publish.semantic": False}))
+    node = make_node(
+        ros_context,
+        tiny_params(
+            vocab_file,
+            **{
+                "input.qos.reliability": "reliable",
+                "input.qos.depth": 3,
+                "publish.overlay": False,
+                "publish.semantic": False,
+            },
+        ),
+    )
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -441,11 +505,22 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
 
 
 def test_ovseg_node_executable_with_yaml_and_remapping(ros_context, executor, ros_env, vocab_file):
-    cmd = [sys.executable, "-m", "ovseg_ros.node", "--ros-args",
-           "--params-file", str(REPO / "config" / "ovseg.yaml"),
-           "--params-file", str(REPO / "config" / "tiny_random.yaml"),
-           "-p", f"vocabulary.default:={vocab_file}", "-p", "torch_threads:=1",
-           "-r", "image:=/camera/image_raw"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ovseg_ros.node",
+        "--ros-args",
+        "--params-file",
+        str(REPO / "config" / "ovseg.yaml"),
+        "--params-file",
+        str(REPO / "config" / "tiny_random.yaml"),
+        "-p",
+        f"vocabulary.default:={vocab_file}",
+        "-p",
+        "torch_threads:=1",
+        "-r",
+        "image:=/camera/image_raw",
+    ]
     child = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         probe = Probe(ros_context, executor, image_topic="/camera/image_raw")
@@ -466,8 +541,16 @@ def test_ovseg_node_executable_with_yaml_and_remapping(ros_context, executor, ro
 
 
 def test_ovseg_node_executable_fails_loudly_on_a_bad_configuration(ros_env):
-    cmd = [sys.executable, "-m", "ovseg_ros.node", "--ros-args", "-p", "model:=fcclip",
-           "-p", "checkpoint:=/nonexistent/fcclip_cocopan.pth"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ovseg_ros.node",
+        "--ros-args",
+        "-p",
+        "model:=fcclip",
+        "-p",
+        "checkpoint:=/nonexistent/fcclip_cocopan.pth",
+    ]
     res = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1
     assert "does not exist" in res.stderr + res.stdout and "checkpoint" in res.stderr + res.stdout

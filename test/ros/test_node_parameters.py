@@ -6,6 +6,7 @@ configure-time ones are refused on a configured node unless unchanged, and kept 
 an unconfigured one. A value of the wrong type on the command line gives one line naming the
 parameter and the type, not a traceback.
 """
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,7 @@ def test_cuda_without_cuda_is_refused_with_what_to_do(ros_context, executor, tmp
         probe.destroy()
 
 
-def test_runtime_values_apply_at_once_and_configure_ones_are_refused_while_configured(ros_context, executor,
-                                                                                      tmp_path):
+def test_runtime_values_apply_at_once_and_configure_ones_are_refused_while_configured(ros_context, executor, tmp_path):
     with running_node(ros_context, tiny_params(write_vocab_file(tmp_path))) as node:
         probe = Probe(ros_context, executor)
         client = AsyncParameterClient(probe.node, NODE)
@@ -138,8 +138,13 @@ def test_max_rate_back_to_zero_takes_effect_at_once():
 
 
 def test_an_integer_for_a_double_on_the_command_line_is_one_clear_line(ros_env):
-    proc = subprocess.run([sys.executable, "-m", "ovseg_ros.node", "--ros-args", "-p", "max_rate:=5"],
-                          env=ros_env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ovseg_ros.node", "--ros-args", "-p", "max_rate:=5"],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert "Traceback" not in out and "AttributeError" not in out, out

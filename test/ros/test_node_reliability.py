@@ -6,24 +6,22 @@ never taking effect, frames lost below the callback made visible, vocabulary fil
 the permitted directories and never echoed, and the per-frame vocabulary version of semantic
 images (semantic/info).
 """
+
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 import torch
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from ros_test_utils import spin_until
-from test_node_support import REPO, Probe, cached_create, make_node, rgb_image, stamp_key, tiny_params, write_vocab_file
+from test_node_support import REPO, Probe, make_node, rgb_image, stamp_key, tiny_params, write_vocab_file
 
 from ovseg.msg import SemanticInfo, VocabularyClass
 from ovseg.srv import SetVocabulary
@@ -76,10 +74,21 @@ class SlowEncodingSegmenter(Segmenter):
         h, w = image.shape[:2]
         k = encoded.tensors["n"] - 1
         return SegmentationResult(
-            semantic=np.full((h, w), k, np.int32), score=np.ones((h, w), np.float32),
+            semantic=np.full((h, w), k, np.int32),
+            score=np.ones((h, w), np.float32),
             panoptic=np.ones((h, w), np.int32),
-            segments=[Segment(id=1, category=k, label=encoded.vocabulary[k].name, score=1.0, area=h * w,
-                              bbox=(0, 0, w, h), is_thing=True)])
+            segments=[
+                Segment(
+                    id=1,
+                    category=k,
+                    label=encoded.vocabulary[k].name,
+                    score=1.0,
+                    area=h * w,
+                    bbox=(0, 0, w, h),
+                    is_thing=True,
+                )
+            ],
+        )
 
 
 class CancellableSlowSegmenter(SlowEncodingSegmenter):
@@ -134,12 +143,14 @@ def _set_request(names):
     return SetVocabulary.Request(classes=[VocabularyClass(name=n) for n in names])
 
 
-from rclpy.qos import QoSProfile as _Q, ReliabilityPolicy as _R  # noqa: E402
+from rclpy.qos import QoSProfile as _Q  # noqa: E402
+from rclpy.qos import ReliabilityPolicy as _R
 
 Q100 = _Q(depth=100, reliability=_R.RELIABLE)
 
 
 # -- 1. crashes ------------------------------------------------------------------------------------
+
 
 def test_cleanup_while_encoding_answers_cancelled_and_the_node_lives(ros_context, executor, vocab_file):
     seg = SlowEncodingSegmenter(delay=3.0)  # cannot cancel: the worst case
@@ -156,8 +167,10 @@ def test_cleanup_while_encoding_answers_cancelled_and_the_node_lives(ros_context
         assert not res.success and res.message.startswith("cancelled"), res.message
         probe.spin(4.0)  # the encoding thread ends meanwhile; before the fix its answer killed the executor
         assert spun.thread.is_alive() and spun.error is None, repr(spun.error)
-        assert seg.encoded_names == [("wall", "floor", "person", "cup"), ("cat", "dog")] or \
-            seg.encoded_names[-1] == ("cat", "dog")
+        assert seg.encoded_names == [("wall", "floor", "person", "cup"), ("cat", "dog")] or seg.encoded_names[-1] == (
+            "cat",
+            "dog",
+        )
         # the node works again after the cycle, and the cancelled vocabulary never became active
         assert transition(T.TRANSITION_CONFIGURE)
         assert probe.get_vocabulary().version == 1
@@ -170,10 +183,21 @@ def test_cleanup_while_encoding_answers_cancelled_and_the_node_lives(ros_context
 
 
 def _child(ros_env, vocab_file, *extra):
-    cmd = [sys.executable, "-m", "ovseg_ros.node", "--ros-args",
-           "--params-file", str(REPO / "config" / "ovseg.yaml"),
-           "--params-file", str(REPO / "config" / "tiny_random.yaml"),
-           "-p", f"vocabulary.default:={vocab_file}", "-p", "torch_threads:=1", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ovseg_ros.node",
+        "--ros-args",
+        "--params-file",
+        str(REPO / "config" / "ovseg.yaml"),
+        "--params-file",
+        str(REPO / "config" / "tiny_random.yaml"),
+        "-p",
+        f"vocabulary.default:={vocab_file}",
+        "-p",
+        "torch_threads:=1",
+        *extra,
+    ]
     return subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -188,8 +212,11 @@ def test_ctrl_c_while_a_vocabulary_encodes_exits_cleanly(ros_context, executor, 
     child = _child(ros_env, vocab_file)
     try:
         probe = Probe(ros_context, executor)
-        assert spin_until(executor, lambda: probe.set_client.service_is_ready() and probe.got["vocabulary"]
-                          or child.poll() is not None, 120)
+        assert spin_until(
+            executor,
+            lambda: probe.set_client.service_is_ready() and probe.got["vocabulary"] or child.poll() is not None,
+            120,
+        )
         assert child.poll() is None, child.stdout.read()
         # thousands of prompts: the text tower runs for many seconds on one thread
         pending = probe.set_client.call_async(_set_request([f"object number {i}" for i in range(3000)]))
@@ -228,6 +255,7 @@ def test_lifecycle_shutdown_from_active_ends_the_process(ros_context, executor, 
 
 # -- 2. lost requests and hangs ----------------------------------------------------------------------
 
+
 def test_a_flood_of_set_vocabulary_is_answered_and_get_never_waits(ros_context, executor, vocab_file):
     seg = SlowEncodingSegmenter(delay=1.5)
     spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
@@ -236,8 +264,9 @@ def test_a_flood_of_set_vocabulary_is_answered_and_get_never_waits(ros_context, 
         # 30 callers and one that sends 20 without waiting. Every client's reader sees every response
         # of the service (rmw_fastrtps filters on take), so callers in a burst need a history for
         # the burst: the default service QoS keeps 10 and then loses answers the node did send.
-        clients = [probe.node.create_client(SetVocabulary, "/segmentation/set_vocabulary", qos_profile=Q100)
-                   for _ in range(30)]
+        clients = [
+            probe.node.create_client(SetVocabulary, "/segmentation/set_vocabulary", qos_profile=Q100) for _ in range(30)
+        ]
         eager = probe.node.create_client(SetVocabulary, "/segmentation/set_vocabulary", qos_profile=Q100)
         assert spin_until(executor, lambda: all(c.service_is_ready() for c in clients + [eager]), 20)
         probe.spin(2.0)  # ready means the request side matched; let the response side match too
@@ -249,14 +278,16 @@ def test_a_flood_of_set_vocabulary_is_answered_and_get_never_waits(ros_context, 
         assert spin_until(executor, get.done, 10), "get_vocabulary waited behind an encoding"
         assert seg.encoding_now, "get must be answered during the encoding, not after it"
         assert get.result().vocabulary.version == 1
-        assert spin_until(executor, lambda: all(f.done() for _, f in futures), 30), \
-            f"{sum(f.done() for _, f in futures)} of 50 requests answered, " \
+        assert spin_until(executor, lambda: all(f.done() for _, f in futures), 30), (
+            f"{sum(f.done() for _, f in futures)} of 50 requests answered, "
             f"not {[i for i, f in futures if not f.done()]}"
+        )
         results = [(i, f.result()) for i, f in futures]
         ok = [(i, r) for i, r in results if r.success]
         assert len(ok) == 1, [r.message for _, r in results]
-        assert all(r.message.startswith("superseded") for _, r in results if not r.success), \
-            [r.message for _, r in results]
+        assert all(r.message.startswith("superseded") for _, r in results if not r.success), [
+            r.message for _, r in results
+        ]
         winner, res = ok[0]
         assert res.version == 2  # superseded requests never took a version
         assert [c.name for c in probe.get_vocabulary().classes] == [f"class {winner}", "other"]
@@ -275,8 +306,9 @@ def test_invalid_requests_during_an_encoding_are_refused_without_superseding(ros
         good = probe.set_client.call_async(_set_request(["tree", "bush"]))
         assert spin_until(executor, lambda: seg.encoding_now, 10)
         bad = [probe.set_vocabulary([]), probe.set_vocabulary(["a", "A"]), probe.set_vocabulary(["x"], ["no slot"])]
-        assert all(not r.success and r.message.startswith("refused") and r.version == 1 for r in bad), \
-            [r.message for r in bad]
+        assert all(not r.success and r.message.startswith("refused") and r.version == 1 for r in bad), [
+            r.message for r in bad
+        ]
         assert spin_until(executor, good.done, 20)
         assert good.result().success and good.result().version == 2
         probe.destroy()
@@ -285,6 +317,7 @@ def test_invalid_requests_during_an_encoding_are_refused_without_superseding(ros
 
 
 # -- 3. supersede / cancel (node level) --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cancellable", [False, True])
 def test_a_newer_request_supersedes_a_running_encoding_at_once(ros_context, executor, vocab_file, cancellable):
@@ -341,12 +374,18 @@ def _diag_values(probe):
 def test_frames_lost_below_the_callback_are_counted_with_a_fix(ros_context, executor, ros_env, vocab_file):
     seg = SlowEncodingSegmenter(delay=0.0)
     spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
-    child = subprocess.Popen([sys.executable, "-c", _PUBLISHER, "2160", "3840", "40"], env=ros_env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _PUBLISHER, "2160", "3840", "40"],
+        env=ros_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         probe = Probe(ros_context, executor)
-        assert spin_until(executor, lambda: int(_diag_values(probe).get("lost_frames", "0")) > 0, 40), \
-            _diag_values(probe)
+        assert spin_until(executor, lambda: int(_diag_values(probe).get("lost_frames", "0")) > 0, 40), _diag_values(
+            probe
+        )
         values = _diag_values(probe)
         assert "lost below the callback" in values["_message"]
         warning = next(w for w in spun.node.recent_warnings if "lost below the callback" in w)
@@ -366,8 +405,9 @@ def test_a_publisher_with_incompatible_qos_is_reported(ros_context, executor, vo
     spun = SpunNode(ros_context, tiny_params(vocab_file, **{"input.qos.reliability": "reliable"}), _factory(seg))
     try:
         probe = Probe(ros_context, executor)
-        probe.node.create_publisher(Image, "/segmentation/image",
-                                    QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        probe.node.create_publisher(
+            Image, "/segmentation/image", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+        )
         assert spin_until(executor, lambda: int(_diag_values(probe).get("incompatible_qos_events", "0")) > 0, 15)
         warning = next(w for w in spun.node.recent_warnings if "incompatible" in w or "cannot accept" in w)
         assert "RELIABILITY" in warning.upper() and "input.qos.reliability: best_effort" in warning
@@ -406,9 +446,16 @@ def test_vocabulary_files_only_from_the_permitted_directories(tmp_path):
     assert messages.load_vocabulary("coco_panoptic", directories=[]).names[0] == "person"
     assert list(messages.load_vocabulary(str(secret), directories=[allowed], files=[secret]).names) == [SECRET]
     refused = {
-        "outside": str(secret), "traversal": "../outside/secret.txt", "link out": "link.txt",
-        "no suffix": str(allowed / "passwd"), "device": "/dev/zero", "proc": "/proc/self/environ",
-        "binary": "binary.txt", "huge": "huge.txt", "broken yaml": "broken.yaml", "duplicates": "dup.txt",
+        "outside": str(secret),
+        "traversal": "../outside/secret.txt",
+        "link out": "link.txt",
+        "no suffix": str(allowed / "passwd"),
+        "device": "/dev/zero",
+        "proc": "/proc/self/environ",
+        "binary": "binary.txt",
+        "huge": "huge.txt",
+        "broken yaml": "broken.yaml",
+        "duplicates": "dup.txt",
     }
     for case, spec in refused.items():
         with pytest.raises(VocabularyError) as e:
@@ -425,16 +472,20 @@ def test_a_peer_cannot_make_the_node_read_and_publish_a_file(ros_context, execut
 
     allowed, secret = _secret_files(tmp_path)
     seg = SlowEncodingSegmenter(delay=0.0)
-    spun = SpunNode(ros_context, tiny_params(allowed / "ok.txt", **{"vocabulary.directories": [str(allowed)]}),
-                    _factory(seg))
+    spun = SpunNode(
+        ros_context, tiny_params(allowed / "ok.txt", **{"vocabulary.directories": [str(allowed)]}), _factory(seg)
+    )
     try:
         probe = Probe(ros_context, executor)
         transition, T = _lifecycle_client(probe)
         setp = probe.node.create_client(SetParameters, "/segmentation/ovseg/set_parameters")
 
         def set_param(name, value):
-            pv = (ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value) if isinstance(value, str)
-                  else ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=value))
+            pv = (
+                ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+                if isinstance(value, str)
+                else ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=value)
+            )
             return probe.call(setp, SetParameters.Request(parameters=[ParameterMsg(name=name, value=pv)])).results[0]
 
         # the directories are fixed at start-up
@@ -458,6 +509,7 @@ def test_a_peer_cannot_make_the_node_read_and_publish_a_file(ros_context, execut
 
 # -- 11. semantic images tied to their vocabulary ------------------------------------------------------
 
+
 def test_every_semantic_image_has_its_vocabulary_version_on_semantic_info(ros_context, executor, vocab_file):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -466,8 +518,12 @@ def test_every_semantic_image_has_its_vocabulary_version_on_semantic_info(ros_co
     try:
         probe = Probe(ros_context, executor)
         infos: list = []
-        probe.node.create_subscription(SemanticInfo, "/segmentation/semantic/info", infos.append,
-                                       QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        probe.node.create_subscription(
+            SemanticInfo,
+            "/segmentation/semantic/info",
+            infos.append,
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
+        )
         probe.wait_connected()
         img = conversions.numpy_to_image(rgb_image(0), "rgb8")
         sem1 = probe.send_and_wait(img)
@@ -499,6 +555,7 @@ def test_every_semantic_image_has_its_vocabulary_version_on_semantic_info(ros_co
 
 
 # -- max_rate takes effect at once -------------------------------------------------------------------
+
 
 def test_max_rate_back_to_unlimited_takes_effect_at_once(ros_context, executor, vocab_file):
     from rclpy.parameter import Parameter
@@ -548,8 +605,9 @@ def test_a_caller_killed_while_its_request_encodes_does_not_hurt_the_node(ros_co
     seg = SlowEncodingSegmenter(delay=2.0)
     spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
     try:
-        child = subprocess.run([sys.executable, "-c", _DYING_CALLER], env=ros_env, capture_output=True, text=True,
-                               timeout=90)
+        child = subprocess.run(
+            [sys.executable, "-c", _DYING_CALLER], env=ros_env, capture_output=True, text=True, timeout=90
+        )
         assert "sent" in child.stdout, child.stdout + child.stderr
         probe = Probe(ros_context, executor)
         probe.spin(2.5)  # the encoding ends and the node answers a caller that is gone

@@ -6,6 +6,7 @@ resident set size of this process (node, model, probe) is sampled after a 300-fr
 every 100 frames afterwards; it may grow by at most ``RSS_GROWTH_LIMIT_MB`` (measured on the
 development machine, 2 cores: 2.4 MB after warm-up over 1,700 frames; the limit leaves room for allocator noise).
 """
+
 from __future__ import annotations
 
 import os
@@ -55,10 +56,12 @@ def test_soak_2000_frames_memory_stable(ros_context, executor, tmp_path):
         samples.append(rss_mb())
         s = node.stats.snapshot()
         growth = max(samples) - samples[0]
-        print(f"\nsoak: {FRAMES} frames in {time.monotonic() - t0:.0f} s; received {s['received']}, processed "
-              f"{s['processed']}, dropped {s['dropped']}, invalid {s['invalid']}, errors {s['errors']}; "
-              f"RSS after warm-up {samples[0]:.1f} MB, max {max(samples):.1f} MB, end {samples[-1]:.1f} MB, "
-              f"growth {growth:.1f} MB")
+        print(
+            f"\nsoak: {FRAMES} frames in {time.monotonic() - t0:.0f} s; received {s['received']}, processed "
+            f"{s['processed']}, dropped {s['dropped']}, invalid {s['invalid']}, errors {s['errors']}; "
+            f"RSS after warm-up {samples[0]:.1f} MB, max {max(samples):.1f} MB, end {samples[-1]:.1f} MB, "
+            f"growth {growth:.1f} MB"
+        )
         assert s["errors"] == 0
         lost = FRAMES - s["received"]  # best-effort input: a lost frame may be a malformed one
         assert FRAMES // 250 - lost <= s["invalid"] <= FRAMES // 250

@@ -4,6 +4,7 @@ The tiny model is the real FC-CLIP code path (``ovseg_models.create_segmenter``)
 random weights, one decoder layer and 64 px input; it is built once per configuration and shared
 (``cached_create``), so each test pays only for its node.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_test_utils import spin_until
+from sensor_msgs.msg import CompressedImage, Image
 
-from diagnostic_msgs.msg import DiagnosticArray
 from ovseg.msg import PanopticSegmentation, Vocabulary, VocabularyClass
 from ovseg.srv import GetVocabulary, SetVocabulary
-from sensor_msgs.msg import CompressedImage, Image
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_CLASSES = ["wall, walls", "floor, carpet", "person, people", "cup, mug"]
@@ -33,10 +34,20 @@ TINY_OPTIONS = {"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1}
 
 def tiny_params(vocab_file: Path, **overrides) -> dict:
     p = {
-        "model": "fcclip", "variant": "rn50", "allow_random_weights": True, "pretrained": "none", "seed": 0,
-        "device": "cpu", "torch_threads": 1, "model_options": json.dumps(TINY_OPTIONS),
-        "fcclip.min_size": 64, "fcclip.max_size": 64, "fcclip.overlap_threshold": 0.0,
-        "resize.max_side": 64, "prompt_templates": ["single"], "vocabulary.default": str(vocab_file),
+        "model": "fcclip",
+        "variant": "rn50",
+        "allow_random_weights": True,
+        "pretrained": "none",
+        "seed": 0,
+        "device": "cpu",
+        "torch_threads": 1,
+        "model_options": json.dumps(TINY_OPTIONS),
+        "fcclip.min_size": 64,
+        "fcclip.max_size": 64,
+        "fcclip.overlap_threshold": 0.0,
+        "resize.max_side": 64,
+        "prompt_templates": ["single"],
+        "vocabulary.default": str(vocab_file),
         "diagnostics.period": 0.2,
     }
     p.update(overrides)
@@ -67,8 +78,12 @@ def cached_create(model, **kwargs):
 def make_node(ros_context, params: dict, factory=cached_create, name: str = "ovseg"):
     from ovseg_ros.node import SegmentationNode
 
-    return SegmentationNode(name, context=ros_context, segmenter_factory=factory,
-                            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    return SegmentationNode(
+        name,
+        context=ros_context,
+        segmenter_factory=factory,
+        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+    )
 
 
 @contextmanager
@@ -100,21 +115,29 @@ def rgb_image(seed: int = 0, h: int = 48, w: int = 64) -> np.ndarray:
 class Probe:
     """The test's side: publishes images, records every output, calls the services."""
 
-    def __init__(self, ros_context, executor, *, ns: str = "/segmentation", image_topic: str | None = None,
-                 overlay: bool = True, compressed: bool = False):
+    def __init__(
+        self,
+        ros_context,
+        executor,
+        *,
+        ns: str = "/segmentation",
+        image_topic: str | None = None,
+        overlay: bool = True,
+        compressed: bool = False,
+    ):
         self.node = rclpy.create_node("ovseg_probe", context=ros_context)
         self.executor = executor
         executor.add_node(self.node)
-        self.got: dict[str, list] = {"semantic": [], "panoptic": [], "overlay": [], "vocabulary": [],
-                                     "diagnostics": []}
+        self.got: dict[str, list] = {"semantic": [], "panoptic": [], "overlay": [], "vocabulary": [], "diagnostics": []}
         q = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         n = self.node
         n.create_subscription(Image, f"{ns}/semantic", self.got["semantic"].append, q)
         n.create_subscription(PanopticSegmentation, f"{ns}/panoptic", self.got["panoptic"].append, q)
         if overlay:
             n.create_subscription(Image, f"{ns}/overlay", self.got["overlay"].append, q)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+        )
         n.create_subscription(Vocabulary, f"{ns}/vocabulary", self.got["vocabulary"].append, latched)
         n.create_subscription(DiagnosticArray, "/diagnostics", self.got["diagnostics"].append, 10)
         topic = image_topic or (f"{ns}/image/compressed" if compressed else f"{ns}/image")

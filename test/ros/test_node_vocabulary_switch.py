@@ -5,6 +5,7 @@ vocabulary whose version it carries; semantic images must only hold indices of t
 current when they were published), and a deterministic segmenter whose every pixel and segment
 encodes the vocabulary it was given, which makes the check exact.
 """
+
 from __future__ import annotations
 
 import time
@@ -46,14 +47,26 @@ class VocabularyStampingSegmenter(Segmenter):
         h, w = image.shape[:2]
         k = encoded.tensors["n"] - 1
         return SegmentationResult(
-            semantic=np.full((h, w), k, np.int32), score=np.ones((h, w), np.float32),
+            semantic=np.full((h, w), k, np.int32),
+            score=np.ones((h, w), np.float32),
             panoptic=np.ones((h, w), np.int32),
-            segments=[Segment(id=1, category=k, label=encoded.vocabulary[k].name, score=1.0, area=h * w,
-                              bbox=(0, 0, w, h), is_thing=True)])
+            segments=[
+                Segment(
+                    id=1,
+                    category=k,
+                    label=encoded.vocabulary[k].name,
+                    score=1.0,
+                    area=h * w,
+                    bbox=(0, 0, w, h),
+                    is_thing=True,
+                )
+            ],
+        )
 
 
-def _stream_with_switches(probe, executor, seconds: float = 6.0, switch_every: float = 0.4,
-                          min_switches: int = 6, max_seconds: float = 60.0):
+def _stream_with_switches(
+    probe, executor, seconds: float = 6.0, switch_every: float = 0.4, min_switches: int = 6, max_seconds: float = 60.0
+):
     """Publish at 30 Hz while switching vocabularies; {version: class names} of the accepted ones.
 
     Streams for ``seconds``, longer (up to ``max_seconds``) until ``min_switches`` were accepted:
@@ -66,8 +79,7 @@ def _stream_with_switches(probe, executor, seconds: float = 6.0, switch_every: f
     t0 = time.monotonic()
     next_frame, next_switch, i, pending = t0, t0 + switch_every, 0, None
     img = conversions.numpy_to_image(rgb_image(0), "rgb8")
-    while (time.monotonic() - t0 < seconds
-           or (len(versions) < min_switches and time.monotonic() - t0 < max_seconds)):
+    while time.monotonic() - t0 < seconds or (len(versions) < min_switches and time.monotonic() - t0 < max_seconds):
         now = time.monotonic()
         if now >= next_frame:
             probe.pub.publish(probe.next_header(img))
@@ -172,8 +184,9 @@ def test_frames_keep_flowing_while_a_slow_vocabulary_is_encoded(ros_context, exe
         assert spin_until(executor, probe.set_client.service_is_ready, 10)
         v1 = node.vocabulary.version
         img = conversions.numpy_to_image(rgb_image(0), "rgb8")
-        future = probe.set_client.call_async(SetVocabulary.Request(classes=[VocabularyClass(name="x"),
-                                                                            VocabularyClass(name="y")]))
+        future = probe.set_client.call_async(
+            SetVocabulary.Request(classes=[VocabularyClass(name="x"), VocabularyClass(name="y")])
+        )
         t0 = time.monotonic()
         while not future.done() and time.monotonic() - t0 < 20:
             probe.pub.publish(probe.next_header(img))

@@ -9,6 +9,7 @@ node's outputs (the node itself uses none). Each scenario runs on its own ROS do
 start together once for the module (the tiny random-weight model) and are shared by the checks.
 Every README command of those sections must be one the tests run (see the last test).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,15 +31,23 @@ README = (REPO / "README.md").read_text()
 NODE = "/segmentation/ovseg"
 
 # README commands, verbatim (test_every_readme_ros2_command_is_tested checks they are the README's)
-LAUNCH_TINY = ("ros2 launch ovseg ovseg.launch.py camera_topic:=/camera/image_raw "
-               "params_file:=$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml")
-LAUNCH_LIFECYCLE = ("ros2 launch ovseg ovseg.launch.py lifecycle:=true "
-                    "params_file:=$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml")
-LAUNCH_ROBOT = ("ros2 launch ovseg ovseg.launch.py camera_topic:=/camera/color/image_raw "
-                "params_file:=$(ros2 pkg prefix ovseg)/share/ovseg/config/fcclip_robot.yaml "
-                "checkpoint:=/opt/ovseg/models/fcclip_cocopan.pth")
-RUN_NODE = ("ros2 run ovseg ovseg_node --ros-args --params-file "
-            "$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml -r image:=/camera/image_raw")
+LAUNCH_TINY = (
+    "ros2 launch ovseg ovseg.launch.py camera_topic:=/camera/image_raw "
+    "params_file:=$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml"
+)
+LAUNCH_LIFECYCLE = (
+    "ros2 launch ovseg ovseg.launch.py lifecycle:=true "
+    "params_file:=$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml"
+)
+LAUNCH_ROBOT = (
+    "ros2 launch ovseg ovseg.launch.py camera_topic:=/camera/color/image_raw "
+    "params_file:=$(ros2 pkg prefix ovseg)/share/ovseg/config/fcclip_robot.yaml "
+    "checkpoint:=/opt/ovseg/models/fcclip_cocopan.pth"
+)
+RUN_NODE = (
+    "ros2 run ovseg ovseg_node --ros-args --params-file "
+    "$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml -r image:=/camera/image_raw"
+)
 ECHO = {
     "semantic": "ros2 topic echo --once --no-arr /segmentation/semantic",
     "panoptic": "ros2 topic echo --once --no-arr /segmentation/panoptic",
@@ -46,17 +55,33 @@ ECHO = {
     "vocabulary": "ros2 topic echo --once /segmentation/vocabulary",
     "diagnostics": "ros2 topic echo --once /diagnostics",
 }
-SET_VOCABULARY = ('ros2 service call /segmentation/set_vocabulary ovseg/srv/SetVocabulary '
-                  '"{classes: [{name: mug, synonyms: [cup]}, {name: wall}, {name: rug, thing: 2}]}"')
+SET_VOCABULARY = (
+    "ros2 service call /segmentation/set_vocabulary ovseg/srv/SetVocabulary "
+    '"{classes: [{name: mug, synonyms: [cup]}, {name: wall}, {name: rug, thing: 2}]}"'
+)
 GET_VOCABULARY = "ros2 service call /segmentation/get_vocabulary ovseg/srv/GetVocabulary"
 PARAM_RUNTIME = "ros2 param set /segmentation/ovseg max_rate 2.0"
 PARAM_CONFIGURE = "ros2 param set /segmentation/ovseg model catseg"
 LIFECYCLE_GET = "ros2 lifecycle get /segmentation/ovseg"
-LIFECYCLE = {t: f"ros2 lifecycle set /segmentation/ovseg {t}"
-             for t in ("configure", "activate", "deactivate", "cleanup", "shutdown")}
+LIFECYCLE = {
+    t: f"ros2 lifecycle set /segmentation/ovseg {t}"
+    for t in ("configure", "activate", "deactivate", "cleanup", "shutdown")
+}
 PKG_PREFIX = "ros2 pkg prefix ovseg"
-TESTED = {LAUNCH_TINY, LAUNCH_LIFECYCLE, LAUNCH_ROBOT, RUN_NODE, *ECHO.values(), SET_VOCABULARY, GET_VOCABULARY,
-          PARAM_RUNTIME, PARAM_CONFIGURE, LIFECYCLE_GET, *LIFECYCLE.values(), PKG_PREFIX}
+TESTED = {
+    LAUNCH_TINY,
+    LAUNCH_LIFECYCLE,
+    LAUNCH_ROBOT,
+    RUN_NODE,
+    *ECHO.values(),
+    SET_VOCABULARY,
+    GET_VOCABULARY,
+    PARAM_RUNTIME,
+    PARAM_CONFIGURE,
+    LIFECYCLE_GET,
+    *LIFECYCLE.values(),
+    PKG_PREFIX,
+}
 
 # A user's parameter file with values other than the launch arguments' old defaults (fcclip, auto, raw)
 USER_PARAMS = """/**:
@@ -133,8 +158,9 @@ def stack(tmp_path_factory):
         "bare": "ros2 launch ovseg ovseg.launch.py",  # lifecycle off, no params file: needs a checkpoint
         "run": RUN_NODE,
     }
-    procs = {name: ros2_background(cmd, domains[name], folder / f"{name}.log", cwd=folder)
-             for name, cmd in commands.items()}
+    procs = {
+        name: ros2_background(cmd, domains[name], folder / f"{name}.log", cwd=folder) for name, cmd in commands.items()
+    }
     feeders = {name: Feeder(domains[name], "/camera/image_raw") for name in ("tiny", "lifecycle")}
     try:
         yield {name: (domains[name], procs[name]) for name in procs}
@@ -336,5 +362,7 @@ def _readme_ros2_commands() -> set[str]:
 
 def test_every_readme_ros2_command_is_tested():
     readme = _readme_ros2_commands()
-    assert readme == TESTED, (f"README commands not tested: {sorted(readme - TESTED)}; "
-                              f"tested commands not in the README: {sorted(TESTED - readme)}")
+    assert readme == TESTED, (
+        f"README commands not tested: {sorted(readme - TESTED)}; "
+        f"tested commands not in the README: {sorted(TESTED - readme)}"
+    )

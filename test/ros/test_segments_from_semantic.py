@@ -1,19 +1,17 @@
 """messages.segments_from_semantic (the panoptic output of semantic-only models such as CAT-Seg)
 against a plain per-class-mask reference, on the real COCO panoptic sample's semantic maps and on
 random maps with void pixels and labels outside the vocabulary."""
+
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
+from shared_data import shared_path
 
 from ovseg_models.vocabulary import Vocabulary, VocabularyClass
 from ovseg_ros.messages import segments_from_semantic
-
-from shared_data import shared_path
 
 
 def reference(labels, score, vocabulary):
@@ -27,11 +25,17 @@ def reference(labels, score, vocabulary):
         sid = len(segments) + 1
         ids[mask] = sid
         ys, xs = np.nonzero(mask)
-        segments.append({"id": sid, "category": cat, "label": vocabulary[cat].name,
-                         "score": float(score[mask].mean()) if score is not None else 1.0, "area": int(mask.sum()),
-                         "is_thing": bool(vocabulary[cat].is_thing),
-                         "bbox": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
-                                  int(ys.max() - ys.min() + 1))})
+        segments.append(
+            {
+                "id": sid,
+                "category": cat,
+                "label": vocabulary[cat].name,
+                "score": float(score[mask].mean()) if score is not None else 1.0,
+                "area": int(mask.sum()),
+                "is_thing": bool(vocabulary[cat].is_thing),
+                "bbox": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)),
+            }
+        )
     return ids, segments
 
 
@@ -39,8 +43,9 @@ def check(labels, score, vocabulary):
     ids, segs = segments_from_semantic(labels, score, vocabulary)
     ref_ids, ref_segs = reference(labels, score, vocabulary)
     assert ids.dtype == np.uint16 and np.array_equal(ids, ref_ids)
-    assert [{k: v for k, v in s.items() if k != "score"} for s in segs] == \
-           [{k: v for k, v in s.items() if k != "score"} for s in ref_segs]
+    assert [{k: v for k, v in s.items() if k != "score"} for s in segs] == [
+        {k: v for k, v in s.items() if k != "score"} for s in ref_segs
+    ]
     np.testing.assert_allclose([s["score"] for s in segs], [s["score"] for s in ref_segs], rtol=1e-5)
     return segs
 

@@ -1,6 +1,7 @@
 """VocabularyClass.thing: THING_AUTO (the default) lets a known name take its dataset's flag and
 makes an unknown name a thing, so the README's `{name: mug}` is split into instances; THING and
 STUFF are kept; published vocabularies state the resolved value (never THING_AUTO)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,18 +10,17 @@ from ovseg.msg import VocabularyClass
 from ovseg_models.segmenter import EncodedVocabulary
 from ovseg_ros import messages
 
-
 CASES = [
     # name, synonyms, thing given, resolved is_thing
-    ("mug", ["cup"], VocabularyClass.THING_AUTO, True),       # cup: a COCO thing
-    ("coffee mug", [], VocabularyClass.THING_AUTO, True),     # no dataset names it: a thing
-    ("wall", [], VocabularyClass.THING_AUTO, False),          # COCO stuff
-    ("Floor", [], VocabularyClass.THING_AUTO, False),         # case-insensitive
-    ("table", [], VocabularyClass.THING_AUTO, False),         # COCO's table-merged (stuff) before ADE's table
+    ("mug", ["cup"], VocabularyClass.THING_AUTO, True),  # cup: a COCO thing
+    ("coffee mug", [], VocabularyClass.THING_AUTO, True),  # no dataset names it: a thing
+    ("wall", [], VocabularyClass.THING_AUTO, False),  # COCO stuff
+    ("Floor", [], VocabularyClass.THING_AUTO, False),  # case-insensitive
+    ("table", [], VocabularyClass.THING_AUTO, False),  # COCO's table-merged (stuff) before ADE's table
     ("car", [], VocabularyClass.THING_AUTO, True),
-    ("sidewalk", [], VocabularyClass.THING_AUTO, False),      # Cityscapes stuff
+    ("sidewalk", [], VocabularyClass.THING_AUTO, False),  # Cityscapes stuff
     ("rug", [], VocabularyClass.STUFF, False),
-    ("sky", [], VocabularyClass.THING, True),                 # explicit flags win over the datasets
+    ("sky", [], VocabularyClass.THING, True),  # explicit flags win over the datasets
 ]
 
 

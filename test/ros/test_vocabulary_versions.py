@@ -1,6 +1,7 @@
 """A vocabulary version never names two different vocabularies: across cleanup -> configure with
 other classes, across a restart of the node, with the state file lost (the clock then keeps
 versions apart) and with the clock stepped back (the state file then does)."""
+
 from __future__ import annotations
 
 import json
@@ -56,11 +57,14 @@ def test_a_restarted_node_never_reuses_a_version(ros_context, tmp_path, ros_home
 
 
 def test_versions_from_separate_processes_are_distinct(tmp_path, ros_home):
-    code = ("import json; from ovseg_ros.versions import VersionCounter; c = VersionCounter();"
-            "print(json.dumps([c.next() for _ in range(50)]))")
+    code = (
+        "import json; from ovseg_ros.versions import VersionCounter; c = VersionCounter();"
+        "print(json.dumps([c.next() for _ in range(50)]))"
+    )
     env = dict(os.environ, ROS_HOME=str(ros_home))
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     runs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
     everything = [v for run in runs for v in run]
     assert len(set(everything)) == len(everything) == 150

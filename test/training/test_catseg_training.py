@@ -1,6 +1,7 @@
 """CAT-Seg through the training engine: a tiny CAT-Seg (tiny CLIP, small aggregator, 128 px) trains on a
 real COCO photo with per-pixel BCE; the loss falls and only the parameters of the official ``attention``
 fine-tuning rule change; the checkpoint it writes loads through the public factory."""
+
 import numpy as np
 import torch
 from PIL import Image
@@ -13,17 +14,42 @@ from ovseg_models.training.engine import Trainer
 from .conftest import coco_panoptic_base
 
 #: the photo's segments, merged into a 5-class vocabulary (COCO panoptic name -> index)
-CLASSES = {"tree-merged": ("tree", 0), "grass-merged": ("grass", 1), "person": ("person", 2),
-           "sky-other-merged": ("sky", 3), "sports ball": ("sports ball", 4)}
+CLASSES = {
+    "tree-merged": ("tree", 0),
+    "grass-merged": ("grass", 1),
+    "person": ("person", 2),
+    "sky-other-merged": ("sky", 3),
+    "sports ball": ("sports ball", 4),
+}
 
 #: a small CAT-Seg: 3-block ViT (64 wide) at 128 px (8x8 grid), one aggregator layer, small decoder
-TINY = {"clip": {"embed_dim": 32, "vision_layers": 3, "vision_width": 64, "vision_heads": 2, "text_width": 32,
-                 "text_heads": 2, "text_layers": 2},
-        "clip_resolution": 128, "feature_resolution": [8, 8], "window_size": 4, "guidance_layers": [0, 1],
-        "text_guidance_dim": 32, "text_guidance_proj_dim": 16, "appearance_guidance_dim": 32,
-        "appearance_guidance_proj_dim": 16, "hidden_dim": 32, "num_layers": 1, "num_heads": 2,
-        "decoder_dims": [32, 16], "decoder_guidance_dims": [32, 16], "decoder_guidance_proj_dims": [16, 8],
-        "pooling_size": [2, 2], "size_divisibility": 128}
+TINY = {
+    "clip": {
+        "embed_dim": 32,
+        "vision_layers": 3,
+        "vision_width": 64,
+        "vision_heads": 2,
+        "text_width": 32,
+        "text_heads": 2,
+        "text_layers": 2,
+    },
+    "clip_resolution": 128,
+    "feature_resolution": [8, 8],
+    "window_size": 4,
+    "guidance_layers": [0, 1],
+    "text_guidance_dim": 32,
+    "text_guidance_proj_dim": 16,
+    "appearance_guidance_dim": 32,
+    "appearance_guidance_proj_dim": 16,
+    "hidden_dim": 32,
+    "num_layers": 1,
+    "num_heads": 2,
+    "decoder_dims": [32, 16],
+    "decoder_guidance_dims": [32, 16],
+    "decoder_guidance_proj_dims": [16, 8],
+    "pooling_size": [2, 2],
+    "size_divisibility": 128,
+}
 
 
 def _photo_with_labels(folder):
@@ -43,14 +69,35 @@ def _photo_with_labels(folder):
 
 def _config(tmp_path, steps):
     return {
-        "task": {"kind": "catseg", "variant": "vitb16_384", "overrides": TINY, "pretrained": False,
-                 "clip_finetune": "attention", "class_names": [name for name, _ in CLASSES.values()],
-                 "data": {"image_dir": str(tmp_path / "data" / "images"), "label_dir": str(tmp_path / "data" / "labels"),
-                          "crop": 128, "short_edge": 128, "size_divisibility": 128, "color_aug": False,
-                          "flip": False}},
-        "train": {"max_steps": steps, "global_batch": 2, "num_workers": 0, "device": "cpu", "progress": False,
-                  "output_dir": str(tmp_path / "run"), "num_threads": 2, "resume": False, "log_every": 1,
-                  "checkpoint_every": 10**6},
+        "task": {
+            "kind": "catseg",
+            "variant": "vitb16_384",
+            "overrides": TINY,
+            "pretrained": False,
+            "clip_finetune": "attention",
+            "class_names": [name for name, _ in CLASSES.values()],
+            "data": {
+                "image_dir": str(tmp_path / "data" / "images"),
+                "label_dir": str(tmp_path / "data" / "labels"),
+                "crop": 128,
+                "short_edge": 128,
+                "size_divisibility": 128,
+                "color_aug": False,
+                "flip": False,
+            },
+        },
+        "train": {
+            "max_steps": steps,
+            "global_batch": 2,
+            "num_workers": 0,
+            "device": "cpu",
+            "progress": False,
+            "output_dir": str(tmp_path / "run"),
+            "num_threads": 2,
+            "resume": False,
+            "log_every": 1,
+            "checkpoint_every": 10**6,
+        },
         "optimizer": {"lr": 1e-3, "weight_decay": 1e-4},
         "scheduler": {"name": "constant"},
     }
@@ -72,7 +119,7 @@ def test_tiny_catseg_trains_only_the_attention_rule_parameters(tmp_path):
     after = dict(net.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     clip = {n for n in before if n.startswith("clip_model.")}
-    rule = {n for n in clip if clip_parameter_trainable(n[len("clip_model."):], "attention")}
+    rule = {n for n in clip if clip_parameter_trainable(n[len("clip_model.") :], "attention")}
     unused = set(unused_parameter_names(net))
     # frozen CLIP parameters (k projections, biases, MLPs, norms, embeddings...) are bit-identical
     assert not (clip - rule) & changed

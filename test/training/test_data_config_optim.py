@@ -1,9 +1,9 @@
 """Augmentations, the resumable sampler, configs, optimizer groups and LR schedules."""
+
 import math
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from ovseg_models.training.augment import lsj_panoptic, panoptic_targets, semantic_crop
@@ -60,7 +60,7 @@ def test_semantic_crop_shapes_and_ignore_padding():
 def test_global_batch_sampler_splits_the_same_global_batches_over_ranks():
     one = GlobalBatchSampler(10, global_batch=4, seed=3, max_steps=7)
     ranks = [GlobalBatchSampler(10, global_batch=4, seed=3, rank=r, world_size=2, max_steps=7) for r in range(2)]
-    for s, (full, r0, r1) in enumerate(zip(one, *ranks)):
+    for s, (full, r0, r1) in enumerate(zip(one, *ranks, strict=False)):
         assert full == r0 + r1, s
     # every pass over the data visits each sample once
     idx = [i for step in range(5) for i in one.global_indices(step)]
@@ -88,8 +88,16 @@ def test_config_inheritance_and_overrides(tmp_path):
 
 def test_shipped_configs_carry_expected_numbers_and_cost():
     names = list_configs()
-    assert {"fcclip_convnext_large", "fcclip_r50", "fcclip_r101", "fcclip_r50x4", "fcclip_r50x16", "fcclip_r50x64",
-            "catseg_vitb", "catseg_vitl"} <= set(names)
+    assert {
+        "fcclip_convnext_large",
+        "fcclip_r50",
+        "fcclip_r101",
+        "fcclip_r50x4",
+        "fcclip_r50x16",
+        "fcclip_r50x64",
+        "catseg_vitb",
+        "catseg_vitl",
+    } <= set(names)
     for name in names:
         cfg = load_config(name)
         md = cfg["metadata"]
@@ -100,8 +108,13 @@ def test_shipped_configs_carry_expected_numbers_and_cost():
     fc = load_config("fcclip_convnext_large")
     assert fc["train"]["max_steps"] == 368750 and fc["train"]["global_batch"] == 16
     assert fc["optimizer"]["lr"] == 1e-4 and fc["optimizer"]["weight_decay"] == 0.05
-    assert fc["scheduler"] == {"name": "multistep", "steps": [327778, 355092], "gamma": 0.1, "warmup_iters": 10,
-                               "warmup_factor": 1.0}
+    assert fc["scheduler"] == {
+        "name": "multistep",
+        "steps": [327778, 355092],
+        "gamma": 0.1,
+        "warmup_iters": 10,
+        "warmup_factor": 1.0,
+    }
     assert fc["task"]["loss"]["num_points"] == 12544 and fc["task"]["data"]["image_size"] == 1024
     cs = load_config("catseg_vitb")
     assert cs["train"]["max_steps"] == 80000 and cs["train"]["global_batch"] == 4
@@ -119,6 +132,7 @@ def test_optimizer_groups_follow_detectron2_rules():
             self.emb = nn.Embedding(3, 2)
             self.frozen = nn.Linear(2, 2)
             self.frozen.requires_grad_(False)
+
     net = Net()
     opt = build_optimizer(net, {"lr": 2e-4, "weight_decay": 1e-4}, {"clip_model": 0.01})
     by_param = {id(p): (g["lr"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]}
@@ -130,8 +144,9 @@ def test_optimizer_groups_follow_detectron2_rules():
 
 
 def test_lr_schedules_match_detectron2():
-    multi = build_lr_lambda({"name": "multistep", "steps": [327778, 355092], "gamma": 0.1, "warmup_iters": 10,
-                             "warmup_factor": 1.0}, 368750)
+    multi = build_lr_lambda(
+        {"name": "multistep", "steps": [327778, 355092], "gamma": 0.1, "warmup_iters": 10, "warmup_factor": 1.0}, 368750
+    )
     assert multi(0) == 1.0 and multi(327777) == 1.0
     assert multi(327778) == pytest.approx(0.1) and multi(355092) == pytest.approx(0.01)
     warm = build_lr_lambda({"name": "multistep", "steps": [], "warmup_iters": 10, "warmup_factor": 0.001}, 100)
@@ -144,10 +159,12 @@ def test_lr_schedules_match_detectron2():
 def test_seed_paper_catseg_rows_and_sources():
     # CAT-Seg arXiv v1 (the seed paper): ViT-B/16 + ResNet-101 and ViT-L/14 + Swin-B feature backbones
     order = ["ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21"]
-    rows = {"catseg_v1_vitb_r101": ("vitb16_r101_384", [8.4, 16.6, 27.2, 57.5, 93.7, 78.3]),
-            "catseg_v1_vitl_swinb": ("vitl14_swinb_384", [10.8, 20.4, 31.5, 62.0, 96.6, 81.8]),
-            "catseg_vitb": ("vitb16_384", [12.0, 19.0, 31.8, 57.5, 94.6, 77.3]),
-            "catseg_vitl": ("vitl14_336", [16.0, 23.8, 37.9, 63.3, 97.0, 82.5])}
+    rows = {
+        "catseg_v1_vitb_r101": ("vitb16_r101_384", [8.4, 16.6, 27.2, 57.5, 93.7, 78.3]),
+        "catseg_v1_vitl_swinb": ("vitl14_swinb_384", [10.8, 20.4, 31.5, 62.0, 96.6, 81.8]),
+        "catseg_vitb": ("vitb16_384", [12.0, 19.0, 31.8, 57.5, 94.6, 77.3]),
+        "catseg_vitl": ("vitl14_336", [16.0, 23.8, 37.9, 63.3, 97.0, 82.5]),
+    }
     for name, (variant, numbers) in rows.items():
         cfg = load_config(name)
         assert cfg["task"]["kind"] == "catseg" and cfg["task"]["variant"] == variant, name

@@ -1,4 +1,5 @@
 """Engine: torchrun (2 CPU processes, gloo) == 1 process, exact resume, atomic checkpoints, CLI."""
+
 import os
 import subprocess
 import sys
@@ -8,7 +9,6 @@ import pytest
 import torch
 import yaml
 
-from ovseg_models.training import engine
 from ovseg_models.training.config import load_config
 from ovseg_models.training.engine import find_last_checkpoint, load_training_checkpoint, save_checkpoint_atomic, train
 
@@ -19,11 +19,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _toy_config(tmp_path, **train_kw):
     cfg = {
-        "task": {"kind": "toy_maskformer",
-                 "data": coco_data_cfg(image_size=64, min_scale=0.5, max_scale=1.5, augment="lsj"),
-                 "loss": {"num_points": 256}},
-        "train": {"max_steps": 6, "global_batch": 2, "num_workers": 0, "log_every": 1, "checkpoint_every": 100,
-                  "device": "cpu", "progress": False, "num_threads": 1, **train_kw},
+        "task": {
+            "kind": "toy_maskformer",
+            "data": coco_data_cfg(image_size=64, min_scale=0.5, max_scale=1.5, augment="lsj"),
+            "loss": {"num_points": 256},
+        },
+        "train": {
+            "max_steps": 6,
+            "global_batch": 2,
+            "num_workers": 0,
+            "log_every": 1,
+            "checkpoint_every": 100,
+            "device": "cpu",
+            "progress": False,
+            "num_threads": 1,
+            **train_kw,
+        },
         "optimizer": {"lr": 1e-3, "weight_decay": 0.05},
         "scheduler": {"name": "multistep", "steps": [4], "gamma": 0.1},
     }
@@ -45,15 +56,26 @@ def _max_diff(a: dict, b: dict) -> float:
 def test_torchrun_two_processes_equal_one_process(tmp_path):
     cfg_path = _toy_config(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "ovseg_models.training.cli", str(cfg_path), f"train.output_dir={tmp_path / 'two'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "ovseg_models.training.cli",
+        str(cfg_path),
+        f"train.output_dir={tmp_path / 'two'}",
+    ]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     train(load_config(cfg_path, [f"train.output_dir={tmp_path / 'one'}"]))
     one, two = _trainable(tmp_path / "one", 6), _trainable(tmp_path / "two", 6)
     assert _max_diff(one, two) < 1e-5  # same global batch, same per-sample randomness: equal up to rounding
-    assert _max_diff(one, load_training_checkpoint(
-        tmp_path / "two" / "checkpoints" / "model_0000006.pth")["trainable"]) < 1e-5
+    assert (
+        _max_diff(one, load_training_checkpoint(tmp_path / "two" / "checkpoints" / "model_0000006.pth")["trainable"])
+        < 1e-5
+    )
     init = load_config(cfg_path)  # and training did move the weights
     assert init["train"]["max_steps"] == 6
     rows = (tmp_path / "two" / "metrics.csv").read_text().splitlines()

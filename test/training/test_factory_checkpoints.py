@@ -1,6 +1,7 @@
 """``create_segmenter(model, checkpoint=...)`` loads ``ovseg-train`` checkpoints (the configuration they
 record, weights under ``model``) and the model packages' own saves, strictly, and predicts exactly as the
 in-memory model does."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,11 +21,28 @@ VOCAB = ["person", "tree", "grass", "sky", "horse", "truck"]
 @pytest.fixture(scope="module")
 def trained_fcclip(tmp_path_factory):
     out = tmp_path_factory.mktemp("fcclip_run")
-    cfg = {"task": {"kind": "fcclip", "variant": "rn50", "pretrained": False, "overrides": TINY,
-                    "data": coco_data_cfg(image_size=64, augment="resize"), "loss": {"num_points": 0}},
-           "train": {"max_steps": 2, "global_batch": 2, "num_workers": 0, "device": "cpu", "progress": False,
-                     "output_dir": str(out), "num_threads": 2, "resume": False},
-           "optimizer": {"lr": 1e-3}, "scheduler": {"name": "constant"}}
+    cfg = {
+        "task": {
+            "kind": "fcclip",
+            "variant": "rn50",
+            "pretrained": False,
+            "overrides": TINY,
+            "data": coco_data_cfg(image_size=64, augment="resize"),
+            "loss": {"num_points": 0},
+        },
+        "train": {
+            "max_steps": 2,
+            "global_batch": 2,
+            "num_workers": 0,
+            "device": "cpu",
+            "progress": False,
+            "output_dir": str(out),
+            "num_threads": 2,
+            "resume": False,
+        },
+        "optimizer": {"lr": 1e-3},
+        "scheduler": {"name": "constant"},
+    }
     trainer = Trainer(cfg)
     trainer.train()
     net = trainer.task.model.net.eval()
@@ -70,15 +88,22 @@ def test_fcclip_own_save_and_wrapped_state_dict_through_the_factory(trained_fccl
     _same_predictions(seg, ref, _photo())
     # a training wrapper's state_dict (keys under "net.") inside an ovseg-train checkpoint is unwrapped
     wrapped = tmp_path / "wrapped.pth"
-    torch.save({"format": "ovseg-train-v1", "model": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "task": {"name": "fcclip", "variant": "rn50", "fcclip_config": config.to_dict()}}, wrapped)
+    torch.save(
+        {
+            "format": "ovseg-train-v1",
+            "model": {f"net.{k}": v for k, v in net.state_dict().items()},
+            "task": {"name": "fcclip", "variant": "rn50", "fcclip_config": config.to_dict()},
+        },
+        wrapped,
+    )
     seg = create_segmenter("fcclip", checkpoint=str(wrapped), pretrained=False, min_size=64, max_size=128)
     _same_predictions(seg, ref, _photo())
     # strict: a missing weight is named
     broken = tmp_path / "broken.pth"
     sd = net.state_dict()
     sd.pop("void_embedding.weight")
-    torch.save({"format": "ovseg-train-v1", "model": sd, "task": {"name": "fcclip", "fcclip_config": config.to_dict()}},
-               broken)
+    torch.save(
+        {"format": "ovseg-train-v1", "model": sd, "task": {"name": "fcclip", "fcclip_config": config.to_dict()}}, broken
+    )
     with pytest.raises(CheckpointError, match="void_embedding"):
         create_segmenter("fcclip", checkpoint=str(broken), pretrained=False)

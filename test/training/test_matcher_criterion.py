@@ -1,4 +1,5 @@
 """Matcher, point sampling and losses against brute-force computations on small cases."""
+
 import itertools
 import math
 
@@ -30,9 +31,9 @@ def _pair_costs(logits, pred, labels, tgt, wc, wm, wd):
         for j in range(m):
             xs = pred[i].flatten().tolist()
             ts = tgt[j].flatten().tolist()
-            bce = sum(_bce(x, t) for x, t in zip(xs, ts)) / len(xs)
+            bce = sum(_bce(x, t) for x, t in zip(xs, ts, strict=False)) / len(xs)
             s = [_sig(x) for x in xs]
-            dice = 1 - (2 * sum(a * b for a, b in zip(s, ts)) + 1) / (sum(s) + sum(ts) + 1)
+            dice = 1 - (2 * sum(a * b for a, b in zip(s, ts, strict=False)) + 1) / (sum(s) + sum(ts) + 1)
             c[i, j] = wm * bce + wd * dice - wc * float(probs[i, labels[j]])
     return c
 
@@ -54,14 +55,23 @@ def test_hungarian_assignment_is_the_brute_force_optimum(q, m):
     g = torch.Generator().manual_seed(q * 10 + m)
     k, h, w = 3, 5, 5
     outputs = {"pred_logits": torch.randn(1, q, k + 1, generator=g), "pred_masks": torch.randn(1, q, h, w, generator=g)}
-    targets = [{"labels": torch.randint(0, k, (m,), generator=g), "masks": (torch.rand(m, h, w, generator=g) > 0.6).float()}]
-    (src, tgt), = HungarianMatcher(2.0, 5.0, 5.0, num_points=0)(outputs, targets)
-    cost = _pair_costs(outputs["pred_logits"][0], outputs["pred_masks"][0], targets[0]["labels"].tolist(),
-                       targets[0]["masks"], 2.0, 5.0, 5.0)
+    targets = [
+        {"labels": torch.randint(0, k, (m,), generator=g), "masks": (torch.rand(m, h, w, generator=g) > 0.6).float()}
+    ]
+    ((src, tgt),) = HungarianMatcher(2.0, 5.0, 5.0, num_points=0)(outputs, targets)
+    cost = _pair_costs(
+        outputs["pred_logits"][0],
+        outputs["pred_masks"][0],
+        targets[0]["labels"].tolist(),
+        targets[0]["masks"],
+        2.0,
+        5.0,
+        5.0,
+    )
     best = min(sum(cost[perm[j], j] for j in range(m)) for perm in itertools.permutations(range(q), m))
     assert len(src) == len(tgt) == m
     assert sorted(tgt.tolist()) == list(range(m))
-    assert sum(cost[i, j] for i, j in zip(src.tolist(), tgt.tolist())) == pytest.approx(best, rel=1e-9)
+    assert sum(cost[i, j] for i, j in zip(src.tolist(), tgt.tolist(), strict=False)) == pytest.approx(best, rel=1e-9)
 
 
 def test_point_sample_is_bilinear_with_half_pixel_centres():
@@ -77,14 +87,15 @@ def test_importance_sampling_keeps_the_most_uncertain_points():
     logits = torch.randn(2, 1, 8, 8, generator=g) * 4
     n, over, imp = 20, 3.0, 0.75
     coords = get_uncertain_point_coords_with_randomness(
-        logits, lambda l: -l.abs(), n, over, imp, generator=torch.Generator().manual_seed(7))
+        logits, lambda l: -l.abs(), n, over, imp, generator=torch.Generator().manual_seed(7)
+    )
     assert coords.shape == (2, n, 2)
     # replay the draw: the kept points are the 15 smallest |logit| among the 60 candidates
     gen = torch.Generator().manual_seed(7)
     cand = torch.rand((2, 60, 2), generator=gen)
     vals = point_sample(logits, cand, align_corners=False)[:, 0].abs()
     for b in range(2):
-        kept = point_sample(logits[b:b + 1], coords[b:b + 1, :15], align_corners=False)[0, 0].abs()
+        kept = point_sample(logits[b : b + 1], coords[b : b + 1, :15], align_corners=False)[0, 0].abs()
         assert torch.allclose(kept.sort().values, vals[b].sort().values[:15])
     assert ((coords >= 0) & (coords <= 1)).all()
 
@@ -93,12 +104,18 @@ def test_mask_losses_match_loops():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, 10, generator=g)
     t = (torch.rand(3, 10, generator=g) > 0.5).float()
-    bce = sum(sum(_bce(a, b) for a, b in zip(xr.tolist(), tr.tolist())) / 10 for xr, tr in zip(x, t)) / 2.5
+    bce = (
+        sum(
+            sum(_bce(a, b) for a, b in zip(xr.tolist(), tr.tolist(), strict=False)) / 10
+            for xr, tr in zip(x, t, strict=False)
+        )
+        / 2.5
+    )
     assert float(sigmoid_ce_loss(x, t, 2.5)) == pytest.approx(bce, rel=1e-5)
     d = 0.0
-    for xr, tr in zip(x.tolist(), t.tolist()):
+    for xr, tr in zip(x.tolist(), t.tolist(), strict=False):
         s = [_sig(v) for v in xr]
-        d += 1 - (2 * sum(a * b for a, b in zip(s, tr)) + 1) / (sum(s) + sum(tr) + 1)
+        d += 1 - (2 * sum(a * b for a, b in zip(s, tr, strict=False)) + 1) / (sum(s) + sum(tr) + 1)
     assert float(dice_loss(x, t, 2.5)) == pytest.approx(d / 2.5, rel=1e-5)
 
 
@@ -119,9 +136,9 @@ def _brute_force_layer_loss(logits, pred, labels, tgt, eos, wc, wm, wd, num_mask
     bce = dice = 0.0
     for j, i in enumerate(perm):
         xs, ts = pred[i].flatten().tolist(), tgt[j].flatten().tolist()
-        bce += sum(_bce(a, b) for a, b in zip(xs, ts)) / len(xs)
+        bce += sum(_bce(a, b) for a, b in zip(xs, ts, strict=False)) / len(xs)
         s = [_sig(a) for a in xs]
-        dice += 1 - (2 * sum(a * b for a, b in zip(s, ts)) + 1) / (sum(s) + sum(ts) + 1)
+        dice += 1 - (2 * sum(a * b for a, b in zip(s, ts, strict=False)) + 1) / (sum(s) + sum(ts) + 1)
     return (num, den), wm * bce / num_masks, wd * dice / num_masks
 
 
@@ -129,12 +146,19 @@ def _brute_force_layer_loss(logits, pred, labels, tgt, eos, wc, wm, wd, num_mask
 def test_set_criterion_with_deep_supervision_matches_brute_force(ce_normalization):
     g = torch.Generator().manual_seed(5)
     b, q, k, h, w = 2, 4, 3, 5, 6
+
     def out():
-        return {"pred_logits": torch.randn(b, q, k + 1, generator=g), "pred_masks": torch.randn(b, q, h, w, generator=g)}
+        return {
+            "pred_logits": torch.randn(b, q, k + 1, generator=g),
+            "pred_masks": torch.randn(b, q, h, w, generator=g),
+        }
+
     outputs = out()
     outputs["aux_outputs"] = [out(), out()]
-    targets = [{"labels": torch.tensor([0, 2]), "masks": (torch.rand(2, h, w, generator=g) > 0.5).float()},
-               {"labels": torch.tensor([1, 1, 2]), "masks": (torch.rand(3, h, w, generator=g) > 0.5).float()}]
+    targets = [
+        {"labels": torch.tensor([0, 2]), "masks": (torch.rand(2, h, w, generator=g) > 0.5).float()},
+        {"labels": torch.tensor([1, 1, 2]), "masks": (torch.rand(3, h, w, generator=g) > 0.5).float()},
+    ]
     crit = SetCriterion(k, num_points=0, ce_normalization=ce_normalization)
     losses = crit(outputs, targets)
     assert set(losses) == {f"loss_{n}{s}" for n in ("ce", "mask", "dice") for s in ("", "_0", "_1")}
@@ -142,9 +166,17 @@ def test_set_criterion_with_deep_supervision_matches_brute_force(ce_normalizatio
     for suffix, layer in [("", outputs), ("_0", outputs["aux_outputs"][0]), ("_1", outputs["aux_outputs"][1])]:
         ce_parts, bce, dice = [], 0.0, 0.0
         for i in range(b):
-            c, m_, d_ = _brute_force_layer_loss(layer["pred_logits"][i], layer["pred_masks"][i],
-                                                targets[i]["labels"].tolist(), targets[i]["masks"], 0.1,
-                                                2.0, 5.0, 5.0, num_masks)
+            c, m_, d_ = _brute_force_layer_loss(
+                layer["pred_logits"][i],
+                layer["pred_masks"][i],
+                targets[i]["labels"].tolist(),
+                targets[i]["masks"],
+                0.1,
+                2.0,
+                5.0,
+                5.0,
+                num_masks,
+            )
             ce_parts.append(c)
             bce += m_
             dice += d_
@@ -158,23 +190,30 @@ def test_set_criterion_with_deep_supervision_matches_brute_force(ce_normalizatio
 def test_point_sampled_loss_approximates_dense_loss():
     g = torch.Generator().manual_seed(11)
     b, q, k, h, w = 1, 3, 2, 32, 32
-    outputs = {"pred_logits": torch.randn(b, q, k + 1, generator=g),
-               "pred_masks": F.interpolate(torch.randn(b, q, 4, 4, generator=g) * 3, size=(h, w), mode="bilinear")}
+    outputs = {
+        "pred_logits": torch.randn(b, q, k + 1, generator=g),
+        "pred_masks": F.interpolate(torch.randn(b, q, 4, 4, generator=g) * 3, size=(h, w), mode="bilinear"),
+    }
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     targets = [{"labels": torch.tensor([0, 1]), "masks": torch.stack([(xx < 16).float(), (yy < 10).float()])}]
     dense = SetCriterion(k, num_points=0, deep_supervision=False)(outputs, targets)
     sampled = SetCriterion(k, num_points=20000, importance_sample_ratio=0.0, deep_supervision=False)(
-        outputs, targets, [torch.Generator().manual_seed(0)])
+        outputs, targets, [torch.Generator().manual_seed(0)]
+    )
     for key in ("loss_mask", "loss_dice", "loss_ce"):
         assert float(sampled[key]) == pytest.approx(float(dense[key]), rel=0.05), key
 
 
 def test_criterion_is_reproducible_with_per_image_generators_and_handles_empty_targets():
     g = torch.Generator().manual_seed(2)
-    outputs = {"pred_logits": torch.randn(2, 4, 4, generator=g, requires_grad=True),
-               "pred_masks": torch.randn(2, 4, 8, 8, generator=g, requires_grad=True)}
-    targets = [{"labels": torch.tensor([1]), "masks": (torch.rand(1, 32, 32, generator=g) > 0.5).float()},
-               {"labels": torch.zeros(0, dtype=torch.long), "masks": torch.zeros(0, 32, 32)}]
+    outputs = {
+        "pred_logits": torch.randn(2, 4, 4, generator=g, requires_grad=True),
+        "pred_masks": torch.randn(2, 4, 8, 8, generator=g, requires_grad=True),
+    }
+    targets = [
+        {"labels": torch.tensor([1]), "masks": (torch.rand(1, 32, 32, generator=g) > 0.5).float()},
+        {"labels": torch.zeros(0, dtype=torch.long), "masks": torch.zeros(0, 32, 32)},
+    ]
     crit = SetCriterion(3, num_points=64)
     a = crit(outputs, targets, [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
     b = crit(outputs, targets, [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])

@@ -1,5 +1,6 @@
 """Periodic evaluation during training (``train.eval_every``, ``train.eval_metric``) and the kept best
 checkpoint, on a tiny FC-CLIP over the two COCO panoptic samples."""
+
 import json
 
 import pytest
@@ -26,14 +27,34 @@ def _datasets(tmp_path):
 
 
 def _cfg(tmp_path, **train):
-    return {"task": {"kind": "fcclip", "variant": "rn50", "pretrained": False, "overrides": TINY,
-                     "data": coco_data_cfg(image_size=64, augment="resize"), "loss": {"num_points": 0}},
-            "train": {"max_steps": 4, "global_batch": 2, "num_workers": 0, "device": "cpu", "progress": False,
-                      "output_dir": str(tmp_path / "run"), "num_threads": 1, "checkpoint_every": 100,
-                      "keep_checkpoints": 10, "eval_every": 2, "eval_metric": "coco_panoptic/mIoU",
-                      "eval_root": str(_datasets(tmp_path)), **train},
-            "optimizer": {"lr": 1e-2}, "scheduler": {"name": "constant"},
-            "eval": {"min_size": 64, "max_size": 96}}
+    return {
+        "task": {
+            "kind": "fcclip",
+            "variant": "rn50",
+            "pretrained": False,
+            "overrides": TINY,
+            "data": coco_data_cfg(image_size=64, augment="resize"),
+            "loss": {"num_points": 0},
+        },
+        "train": {
+            "max_steps": 4,
+            "global_batch": 2,
+            "num_workers": 0,
+            "device": "cpu",
+            "progress": False,
+            "output_dir": str(tmp_path / "run"),
+            "num_threads": 1,
+            "checkpoint_every": 100,
+            "keep_checkpoints": 10,
+            "eval_every": 2,
+            "eval_metric": "coco_panoptic/mIoU",
+            "eval_root": str(_datasets(tmp_path)),
+            **train,
+        },
+        "optimizer": {"lr": 1e-2},
+        "scheduler": {"name": "constant"},
+        "eval": {"min_size": 64, "max_size": 96},
+    }
 
 
 @pytest.mark.slow
@@ -54,8 +75,9 @@ def test_periodic_evaluation_keeps_the_best_checkpoint(tmp_path):
     for k, v in kept["model"].items():
         assert torch.equal(saved["model"][k], v), k
     # the best checkpoint is an ordinary training checkpoint: ovseg-eval / the factory read it
-    seg = create_segmenter("fcclip", checkpoint=str(run / "checkpoints" / "model_best.pth"), pretrained=False,
-                           min_size=64, max_size=96)
+    seg = create_segmenter(
+        "fcclip", checkpoint=str(run / "checkpoints" / "model_best.pth"), pretrained=False, min_size=64, max_size=96
+    )
     assert seg.config.hidden_dim == 32
     # the last step's checkpoint stays "last"; model_best.pth is not rotated or resumed from
     assert (run / "last_checkpoint").read_text().strip() == "checkpoints/model_0000004.pth"
