@@ -174,6 +174,10 @@ class SegmentationNode(LifecycleNode):
         self._worker: FrameWorker | None = None
         self._slot: LatestSlot[Frame] = LatestSlot()
         self._active = False
+        self._encoder: VocabularyEncoder | None = None
+        self._last_encoder_thread: threading.Thread | None = None
+        self._finalized = threading.Event()
+        self._ovseg_services: list = []
         super().__init__(node_name, namespace=namespace, **kwargs)
         declare_parameters(self)  # ConfigError naming the parameter for a value of the wrong type
         self._factory = segmenter_factory
@@ -189,7 +193,6 @@ class SegmentationNode(LifecycleNode):
         self._vocab_lock = threading.Lock()
         self._pubs: dict[str, Any] = {}
         self._reuse: dict[str, Any] = {}  # the last published output messages; worker thread only
-        self._ovseg_services: list = []
         self._diag_timer = None
         self._state_label = "unconfigured"
         self._frames_group = MutuallyExclusiveCallbackGroup()
@@ -198,9 +201,6 @@ class SegmentationNode(LifecycleNode):
         # drop the oldest), and get_vocabulary never waits behind an encoding.
         self._services_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._encoder: VocabularyEncoder | None = None
-        self._last_encoder_thread: threading.Thread | None = None
-        self._finalized = threading.Event()
         self._published_stamps: collections.OrderedDict = collections.OrderedDict()  # stamp -> version
         self._vocabulary_files = _declare_vocabulary_directories(self)
         # The services live as long as the node (answering "not configured" while unconfigured):

@@ -133,7 +133,7 @@ def test_templates_refused_by_the_one_validator(template, reason):
         get_templates([template])
     with pytest.raises(ConfigError, match=reason):
         config_from_dict({"prompt_templates": [template], "allow_random_weights": True})
-    msg = SimpleNamespace(name="cat", synonyms=[], is_thing=True, seen=0)
+    msg = SimpleNamespace(name="cat", synonyms=[], thing=0, seen=0)
     with pytest.raises(VocabularyError, match=reason):
         vocabulary_from_msgs([msg], [template])
 
@@ -146,7 +146,7 @@ def test_literal_braces_around_the_placeholder_are_fine():
 
 def test_request_messages_refused_by_the_same_rules():
     def m(name, synonyms=(), seen=0):
-        return SimpleNamespace(name=name, synonyms=list(synonyms), is_thing=True, seen=seen)
+        return SimpleNamespace(name=name, synonyms=list(synonyms), thing=0, seen=seen)
 
     cases = [
         [m("cat"), m("cat\u200b")],
@@ -251,7 +251,7 @@ def test_builtin_default_vocabularies_of_the_node_load_as_published(dataset):
     defaults are published lists, not operator requests."""
     from ovseg_ros.messages import load_vocabulary
 
-    v = load_vocabulary(dataset)
+    v = load_vocabulary(dataset, directories=())
     assert v == Vocabulary.from_dataset(dataset) and v.trusted
     # templates set by the node's parameter keep it a published list
     again = Vocabulary.create(v.classes, templates=["a photo of a {}."], trusted=v.trusted)
