@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from shared_data import shared_path
+from tiny_models import tiny_catseg_config as tiny_config
 
 from ovseg_models.catseg import (
     CATSeg,
@@ -32,7 +33,6 @@ from ovseg_models.catseg.checkpoint import (
     match_official_keys,
     to_official_state_dict,
 )
-from ovseg_models.catseg.configs import CLIPConfig
 from ovseg_models.catseg.inference import InferenceOptions, run_inference
 from ovseg_models.segmenter import ImageError
 from ovseg_models.vocabulary import VocabularyError
@@ -56,30 +56,6 @@ def _threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(old)
-
-
-def tiny_config(**overrides):
-    """A small CAT-Seg (tiny CLIP, real aggregator geometry) for fast functional tests."""
-    clip = CLIPConfig(
-        embed_dim=32,
-        image_resolution=224,
-        vision_layers=3,
-        vision_width=64,
-        vision_patch_size=16,
-        vision_heads=2,
-        text_width=32,
-        text_heads=2,
-        text_layers=2,
-    )
-    base = dataclasses.replace(
-        get_config("vitb16_384"),
-        name="tiny",
-        clip=clip,
-        guidance_layers=(0, 1),
-        text_guidance_dim=32,
-        appearance_guidance_dim=32,
-    )
-    return dataclasses.replace(base, **overrides)
 
 
 @pytest.fixture(scope="module")
