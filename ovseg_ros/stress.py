@@ -30,6 +30,27 @@ __all__ = ["main"]
 REPO = Path(__file__).resolve().parents[1]
 
 
+def tiny_node_command(vocabulary: str | Path, *ros_args: str) -> list[str]:
+    """The command line of an ``ovseg_node`` process with the tiny random model
+    (``config/tiny_random.yaml``), one torch thread and ``vocabulary`` as its default, plus
+    further ``--ros-args`` (``-p name:=value``, ``-r from:=to``)."""
+    return [
+        sys.executable,
+        "-m",
+        "ovseg_ros.node",
+        "--ros-args",
+        "--params-file",
+        str(REPO / "config" / "ovseg.yaml"),
+        "--params-file",
+        str(REPO / "config" / "tiny_random.yaml"),
+        "-p",
+        f"vocabulary.default:={vocabulary}",
+        "-p",
+        "torch_threads:=1",
+        *ros_args,
+    ]
+
+
 def _rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -163,26 +184,15 @@ def main(argv=None) -> int:
     secret = tmp / "secret.txt"
     secret.write_text("root:x:0:0:stress-secret\n")
     log = open(tmp / "node.log", "w")
-    cmd = [
-        sys.executable,
-        "-m",
-        "ovseg_ros.node",
-        "--ros-args",
-        "--params-file",
-        str(REPO / "config" / "ovseg.yaml"),
-        "--params-file",
-        str(REPO / "config" / "tiny_random.yaml"),
-        "-p",
-        f"vocabulary.default:={vocab_dir / 'robot.txt'}",
+    cmd = tiny_node_command(
+        vocab_dir / "robot.txt",
         "-p",
         f"vocabulary.directories:=['{vocab_dir}']",
-        "-p",
-        "torch_threads:=1",
         "-p",
         "diagnostics.period:=0.5",
         "-p",
         "input.qos.depth:=2",
-    ]
+    )
     child = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         return _attack(child, args, secret, tmp)

@@ -19,7 +19,6 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from ros_test_utils import spin_until
 from sensor_msgs.msg import CompressedImage, Image
 from test_node_support import (
-    REPO,
     TEST_CLASSES,
     Probe,
     cached_create,
@@ -33,6 +32,7 @@ from test_node_support import (
 
 from ovseg.msg import VocabularyClass
 from ovseg_ros import conversions
+from ovseg_ros.stress import tiny_node_command
 
 
 @pytest.fixture
@@ -505,22 +505,7 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
 
 
 def test_ovseg_node_executable_with_yaml_and_remapping(ros_context, executor, ros_env, vocab_file):
-    cmd = [
-        sys.executable,
-        "-m",
-        "ovseg_ros.node",
-        "--ros-args",
-        "--params-file",
-        str(REPO / "config" / "ovseg.yaml"),
-        "--params-file",
-        str(REPO / "config" / "tiny_random.yaml"),
-        "-p",
-        f"vocabulary.default:={vocab_file}",
-        "-p",
-        "torch_threads:=1",
-        "-r",
-        "image:=/camera/image_raw",
-    ]
+    cmd = tiny_node_command(vocab_file, "-r", "image:=/camera/image_raw")
     child = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         probe = Probe(ros_context, executor, image_topic="/camera/image_raw")

@@ -21,13 +21,14 @@ import torch
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from ros_test_utils import spin_until
-from test_node_support import REPO, Probe, make_node, rgb_image, stamp_key, tiny_params, write_vocab_file
+from test_node_support import Probe, make_node, rgb_image, stamp_key, tiny_params, write_vocab_file
 
 from ovseg.msg import SemanticInfo, VocabularyClass
 from ovseg.srv import SetVocabulary
 from ovseg_models.segmenter import Segment, SegmentationResult, Segmenter
 from ovseg_models.vocabulary import VocabularyError
 from ovseg_ros import conversions, messages
+from ovseg_ros.stress import tiny_node_command
 
 
 @pytest.fixture
@@ -185,21 +186,7 @@ def test_cleanup_while_encoding_answers_cancelled_and_the_node_lives(ros_context
 
 
 def _child(ros_env, vocab_file, *extra):
-    cmd = [
-        sys.executable,
-        "-m",
-        "ovseg_ros.node",
-        "--ros-args",
-        "--params-file",
-        str(REPO / "config" / "ovseg.yaml"),
-        "--params-file",
-        str(REPO / "config" / "tiny_random.yaml"),
-        "-p",
-        f"vocabulary.default:={vocab_file}",
-        "-p",
-        "torch_threads:=1",
-        *extra,
-    ]
+    cmd = tiny_node_command(vocab_file, *extra)
     return subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
