@@ -6,6 +6,7 @@ import pytest
 from ovseg_models import bench
 
 
+@pytest.mark.slow
 def test_table_row_prints_stages_cold_peak_and_official_reference(reference_dir, capsys):
     rc = bench.main(
         [

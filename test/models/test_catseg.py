@@ -76,6 +76,7 @@ def _manifest(path):
 
 
 # -- parity -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_parity_shared_case_sliding_and_nosliding():
     from ovseg_models.parity import run_case
 

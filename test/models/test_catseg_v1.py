@@ -52,6 +52,7 @@ def _manifest(path):
 
 
 # -- ViT-B/16 + ResNet-101: the shared v1 case ------------------------------------------------------
+@pytest.mark.slow
 def test_v1_parity_shared_case_sliding_and_nosliding():
     from ovseg_models.parity import run_case
 

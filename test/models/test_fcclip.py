@@ -43,6 +43,7 @@ def test_parity_postprocess_synthetic(reference_dir, capsys):
     assert all(l.rstrip().split("  (")[0].endswith("ok") for l in results), "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_parity_rn50_case0(reference_dir, capsys):
     case = shared_file(reference_dir, "cases/fcclip_rn50_case0.npz")
     shared_file(reference_dir, "manifests/fcclip_rn50.json.gz")

@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 import pytest
+from node_harness import REPO, rgb_image, tiny_params, write_vocab_file
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image, RegionOfInterest
-from test_node_support import REPO, rgb_image, tiny_params, write_vocab_file
 
 from ovseg.msg import PanopticSegmentation, Segment
 from ovseg_ros import conversions

@@ -11,7 +11,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_bench_runs_in_process_and_across_processes_with_its_transport_floor(tmp_path, ros_env):
     out = tmp_path / "bench.json"
     res = subprocess.run(

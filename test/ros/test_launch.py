@@ -135,6 +135,7 @@ def test_launch_description_builds_under_real_launch(lifecycle, monkeypatch):
     assert type(node).__name__ == expected
 
 
+@pytest.mark.slow
 def test_launch_file_runs_under_ros2_launch(tmp_path):
     _launch()
     from ros2_tools import ros2_shell

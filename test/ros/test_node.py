@@ -15,10 +15,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from rclpy.lifecycle import TransitionCallbackReturn
-from ros_test_utils import spin_until
-from sensor_msgs.msg import CompressedImage, Image
-from test_node_support import (
+from node_harness import (
     TEST_CLASSES,
     Probe,
     cached_create,
@@ -29,6 +26,9 @@ from test_node_support import (
     tiny_params,
     write_vocab_file,
 )
+from rclpy.lifecycle import TransitionCallbackReturn
+from ros_test_utils import spin_until
+from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg.msg import VocabularyClass
 from ovseg_ros import conversions

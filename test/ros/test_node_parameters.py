@@ -17,11 +17,11 @@ import time
 
 import pytest
 import torch
+from node_harness import Probe, make_node, running_node, tiny_params, write_vocab_file
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from ros_test_utils import spin_until
-from test_node_support import Probe, make_node, running_node, tiny_params, write_vocab_file
 
 from ovseg_ros.worker import FrameWorker, LatestSlot
 

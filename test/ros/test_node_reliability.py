@@ -18,10 +18,10 @@ import time
 import numpy as np
 import pytest
 import torch
+from node_harness import Probe, make_node, rgb_image, stamp_key, tiny_params, write_vocab_file
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from ros_test_utils import spin_until
-from test_node_support import Probe, make_node, rgb_image, stamp_key, tiny_params, write_vocab_file
 
 from ovseg.msg import SemanticInfo, VocabularyClass
 from ovseg.srv import SetVocabulary

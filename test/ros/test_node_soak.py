@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+from node_harness import Probe, rgb_image, running_node, tiny_params, write_vocab_file
 from ros_test_utils import spin_until
-from test_node_support import Probe, rgb_image, running_node, tiny_params, write_vocab_file
 
 from ovseg_ros import conversions
 
@@ -26,6 +27,7 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 def test_soak_2000_frames_memory_stable(ros_context, executor, tmp_path):
     vocab_file = write_vocab_file(tmp_path)
     with running_node(ros_context, tiny_params(vocab_file, **{"diagnostics.period": 0.5})) as node:

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import torch
+from node_harness import Probe, rgb_image, running_node, stamp_key, tiny_params, write_vocab_file
 from ros_test_utils import spin_until
-from test_node_support import Probe, rgb_image, running_node, stamp_key, tiny_params, write_vocab_file
 
 from ovseg_models.segmenter import Segment, SegmentationResult, Segmenter
 from ovseg_ros import conversions

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from node_harness import rgb_image
 from ros2_tools import require_ros2_tools, ros2_background, ros2_shell, stop_background
-from test_node_support import rgb_image
 
 from ovseg_ros import conversions
 

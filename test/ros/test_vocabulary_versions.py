@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from node_harness import make_node, tiny_params, write_vocab_file
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from test_node_support import make_node, tiny_params, write_vocab_file
 
 from ovseg_ros.versions import EPOCH, VersionCounter
 
