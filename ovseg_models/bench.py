@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 __all__ = [
-    "BENCH_TARGETS",
     "BenchTarget",
     "OFFICIAL_MACHINE",
     "OFFICIAL_TABLE",

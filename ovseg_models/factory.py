@@ -24,7 +24,7 @@ def list_models() -> list[str]:
 
 def list_variants(model: str) -> list[str]:
     """The variants (backbone configurations) a model family offers."""
-    return sorted(_family(model).VARIANTS)
+    return sorted(_family(model).variants)
 
 
 def create_segmenter(

@@ -18,7 +18,6 @@ from pathlib import Path
 __all__ = [
     "Comparison",
     "DecisionFlip",
-    "RUNNERS",
     "compare_argmax",
     "compare_threshold",
     "compare_values",
