@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 __all__ = [
-    "BENCH_TARGETS",
     "BenchTarget",
     "OFFICIAL_MACHINE",
     "OFFICIAL_TABLE",
@@ -46,11 +45,18 @@ __all__ = [
     "run_official_table",
 ]
 
-#: model name -> "module:function(args) -> BenchTarget"
-BENCH_TARGETS: dict[str, str] = {
-    "fcclip": "ovseg_models.bench:fcclip_target",
-    "catseg": "ovseg_models.catseg.bench:bench_target",
-}
+
+def _bench_targets() -> dict[str, str]:
+    """model name -> "module:function(args) -> BenchTarget", from each family's descriptor."""
+    from .families import get_family, list_families
+
+    return {m: t for m in list_families() if (t := get_family(m).bench_target)}
+
+
+def __getattr__(name: str):
+    if name == "BENCH_TARGETS":
+        return _bench_targets()
+    raise AttributeError(name)
 
 
 #: Where the official figures of :data:`OFFICIAL_TABLE` come from (the official code is not part of
@@ -268,9 +274,10 @@ def fcclip_target(args) -> BenchTarget:
 
 
 def _load_target(name: str, args) -> BenchTarget:
-    if name not in BENCH_TARGETS:
-        raise SystemExit(f"unknown model {name!r}; benchmarks exist for {sorted(BENCH_TARGETS)}")
-    module, func = BENCH_TARGETS[name].split(":")
+    targets = _bench_targets()
+    if name not in targets:
+        raise SystemExit(f"unknown model {name!r}; benchmarks exist for {sorted(targets)}")
+    module, func = targets[name].split(":")
     try:
         return getattr(importlib.import_module(module), func)(args)
     except ModuleNotFoundError as e:
@@ -487,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m ovseg_models.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", default="fcclip", help=f"one of {sorted(BENCH_TARGETS)}")
+    p.add_argument("--model", default="fcclip", help="a model family with a benchmark target")
     p.add_argument("--variant", default=None, help="model variant (random weights unless --case)")
     p.add_argument("--case", help="time a reference case's image and vocabulary (official weights rule)")
     p.add_argument("--manifest", help="manifest for --case (default: beside the case)")

@@ -8,34 +8,23 @@ model hyperparameters live as data in each family's ``configs`` (see ``list_vari
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from .families import get_family as _family
+from .families import list_families
 from .segmenter import Segmenter
 
-__all__ = ["MODEL_FAMILIES", "create_segmenter", "list_models", "list_variants"]
-
-#: model name -> module providing ``build_segmenter`` and ``VARIANTS``
-MODEL_FAMILIES = {
-    "fcclip": "ovseg_models.fcclip",
-    "catseg": "ovseg_models.catseg",
-}
-
-
-def _family(model: str):
-    key = model.lower().replace("-", "").replace("_", "")
-    if key not in MODEL_FAMILIES:
-        raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODEL_FAMILIES)}")
-    return importlib.import_module(MODEL_FAMILIES[key])
+__all__ = ["create_segmenter", "list_models", "list_variants"]
 
 
 def list_models() -> list[str]:
-    return sorted(MODEL_FAMILIES)
+    """The registered model families (:mod:`ovseg_models.families`)."""
+    return list_families()
 
 
 def list_variants(model: str) -> list[str]:
     """The variants (backbone configurations) a model family offers."""
-    return sorted(_family(model).VARIANTS)
+    return sorted(_family(model).variants)
 
 
 def create_segmenter(
@@ -52,7 +41,7 @@ def create_segmenter(
     """Build a segmenter.
 
     Args:
-        model: ``"fcclip"`` or ``"catseg"``.
+        model: a registered family (:func:`list_models`), e.g. ``"fcclip"``.
         variant: backbone configuration (default: the paper's main model); see :func:`list_variants`.
         checkpoint: path of an official released checkpoint (detectron2 ``.pth``/``.pkl``) or one
             saved by this project. ``None`` leaves the head randomly initialised (a warning says so).

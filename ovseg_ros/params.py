@@ -37,7 +37,13 @@ __all__ = [
     "validate_parameter",
 ]
 
-MODELS = ("fcclip", "catseg")
+
+def _models() -> list[str]:
+    from ovseg_models.families import list_families
+
+    return list_families()
+
+
 DEVICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 QOS_PROFILES = ("sensor_data", "default", "system_default")
 RELIABILITY = ("", "reliable", "best_effort")
@@ -324,13 +330,13 @@ def validate_parameter(name: str, value: Any) -> None:
     if type(value) is not type(default) or (isinstance(default, list) and not all(isinstance(v, str) for v in value)):
         raise ConfigError(_type_message(name, default, value))
     if name == "model":
-        if value.lower().replace("-", "").replace("_", "") not in MODELS:
-            raise ConfigError(f"unknown model {value!r}: set parameter 'model' to 'fcclip' or 'catseg'")
+        if value.lower().replace("-", "").replace("_", "") not in _models():
+            raise ConfigError(f"unknown model {value!r}: set parameter 'model' to one of {_models()}")
     elif name == "variant":
         if value:
             from ovseg_models import list_variants
 
-            known = {m: list_variants(m) for m in MODELS}
+            known = {m: list_variants(m) for m in _models()}
             if not any(value in v for v in known.values()):
                 raise ConfigError(
                     f"unknown variant {value!r}: use '' (the model's default) or one of "
@@ -386,15 +392,16 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
             setattr(cfg, k, value)
 
     model = str(cfg.model).lower().replace("-", "").replace("_", "")
-    if model not in MODELS:
-        raise ConfigError(f"unknown model {cfg.model!r}: set parameter 'model' to 'fcclip' or 'catseg'")
+    if model not in _models():
+        raise ConfigError(f"unknown model {cfg.model!r}: set parameter 'model' to one of {_models()}")
     cfg.model = model
     from ovseg_models import list_variants
+    from ovseg_models.families import get_family
 
     if cfg.variant:
-        fam = __import__(f"ovseg_models.{model}", fromlist=["get_config"])
         try:
-            fam.get_config(cfg.variant)
+            if cfg.variant not in get_family(model).variants:
+                raise ValueError(cfg.variant)
         except ValueError:
             raise ConfigError(
                 f"unknown {model} variant {cfg.variant!r}: set 'variant' to one of "
@@ -405,7 +412,7 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
         if not p.is_file():
             raise ConfigError(
                 f"checkpoint {cfg.checkpoint!r} does not exist: download the official release "
-                f"({'fcclip_cocopan.pth from the FC-CLIP repository' if model == 'fcclip' else 'model_base.pth or model_large.pth from the CAT-Seg repository'}) "
+                f"({get_family(model).checkpoint_hint}) "
                 "and give its path in 'checkpoint', or set checkpoint '' with "
                 "allow_random_weights true for a test run"
             )
@@ -465,15 +472,12 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     if cfg.output_qos_reliability not in RELIABILITY[1:]:
         raise ConfigError(f"output.qos.reliability {cfg.output_qos_reliability!r}: use 'reliable' or 'best_effort'")
     cfg.prompt_templates = _parse_templates(cfg.prompt_templates)
-    if model == "catseg" and cfg.prompt_templates is not None:
-        from ovseg_models.catseg import get_config as catseg_config
-
-        channels = catseg_config(cfg.variant or None).prompt_channel
-        if channels not in (1, len(cfg.prompt_templates)):
-            raise ConfigError(
-                f"CAT-Seg variant {cfg.variant or 'default'} uses {channels} prompt templates as "
-                f"cost-volume channels; give exactly {channels} or 'default'"
-            )
+    check = get_family(model).check_templates
+    if check is not None and cfg.prompt_templates is not None:
+        try:
+            check(cfg.variant or None, list(cfg.prompt_templates))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return cfg
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 __all__ = [
     "Comparison",
     "DecisionFlip",
-    "RUNNERS",
     "compare_argmax",
     "compare_threshold",
     "compare_values",
@@ -71,11 +70,17 @@ _MAX_FLIPS_SHOWN = 20
 
 
 #: case-file prefix -> "module:function" taking (case_path, manifest_path) -> list[Comparison]
-RUNNERS = {
-    "fcclip_postprocess": "ovseg_models.parity.fcclip:run_postprocess_case",
-    "fcclip": "ovseg_models.parity.fcclip:run_case",
-    "catseg": "ovseg_models.parity.catseg:run_case",
-}
+def _runners() -> dict[str, str]:
+    from ..families import get_family, list_families
+
+    return {p: r for m in list_families() for p, r in get_family(m).parity_runners.items()}
+
+
+def __getattr__(name: str):
+    if name == "RUNNERS":  # from each family's descriptor
+        return _runners()
+    raise AttributeError(name)
+
 
 #: case-file prefix -> manifest file name, for cases whose name does not say it directly
 _MANIFESTS = {
@@ -100,13 +105,14 @@ def run_case(case: str | Path, manifest: str | Path | None = None) -> list:
     case = Path(case)
     if not case.is_file():
         raise FileNotFoundError(f"case file not found: {case}")
-    for prefix in RUNNERS:
+    runners = _runners()
+    for prefix in runners:
         if case.name.startswith(prefix):
             break
     else:
-        raise ValueError(f"no parity runner for {case.name}; known prefixes: {sorted(RUNNERS)}")
+        raise ValueError(f"no parity runner for {case.name}; known prefixes: {sorted(runners)}")
     manifest = Path(manifest) if manifest is not None else default_manifest(case)
-    module, func = RUNNERS[prefix].split(":")
+    module, func = runners[prefix].split(":")
     return getattr(importlib.import_module(module), func)(case, manifest)
 
 

@@ -437,7 +437,7 @@ def test_lifecycle_transitions(ros_context, executor, vocab_file):
 
 
 CONFIGURE_FAILURES = {
-    "unknown model": ({"model": "segformer"}, "set parameter 'model' to 'fcclip' or 'catseg'"),
+    "unknown model": ({"model": "segformer"}, "set parameter 'model' to one of ['catseg', 'fcclip']"),
     "unknown variant": ({"variant": "rn18"}, "set 'variant' to one of"),
     "missing checkpoint": ({"checkpoint": "/nonexistent/fcclip_cocopan.pth"}, "does not exist"),
     "no checkpoint": ({"allow_random_weights": False}, "set 'checkpoint'"),

@@ -29,7 +29,7 @@ NODE = "/segmentation/ovseg"
 
 # (name, value, words the refusal's reason must contain)
 BAD_VALUES = [
-    ("model", "nope", "set parameter 'model' to 'fcclip' or 'catseg'"),
+    ("model", "nope", "set parameter 'model' to one of ['catseg', 'fcclip']"),
     ("resize.max_side", 5, "use 0 (off) or >= 32"),
     ("diagnostics.period", 0.0, "must be a finite number of seconds > 0"),
     ("max_rate", math.nan, "must be a finite number >= 0"),

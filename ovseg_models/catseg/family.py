@@ -1,0 +1,31 @@
+"""CAT-Seg's registry descriptor."""
+
+from ..families import ModelFamily, register_family
+from . import DEFAULT_VARIANT, VARIANTS, build_segmenter, get_config
+
+
+def _check_templates(variant: str | None, templates: list[str]) -> None:
+    channels = get_config(variant or None).prompt_channel
+    if channels not in (1, len(templates)):
+        raise ValueError(
+            f"CAT-Seg variant {variant or 'default'} uses {channels} prompt templates as "
+            f"cost-volume channels; give exactly {channels} or 'default'"
+        )
+
+
+FAMILY = register_family(
+    ModelFamily(
+        name="catseg",
+        build_segmenter=build_segmenter,
+        variants=VARIANTS,
+        default_variant=DEFAULT_VARIANT,
+        training_vocabulary="coco_stuff_171",
+        checkpoint_hint="model_base.pth or model_large.pth from the CAT-Seg repository",
+        check_templates=_check_templates,
+        background_cap_datasets=("pascal_voc_21",),
+        sliding_window=True,
+        ignored_options=("min_size", "max_size", "outputs"),
+        bench_target="ovseg_models.catseg.bench:bench_target",
+        parity_runners={"catseg": "ovseg_models.parity.catseg:run_case"},
+    )
+)
