@@ -18,6 +18,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -153,7 +154,9 @@ class CLIPBackbone(nn.Module):
         super().__init__()
         if backbone_type not in ("resnet", "convnext"):
             raise ValueError(f"backbone_type must be resnet or convnext, got {backbone_type!r}")
-        self.clip_model = clip_model
+        # Any: open_clip builds its towers with attributes (visual.trunk, attnpool, ...) that depend on
+        # the architecture, so nn.Module's typing cannot describe them.
+        self.clip_model: Any = clip_model
         self.model_name = model_name
         self.backbone_type = backbone_type
         self.feature_channels = dict(zip(("stem", "res2", "res3", "res4", "res5"), feature_channels, strict=False))
