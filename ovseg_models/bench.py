@@ -67,7 +67,8 @@ OFFICIAL_MACHINE = (
     "the reference cases' weights, two warm workers with calls alternated"
 )
 
-#: The side-by-side settings: name -> model, case, options, official steady-state min / median
+#: The side-by-side settings: name -> model, case, options (variant, sliding, vocabulary; joined_synonyms:
+#: the official code reads each synonym list as one name), official steady-state min / median
 #: seconds and peak RSS (GB), and ovseg's figures measured in the same runs (2026-12, for reference).
 OFFICIAL_TABLE: dict[str, dict] = {
     "fcclip_case0": dict(
@@ -103,6 +104,7 @@ OFFICIAL_TABLE: dict[str, dict] = {
         model="catseg",
         case="catseg_vitb16_case0.npz",
         sliding=True,
+        variant="vitb16_384",
         label="CAT-Seg ViT-B/16 case0, sliding window",
         official_s=(27.54, 27.95),
         official_rss_gb=6.96,
@@ -113,6 +115,7 @@ OFFICIAL_TABLE: dict[str, dict] = {
         model="catseg",
         case="catseg_vitb16_case0.npz",
         sliding=False,
+        variant="vitb16_384:resize",
         label="CAT-Seg ViT-B/16 case0, no sliding",
         official_s=(2.00, 2.07),
         official_rss_gb=3.17,
@@ -123,7 +126,9 @@ OFFICIAL_TABLE: dict[str, dict] = {
         model="catseg",
         case="catseg_vitb16_case0.npz",
         sliding=False,
+        variant="vitb16_384:resize",
         vocabulary="ade20k_150",
+        joined_synonyms=True,
         label="CAT-Seg ViT-B/16 ADE-150, no sliding",
         official_s=(8.30, 8.99),
         official_rss_gb=4.07,
@@ -134,7 +139,9 @@ OFFICIAL_TABLE: dict[str, dict] = {
         model="catseg",
         case="catseg_vitb16_case0.npz",
         sliding=True,
+        variant="vitb16_384",
         vocabulary="ade20k_150",
+        joined_synonyms=True,
         label="CAT-Seg ViT-B/16 ADE-150, sliding window",
         official_s=(88.9, 88.9),
         official_rss_gb=8.38,
@@ -366,12 +373,14 @@ def _print_row(row: dict, reference: dict) -> None:
         )
 
 
-def _table_vocabulary(model: str, dataset: str):
+def _table_vocabulary(dataset: str, *, joined_synonyms: bool = False):
+    """The benchmark's classes as the official code of a row reads them: one class per synonym
+    list, or (``joined_synonyms``, CAT-Seg) each list joined into one name."""
     from .data.class_names import get_categories
     from .vocabulary import Vocabulary, VocabularyClass
 
     cats = get_categories(dataset)
-    if model == "catseg":  # CAT-Seg's segmenter takes names; its templates carry the synonyms' role
+    if joined_synonyms:
         return [", ".join(c.synonyms) for c in cats]
     return Vocabulary.create([VocabularyClass(tuple(c.synonyms), is_thing=c.is_thing) for c in cats])
 
@@ -417,9 +426,7 @@ def run_official_table(args) -> list[dict]:
                     **vars(args),
                     "case": str(cases / spec["case"]),
                     "manifest": None,
-                    "variant": None
-                    if spec["model"] == "fcclip"
-                    else ("vitb16_384" if spec.get("sliding") else "vitb16_384:resize"),
+                    "variant": spec.get("variant"),
                 }
             )
             targets[key] = _load_target(spec["model"], targs)
@@ -431,7 +438,11 @@ def run_official_table(args) -> list[dict]:
 
             h, w = spec["image_hw"]
             image = np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-        vocab = _table_vocabulary(spec["model"], spec["vocabulary"]) if spec.get("vocabulary") else target.vocabulary
+        vocab = (
+            _table_vocabulary(spec["vocabulary"], joined_synonyms=spec.get("joined_synonyms", False))
+            if spec.get("vocabulary")
+            else target.vocabulary
+        )
         with PeakRSS(device) as mem:
             _clear_text_cache(seg)
             t0 = time.perf_counter()

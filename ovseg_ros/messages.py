@@ -54,9 +54,6 @@ BUILTIN_VOCABULARIES = (
     "mapillary_vistas",
 )
 
-#: training vocabulary per model: decides ``seen`` for SEEN_AUTO classes
-TRAINING_DATASET = {"fcclip": "coco_panoptic", "catseg": "coco_stuff_171"}
-
 SEEN_AUTO, SEEN, UNSEEN = 0, 1, 2
 THING_AUTO, THING, STUFF = 0, 1, 2
 
@@ -119,13 +116,16 @@ def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) 
 
 
 def resolve_seen(vocabulary: Vocabulary, model: str) -> list[bool]:
-    """``seen`` per class: as given, or decided against the model's training vocabulary."""
+    """``seen`` per class: as given, or decided against the training vocabulary of the family
+    ``model`` (its descriptor's ``training_vocabulary``; a family without one has seen nothing)."""
     from ovseg_models.data.class_names import seen_mask
+    from ovseg_models.families import get_family
 
     unknown = [i for i, c in enumerate(vocabulary) if c.seen is None]
     seen = [bool(c.seen) for c in vocabulary]
-    if unknown:
-        auto = seen_mask([vocabulary[i].synonyms for i in unknown], TRAINING_DATASET.get(model, "coco_panoptic"))
+    dataset = get_family(model).training_vocabulary
+    if unknown and dataset:
+        auto = seen_mask([vocabulary[i].synonyms for i in unknown], dataset)
         for i, s in zip(unknown, auto, strict=False):
             seen[i] = bool(s)
     return seen

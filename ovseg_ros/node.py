@@ -73,12 +73,12 @@ from . import conversions, messages
 from .encoding import EncodingJob, VocabularyEncoder
 from .overlay import palette_for, render_overlay
 from .params import (
-    PARAMETERS,
     RUNTIME_PARAMETERS,
     ConfigError,
     NodeConfig,
     build_segmenter,
     declare_parameters,
+    parameters,
     read_config,
     validate_parameter,
 )
@@ -452,8 +452,9 @@ class SegmentationNode(LifecycleNode):
         from rcl_interfaces.msg import SetParametersResult
 
         configured = self.cfg is not None and self._state_label in ("inactive", "active")
+        known = parameters()
         for p in params:
-            if p.name not in PARAMETERS:  # rclpy's own (use_sim_time, ...)
+            if p.name not in known:  # rclpy's own (use_sim_time, ...)
                 continue
             try:
                 validate_parameter(p.name, p.value)

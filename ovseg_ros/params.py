@@ -26,14 +26,16 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "COMMON_PARAMETERS",
     "NodeConfig",
-    "PARAMETERS",
     "RUNTIME_PARAMETERS",
     "build_segmenter",
     "declare_parameters",
+    "parameters",
     "read_config",
     "config_from_dict",
     "resolve_device",
+    "segmenter_options",
     "validate_parameter",
 ]
 
@@ -55,9 +57,10 @@ class ConfigError(ValueError):
     """A parameter combination the node cannot run with; the message says what to do."""
 
 
-#: name -> (default, description). Types follow the defaults (string arrays are lists of str).
-PARAMETERS: dict[str, tuple[Any, str]] = {
-    "model": ("fcclip", "segmentation model: 'fcclip' or 'catseg'"),
+#: the parameters of every model: name -> (default, description). Types follow the defaults (string
+#: arrays are lists of str). Each family adds its own settings: see :func:`parameters`.
+COMMON_PARAMETERS: dict[str, tuple[Any, str]] = {
+    "model": ("fcclip", "segmentation model: a registered model family (ovseg_models.list_models())"),
     "variant": (
         "",
         "backbone/variant ('' = the model's default: fcclip convnext_large_d_320, "
@@ -97,13 +100,6 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         "downscale frames so their longer side is at most this before the model "
         "(outputs are scaled back to the input resolution); 0 = off",
     ),
-    "fcclip.min_size": (0, "FC-CLIP test resize, shortest edge (0 = model default 800)"),
-    "fcclip.max_size": (0, "FC-CLIP test resize, longest-edge cap (0 = model default 1333)"),
-    "fcclip.alpha": (0.4, "FC-CLIP geometric ensemble weight for seen classes"),
-    "fcclip.beta": (0.8, "FC-CLIP geometric ensemble weight for unseen classes"),
-    "fcclip.object_mask_threshold": (0.0, "FC-CLIP panoptic: minimum class probability of a mask"),
-    "fcclip.overlap_threshold": (0.8, "FC-CLIP panoptic: minimum kept fraction of a mask"),
-    "catseg.sliding_window": (False, "CAT-Seg: official sliding-window inference (slower, better)"),
     "semantic_score_threshold": (
         0.0,
         "pixels whose class probability (0-1; FC-CLIP: mask-weighted mean over "
@@ -140,6 +136,24 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "autostart": (False, "ovseg_lifecycle_node: configure and activate at start-up"),
 }
 
+
+def _family_options() -> dict[str, Any]:
+    """``"<family>.<setting>"`` -> :class:`ovseg_models.families.NodeOption`, over the registered families."""
+    from ovseg_models.families import get_family
+
+    out: dict[str, Any] = {}
+    for name in _models():
+        for setting, option in get_family(name).node_options.items():
+            out[f"{name}.{setting}"] = option
+    return out
+
+
+def parameters() -> dict[str, tuple[Any, str]]:
+    """Every parameter, name -> (default, description): :data:`COMMON_PARAMETERS` and each registered
+    family's settings (its descriptor's ``node_options``) as ``<family>.<setting>``."""
+    return {**COMMON_PARAMETERS, **{n: (o.default, o.description) for n, o in _family_options().items()}}
+
+
 #: parameters applied at once on a configured node; all others take effect at configure
 RUNTIME_PARAMETERS = (
     "max_rate",
@@ -172,13 +186,8 @@ class NodeConfig:
     torch_threads: int = 0
     model_options: dict = field(default_factory=dict)
     max_side: int = 0
-    fcclip_min_size: int = 0
-    fcclip_max_size: int = 0
-    fcclip_alpha: float = 0.4
-    fcclip_beta: float = 0.8
-    fcclip_object_mask_threshold: float = 0.0
-    fcclip_overlap_threshold: float = 0.8
-    catseg_sliding_window: bool = False
+    #: the model families' settings, by parameter name (``"fcclip.min_size"``); missing ones take defaults
+    family_options: dict[str, Any] = field(default_factory=dict)
     semantic_score_threshold: float = 0.0
     default_vocabulary: str = "coco_panoptic"
     prompt_templates: tuple[str, ...] | None = None  # None = model default
@@ -212,7 +221,7 @@ def declare_parameters(node) -> None:
     from rcl_interfaces.msg import ParameterDescriptor, ParameterType
     from rclpy.exceptions import InvalidParameterTypeException
 
-    for name, (default, description) in PARAMETERS.items():
+    for name, (default, description) in parameters().items():
         if isinstance(default, list):
             desc = ParameterDescriptor(description=description, type=ParameterType.PARAMETER_STRING_ARRAY)
         else:
@@ -235,7 +244,7 @@ def _key(name: str) -> str:
 
 def read_config(node) -> NodeConfig:
     """Read and validate the node's parameters."""
-    values = {name: node.get_parameter(name).value for name in PARAMETERS}
+    values = {name: node.get_parameter(name).value for name in parameters()}
     return config_from_dict(values)
 
 
@@ -310,28 +319,45 @@ _CHOICES = {
     "input.qos.reliability": RELIABILITY,
     "output.qos.reliability": RELIABILITY[1:],
 }
-_UNIT_RANGE = (
-    "fcclip.alpha",
-    "fcclip.beta",
-    "fcclip.object_mask_threshold",
-    "fcclip.overlap_threshold",
-    "semantic_score_threshold",
-    "overlay.alpha",
-)
-_NON_NEGATIVE = ("fcclip.min_size", "fcclip.max_size", "input.qos.depth", "torch_threads")
+_UNIT_RANGE = ("semantic_score_threshold", "overlay.alpha")
+_NON_NEGATIVE = ("input.qos.depth", "torch_threads")
+
+
+def _check_family_option(name: str, option: Any, value: Any) -> Any:
+    """``value`` within the bounds of a family's setting ``option`` (parameter ``name``)."""
+    if option.bounds is None or isinstance(value, bool):
+        return value
+    lo, hi = option.bounds
+    if isinstance(option.default, float):
+        value = float(value)
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(f"{name} = {value} must be " + (f">= {lo}" if hi == math.inf else f"within [{lo}, {hi}]"))
+    return value
+
+
+def _unknown_model(value: Any) -> ConfigError:
+    return ConfigError(f"unknown model {value!r}: set parameter 'model' to one of {_models()}")
 
 
 def validate_parameter(name: str, value: Any) -> None:
     """Check one parameter's value on its own (type, range, choice, device, files); :class:`ConfigError`
     with what to set otherwise. What depends on other parameters is checked at configure."""
-    if name not in PARAMETERS:
+    known = parameters()
+    if name not in known:
         raise ConfigError(f"unknown parameter {name!r}")
-    default = PARAMETERS[name][0]
+    default = known[name][0]
     if type(value) is not type(default) or (isinstance(default, list) and not all(isinstance(v, str) for v in value)):
         raise ConfigError(_type_message(name, default, value))
-    if name == "model":
-        if value.lower().replace("-", "").replace("_", "") not in _models():
-            raise ConfigError(f"unknown model {value!r}: set parameter 'model' to one of {_models()}")
+    family_option = _family_options().get(name)
+    if family_option is not None:
+        _check_family_option(name, family_option, value)
+    elif name == "model":
+        from ovseg_models.families import get_family
+
+        try:
+            get_family(value)
+        except ValueError:
+            raise _unknown_model(value) from None
     elif name == "variant":
         if value:
             from ovseg_models import list_variants
@@ -380,23 +406,29 @@ def validate_parameter(name: str, value: Any) -> None:
 
 
 def config_from_dict(values: dict[str, Any]) -> NodeConfig:
-    """Validate parameter values (names as in :data:`PARAMETERS`; missing ones take defaults)."""
-    v = {name: values.get(name, default) for name, (default, _) in PARAMETERS.items()}
-    unknown = set(values) - set(PARAMETERS)
+    """Validate parameter values (names as in :func:`parameters`; missing ones take defaults)."""
+    known = parameters()
+    v = {name: values.get(name, default) for name, (default, _) in known.items()}
+    unknown = set(values) - set(known)
     if unknown:
         raise ConfigError(f"unknown parameter(s) {sorted(unknown)}")
     cfg = NodeConfig()
+    family_options = _family_options()
     for name, value in v.items():
         k = _key(name)
-        if hasattr(cfg, k):
+        if name in family_options:
+            cfg.family_options[name] = _check_family_option(name, family_options[name], value)
+        elif hasattr(cfg, k):
             setattr(cfg, k, value)
 
-    model = str(cfg.model).lower().replace("-", "").replace("_", "")
-    if model not in _models():
-        raise ConfigError(f"unknown model {cfg.model!r}: set parameter 'model' to one of {_models()}")
-    cfg.model = model
     from ovseg_models import list_variants
     from ovseg_models.families import get_family
+
+    try:
+        family = get_family(str(cfg.model))
+    except ValueError:
+        raise _unknown_model(cfg.model) from None
+    model = cfg.model = family.name
 
     if cfg.variant:
         try:
@@ -443,17 +475,9 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     if cfg.precision != "fp32" and not dev.startswith("cuda"):
         raise ConfigError(f"precision {cfg.precision!r} needs a CUDA device; on {dev} use precision 'fp32'")
     cfg.model_options = _parse_model_options(cfg.model_options)
-    for name, lo, hi in (
-        ("fcclip_alpha", 0, 1),
-        ("fcclip_beta", 0, 1),
-        ("fcclip_object_mask_threshold", 0, 1),
-        ("fcclip_overlap_threshold", 0, 1),
-        ("semantic_score_threshold", 0, 1),
-        ("overlay_alpha", 0, 1),
-    ):
-        label = name.replace("_", ".", 1) if name.startswith(("fcclip", "overlay")) else name
-        setattr(cfg, name, _check_range(label, getattr(cfg, name), lo, hi))
-    for name in ("max_side", "fcclip_min_size", "fcclip_max_size", "input_qos_depth", "torch_threads"):
+    for name, label in (("semantic_score_threshold", "semantic_score_threshold"), ("overlay_alpha", "overlay.alpha")):
+        setattr(cfg, name, _check_range(label, getattr(cfg, name), 0, 1))
+    for name in ("max_side", "input_qos_depth", "torch_threads"):
         if int(getattr(cfg, name)) < 0:
             raise ConfigError(f"{name} must be >= 0")
     if 0 < cfg.max_side < 32:
@@ -472,7 +496,9 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     if cfg.output_qos_reliability not in RELIABILITY[1:]:
         raise ConfigError(f"output.qos.reliability {cfg.output_qos_reliability!r}: use 'reliable' or 'best_effort'")
     cfg.prompt_templates = _parse_templates(cfg.prompt_templates)
-    check = get_family(model).check_templates
+    if cfg.prompt_templates is not None and not family.takes_prompt_templates:
+        raise ConfigError(f"{model} takes no prompt templates: set 'prompt_templates' to ['default']")
+    check = family.check_templates
     if check is not None and cfg.prompt_templates is not None:
         try:
             check(cfg.variant or None, list(cfg.prompt_templates))
@@ -482,24 +508,20 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
 
 
 def segmenter_options(cfg: NodeConfig) -> dict[str, Any]:
-    """Model-family keyword options for ``create_segmenter``."""
+    """The family's keyword options for ``create_segmenter``: its settings (``<family>.<setting>``
+    parameters), ``outputs`` for a panoptic family, the prompt templates, then ``model_options``."""
+    from ovseg_models.families import get_family
+
+    family = get_family(cfg.model)
     opts: dict[str, Any] = {}
-    if cfg.model == "fcclip":
-        if cfg.fcclip_min_size:
-            opts["min_size"] = cfg.fcclip_min_size
-        if cfg.fcclip_max_size:
-            opts["max_size"] = cfg.fcclip_max_size
-        opts["geometric_ensemble_alpha"] = cfg.fcclip_alpha
-        opts["geometric_ensemble_beta"] = cfg.fcclip_beta
-        opts["object_mask_threshold"] = cfg.fcclip_object_mask_threshold
-        opts["overlap_threshold"] = cfg.fcclip_overlap_threshold
+    for setting, option in family.node_options.items():
+        value = cfg.family_options.get(f"{family.name}.{setting}", option.default)
+        if option.unset is None or value != option.unset:
+            opts[option.option] = value
+    if family.panoptic:
         opts["outputs"] = ("semantic", "panoptic") if cfg.publish_panoptic else ("semantic",)
-        if cfg.prompt_templates is not None:
-            opts["templates"] = list(cfg.prompt_templates)
-    else:
-        opts["sliding_window"] = cfg.catseg_sliding_window
-        if cfg.prompt_templates is not None:
-            opts["templates"] = list(cfg.prompt_templates)
+    if cfg.prompt_templates is not None:
+        opts["templates"] = list(cfg.prompt_templates)
     opts.update(cfg.model_options)
     return opts
 

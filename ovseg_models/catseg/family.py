@@ -1,6 +1,6 @@
 """CAT-Seg's registry descriptor."""
 
-from ..families import ModelFamily, register_family
+from ..families import ModelFamily, NodeOption, register_family
 from . import DEFAULT_VARIANT, VARIANTS, build_segmenter, get_config
 
 
@@ -25,6 +25,11 @@ FAMILY = register_family(
         background_cap_datasets=("pascal_voc_21",),
         sliding_window=True,
         ignored_options=("min_size", "max_size", "outputs"),
+        node_options={
+            "sliding_window": NodeOption(
+                "sliding_window", False, "CAT-Seg: official sliding-window inference (slower, better)"
+            ),
+        },
         bench_target="ovseg_models.catseg.bench:bench_target",
         parity_runners={"catseg": "ovseg_models.parity.catseg:run_case"},
     )

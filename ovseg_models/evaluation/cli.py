@@ -42,7 +42,7 @@ __all__ = [
     "build_segmenter_for_eval",
     "evaluate_dataset",
     "evaluate_saved_predictions",
-    "fcclip_test_size",
+    "eval_options",
     "PANOPTIC_DATASETS",
 ]
 
@@ -50,9 +50,15 @@ log = logging.getLogger("ovseg.eval")
 
 PANOPTIC_DATASETS = ("coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas")
 
-#: FC-CLIP test resize (shortest edge, longest-edge cap) of the paper; per-dataset exceptions below
-FCCLIP_TEST_SIZE = (800, 1333)
-FCCLIP_TEST_SIZE_PER_DATASET = {"cityscapes": (1024, 2560), "mapillary_vistas": (1024, 2560)}
+#: the papers' semantic benchmarks, evaluated for every family (a family adds its ``eval_extra_datasets``)
+SEMANTIC_BENCHMARKS = (
+    "ade20k_847",
+    "pascal_context_459",
+    "ade20k_150",
+    "pascal_context_59",
+    "pascal_voc_20",
+    "pascal_voc_21",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ovseg-eval", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--config", help="training config (file or shipped name): model, variant and eval options")
-    p.add_argument("--model", choices=("fcclip", "catseg"))
+    from ..families import list_families
+
+    p.add_argument("--model", choices=list_families(), help="a registered model family")
     p.add_argument("--variant")
     p.add_argument("--checkpoint", help="official checkpoint or ovseg-train checkpoint")
     p.add_argument(
@@ -75,9 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images per dataset")
-    p.add_argument("--min-size", type=int, help="FC-CLIP test shortest edge (default 800; 1024 Cityscapes/Mapillary)")
-    p.add_argument("--max-size", type=int)
-    p.add_argument("--no-sliding-window", action="store_true", help="CAT-Seg: plain resize instead of windows")
+    p.add_argument(
+        "--min-size",
+        type=int,
+        help="test resize, shortest edge (default: the paper's; FC-CLIP 800, 1024 street scenes)",
+    )
+    p.add_argument("--max-size", type=int, help="test resize, longest-edge cap (default: the paper's)")
+    p.add_argument(
+        "--no-sliding-window",
+        action="store_true",
+        help="plain resize instead of windows (families with windows: CAT-Seg)",
+    )
     p.add_argument("--name", help="model name in the table")
     p.add_argument(
         "--predictions",
@@ -101,12 +117,10 @@ def build_segmenter_for_eval(
     """A segmenter from an official checkpoint, an ``ovseg-train`` checkpoint (the configuration it
     records is used), a model package's own save, or CLIP weights only: all through the factory."""
     from .. import create_segmenter
+    from ..families import get_family
 
-    opts = {k: v for k, v in options.items() if v is not None}
-    if model == "catseg":
-        opts.pop("min_size", None), opts.pop("max_size", None), opts.pop("outputs", None)
-    else:
-        opts.pop("sliding_window", None), opts.pop("pooling_size", None)
+    ignored = get_family(model).ignored_options
+    opts = {k: v for k, v in options.items() if v is not None and k not in ignored}
     return create_segmenter(
         model, variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device, precision=precision, **opts
     )
@@ -215,11 +229,14 @@ def evaluate_dataset(
     predict_options: dict | None = None,
 ) -> dict:
     """Metrics (percent) of one benchmark: ``{"mIoU"}`` (+ ``"PQ"``, ``"AP"`` on the panoptic benchmarks with
-    FC-CLIP when their panoptic ground truth is present)."""
+    a panoptic family when their panoptic ground truth is present)."""
+    from ..families import get_family
+
+    family = get_family(model)
     cats, vocab = _vocabulary(name)
     segmenter.set_vocabulary(vocab)
     predict_options = dict(predict_options or {})
-    ds, panoptic = _dataset(name, root=root, panoptic=name in PANOPTIC_DATASETS and model == "fcclip")
+    ds, panoptic = _dataset(name, root=root, panoptic=name in PANOPTIC_DATASETS and family.panoptic)
     if panoptic:
         predict_options.setdefault("outputs", ("semantic", "panoptic", "instance"))
     return _evaluate(
@@ -229,7 +246,7 @@ def evaluate_dataset(
         cats=cats,
         panoptic=panoptic,
         max_images=max_images,
-        background_cap=name == "pascal_voc_21" and model == "catseg",
+        background_cap=name in family.background_cap_datasets,
     )
 
 
@@ -249,9 +266,33 @@ def evaluate_saved_predictions(
     )
 
 
-def fcclip_test_size(dataset: str) -> tuple[int, int]:
-    """FC-CLIP's test resize ``(shortest edge, max size)`` for ``dataset`` (paper: 800, 1024 on street scenes)."""
-    return FCCLIP_TEST_SIZE_PER_DATASET.get(dataset, FCCLIP_TEST_SIZE)
+def eval_options(
+    model: str,
+    dataset: str,
+    eval_cfg: dict | None = None,
+    *,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    sliding_window: bool | None = None,
+) -> dict:
+    """The test-time builder options of family ``model`` on ``dataset``: the values given, else the
+    training config's ``eval`` section (``per_dataset``, ``min_size``/``max_size``, ``sliding_window``,
+    ``pooling_size``), else the paper's. Only the options the family has (its descriptor's
+    ``test_size`` and ``sliding_window``) are set; None leaves the builder's default."""
+    from ..families import get_family
+
+    family = get_family(model)
+    ev = eval_cfg or {}
+    opts: dict = {}
+    if family.test_size is not None:
+        size = (ev.get("per_dataset") or {}).get(dataset, {})
+        paper_min, paper_max = family.test_size(dataset)
+        opts["min_size"] = min_size or size.get("min_size") or ev.get("min_size") or paper_min
+        opts["max_size"] = max_size or size.get("max_size") or ev.get("max_size") or paper_max
+    if family.sliding_window:
+        opts["sliding_window"] = sliding_window if sliding_window is not None else ev.get("sliding_window")
+        opts["pooling_size"] = tuple(ev.get("pooling_size") or ()) or None
+    return opts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,30 +333,33 @@ def main(argv: list[str] | None = None) -> int:
     if model is None:
         print("ovseg-eval: error: give --model, --config or --weights", file=sys.stderr)
         return 2
+    from ..families import get_family
+
+    try:
+        family = get_family(model)
+    except ValueError as e:  # a training config's task kind that is no registered family
+        print(f"ovseg-eval: error: {e}", file=sys.stderr)
+        return 2
+    model = family.name
     datasets = (
         args.datasets.split(",")
         if args.datasets
-        else eval_cfg.get("datasets")
-        or (
-            ["ade20k_847", "pascal_context_459", "ade20k_150", "pascal_context_59", "pascal_voc_20", "pascal_voc_21"]
-            + (["cityscapes", "mapillary_vistas", "coco_panoptic"] if model == "fcclip" else [])
-        )
+        else eval_cfg.get("datasets") or [*SEMANTIC_BENCHMARKS, *family.eval_extra_datasets]
     )
     root = Path(args.root or os.environ.get("DETECTRON2_DATASETS") or "datasets")
-    sliding = not args.no_sliding_window if model == "catseg" else None
-    pooling = tuple(eval_cfg.get("pooling_size") or ()) or None
     results: dict = {}
     name = args.name or f"{model}/{variant or 'default'}"
-    per_dataset = eval_cfg.get("per_dataset", {}) if model == "fcclip" else {}
     segmenters: dict = {}
     for ds in datasets:
-        size = per_dataset.get(ds, {})
-        min_size = args.min_size or size.get("min_size") or (eval_cfg.get("min_size") if model == "fcclip" else None)
-        max_size = args.max_size or size.get("max_size") or (eval_cfg.get("max_size") if model == "fcclip" else None)
-        if model == "fcclip":  # not given by the arguments or the config: the paper's sizes
-            paper_min, paper_max = fcclip_test_size(ds)
-            min_size, max_size = min_size or paper_min, max_size or paper_max
-        key = (min_size, max_size)
+        options = eval_options(
+            model,
+            ds,
+            eval_cfg,
+            min_size=args.min_size,
+            max_size=args.max_size,
+            sliding_window=False if args.no_sliding_window else None,
+        )
+        key = tuple(sorted(options.items()))
         try:
             if key not in segmenters:
                 segmenters.clear()
@@ -326,10 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                     pretrained=_parse_pretrained(args.pretrained),
                     device=args.device,
                     precision=args.precision,
-                    min_size=min_size,
-                    max_size=max_size,
-                    sliding_window=sliding,
-                    pooling_size=pooling,
+                    **options,
                 )
             t0 = time.perf_counter()
             results[ds] = evaluate_dataset(segmenters[key], ds, root=root, max_images=args.max_images, model=model)
@@ -355,6 +396,13 @@ def _main_predictions(args, *, model: str | None, datasets: list[str] | None) ->
         print(f"ovseg-eval: error: no <dataset>/ folder in {folder} (known: {', '.join(known)})", file=sys.stderr)
         return 2
     root = Path(args.root or os.environ.get("DETECTRON2_DATASETS") or "datasets")
+    from ..families import get_family
+
+    try:
+        capped = get_family(model).background_cap_datasets if model else ()
+    except ValueError as e:
+        print(f"ovseg-eval: error: {e}", file=sys.stderr)
+        return 2
     results: dict = {}
     for ds in datasets:
         try:
@@ -363,7 +411,7 @@ def _main_predictions(args, *, model: str | None, datasets: list[str] | None) ->
                 root=root,
                 predictions=folder,
                 max_images=args.max_images,
-                background_cap=ds == "pascal_voc_21" and model == "catseg",
+                background_cap=ds in capped,
             )
         except Exception as e:  # noqa: BLE001 - one dataset that fails must not stop the others
             log.error("%s failed: %s: %s", ds, type(e).__name__, e)

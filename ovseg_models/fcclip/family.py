@@ -1,13 +1,16 @@
 """FC-CLIP's registry descriptor."""
 
-from ..families import ModelFamily, register_family
+from ..families import ModelFamily, NodeOption, register_family
 from . import DEFAULT_VARIANT, VARIANTS, build_segmenter
 
+#: the paper's test resize (shortest edge, longest-edge cap); street scenes are tested larger
+TEST_SIZE = (800, 1333)
+TEST_SIZE_PER_DATASET = {"cityscapes": (1024, 2560), "mapillary_vistas": (1024, 2560)}
 
-def _test_size(dataset: str) -> tuple[int, int]:
-    from ..evaluation.cli import fcclip_test_size
 
-    return fcclip_test_size(dataset)
+def test_size(dataset: str) -> tuple[int, int]:
+    """FC-CLIP's test resize ``(shortest edge, max size)`` for ``dataset``."""
+    return TEST_SIZE_PER_DATASET.get(dataset, TEST_SIZE)
 
 
 FAMILY = register_family(
@@ -20,8 +23,28 @@ FAMILY = register_family(
         training_vocabulary="coco_panoptic",
         checkpoint_hint="fcclip_cocopan.pth from the FC-CLIP repository",
         eval_extra_datasets=("cityscapes", "mapillary_vistas", "coco_panoptic"),
-        test_size=_test_size,
+        test_size=test_size,
         ignored_options=("sliding_window", "pooling_size"),
+        node_options={
+            "min_size": NodeOption(
+                "min_size", 0, "FC-CLIP test resize, shortest edge (0 = model default 800)", (0, float("inf")), 0
+            ),
+            "max_size": NodeOption(
+                "max_size", 0, "FC-CLIP test resize, longest-edge cap (0 = model default 1333)", (0, float("inf")), 0
+            ),
+            "alpha": NodeOption(
+                "geometric_ensemble_alpha", 0.4, "FC-CLIP geometric ensemble weight for seen classes", (0, 1)
+            ),
+            "beta": NodeOption(
+                "geometric_ensemble_beta", 0.8, "FC-CLIP geometric ensemble weight for unseen classes", (0, 1)
+            ),
+            "object_mask_threshold": NodeOption(
+                "object_mask_threshold", 0.0, "FC-CLIP panoptic: minimum class probability of a mask", (0, 1)
+            ),
+            "overlap_threshold": NodeOption(
+                "overlap_threshold", 0.8, "FC-CLIP panoptic: minimum kept fraction of a mask", (0, 1)
+            ),
+        },
         bench_target="ovseg_models.bench:fcclip_target",
         parity_runners={
             "fcclip_postprocess": "ovseg_models.parity.fcclip:run_postprocess_case",

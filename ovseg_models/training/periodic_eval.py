@@ -5,8 +5,8 @@ Configured in ``train``: ``eval_every`` (steps; 0 = off), ``eval_metric`` (``"<d
 ``"ade20k_150/PQ"`` or ``"ade20k_150/mIoU"``: any key ``ovseg-eval`` reports for that benchmark, higher is
 better), optionally ``eval_max_images`` and ``eval_root`` (default ``task.data.root``, ``$DETECTRON2_DATASETS``
 or ``./datasets``). Test-time options come from the config's ``eval`` section as for ``ovseg-eval --config``
-(``min_size``/``max_size``/``per_dataset`` for FC-CLIP, else the paper's sizes; ``sliding_window`` and
-``pooling_size`` for CAT-Seg).
+(:func:`ovseg_models.evaluation.cli.eval_options`: ``min_size``/``max_size``/``per_dataset``, else the paper's
+sizes, for a family with a test resize; ``sliding_window`` and ``pooling_size`` for one with windows).
 
 Each evaluation scores the checkpoint just written for that step through the same path as ``ovseg-eval``
 (factory + :func:`ovseg_models.evaluation.cli.evaluate_dataset`) and appends a row to ``eval_metrics.jsonl``;
@@ -42,9 +42,12 @@ class PeriodicEvaluator:
             )
         self.dataset, self.metric = self.metric_spec.split("/", 1)
         task = dict(cfg.get("task", {}))
-        self.kind = task.get("kind")
-        if self.kind not in ("fcclip", "catseg"):
-            raise ValueError(f"train.eval_every needs an fcclip or catseg task, not {self.kind!r}")
+        from ..families import get_family
+
+        try:
+            self.kind = get_family(str(task.get("kind"))).name
+        except ValueError as e:
+            raise ValueError(f"train.eval_every needs a model-family task: {e}") from None
         self.eval_cfg = dict(cfg.get("eval", {}))
         self.max_images = t.get("eval_max_images")
         self.root = Path(
@@ -83,19 +86,9 @@ class PeriodicEvaluator:
             ) from e
 
     def _test_options(self) -> dict:
-        from ..evaluation.cli import fcclip_test_size
+        from ..evaluation.cli import eval_options
 
-        ev = self.eval_cfg
-        opts: dict = {}
-        if self.kind == "fcclip":
-            size = (ev.get("per_dataset") or {}).get(self.dataset, {})
-            paper_min, paper_max = fcclip_test_size(self.dataset)
-            opts["min_size"] = size.get("min_size") or ev.get("min_size") or paper_min
-            opts["max_size"] = size.get("max_size") or ev.get("max_size") or paper_max
-        else:
-            opts["sliding_window"] = ev.get("sliding_window")
-            opts["pooling_size"] = tuple(ev.get("pooling_size") or ()) or None
-        return opts
+        return eval_options(self.kind, self.dataset, self.eval_cfg)
 
     def evaluate(self, step: int, checkpoint: Path) -> dict:
         """Score ``checkpoint`` (written for ``step``); keep it as the best when the metric improved."""

@@ -138,8 +138,11 @@ def test_missing_panoptic_data_falls_back_to_miou(tmp_path, caplog):
 
 
 def test_paper_test_sizes(tmp_path, monkeypatch):
-    assert cli.fcclip_test_size("ade20k_150") == (800, 1333)
-    assert cli.fcclip_test_size("cityscapes") == cli.fcclip_test_size("mapillary_vistas") == (1024, 2560)
+    from ovseg_models.families import get_family
+
+    test_size = get_family("fcclip").test_size
+    assert test_size("ade20k_150") == (800, 1333)
+    assert test_size("cityscapes") == test_size("mapillary_vistas") == (1024, 2560)
     built, evaluated = [], []
     monkeypatch.setattr(cli, "build_segmenter_for_eval", lambda model, **kw: built.append(kw) or object())
     monkeypatch.setattr(cli, "evaluate_dataset", lambda seg, ds, **kw: evaluated.append(ds) or {"mIoU": 1.0})

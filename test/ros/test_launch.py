@@ -51,7 +51,9 @@ def test_launch_file_is_valid_python_with_the_expected_arguments():
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
 def test_parameter_files_are_valid_and_known(name, ros_context):
-    from ovseg_ros.params import PARAMETERS
+    from ovseg_ros.params import parameters
+
+    PARAMETERS = parameters()
 
     data = yaml.safe_load((REPO / "config" / name).read_text())
     params = data["/**"]["ros__parameters"]
