@@ -19,6 +19,7 @@ import torch
 
 from .checkpoint import (
     CheckpointError,
+    convert_official_state_dict,
     load_checkpoint,
     load_clip_weights,
     pretrained_clip_state_dict,
@@ -26,7 +27,7 @@ from .checkpoint import (
     save_checkpoint,
     stored_config,
 )
-from .configs import CONFIGS, DEFAULT_VARIANT, CATSegConfig, get_config
+from .configs import DEFAULT_VARIANT, VARIANTS, CATSegConfig, get_config
 from .model import CATSeg
 from .segmenter import CATSegSegmenter, CATSegTextEncoder
 from .training import count_trainable_parameters, set_trainable
@@ -37,11 +38,11 @@ __all__ = [
     "CATSegSegmenter",
     "CATSegTextEncoder",
     "CheckpointError",
-    "CONFIGS",
     "DEFAULT_VARIANT",
     "VARIANTS",
     "build_model",
     "build_segmenter",
+    "convert_official_state_dict",
     "count_trainable_parameters",
     "get_config",
     "load_checkpoint",
@@ -51,15 +52,12 @@ __all__ = [
     "set_trainable",
 ]
 
-#: variant name -> configuration (hyperparameters as data)
-VARIANTS = CONFIGS
-
 
 def build_model(
     *,
     variant: str | None = None,
     checkpoint: str | Path | None = None,
-    pretrained: str | bool | None = False,
+    pretrained: str | bool | None = True,
     device: str | torch.device = "cpu",
     timm_pretrained: bool = False,
     config: CATSegConfig | dict | None = None,
@@ -69,8 +67,9 @@ def build_model(
     ``checkpoint`` (official detectron2 file, an ``ovseg-train`` checkpoint, a file from
     :func:`save_checkpoint`, or a state_dict) holds every weight, CLIP included; the configuration
     the last two record is used (``variant``, if given, must agree with it). Without a checkpoint,
-    ``pretrained`` CLIP weights (True: the variant's open_clip tag, or a tag / local file) are
-    loaded and the head stays randomly initialised. ``config`` replaces the variant's configuration.
+    ``pretrained`` CLIP weights are loaded and the head stays randomly initialised (warned):
+    ``True`` (the default, as for FC-CLIP and the factory) the variant's open_clip tag, or a tag or
+    local file; ``False``/``None`` random CLIP weights. ``config`` replaces the variant's configuration.
     """
     if isinstance(checkpoint, (str, Path)):  # read once: weights and the configuration they were trained with
         checkpoint, meta = read_checkpoint(checkpoint)
@@ -92,7 +91,7 @@ def build_model(
 def _checked_stored_config(stored: dict, variant: str | None, meta: dict) -> CATSegConfig:
     cfg = CATSegConfig.from_dict(stored)
     recorded = (meta.get("task") or {}).get("variant") or meta.get("variant")
-    if variant and recorded and recorded in CONFIGS and get_config(variant) != get_config(recorded):
+    if variant and recorded and recorded in VARIANTS and get_config(variant) != get_config(recorded):
         raise CheckpointError(f"the checkpoint holds a CAT-Seg {recorded!r}, not the requested variant {variant!r}")
     if variant and get_config(variant).clip.open_clip_name != cfg.clip.open_clip_name:
         raise CheckpointError(
@@ -114,7 +113,8 @@ def build_segmenter(
 ) -> CATSegSegmenter:
     """Factory entry point (``ovseg_models.create_segmenter("catseg", ...)``).
 
-    ``checkpoint``: see :func:`build_model`. ``options``: :class:`CATSegSegmenter` keyword options
+    ``checkpoint``, ``pretrained``: see :func:`build_model` (a checkpoint holds the fine-tuned CLIP,
+    so ``pretrained`` is not used with one). ``options``: :class:`CATSegSegmenter` keyword options
     (``sliding_window``, ``pooling_size``, ``chunk_classes``, ``templates``, ``synonyms``,
     ``class_scores``, ...).
     """

@@ -167,16 +167,17 @@ def _convert(sd: Mapping[str, torch.Tensor], model, *, check_constants: bool) ->
 
 
 def convert_official_state_dict(
-    sd: Mapping[str, torch.Tensor], *, model: nn.Module | None = None
+    official: Mapping[str, torch.Tensor], model: nn.Module | None = None
 ) -> dict[str, torch.Tensor]:
-    """Official detectron2 CAT-Seg keys -> this package's keys. Unknown keys raise, naming them.
+    """Official detectron2 CAT-Seg keys -> this package's keys (the signature of FC-CLIP's converter:
+    ``(official, model)``). Unknown keys raise, naming them.
 
     ``model``: the :class:`~.model.CATSeg` to load into; needed for the arXiv v1 variants, whose
     detectron2 ResNet / Swin names its guidance backbone maps (without it, ``backbone.*`` is
     only re-prefixed to ``guidance_backbone.body.*``, the timm guidance layout). Constant Swin
     ``relative_position_index`` entries are compared with the constructed ones and dropped.
     """
-    return _convert(sd, model, check_constants=True)
+    return _convert(official, model, check_constants=True)
 
 
 def to_official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -276,7 +277,7 @@ def match_official_keys(model: nn.Module, shapes: Mapping[str, Sequence[int]]) -
 
 def load_official_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
     """Strictly load an official-format state_dict into a :class:`~.model.CATSeg`."""
-    converted = convert_official_state_dict(sd, model=model)
+    converted = convert_official_state_dict(sd, model)
     _check_masks(model, converted)
     strict_load(model, converted, "official checkpoint")
 

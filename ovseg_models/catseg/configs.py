@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["CLIPConfig", "CATSegConfig", "CONFIGS", "DEFAULT_VARIANT", "get_config"]
+__all__ = ["CLIPConfig", "CATSegConfig", "VARIANTS", "DEFAULT_VARIANT", "get_config"]
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,8 @@ _VIT_G14 = CLIPConfig(
     open_clip_pretrained="laion2b_s39b_b160k",
 )
 
-CONFIGS: dict[str, CATSegConfig] = {
+#: variant name -> configuration (hyperparameters as data)
+VARIANTS: dict[str, CATSegConfig] = {
     # configs/vitb_384.yaml (released model_base.pth)
     "vitb16_384": CATSegConfig(name="vitb16_384", clip=_VIT_B16, clip_resolution=384, guidance_layers=(3, 7)),
     # configs/vitl_336.yaml (released model_large.pth)
@@ -305,9 +306,9 @@ def get_config(variant: str | None = None, **overrides) -> CATSegConfig:
     """The configuration of ``variant`` (default :data:`DEFAULT_VARIANT`), with field overrides."""
     key = (variant or DEFAULT_VARIANT).lower()
     key = _ALIASES.get(key, key)
-    if key not in CONFIGS:
-        raise ValueError(f"unknown CAT-Seg variant {variant!r}; choose one of {sorted(CONFIGS)}")
-    cfg = CONFIGS[key]
+    if key not in VARIANTS:
+        raise ValueError(f"unknown CAT-Seg variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    cfg = VARIANTS[key]
     if not overrides:
         return cfg
     if isinstance(overrides.get("clip"), dict):  # a partial CLIP override (e.g. a tiny tower in tests)

@@ -70,8 +70,10 @@ def build_model(
 
     ``checkpoint``: official detectron2 ``.pth``/``.pkl`` (or a state_dict). When given, CLIP weights
     come from it; text-tower entries it lacks come from open_clip's pretrained weights for the
-    variant (``pretrained`` True/tag/path). Without a checkpoint, ``pretrained`` loads open_clip's
-    CLIP weights and the head stays randomly initialised (warned).
+    variant (``pretrained`` True/tag/path; ``False`` refuses a checkpoint without them). Without a
+    checkpoint, ``pretrained`` loads open_clip's CLIP weights and the head stays randomly initialised
+    (warned): ``True`` (the default, as for CAT-Seg and the factory) the variant's open_clip tag, or
+    a tag or local file; ``False``/``None`` random CLIP weights.
     """
     cfg = config if config is not None else get_config(variant)
     if checkpoint is not None:
@@ -108,6 +110,7 @@ def build_segmenter(
 ) -> FCCLIPSegmenter:
     """Factory entry point (``ovseg_models.create_segmenter("fcclip", ...)``).
 
+    ``checkpoint``, ``pretrained``: see :func:`build_model`.
     ``options``: ``min_size``, ``max_size`` (resize policy), ``templates``, ``outputs``,
     ``text_cache``, ``text_batch_size``, and any :class:`FCCLIPConfig` field as an override
     (e.g. ``num_queries``, ``overlap_threshold``, ``geometric_ensemble_alpha``).

@@ -190,3 +190,17 @@ def test_unregistered_family_is_gone(dummy):
     assert "dummy" not in ovseg_models.list_models()
     with pytest.raises(ValueError, match="unknown model 'dummy'"):
         ovseg_models.create_segmenter("dummy")
+
+
+@pytest.mark.parametrize("name", ["fcclip", "catseg"])
+def test_builtin_families_share_one_public_api(name):
+    import importlib
+    import inspect
+
+    package = importlib.import_module(f"ovseg_models.{name}")
+    family = get_family(name)
+    assert package.VARIANTS is family.variants and package.DEFAULT_VARIANT == family.default_variant
+    assert not hasattr(package, "CONFIGS")
+    assert list(inspect.signature(package.convert_official_state_dict).parameters)[:2] == ["official", "model"]
+    for builder in (package.build_model, package.build_segmenter):
+        assert inspect.signature(builder).parameters["pretrained"].default is True, builder
