@@ -358,8 +358,8 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         if opts.record_overlay or opts.overlay_dir is not None:
             while (
                 node is not None
-                and node._pubs.get("overlay") is not None
-                and node._pubs["overlay"].get_subscription_count() == 0
+                and "overlay" in node.outputs
+                and node.subscriber_count("overlay") == 0
                 and time.monotonic() < t_overlay
             ):
                 time.sleep(0.01)
@@ -408,7 +408,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
                         + node.stats.stale
                         + node.stats.dropped
                         >= len(sent)
-                        and not node._worker.busy.is_set()
+                        and not node.busy
                         and not got
                     ):
                         # the node finished this frame without an output (failed or refused)
@@ -425,7 +425,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         while time.monotonic() < drain_until:
             with rec.lock:
                 done = stamps[-1] in rec.outputs_by_stamp
-            idle = node is None or (not node._worker.busy.is_set())
+            idle = node is None or not node.busy
             if done and idle:
                 break
             if node is not None and idle and time.monotonic() - sent[stamps[-1]] > 3.0:
@@ -550,7 +550,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
 def _expected(node) -> set:
     if node is None or node.cfg is None:
         return {"semantic"}
-    return {k for k in ("semantic", "panoptic") if k in node._pubs}
+    return {k for k in ("semantic", "panoptic") if k in node.outputs}
 
 
 def _semantic_metrics(gt_sem, sem_out, pan_out, vocabularies, final_vocab, opts, log) -> dict:

@@ -28,6 +28,12 @@ frame's outputs only if that vocabulary is still the active one, under the same 
 vocabulary switch takes, so no output mixes two vocabularies and semantic images are never
 published after the vocabulary that made them was replaced.
 
+One frame's way: the subscription callback checks the message (:mod:`ovseg_ros.conversions`) and
+puts it in the slot; the worker decodes it, runs ``segmenter.predict`` (which does all resizing
+and answers at the frame's resolution), builds the outputs (:mod:`ovseg_ros.outputs`) and
+publishes them. QoS comes from :mod:`ovseg_ros.qos`, parameters from :mod:`ovseg_ros.params`,
+vocabulary encoding from :mod:`ovseg_ros.encoding`, diagnostics from :mod:`ovseg_ros.diagnostics`.
+
 ``main`` (``ovseg_node``) configures and activates at once; ``lifecycle_main``
 (``ovseg_lifecycle_node``) waits for a lifecycle manager (or ``autostart: true``).
 """
@@ -48,18 +54,14 @@ from typing import Any
 import numpy as np
 import rclpy
 import rclpy.task
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
-    qos_profile_sensor_data,
-    qos_profile_system_default,
 )
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -70,8 +72,10 @@ from ovseg_models.segmenter import EncodedVocabulary
 from ovseg_models.vocabulary import VocabularyError
 
 from . import conversions, messages
+from .diagnostics import segmentation_status
 from .encoding import EncodingJob, VocabularyEncoder
-from .overlay import palette_for, render_overlay
+from .outputs import OutputBuilder
+from .overlay import palette_for
 from .params import (
     PARAMETERS,
     RUNTIME_PARAMETERS,
@@ -82,6 +86,7 @@ from .params import (
     read_config,
     validate_parameter,
 )
+from .qos import LATCHED, input_qos, output_qos
 from .versions import VersionCounter
 from .worker import FrameRecord, FrameWorker, LatestSlot, Stats
 
@@ -187,7 +192,7 @@ class SegmentationNode(LifecycleNode):
         self._publish_lock = threading.Lock()
         self._vocab_lock = threading.Lock()
         self._pubs: dict[str, Any] = {}
-        self._reuse: dict[str, Any] = {}  # the last published output messages; worker thread only
+        self._outputs = OutputBuilder()  # builds each frame's messages; worker thread only
         self._diag_timer = None
         self._state_label = "unconfigured"
         self._frames_group = MutuallyExclusiveCallbackGroup()
@@ -282,7 +287,7 @@ class SegmentationNode(LifecycleNode):
         cfg = self.cfg
         assert cfg is not None
         self.stats = Stats() if self.stats is None else self.stats
-        qos = self._input_qos(cfg)
+        qos = input_qos(cfg)
         if cfg.transport == "compressed":
             topic = self.resolve_topic_name("image") + "/compressed"
             self._sub = self.create_subscription(
@@ -319,7 +324,7 @@ class SegmentationNode(LifecycleNode):
         self._stop_processing()
         self._close_encoder()
         self._destroy_outputs()
-        self._reuse.clear()
+        self._outputs = OutputBuilder()
         self.segmenter = None
         self._vocab = None
         self._state_label = "unconfigured"
@@ -386,35 +391,8 @@ class SegmentationNode(LifecycleNode):
         self._slot.clear()
 
     # -- set-up -----------------------------------------------------------------------------
-    @staticmethod
-    def _input_qos(cfg: NodeConfig) -> QoSProfile:
-        base = {"sensor_data": qos_profile_sensor_data, "system_default": qos_profile_system_default}.get(
-            cfg.input_qos_profile
-        )
-        if base is None:  # "default": reliable, keep last 10
-            qos = QoSProfile(depth=10)
-        else:
-            qos = QoSProfile(
-                history=base.history, depth=base.depth, reliability=base.reliability, durability=base.durability
-            )
-        if cfg.input_qos_depth:
-            qos.history = HistoryPolicy.KEEP_LAST
-            qos.depth = cfg.input_qos_depth
-        if cfg.input_qos_reliability:
-            qos.reliability = (
-                ReliabilityPolicy.RELIABLE if cfg.input_qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
-            )
-        return qos
-
     def _create_outputs(self, cfg: NodeConfig) -> None:
-        out_qos = QoSProfile(
-            depth=cfg.output_qos_depth,
-            reliability=(
-                ReliabilityPolicy.RELIABLE
-                if cfg.output_qos_reliability == "reliable"
-                else ReliabilityPolicy.BEST_EFFORT
-            ),
-        )
+        out_qos = output_qos(cfg)
         if cfg.publish_semantic:
             self._pubs["semantic"] = self.create_publisher(Image, "semantic", out_qos)
             self._pubs["semantic_info"] = self.create_publisher(SemanticInfo, "semantic/info", out_qos)
@@ -422,10 +400,7 @@ class SegmentationNode(LifecycleNode):
             self._pubs["panoptic"] = self.create_publisher(PanopticSegmentation, "panoptic", out_qos)
         if cfg.publish_overlay:
             self._pubs["overlay"] = self.create_publisher(Image, "overlay", out_qos)
-        latched = QoSProfile(
-            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-        )
-        self._pubs["vocabulary"] = self.create_publisher(VocabularyMsg, "vocabulary", latched)
+        self._pubs["vocabulary"] = self.create_publisher(VocabularyMsg, "vocabulary", LATCHED)
         if cfg.publish_diagnostics:
             self._pubs["diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
             self._diag_timer = self.create_timer(
@@ -574,6 +549,24 @@ class SegmentationNode(LifecycleNode):
     def vocabulary(self) -> ActiveVocabulary | None:
         return self._vocab
 
+    # -- state for embedding code (bag evaluation, benchmarks, tests) --------------------------
+    @property
+    def busy(self) -> bool:
+        """The worker is processing a frame."""
+        worker = self._worker
+        return worker is not None and worker.busy.is_set()
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        """The outputs published in this state (publisher names: "semantic", "semantic_info",
+        "panoptic", "overlay", "vocabulary", "diagnostics")."""
+        return frozenset(self._pubs)
+
+    def subscriber_count(self, output: str) -> int:
+        """Subscribers of one of :attr:`outputs` (0 if it is not published)."""
+        pub = self._pubs.get(output)
+        return pub.get_subscription_count() if pub is not None else 0
+
     # -- frames -----------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
         now = time.monotonic()
@@ -596,7 +589,7 @@ class SegmentationNode(LifecycleNode):
             self._warn("invalid", "ignored a compressed image without data")
             return
         try:
-            conversions._compressed_kind(msg.format)
+            conversions.compressed_kind(msg.format)
         except conversions.ImageConversionError as e:
             self.stats.add("invalid")
             self._warn("invalid", f"ignored a compressed image: {e}")
@@ -671,41 +664,37 @@ class SegmentationNode(LifecycleNode):
                     "stamp): give every camera frame its own header stamp",
                 )
                 return
-            sem_msg, labels = conversions.label_image(h, w, header=header, msg=self._reuse.get("semantic"))
-            messages.semantic_labels(result, cfg.semantic_score_threshold, out=labels)
-            self._reuse["semantic"] = sem_msg
-            if "semantic" in pubs:
-                # the frame's vocabulary version first, then the image with the same header
-                pubs["semantic_info"].publish(
-                    SemanticInfo(header=header, vocabulary_version=vocab.version, num_classes=len(vocab.names))
-                )
-                pubs["semantic"].publish(sem_msg)
-            segments = None
+            build = self._outputs
+            out = build.semantic(
+                result,
+                header,
+                vocabulary_version=vocab.version,
+                num_classes=len(vocab.names),
+                score_threshold=cfg.semantic_score_threshold,
+            )
+            if "semantic" in pubs:  # the frame's vocabulary version first, then the image, same header
+                pubs["semantic_info"].publish(out.semantic_info)
+                pubs["semantic"].publish(out.semantic)
             if "panoptic" in pubs:
-                if result.panoptic is not None:
-                    ids, segments = result.panoptic, list(result.segments)
-                else:  # semantic-only model: one segment per class present
-                    ids, segments = messages.segments_from_semantic(labels, result.score, vocab.encoded.vocabulary)
-                pan_msg = messages.panoptic_to_msg(
-                    ids, segments, header, vocab.version, msg=self._reuse.get("panoptic")
+                pubs["panoptic"].publish(
+                    build.panoptic(
+                        out, result, header, vocabulary=vocab.encoded.vocabulary, vocabulary_version=vocab.version
+                    )
                 )
-                pubs["panoptic"].publish(pan_msg)
-                self._reuse["panoptic"] = pan_msg
             overlay_pub = pubs.get("overlay")
             if overlay_pub is not None and overlay_pub.get_subscription_count() > 0:
-                texts = None
-                if segments is not None and result.panoptic is not None:
-                    texts = _segment_texts(segments, w * h) or None  # none: one label per class instead
-                img = render_overlay(
-                    rgb,
-                    labels,
-                    vocab.names,
-                    alpha=cfg.overlay_alpha,
-                    palette=vocab.palette,
-                    texts=texts,
-                    draw_labels=cfg.overlay_draw_labels,
+                overlay_pub.publish(
+                    build.overlay(
+                        out,
+                        rgb,
+                        result,
+                        header,
+                        names=vocab.names,
+                        palette=vocab.palette,
+                        alpha=cfg.overlay_alpha,
+                        draw_labels=cfg.overlay_draw_labels,
+                    )
                 )
-                overlay_pub.publish(conversions.numpy_to_image(img, "rgb8", header=header))
                 self.stats.add("overlays")
         stamp = header.stamp
         self.stats.record(
@@ -768,61 +757,17 @@ class SegmentationNode(LifecycleNode):
 
     # -- diagnostics ------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticStatus:
-        s = self.stats.snapshot()
-        cfg = self.cfg
-        status = DiagnosticStatus()
-        status.name = f"{self.get_fully_qualified_name()}: segmentation"
-        status.hardware_id = cfg.resolved_device if cfg else ""
-        level, message = DiagnosticStatus.OK, "ok"
-        if self._state_label != "active":
-            level, message = DiagnosticStatus.OK, self._state_label
-        elif s["received"] == 0 or s["input_rate_hz"] == 0:
-            level, message = DiagnosticStatus.WARN, "no input images"
-        elif s["errors"] and s["last_error"]:
-            level, message = DiagnosticStatus.WARN, f"{s['errors']} frame(s) failed, last: {s['last_error']}"
-        if self._state_label == "active" and (s["lost"] or s["incompatible_qos"]):
-            level = DiagnosticStatus.WARN
-            message = (
-                f"{s['lost']} frame(s) lost below the callback" if s["lost"] else "a publisher with incompatible QoS"
-            ) + f"; {message}"
-        if cfg is not None and not cfg.checkpoint:
-            message += " (RANDOM WEIGHTS)"
-            level = max(level, DiagnosticStatus.WARN)
-        status.level = level if isinstance(level, bytes) else bytes([level])
-        status.message = message
-
-        def ms(key, q):
-            v = s[key]
-            return f"{v[q]:.1f}" if v else "nan"
-
         vocab = self._vocab
-        values = {
-            "state": self._state_label,
-            "model": f"{cfg.model}/{cfg.variant or 'default'}" if cfg else "",
-            "device": cfg.resolved_device if cfg else "",
-            "checkpoint": (cfg.checkpoint or "none (random weights)") if cfg else "",
-            "vocabulary_version": str(vocab.version if vocab else 0),
-            "vocabulary_classes": str(len(vocab.names) if vocab else 0),
-            "input_rate_hz": f"{s['input_rate_hz']:.2f}",
-            "processed_rate_hz": f"{s['processed_rate_hz']:.2f}",
-            "received_frames": str(s["received"]),
-            "processed_frames": str(s["processed"]),
-            "dropped_frames": str(s["dropped"]),
-            "invalid_frames": str(s["invalid"]),
-            "failed_frames": str(s["errors"]),
-            "stale_frames": str(s["stale"]),
-            "lost_frames": str(s["lost"]),
-            "incompatible_qos_events": str(s["incompatible_qos"]),
-            "ambiguous_stamp_frames": str(s["ambiguous"]),
-            "vocabulary_requests_answered": str(sum(self._encoder.answered.values()) if self._encoder else 0),
-            "model_latency_ms_p50": ms("model_ms", "p50"),
-            "model_latency_ms_p90": ms("model_ms", "p90"),
-            "end_to_end_latency_ms_p50": ms("node_ms", "p50"),
-            "end_to_end_latency_ms_p90": ms("node_ms", "p90"),
-            "last_warning": self.recent_warnings[-1] if self.recent_warnings else "",
-        }
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        return status
+        return segmentation_status(
+            self.get_fully_qualified_name(),
+            state=self._state_label,
+            cfg=self.cfg,
+            stats=self.stats.snapshot(),
+            vocabulary_version=vocab.version if vocab else 0,
+            vocabulary_classes=len(vocab.names) if vocab else 0,
+            vocabulary_requests_answered=sum(self._encoder.answered.values()) if self._encoder else 0,
+            last_warning=self.recent_warnings[-1] if self.recent_warnings else "",
+        )
 
     def _publish_diagnostics(self) -> None:
         pub = self._pubs.get("diagnostics")
@@ -832,17 +777,6 @@ class SegmentationNode(LifecycleNode):
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [self.diagnostics()]
         pub.publish(arr)
-
-
-def _segment_texts(segments, total_pixels: int) -> list[tuple[str, int, int]]:
-    texts = []
-    for s in segments:
-        get = s.get if isinstance(s, dict) else (lambda k, _s=s: getattr(_s, k))
-        if get("area") < 0.002 * total_pixels:
-            continue
-        x, y, w, h = get("bbox")
-        texts.append((get("label"), x + w // 2, y + h // 2))
-    return texts
 
 
 # -- executables ----------------------------------------------------------------------------------

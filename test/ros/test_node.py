@@ -338,11 +338,7 @@ def test_latest_frame_wins_drops_and_max_rate(ros_context, executor, vocab_file)
             probe.spin(0.002)
         assert spin_until(
             executor,
-            lambda: (
-                node.stats.received == 40
-                and not node._worker.busy.is_set()
-                and node.stats.processed + node.stats.dropped == 40
-            ),
+            lambda: node.stats.received == 40 and not node.busy and node.stats.processed + node.stats.dropped == 40,
             20,
         )
         s = node.stats
@@ -369,7 +365,7 @@ def test_overlay_is_computed_only_while_someone_subscribes(ros_context, executor
             probe.send_and_wait(conversions.numpy_to_image(rgb_image(i), "rgb8"))
         assert node.stats.overlays == 0
         sub = probe.node.create_subscription(Image, "/segmentation/overlay", probe.got["overlay"].append, 10)
-        assert spin_until(executor, lambda: node._pubs["overlay"].get_subscription_count() > 0, 10)
+        assert spin_until(executor, lambda: node.subscriber_count("overlay") > 0, 10)
         probe.send_and_wait(conversions.numpy_to_image(rgb_image(9), "rgb8"), "overlay")
         assert node.stats.overlays >= 1
         probe.node.destroy_subscription(sub)
@@ -463,7 +459,7 @@ def test_configure_fails_with_a_message_that_says_what_to_do(ros_context, vocab_
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert expected in node.configure_error, node.configure_error
-        assert node.segmenter is None and not node._pubs
+        assert node.segmenter is None and not node.outputs
         assert node._state_machine.current_state[1] == "unconfigured"
     finally:
         node.destroy_node()
@@ -489,7 +485,7 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         qos = node._sub.qos_profile
         assert qos.reliability == ReliabilityPolicy.RELIABLE and qos.depth == 3
-        assert set(node._pubs) == {"panoptic", "vocabulary", "diagnostics"}
+        assert node.outputs == {"panoptic", "vocabulary", "diagnostics"}
         node.trigger_deactivate()
         node.trigger_cleanup()
     finally:
