@@ -31,8 +31,7 @@ from ros_test_utils import spin_until
 from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg.msg import VocabularyClass
-from ovseg_ros import conversions
-from ovseg_ros.stress import tiny_node_command
+from ovseg_ros import conversions, tiny
 
 
 @pytest.fixture
@@ -505,7 +504,7 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
 
 
 def test_ovseg_node_executable_with_yaml_and_remapping(ros_context, executor, ros_env, vocab_file):
-    cmd = tiny_node_command(vocab_file, "-r", "image:=/camera/image_raw")
+    cmd = tiny.node_command(vocab_file, "-r", "image:=/camera/image_raw")
     child = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         probe = Probe(ros_context, executor, image_topic="/camera/image_raw")
