@@ -39,7 +39,7 @@ TEST_PARAMS = {
 
 def tiny_params(vocab_file: Path, **overrides) -> dict:
     """The tiny model's parameters with the tests' settings, ``vocab_file`` as the default vocabulary."""
-    return tiny.params(**TEST_PARAMS, **{"vocabulary.default": str(vocab_file)}, **overrides)
+    return tiny.params(**{**TEST_PARAMS, "vocabulary.default": str(vocab_file), **overrides})
 
 
 def write_vocab_file(folder: Path, classes=TEST_CLASSES) -> Path:
