@@ -30,11 +30,12 @@ __all__ = ["RunningNode", "Spinner", "create_node", "running_node", "start_node"
 
 
 class Spinner:
-    """``node`` spun by its own :class:`SingleThreadedExecutor` on a daemon thread; ``error``: what
-    ended the spin with an exception (None while it spins or after a clean shutdown)."""
+    """``node`` spun by its own executor (``executor``, by default a :class:`SingleThreadedExecutor`
+    as in ovseg_node) on a daemon thread; ``error``: what ended the spin with an exception (None
+    while it spins or after a clean shutdown)."""
 
-    def __init__(self, context, node):
-        self.executor = SingleThreadedExecutor(context=context)
+    def __init__(self, context, node, executor=None):
+        self.executor = executor if executor is not None else SingleThreadedExecutor(context=context)
         self.executor.add_node(node)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._spin, daemon=True)

@@ -378,16 +378,12 @@ def test_overlay_is_computed_only_while_someone_subscribes(ros_context, executor
 def test_lifecycle_transitions(ros_context, executor, vocab_file):
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
-
-    node = make_node(ros_context, tiny_params(vocab_file, **{"publish.diagnostics": False}))
-    import threading
-
     from rclpy.executors import MultiThreadedExecutor
 
-    ex = MultiThreadedExecutor(num_threads=3, context=ros_context)
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
+    from ovseg_ros.harness import Spinner
+
+    node = make_node(ros_context, tiny_params(vocab_file, **{"publish.diagnostics": False}))
+    spinner = Spinner(ros_context, node, MultiThreadedExecutor(num_threads=3, context=ros_context))
     try:
         probe = Probe(ros_context, executor)
         change = probe.node.create_client(ChangeState, "/segmentation/ovseg/change_state")
@@ -430,8 +426,7 @@ def test_lifecycle_transitions(ros_context, executor, vocab_file):
         assert state() == State.PRIMARY_STATE_FINALIZED
         probe.destroy()
     finally:
-        ex.shutdown(timeout_sec=5)
-        th.join(5)
+        spinner.close()
         node.destroy_node()
 
 
