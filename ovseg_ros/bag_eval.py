@@ -217,6 +217,8 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
     from rclpy.serialization import deserialize_message, serialize_message
     from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
+    from .harness import Spinner, create_node
+
     bag = Path(opts.bag)
     out_bag = Path(opts.output) if opts.output else bag.with_name(bag.name.rstrip("/") + "_ovseg")
     if out_bag.exists():
@@ -309,10 +311,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         ns = opts.namespace.rstrip("/")
         compressed = image_msgtype.endswith("CompressedImage")
         input_topic = f"{ns}/image/compressed" if compressed else f"{ns}/image"
-        from .harness import Spinner
-
         if not opts.external:
-            from .harness import create_node
             from .node import bring_up
 
             params = dict(opts.params)
