@@ -33,6 +33,8 @@ __all__ = [
     "declare_parameters",
     "read_config",
     "config_from_dict",
+    "parse_param",
+    "read_params_file",
     "resolve_device",
     "validate_parameter",
 ]
@@ -232,6 +234,49 @@ def _key(name: str) -> str:
         "vocabulary.default": "default_vocabulary",
         "input.transport": "transport",
     }.get(name, name.replace(".", "_"))
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The parameters a ROS 2 params file gives every node (its ``/**: ros__parameters:``), with
+    nested groups flattened to the node's dotted names (``resize: {max_side: 64}`` ->
+    ``resize.max_side``)."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        tree = data["/**"]["ros__parameters"]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{path}: no '/**: ros__parameters:' section") from None
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, group: dict) -> None:
+        for key, value in group.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}{key}.", value)
+            else:
+                flat[prefix + key] = value
+
+    walk("", tree)
+    return flat
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """A ``name:=value`` command-line parameter, the value read as YAML (as ``ros2 run -p`` does);
+    for ``argparse`` ``type=``."""
+    import argparse
+
+    import yaml
+
+    if ":=" not in text:
+        raise argparse.ArgumentTypeError(f"parameter {text!r}: expected name:=value")
+    name, value = text.split(":=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value else ""
+    except yaml.YAMLError:
+        parsed = value
+    if parsed is None or isinstance(parsed, dict):
+        parsed = value
+    return name.strip(), parsed
 
 
 def read_config(node) -> NodeConfig:

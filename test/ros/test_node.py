@@ -31,8 +31,7 @@ from ros_test_utils import spin_until
 from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg.msg import VocabularyClass
-from ovseg_ros import conversions
-from ovseg_ros.stress import tiny_node_command
+from ovseg_ros import conversions, tiny
 
 
 @pytest.fixture
@@ -375,16 +374,12 @@ def test_overlay_is_computed_only_while_someone_subscribes(ros_context, executor
 def test_lifecycle_transitions(ros_context, executor, vocab_file):
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
-
-    node = make_node(ros_context, tiny_params(vocab_file, **{"publish.diagnostics": False}))
-    import threading
-
     from rclpy.executors import MultiThreadedExecutor
 
-    ex = MultiThreadedExecutor(num_threads=3, context=ros_context)
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
+    from ovseg_ros.harness import Spinner
+
+    node = make_node(ros_context, tiny_params(vocab_file, **{"publish.diagnostics": False}))
+    spinner = Spinner(ros_context, node, MultiThreadedExecutor(num_threads=3, context=ros_context))
     try:
         probe = Probe(ros_context, executor)
         change = probe.node.create_client(ChangeState, "/segmentation/ovseg/change_state")
@@ -427,8 +422,7 @@ def test_lifecycle_transitions(ros_context, executor, vocab_file):
         assert state() == State.PRIMARY_STATE_FINALIZED
         probe.destroy()
     finally:
-        ex.shutdown(timeout_sec=5)
-        th.join(5)
+        spinner.close()
         node.destroy_node()
 
 
@@ -501,7 +495,7 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
 
 
 def test_ovseg_node_executable_with_yaml_and_remapping(ros_context, executor, ros_env, vocab_file):
-    cmd = tiny_node_command(vocab_file, "-r", "image:=/camera/image_raw")
+    cmd = tiny.node_command(vocab_file, "-r", "image:=/camera/image_raw")
     child = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         probe = Probe(ros_context, executor, image_topic="/camera/image_raw")
