@@ -31,6 +31,7 @@ __all__ = [
     "RUNTIME_PARAMETERS",
     "build_segmenter",
     "declare_parameters",
+    "parameter_value",
     "read_config",
     "config_from_dict",
     "parse_param",
@@ -123,6 +124,11 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         ["default"],
         "prompt templates, each with one '{}', or one set name: 'default' (the model's), 'vild', 'openai', 'single'",
     ),
+    "cameras": (
+        [],
+        "camera names, one model for all: camera <name> reads '<name>/image' and publishes "
+        "'<name>/semantic', ... (see cameras.<name>.* ); [] = one camera on 'image'",
+    ),
     "input.transport": (
         "raw",
         "'raw' (sensor_msgs/Image on 'image') or 'compressed' (sensor_msgs/CompressedImage on '<image>/compressed')",
@@ -185,6 +191,7 @@ class NodeConfig:
     semantic_score_threshold: float = 0.0
     default_vocabulary: str = "coco_panoptic"
     prompt_templates: tuple[str, ...] | None = None  # None = model default
+    cameras: tuple[str, ...] = ()
     transport: str = "raw"
     input_qos_profile: str = "sensor_data"
     input_qos_reliability: str = ""
@@ -214,6 +221,7 @@ def declare_parameters(node) -> None:
     double) raises :class:`ConfigError` naming the parameter and the type it takes."""
     from rcl_interfaces.msg import ParameterDescriptor, ParameterType
     from rclpy.exceptions import InvalidParameterTypeException
+    from rclpy.parameter import Parameter
 
     for name, (default, description) in PARAMETERS.items():
         if isinstance(default, list):
@@ -222,7 +230,8 @@ def declare_parameters(node) -> None:
             desc = ParameterDescriptor(description=description)
         if not node.has_parameter(name):
             try:
-                node.declare_parameter(name, default, desc)
+                # an empty array names no type: declare the type (the value stays unset until given)
+                node.declare_parameter(name, default if default != [] else Parameter.Type.STRING_ARRAY, desc)
             except InvalidParameterTypeException:
                 given = getattr(node, "_parameter_overrides", {}).get(name)  # the value rclpy refused
                 raise ConfigError(_type_message(name, default, getattr(given, "value", None))) from None
@@ -281,8 +290,17 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 def read_config(node) -> NodeConfig:
     """Read and validate the node's parameters."""
-    values = {name: node.get_parameter(name).value for name in PARAMETERS}
-    return config_from_dict(values)
+    return config_from_dict({name: parameter_value(node, name) for name in PARAMETERS})
+
+
+def parameter_value(node, name: str) -> Any:
+    """A declared parameter's value; its default while it is unset (an empty string array)."""
+    from rclpy.exceptions import ParameterUninitializedException
+
+    try:
+        return node.get_parameter(name).value
+    except ParameterUninitializedException:
+        return PARAMETERS[name][0] if name in PARAMETERS else None
 
 
 def resolve_device(device: str) -> str:
@@ -423,6 +441,10 @@ def validate_parameter(name: str, value: Any) -> None:
         _parse_model_options(value)
     elif name == "prompt_templates":
         _parse_templates(value)
+    elif name == "cameras":
+        from .cameras import check_camera_names
+
+        check_camera_names(value)
 
 
 def config_from_dict(values: dict[str, Any]) -> NodeConfig:
@@ -441,6 +463,9 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     if model not in _models():
         raise ConfigError(f"unknown model {cfg.model!r}: set parameter 'model' to one of {_models()}")
     cfg.model = model
+    from .cameras import check_camera_names
+
+    cfg.cameras = tuple(check_camera_names(list(cfg.cameras or ())))
     from ovseg_models import list_variants
     from ovseg_models.families import get_family
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_test_utils import spin_until
@@ -22,6 +23,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg.msg import PanopticSegmentation, Vocabulary, VocabularyClass
 from ovseg.srv import GetVocabulary, SetVocabulary
+from ovseg_models.segmenter import Segment, SegmentationResult, Segmenter
 from ovseg_ros import harness, tiny
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,8 +32,8 @@ TEST_CLASSES = ["wall, walls", "floor, carpet", "person, people", "cup, mug"]
 #: the tests' settings over the tiny model's file
 TEST_PARAMS = {
     "torch_threads": 1,  # the test machine's few cores are shared by parallel tests
-    # below test_node's 96x128 frame, so that the node's own downscale (and the upsampling of
-    # its outputs back to the input size) runs; the 48x64 frames of the other tests pass as they are
+    # below test_node's 96x128 frame, so that its outputs are computed at 48x64 and expanded back
+    # to the input size; the 48x64 frames of the other tests are segmented at their own size
     "resize.max_side": 64,
     "diagnostics.period": 0.2,  # tests that read diagnostics wait a few periods
 }
@@ -171,3 +173,49 @@ class Probe:
 
 def stamp_key(msg) -> tuple[int, int]:
     return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+VOCABULARIES = [
+    ["apple", "banana"],
+    ["car", "bus", "truck", "bicycle", "road"],
+    ["cat", "dog", "bird"],
+    ["lamp", "sofa", "table", "chair"],
+]
+
+
+class VocabularyStampingSegmenter(Segmenter):
+    """Deterministic: every pixel = index of the vocabulary's last class, one segment named after it.
+
+    It sleeps 25 ms per frame so that switches land while frames are in flight.
+    """
+
+    model_key = "stamping"
+    templates = ("{}",)
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity())
+
+    def _encode_vocabulary(self, vocabulary):
+        time.sleep(0.05)  # pretend text encoding takes a while
+        return {"n": len(vocabulary)}
+
+    def _predict(self, image, encoded, timer, *, output_size, **options):
+        time.sleep(0.025)
+        h, w = output_size
+        k = encoded.tensors["n"] - 1
+        return SegmentationResult(
+            semantic=np.full((h, w), k, np.int32),
+            score=np.ones((h, w), np.float32),
+            panoptic=np.ones((h, w), np.int32),
+            segments=[
+                Segment(
+                    id=1,
+                    category=k,
+                    label=encoded.vocabulary[k].name,
+                    score=1.0,
+                    area=h * w,
+                    bbox=(0, 0, w, h),
+                    is_thing=True,
+                )
+            ],
+        )

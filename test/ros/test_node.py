@@ -189,7 +189,7 @@ def test_every_encoding_reaches_the_model_as_the_same_rgb(ros_context, executor,
 def test_compressed_input(ros_context, executor, vocab_file):
     rgb = rgb_image(7, 48, 64)
     with running_node(ros_context, tiny_params(vocab_file, **{"input.transport": "compressed"})) as node:
-        assert node._sub.topic_name == "/segmentation/image/compressed"
+        assert node.input_subscriptions[0].topic_name == "/segmentation/image/compressed"
         probe = Probe(ros_context, executor, compressed=True)
         probe.wait_connected()
         png = conversions.rgb8_to_compressed(rgb, "png")
@@ -399,7 +399,7 @@ def test_lifecycle_transitions(ros_context, executor, vocab_file):
         assert state() == State.PRIMARY_STATE_INACTIVE
         assert probe.get_vocabulary().version > 0  # services work while inactive
         assert spin_until(executor, lambda: probe.got["vocabulary"], 10)
-        assert node._sub is None and node._worker is None  # nothing processed while inactive
+        assert not node.input_subscriptions and not node.busy  # nothing processed while inactive
         assert transition(Transition.TRANSITION_ACTIVATE)
         probe.wait_connected()
         probe.send_and_wait(conversions.numpy_to_image(rgb_image(1), "rgb8"))
@@ -477,7 +477,7 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        qos = node._sub.qos_profile
+        qos = node.input_subscriptions[0].qos_profile
         assert qos.reliability == ReliabilityPolicy.RELIABLE and qos.depth == 3
         assert node.outputs == {"panoptic", "vocabulary", "diagnostics"}
         node.trigger_deactivate()
@@ -488,8 +488,10 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         node.trigger_activate()
-        assert node._sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # sensor data by default
-        assert node._sub.topic_name == "/segmentation/image"
+        assert (
+            node.input_subscriptions[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        )  # sensor data by default
+        assert node.input_subscriptions[0].topic_name == "/segmentation/image"
     finally:
         node.destroy_node()
 
