@@ -1,6 +1,7 @@
 """Benchmark: end-to-end latency and node overhead at 640x480 (prints figures; not a test).
 
     python -m ovseg_ros.bench [--frames 60] [--modes inproc,fastdds,large_data,shm_profile] [-p name:=value ...]
+    python -m ovseg_ros.bench --cameras 1,2,4 [--seconds 10]   (see ovseg_ros.bench_cameras)
 
 For each mode a client publishes 640x480 rgb8 frames one at a time (the next when the previous
 one's outputs arrived, so nothing queues) and measures, per frame, the time from publishing to
@@ -360,11 +361,27 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--client-out", help=argparse.SUPPRESS)
     ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--cameras",
+        help="camera counts, e.g. 1,2,4: one node with N cameras against N nodes (ovseg_ros.bench_cameras)",
+    )
+    ap.add_argument("--seconds", type=float, default=10.0, help="--cameras: measured seconds per set-up")
     args = ap.parse_args(argv)
     if args.serve:
         return serve(args)
     if args.client_out:
         return client_main(args)
+    if args.cameras:
+        from .bench_cameras import bench_cameras, print_table
+
+        params = _params({"input.qos.depth": 1, **dict(args.param)})
+        counts = [int(x) for x in args.cameras.split(",")]
+        print(f"640x480 rgb8, closed loop per camera, {args.seconds:.0f} s per set-up, model {params['model']}")
+        rows = bench_cameras(counts, params, seconds=args.seconds)
+        print_table(rows)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return 0
     results = []
     print(
         f"640x480 rgb8, {args.frames} frames per mode (+{args.warmup} warm-up), model "
