@@ -16,6 +16,7 @@ handling and timings live here.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import hashlib
 import inspect
 import threading
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from .text.classifier import EncodingCancelled, check_cancel
+from .transforms import nearest_indices, resize_shortest_edge_shape
 from .vocabulary import Vocabulary, VocabularyClass, VocabularyError
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "Segmenter",
     "StageTimer",
     "as_rgb_uint8",
+    "expand_result",
+    "expand_segments",
     "text_tower_digest",
 ]
 
@@ -300,23 +304,91 @@ class Segmenter(abc.ABC):
 
     # -- inference --------------------------------------------------------------------------
     def predict(
-        self, image: np.ndarray | torch.Tensor, *, vocabulary: EncodedVocabulary | None = None, **options
+        self,
+        image: np.ndarray | torch.Tensor,
+        *,
+        vocabulary: EncodedVocabulary | None = None,
+        max_output_side: int = 0,
+        **options,
     ) -> SegmentationResult:
-        """Segment one RGB uint8 image with ``vocabulary`` (default: the active one)."""
+        """Segment one RGB uint8 image with ``vocabulary`` (default: the active one).
+
+        Resizing happens here and nowhere else: the model resizes the image once to its own input
+        size (the family's test-time rule), and its scores come out at the image's size or, with
+        ``max_output_side``, at that size scaled so the longer side is at most ``max_output_side``;
+        the label maps (semantic, score, panoptic, instance masks) are then expanded to the image's
+        size by nearest neighbour, with exact segment areas and boxes (see :func:`expand_result`).
+        The result is always at the image's resolution.
+        """
+        return self._run([image], vocabulary, max_output_side, options, batched=False)[0]
+
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray | torch.Tensor],
+        *,
+        vocabulary: EncodedVocabulary | None = None,
+        max_output_side: int = 0,
+        **options,
+    ) -> list[SegmentationResult]:
+        """Segment several RGB uint8 images (e.g. one frame per camera) with one vocabulary, in as
+        few forward passes as the family can batch them (FC-CLIP: images with one model-input
+        size; CAT-Seg: any). Each result equals :meth:`predict` of that image up to float
+        rounding; all carry the one vocabulary's version, and every image is checked before any
+        runs. ``timings`` are the batch's, and ``timings["batch_size"]`` says how many shared them.
+        """
+        if len(images) == 0:
+            return []
+        return self._run(list(images), vocabulary, max_output_side, options, batched=True)
+
+    def _run(self, images, vocabulary, max_output_side, options, *, batched: bool) -> list[SegmentationResult]:
         encoded = vocabulary if vocabulary is not None else self._active
         if encoded is None:
             raise VocabularyError("no vocabulary: call set_vocabulary([...]) or pass vocabulary=")
         self._check_key(encoded)
-        rgb = as_rgb_uint8(image)
+        if isinstance(max_output_side, bool) or not isinstance(max_output_side, int) or max_output_side < 0:
+            raise ValueError(f"max_output_side must be an int >= 0 (0 = the image's size), got {max_output_side!r}")
+        rgbs = [as_rgb_uint8(im) for im in images]
+        sizes = [(int(r.shape[0]), int(r.shape[1])) for r in rgbs]
+        out_sizes = [_output_size(h, w, max_output_side) for h, w in sizes]
         timer = StageTimer(self.device)
         t0 = time.perf_counter()
         with torch.inference_mode(), self._autocast():
-            result = self._predict(rgb, encoded, timer, **options)
-        result.vocabulary_version = encoded.version
-        result.vocabulary_digest = encoded.vocabulary.digest
-        result.timings.update(timer.times)
-        result.timings["total"] = time.perf_counter() - t0
-        return result
+            if batched:
+                results = self._predict_batch(rgbs, encoded, timer, output_sizes=out_sizes, **options)
+            else:
+                results = [self._predict(rgbs[0], encoded, timer, output_size=out_sizes[0], **options)]
+        if len(results) != len(rgbs):  # pragma: no cover - a family's contract
+            raise RuntimeError(f"{type(self).__name__} returned {len(results)} results for {len(rgbs)} images")
+        if any(o != s for o, s in zip(out_sizes, sizes, strict=True)):
+            with timer("expand"):
+                results = [
+                    r if o == s else expand_result(r, s) for r, o, s in zip(results, out_sizes, sizes, strict=True)
+                ]
+        total = time.perf_counter() - t0
+        for r in results:
+            r.vocabulary_version = encoded.version
+            r.vocabulary_digest = encoded.vocabulary.digest
+            r.timings.update(timer.times)
+            r.timings["total"] = total
+            if batched:
+                r.timings["batch_size"] = len(results)
+        return results
+
+    def _predict_batch(
+        self,
+        images: list[torch.Tensor],
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        output_sizes: list[tuple[int, int]],
+        **options,
+    ) -> list[SegmentationResult]:
+        """Several images, one vocabulary; by default one :meth:`_predict` after another (a family
+        that batches its forward pass overrides this)."""
+        return [
+            self._predict(im, encoded, timer, output_size=size, **options)
+            for im, size in zip(images, output_sizes, strict=True)
+        ]
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -334,6 +406,73 @@ class Segmenter(abc.ABC):
 
     @abc.abstractmethod
     def _predict(
-        self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, **options
+        self,
+        image: torch.Tensor,
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        output_size: tuple[int, int],
+        **options,
     ) -> SegmentationResult:
-        """Run the model on an HxWx3 uint8 tensor (CPU); fill timings through ``timer``."""
+        """Run the model on an HxWx3 uint8 tensor (CPU) and return its outputs at ``output_size``
+        (h, w): the image's size or a proportionally smaller one; fill timings through ``timer``."""
+
+
+def _output_size(h: int, w: int, max_output_side: int) -> tuple[int, int]:
+    if max_output_side and max(h, w) > max_output_side:
+        oh, ow = resize_shortest_edge_shape(h, w, 0, max_output_side)
+        return max(1, oh), max(1, ow)
+    return h, w
+
+
+def expand_result(result: SegmentationResult, size: tuple[int, int]) -> SegmentationResult:
+    """``result`` (computed at a proportionally smaller size) expanded to ``size`` (h, w) by nearest
+    neighbour: semantic, score, panoptic, class scores and instance masks; segment areas and boxes
+    are those of the expanded panoptic map, exactly (a segment no output pixel maps to is dropped)."""
+    h, w = size
+    hs, ws = np.asarray(result.semantic).shape
+    yi, xi = nearest_indices(h, hs), nearest_indices(w, ws)
+    grid = np.ix_(yi, xi)
+    out = dataclasses.replace(
+        result,
+        semantic=np.asarray(result.semantic)[grid],
+        score=np.asarray(result.score)[grid],
+        timings=dict(result.timings),
+    )
+    if result.panoptic is not None:
+        out.panoptic = np.asarray(result.panoptic)[grid]
+        out.segments = expand_segments(result.panoptic, result.segments, yi, xi)
+    tyi, txi = torch.from_numpy(yi), torch.from_numpy(xi)
+    if result.class_scores is not None:
+        out.class_scores = result.class_scores[:, tyi][:, :, txi]
+    if result.instances is not None:
+        out.instances = dict(result.instances)
+        out.instances["masks"] = result.instances["masks"][:, tyi][:, :, txi]
+    return out
+
+
+def expand_segments(ids: np.ndarray, segments: Sequence[Segment], yi: np.ndarray, xi: np.ndarray) -> list[Segment]:
+    """Exact areas and boxes of ``segments`` of the id map ``ids`` after it is expanded by the index
+    maps ``yi``, ``xi`` (:func:`~ovseg_models.transforms.nearest_indices`), without building the
+    expanded map: each source pixel counts as many output pixels as map to it."""
+    ids = np.asarray(ids)
+    hs, ws = ids.shape
+    ry = np.bincount(yi, minlength=hs).astype(np.float64)  # output rows per source row
+    rx = np.bincount(xi, minlength=ws).astype(np.float64)
+    n = int(ids.max()) + 1 if ids.size else 1
+    areas = np.bincount(ids.ravel().astype(np.intp), weights=(ry[:, None] * rx[None, :]).ravel(), minlength=n)
+    first_y, last_y = np.searchsorted(yi, np.arange(hs), "left"), np.searchsorted(yi, np.arange(hs), "right") - 1
+    first_x, last_x = np.searchsorted(xi, np.arange(ws), "left"), np.searchsorted(xi, np.arange(ws), "right") - 1
+    out = []
+    for s in segments:
+        area = int(round(areas[s.id])) if 0 <= s.id < len(areas) else 0
+        if area == 0:
+            continue
+        x, y, bw, bh = s.bbox
+        inside = ids[y : y + bh, x : x + bw] == s.id
+        rows = np.nonzero(inside.any(axis=1) & (ry[y : y + bh] > 0))[0] + y
+        cols = np.nonzero(inside.any(axis=0) & (rx[x : x + bw] > 0))[0] + x
+        y0, y1 = int(first_y[rows.min()]), int(last_y[rows.max()])
+        x0, x1 = int(first_x[cols.min()]), int(last_x[cols.max()])
+        out.append(dataclasses.replace(s, area=area, bbox=(x0, y0, x1 - x0 + 1, y1 - y0 + 1)))
+    return out

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .params import parse_param
 from .resources import share_file
 
 __all__ = ["EvalOptions", "evaluate_bag", "main", "ovseg_typestore", "read_label_png"]
@@ -210,27 +211,13 @@ class _Recorder:
         self.event.set()
 
 
-def _node_parameters(opts: EvalOptions) -> list[str]:
-    args = ["--ros-args"]
-    for f in opts.params_files:
-        args += ["--params-file", str(f)]
-    for k, v in opts.params.items():
-        if isinstance(v, bool):
-            v = "true" if v else "false"
-        elif isinstance(v, (list, tuple)):
-            v = "[" + ",".join(json.dumps(x) for x in v) + "]"
-        elif isinstance(v, str):
-            v = json.dumps(v)  # a YAML double-quoted string: stays a string whatever it looks like
-        args += ["-p", f"{k}:={v}"]
-    return args
-
-
 def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
     """Replay, record, write the output bag and compute the report (returned as a dict)."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.serialization import deserialize_message, serialize_message
     from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
+    from .harness import Spinner, create_node
 
     bag = Path(opts.bag)
     out_bag = Path(opts.output) if opts.output else bag.with_name(bag.name.rstrip("/") + "_ovseg")
@@ -319,13 +306,13 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
     if opts.domain_id is not None:
         init_kwargs["domain_id"] = opts.domain_id
     rclpy.init(**init_kwargs)
-    threads, executors, node = [], [], None
+    spinners, node = [], None
     try:
         ns = opts.namespace.rstrip("/")
         compressed = image_msgtype.endswith("CompressedImage")
         input_topic = f"{ns}/image/compressed" if compressed else f"{ns}/image"
         if not opts.external:
-            from .node import SegmentationNode, bring_up
+            from .node import bring_up
 
             params = dict(opts.params)
             if compressed:
@@ -333,22 +320,11 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             if opts.fast:
                 params.setdefault("input.qos.reliability", "reliable")
                 params.setdefault("input.qos.depth", 10)
-            o2 = EvalOptions(bag=bag, params_files=opts.params_files, params=params)
-            node = SegmentationNode(
-                namespace=ns or "/", context=context, cli_args=_node_parameters(o2), use_global_arguments=False
-            )
+            node = create_node(context, params, params_files=opts.params_files, namespace=ns or "/")
             bring_up(node)
-            ex = SingleThreadedExecutor(context=context)  # as ovseg_node
-            ex.add_node(node)
-            executors.append(ex)
+            spinners.append(Spinner(context, node))  # its own executor and thread, as ovseg_node
         rec = _Recorder(context, ns, image_type, input_topic, opts.record_overlay or opts.overlay_dir is not None)
-        ex2 = SingleThreadedExecutor(context=context)
-        ex2.add_node(rec.node)
-        executors.append(ex2)
-        for ex in executors:
-            th = threading.Thread(target=ex.spin, daemon=True)
-            th.start()
-            threads.append(th)
+        spinners.append(Spinner(context, rec.node))
         deadline = time.monotonic() + 30
         while rec.pub.get_subscription_count() == 0:
             if time.monotonic() > deadline:
@@ -358,8 +334,8 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         if opts.record_overlay or opts.overlay_dir is not None:
             while (
                 node is not None
-                and node._pubs.get("overlay") is not None
-                and node._pubs["overlay"].get_subscription_count() == 0
+                and "overlay" in node.outputs
+                and node.subscriber_count("overlay") == 0
                 and time.monotonic() < t_overlay
             ):
                 time.sleep(0.01)
@@ -408,7 +384,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
                         + node.stats.stale
                         + node.stats.dropped
                         >= len(sent)
-                        and not node._worker.busy.is_set()
+                        and not node.busy
                         and not got
                     ):
                         # the node finished this frame without an output (failed or refused)
@@ -425,7 +401,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         while time.monotonic() < drain_until:
             with rec.lock:
                 done = stamps[-1] in rec.outputs_by_stamp
-            idle = node is None or (not node._worker.busy.is_set())
+            idle = node is None or not node.busy
             if done and idle:
                 break
             if node is not None and idle and time.monotonic() - sent[stamps[-1]] > 3.0:
@@ -438,10 +414,8 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             records = list(rec.records)
             first_output = dict(rec.first_output)
     finally:
-        for ex in executors:
-            ex.shutdown(timeout_sec=5)
-        for th in threads:
-            th.join(5)
+        for spinner in spinners:
+            spinner.close()
         if node is not None:
             try:
                 node.trigger_deactivate()
@@ -550,7 +524,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
 def _expected(node) -> set:
     if node is None or node.cfg is None:
         return {"semantic"}
-    return {k for k in ("semantic", "panoptic") if k in node._pubs}
+    return {k for k in ("semantic", "panoptic") if k in node.outputs}
 
 
 def _semantic_metrics(gt_sem, sem_out, pan_out, vocabularies, final_vocab, opts, log) -> dict:
@@ -677,21 +651,6 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _parse_param(text: str) -> tuple[str, Any]:
-    if ":=" not in text:
-        raise argparse.ArgumentTypeError(f"parameter {text!r}: expected name:=value")
-    name, value = text.split(":=", 1)
-    import yaml
-
-    try:
-        parsed = yaml.safe_load(value) if value else ""
-    except yaml.YAMLError:
-        parsed = value
-    if parsed is None or isinstance(parsed, (dict,)):
-        parsed = value
-    return name.strip(), parsed
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ovseg-bag-eval",
@@ -714,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--param",
         action="append",
         default=[],
-        type=_parse_param,
+        type=parse_param,
         metavar="NAME:=VALUE",
         help="node parameter (repeatable), e.g. -p model:=catseg",
     )
