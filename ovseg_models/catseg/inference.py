@@ -211,29 +211,37 @@ def run_inference(
     h0, w0 = int(image.shape[0]), int(image.shape[1])
     height, width = height or h0, width or w0
     with timer("preprocess"):
-        mapped = (
-            mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
-            if opts.mapper
-            else image
-        )
+        mapped = _mapped(image, cfg, opts)
         if intermediates is not None:
             intermediates["model_input"] = mapped
         img = mapped.to(dev).permute(2, 0, 1).to(torch.float32)
         clip, guide, geom = prepare_views(img, cfg, opts)
+    logits = _forward(model, clip, text, guide, opts, timer=timer, intermediates=intermediates)
+    if intermediates is not None:
+        intermediates["logits"] = logits
+    with timer("postprocess"):
+        return _accumulate(logits, geom, height, width, keep=keep_scores, chunk_classes=opts.chunk_classes)
+
+
+def _forward(model, clip, text, guide, opts: InferenceOptions, *, timer, intermediates=None) -> torch.Tensor:
+    cfg = model.cfg
     pooling = opts.pooling_size or (cfg.sliding_pooling_size if opts.sliding_window else cfg.pooling_size)
-    logits = model(
+    return model(
         clip,
-        text.to(dev),
+        text.to(clip.device),
         guidance_images=guide,
         pooling_size=pooling,
         chunk_classes=opts.chunk_classes,
         timer=timer,
         intermediates=intermediates,
     )
-    if intermediates is not None:
-        intermediates["logits"] = logits
-    with timer("postprocess"):
-        return _accumulate(logits, geom, height, width, keep=keep_scores, chunk_classes=opts.chunk_classes)
+
+
+def _mapped(image: torch.Tensor, cfg, opts: InferenceOptions) -> torch.Tensor:
+    """The test mapper's resize (when ``opts.mapper``)."""
+    if not opts.mapper:
+        return image
+    return mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
 
 
 def _accumulate(logits, geom, height: int, width: int, *, keep: bool, chunk_classes: int | None) -> ScoreAccumulator:
@@ -268,13 +276,9 @@ def run_inference_batch(
     prepared = []
     with timer("preprocess"):
         for image in images:
-            mapped = (
-                mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
-                if opts.mapper
-                else image
+            prepared.append(
+                prepare_views(_mapped(image, cfg, opts).to(dev).permute(2, 0, 1).to(torch.float32), cfg, opts)
             )
-            prepared.append(prepare_views(mapped.to(dev).permute(2, 0, 1).to(torch.float32), cfg, opts))
-    pooling = opts.pooling_size or (cfg.sliding_pooling_size if opts.sliding_window else cfg.pooling_size)
     groups: dict[tuple, list[int]] = {}
     for i, (clip, guide, _) in enumerate(prepared):
         groups.setdefault((tuple(clip.shape[1:]), None if guide is None else tuple(guide.shape[1:])), []).append(i)
@@ -283,14 +287,7 @@ def run_inference_batch(
         clip = torch.cat([prepared[i][0] for i in members])
         guides = [prepared[i][1] for i in members]
         guide = None if guides[0] is None else torch.cat(guides)
-        logits = model(
-            clip,
-            text.to(dev),
-            guidance_images=guide,
-            pooling_size=pooling,
-            chunk_classes=opts.chunk_classes,
-            timer=timer,
-        )
+        logits = _forward(model, clip, text, guide, opts, timer=timer)
         with timer("postprocess"):
             start = 0
             for i in members:
