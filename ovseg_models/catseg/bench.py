@@ -163,6 +163,7 @@ def bench_catseg(
                     peak, rss = max(peak, mem.peak_mb), max(rss, mem.peak_rss_mb)
                     if best is None or result.timings["total"] < best["total"]:
                         best = dict(result.timings)
+                assert best is not None  # at least one repeat ran
                 row = {
                     "variant": variant,
                     "vocabulary": label,
