@@ -16,6 +16,7 @@ handling and timings live here.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import hashlib
 import inspect
 import threading
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from .text.classifier import EncodingCancelled, check_cancel
+from .transforms import nearest_indices, resize_shortest_edge_shape
 from .vocabulary import Vocabulary, VocabularyClass, VocabularyError
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "Segmenter",
     "StageTimer",
     "as_rgb_uint8",
+    "expand_result",
+    "expand_segments",
     "text_tower_digest",
 ]
 
@@ -300,18 +304,41 @@ class Segmenter(abc.ABC):
 
     # -- inference --------------------------------------------------------------------------
     def predict(
-        self, image: np.ndarray | torch.Tensor, *, vocabulary: EncodedVocabulary | None = None, **options
+        self,
+        image: np.ndarray | torch.Tensor,
+        *,
+        vocabulary: EncodedVocabulary | None = None,
+        max_output_side: int = 0,
+        **options,
     ) -> SegmentationResult:
-        """Segment one RGB uint8 image with ``vocabulary`` (default: the active one)."""
+        """Segment one RGB uint8 image with ``vocabulary`` (default: the active one).
+
+        Resizing happens here and nowhere else: the model resizes the image once to its own input
+        size (the family's test-time rule), and its scores come out at the image's size or, with
+        ``max_output_side``, at that size scaled so the longer side is at most ``max_output_side``;
+        the label maps (semantic, score, panoptic, instance masks) are then expanded to the image's
+        size by nearest neighbour, with exact segment areas and boxes (see :func:`expand_result`).
+        The result is always at the image's resolution.
+        """
         encoded = vocabulary if vocabulary is not None else self._active
         if encoded is None:
             raise VocabularyError("no vocabulary: call set_vocabulary([...]) or pass vocabulary=")
         self._check_key(encoded)
+        if isinstance(max_output_side, bool) or not isinstance(max_output_side, int) or max_output_side < 0:
+            raise ValueError(f"max_output_side must be an int >= 0 (0 = the image's size), got {max_output_side!r}")
         rgb = as_rgb_uint8(image)
+        h, w = int(rgb.shape[0]), int(rgb.shape[1])
+        out_size = (h, w)
+        if max_output_side and max(h, w) > max_output_side:
+            oh, ow = resize_shortest_edge_shape(h, w, 0, max_output_side)
+            out_size = (max(1, oh), max(1, ow))
         timer = StageTimer(self.device)
         t0 = time.perf_counter()
         with torch.inference_mode(), self._autocast():
-            result = self._predict(rgb, encoded, timer, **options)
+            result = self._predict(rgb, encoded, timer, output_size=out_size, **options)
+        if out_size != (h, w):
+            with timer("expand"):
+                result = expand_result(result, (h, w))
         result.vocabulary_version = encoded.version
         result.vocabulary_digest = encoded.vocabulary.digest
         result.timings.update(timer.times)
@@ -334,6 +361,66 @@ class Segmenter(abc.ABC):
 
     @abc.abstractmethod
     def _predict(
-        self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, **options
+        self,
+        image: torch.Tensor,
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        output_size: tuple[int, int],
+        **options,
     ) -> SegmentationResult:
-        """Run the model on an HxWx3 uint8 tensor (CPU); fill timings through ``timer``."""
+        """Run the model on an HxWx3 uint8 tensor (CPU) and return its outputs at ``output_size``
+        (h, w): the image's size or a proportionally smaller one; fill timings through ``timer``."""
+
+
+def expand_result(result: SegmentationResult, size: tuple[int, int]) -> SegmentationResult:
+    """``result`` (computed at a proportionally smaller size) expanded to ``size`` (h, w) by nearest
+    neighbour: semantic, score, panoptic, class scores and instance masks; segment areas and boxes
+    are those of the expanded panoptic map, exactly (a segment no output pixel maps to is dropped)."""
+    h, w = size
+    hs, ws = np.asarray(result.semantic).shape
+    yi, xi = nearest_indices(h, hs), nearest_indices(w, ws)
+    grid = np.ix_(yi, xi)
+    out = dataclasses.replace(
+        result,
+        semantic=np.asarray(result.semantic)[grid],
+        score=np.asarray(result.score)[grid],
+        timings=dict(result.timings),
+    )
+    if result.panoptic is not None:
+        out.panoptic = np.asarray(result.panoptic)[grid]
+        out.segments = expand_segments(result.panoptic, result.segments, yi, xi)
+    tyi, txi = torch.from_numpy(yi), torch.from_numpy(xi)
+    if result.class_scores is not None:
+        out.class_scores = result.class_scores[:, tyi][:, :, txi]
+    if result.instances is not None:
+        out.instances = dict(result.instances)
+        out.instances["masks"] = result.instances["masks"][:, tyi][:, :, txi]
+    return out
+
+
+def expand_segments(ids: np.ndarray, segments: Sequence[Segment], yi: np.ndarray, xi: np.ndarray) -> list[Segment]:
+    """Exact areas and boxes of ``segments`` of the id map ``ids`` after it is expanded by the index
+    maps ``yi``, ``xi`` (:func:`~ovseg_models.transforms.nearest_indices`), without building the
+    expanded map: each source pixel counts as many output pixels as map to it."""
+    ids = np.asarray(ids)
+    hs, ws = ids.shape
+    ry = np.bincount(yi, minlength=hs).astype(np.float64)  # output rows per source row
+    rx = np.bincount(xi, minlength=ws).astype(np.float64)
+    n = int(ids.max()) + 1 if ids.size else 1
+    areas = np.bincount(ids.ravel().astype(np.intp), weights=(ry[:, None] * rx[None, :]).ravel(), minlength=n)
+    first_y, last_y = np.searchsorted(yi, np.arange(hs), "left"), np.searchsorted(yi, np.arange(hs), "right") - 1
+    first_x, last_x = np.searchsorted(xi, np.arange(ws), "left"), np.searchsorted(xi, np.arange(ws), "right") - 1
+    out = []
+    for s in segments:
+        area = int(round(areas[s.id])) if 0 <= s.id < len(areas) else 0
+        if area == 0:
+            continue
+        x, y, bw, bh = s.bbox
+        inside = ids[y : y + bh, x : x + bw] == s.id
+        rows = np.nonzero(inside.any(axis=1) & (ry[y : y + bh] > 0))[0] + y
+        cols = np.nonzero(inside.any(axis=0) & (rx[x : x + bw] > 0))[0] + x
+        y0, y1 = int(first_y[rows.min()]), int(last_y[rows.max()])
+        x0, x1 = int(first_x[cols.min()]), int(last_x[cols.max()])
+        out.append(dataclasses.replace(s, area=area, bbox=(x0, y0, x1 - x0 + 1, y1 - y0 + 1)))
+    return out

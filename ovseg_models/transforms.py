@@ -1,4 +1,5 @@
-"""Image resizing as the official evaluation does it (detectron2's ``ResizeShortestEdge``).
+"""Image resizing as the official evaluation does it (detectron2's ``ResizeShortestEdge``), and the
+nearest-neighbour index maps that expand label maps computed at a reduced output size.
 
 Both models' test mappers and the training augmentations resize the same way: the shortest edge
 to a target, the longest capped, sizes rounded with ``int(x + 0.5)``, and the uint8 image
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["resize_shortest_edge_shape", "resize_image"]
+__all__ = ["nearest_indices", "resize_shortest_edge_shape", "resize_image"]
 
 #: an image as a tensor or an array; :func:`resize_image` returns the type it was given.
 ImageT = TypeVar("ImageT", torch.Tensor, np.ndarray)
@@ -43,3 +44,9 @@ def resize_image(image: ImageT, size: tuple[int, int]) -> ImageT:
     arr = np.ascontiguousarray(image.cpu().numpy() if isinstance(image, torch.Tensor) else image)
     out = np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.Resampling.BILINEAR))
     return torch.from_numpy(out.copy()) if isinstance(image, torch.Tensor) else out
+
+
+def nearest_indices(n_out: int, n_in: int) -> np.ndarray:
+    """Source index of each of ``n_out`` positions when ``n_in`` are stretched to them by nearest
+    neighbour (``floor(i * n_in / n_out)``, as PIL and ``F.interpolate(mode="nearest")``)."""
+    return np.minimum((np.arange(n_out) * (n_in / n_out)).astype(np.intp), n_in - 1)

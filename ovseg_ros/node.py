@@ -150,11 +150,6 @@ def _declare_vocabulary_directories(node) -> tuple[list[str], list[str]]:
     return dirs, files
 
 
-def _resize_indices(n_out: int, n_in: int) -> np.ndarray:
-    """Nearest-neighbour source index for each output position (as PIL/torch 'nearest')."""
-    return np.minimum((np.arange(n_out) * (n_in / n_out)).astype(np.intp), n_in - 1)
-
-
 class SegmentationNode(LifecycleNode):
     """Open-vocabulary segmentation lifecycle node (see the module docstring)."""
 
@@ -648,15 +643,9 @@ class SegmentationNode(LifecycleNode):
             self._warn("invalid", f"ignored an image that could not be decoded: {e}")
             return
         h, w = rgb.shape[:2]
-        small = rgb
-        if cfg.max_side and max(h, w) > cfg.max_side:
-            scale = cfg.max_side / max(h, w)
-            sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-            from PIL import Image as PILImage
-
-            small = np.array(PILImage.fromarray(rgb).resize((sw, sh), PILImage.BILINEAR))
         t0 = time.perf_counter()
-        result = segmenter.predict(small, vocabulary=vocab.encoded)
+        # the segmenter resizes (once in, once out) and answers at the frame's resolution
+        result = segmenter.predict(rgb, vocabulary=vocab.encoded, max_output_side=cfg.max_side)
         model_s = time.perf_counter() - t0
         if result.vocabulary_version != vocab.encoded.version:  # pragma: no cover - guarded by the API
             raise RuntimeError("the model answered with another vocabulary")
@@ -683,13 +672,7 @@ class SegmentationNode(LifecycleNode):
                 )
                 return
             sem_msg, labels = conversions.label_image(h, w, header=header, msg=self._reuse.get("semantic"))
-            if small is rgb:
-                small_labels = messages.semantic_labels(result, cfg.semantic_score_threshold, out=labels)
-                yi = xi = None
-            else:
-                yi, xi = _resize_indices(h, small.shape[0]), _resize_indices(w, small.shape[1])
-                small_labels = messages.semantic_labels(result, cfg.semantic_score_threshold)
-                labels[...] = small_labels[yi][:, xi]
+            messages.semantic_labels(result, cfg.semantic_score_threshold, out=labels)
             self._reuse["semantic"] = sem_msg
             if "semantic" in pubs:
                 # the frame's vocabulary version first, then the image with the same header
@@ -702,12 +685,7 @@ class SegmentationNode(LifecycleNode):
                 if result.panoptic is not None:
                     ids, segments = result.panoptic, list(result.segments)
                 else:  # semantic-only model: one segment per class present
-                    ids, segments = messages.segments_from_semantic(
-                        small_labels, result.score, vocab.encoded.vocabulary
-                    )
-                if yi is not None:
-                    segments = _upsample_segments(ids, segments, yi, xi)
-                    ids = np.asarray(ids)[yi][:, xi]
+                    ids, segments = messages.segments_from_semantic(labels, result.score, vocab.encoded.vocabulary)
                 pan_msg = messages.panoptic_to_msg(
                     ids, segments, header, vocab.version, msg=self._reuse.get("panoptic")
                 )
@@ -854,41 +832,6 @@ class SegmentationNode(LifecycleNode):
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [self.diagnostics()]
         pub.publish(arr)
-
-
-def _upsample_segments(ids_small: np.ndarray, segments, yi: np.ndarray, xi: np.ndarray) -> list[dict]:
-    """Exact areas and boxes of ``segments`` after nearest-neighbour upsampling by index maps ``yi``, ``xi``."""
-    ids_small = np.asarray(ids_small)
-    hs, ws = ids_small.shape
-    ry = np.bincount(yi, minlength=hs).astype(np.float64)  # output rows per source row
-    rx = np.bincount(xi, minlength=ws).astype(np.float64)
-    weights = (ry[:, None] * rx[None, :]).ravel()
-    n = int(ids_small.max()) + 1 if ids_small.size else 1
-    areas = np.bincount(ids_small.ravel().astype(np.intp), weights=weights, minlength=n)
-    first_y = np.searchsorted(yi, np.arange(hs), side="left")
-    last_y = np.searchsorted(yi, np.arange(hs), side="right") - 1
-    first_x = np.searchsorted(xi, np.arange(ws), side="left")
-    last_x = np.searchsorted(xi, np.arange(ws), side="right") - 1
-    out = []
-    for s in segments:
-        d = (
-            s
-            if isinstance(s, dict)
-            else {k: getattr(s, k) for k in ("id", "category", "label", "score", "area", "bbox", "is_thing")}
-        )
-        d = dict(d)
-        sid = int(d["id"])
-        area = int(round(areas[sid])) if sid < len(areas) else 0
-        if area == 0:
-            continue  # the segment vanished (a source row/column no output pixel maps to)
-        x, y, bw, bh = d["bbox"]
-        rows = np.nonzero((ids_small[y : y + bh, x : x + bw] == sid).any(axis=1) & (ry[y : y + bh] > 0))[0] + y
-        cols = np.nonzero((ids_small[y : y + bh, x : x + bw] == sid).any(axis=0) & (rx[x : x + bw] > 0))[0] + x
-        y0, y1 = int(first_y[rows.min()]), int(last_y[rows.max()])
-        x0, x1 = int(first_x[cols.min()]), int(last_x[cols.max()])
-        d.update(area=area, bbox=(x0, y0, x1 - x0 + 1, y1 - y0 + 1))
-        out.append(d)
-    return out
 
 
 def _segment_texts(segments, total_pixels: int) -> list[tuple[str, int, int]]:

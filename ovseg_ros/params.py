@@ -94,8 +94,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     ),
     "resize.max_side": (
         0,
-        "downscale frames so their longer side is at most this before the model "
-        "(outputs are scaled back to the input resolution); 0 = off",
+        "compute the outputs at most this long (longer side) and expand the label maps to the "
+        "frame's resolution; the model still sees the whole frame, resized once to its input "
+        "size; 0 = outputs computed at the frame's resolution",
     ),
     "fcclip.min_size": (0, "FC-CLIP test resize, shortest edge (0 = model default 800)"),
     "fcclip.max_size": (0, "FC-CLIP test resize, longest-edge cap (0 = model default 1333)"),

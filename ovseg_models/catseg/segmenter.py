@@ -196,13 +196,19 @@ class CATSegSegmenter(Segmenter):
         return {"text": text, "templates": vocabulary.templates or self.text_encoder.templates}
 
     def _predict(
-        self, image: torch.Tensor, encoded: EncodedVocabulary, timer: StageTimer, **options
+        self,
+        image: torch.Tensor,
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        output_size: tuple[int, int],
+        **options,
     ) -> SegmentationResult:
         unknown = sorted(set(options) - set(self._OPTIONS))
         if unknown:
             raise TypeError(f"unknown CAT-Seg option(s) {unknown}; known: {list(self._OPTIONS)}")
         o = {**self.defaults, **options}
-        h, w = int(image.shape[0]), int(image.shape[1])
+        h, w = output_size
         k = len(encoded)
         keep = o["class_scores"]
         if keep == "auto":
@@ -216,7 +222,9 @@ class CATSegSegmenter(Segmenter):
             min_size=o["min_size"],
             max_size=o["max_size"],
         )
-        acc = run_inference(self.model, image, encoded.tensors["text"], opts, keep_scores=keep, timer=timer)
+        acc = run_inference(
+            self.model, image, encoded.tensors["text"], opts, height=h, width=w, keep_scores=keep, timer=timer
+        )
         return SegmentationResult(
             semantic=acc.label.to(torch.int32).cpu().numpy(),
             score=acc.best.float().cpu().numpy().astype(np.float32),

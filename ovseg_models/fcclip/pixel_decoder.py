@@ -9,9 +9,8 @@ CPU): each (query, head) output is the sum over levels, points and the 4 bilinea
 ``per_sample_weights``) does in one call over contiguous value rows (no PyTorch op does the
 multi-scale sampling itself). The two differ by float rounding only; that rounding can flip
 single thresholded attention-mask pixels of the transformer decoder (logits within ~1e-6 of 0,
-1-2 of millions per layer on the reference case), which moves intermediate-layer logits by
-~1e-4 (7.6e-5 to 2.4e-4 on case0 depending on the summation order: close to the parity tool's
-1e-4 for those).
+1-2 of millions per layer on the reference case), which moves one query's logits in that layer
+by ~1e-4 (the parity tool allows such single-query moves, see ``ovseg_models.parity.fcclip``).
 """
 
 from __future__ import annotations

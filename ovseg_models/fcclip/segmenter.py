@@ -145,12 +145,12 @@ class FCCLIPSegmenter(Segmenter):
         *,
         outputs: Sequence[str] | None = None,
         return_class_scores: bool = False,
+        output_size: tuple[int, int],
         **options,
     ) -> SegmentationResult:
         if options:
             raise TypeError(f"unknown predict options: {sorted(options)}")
         outputs = self.outputs if outputs is None else tuple(outputs)
-        h, w = int(image.shape[0]), int(image.shape[1])
         t = encoded.tensors
         with timer("preprocess"):
             resized = self.preprocess(image)
@@ -163,7 +163,7 @@ class FCCLIPSegmenter(Segmenter):
                 out["pred_masks"][0].float(),
                 padded_size=tuple(batch.shape[-2:]),
                 image_size=sizes[0],
-                output_size=(h, w),
+                output_size=output_size,
                 vocabulary=encoded.vocabulary,
                 is_thing=t["is_thing"],
                 outputs=outputs,

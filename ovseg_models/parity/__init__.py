@@ -19,6 +19,7 @@ __all__ = [
     "Comparison",
     "DecisionFlip",
     "compare_argmax",
+    "compare_rows",
     "compare_threshold",
     "compare_values",
     "default_manifest",
@@ -116,4 +117,4 @@ def run_case(case: str | Path, manifest: str | Path | None = None) -> list:
     return getattr(importlib.import_module(module), func)(case, manifest)
 
 
-from .compare import DecisionFlip, compare_argmax, compare_threshold, compare_values  # noqa: E402
+from .compare import DecisionFlip, compare_argmax, compare_rows, compare_threshold, compare_values  # noqa: E402

@@ -11,6 +11,9 @@ other difference, fails the comparison, so a real regression cannot hide among r
   the two scores from the threshold.
 - :func:`compare_argmax`: the decisions ``argmax(scores, axis)``; the margin of a flip is the larger of the two
   score gaps between the two chosen classes (how much either side would have to move to agree).
+- :func:`compare_rows`: scores computed *from* a per-row decision (one query's class logits, pooled over its
+  binarised mask): a rounding flip of one mask pixel moves that row only, so each group may hold a stated number
+  of outlier rows, each reported and bounded; every other row is held to the tolerance.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from . import Comparison
 
-__all__ = ["DecisionFlip", "compare_argmax", "compare_threshold", "compare_values"]
+__all__ = ["DecisionFlip", "compare_argmax", "compare_rows", "compare_threshold", "compare_values"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +109,41 @@ def compare_argmax(
         flips.append(DecisionFlip(tuple(int(v) for v in idx), i, j, float(margin)))
     diff = _maxdiff(a, b) if tolerance is not None else 0.0
     return Comparison(name, diff, tolerance if tolerance is not None else 0.0, note, tuple(flips), epsilon)
+
+
+def compare_rows(
+    name: str,
+    mine,
+    official,
+    *,
+    tolerance: float,
+    max_outliers_per_group: int,
+    outlier_cap: float,
+    note: str = "",
+) -> Comparison:
+    """Scores ``[G, R, C]`` (groups of rows, e.g. decoder layers x queries x classes) whose rows each depend on
+    their own hard decisions (a query's logits on its binarised mask and attention mask).
+
+    A row whose max-abs difference exceeds ``tolerance`` is an outlier, reported as a :class:`DecisionFlip` at
+    (group, row) with that difference as its margin. The comparison passes when every group has at most
+    ``max_outliers_per_group`` outliers, each within ``outlier_cap``, and all other rows are within
+    ``tolerance``: a wrong computation moves every row, a rounding flip of one decision moves one.
+    """
+    a, b = _as_float(mine), _as_float(official)
+    if a.shape != b.shape or a.ndim < 2:
+        return Comparison(name, float("inf"), 0.0, f"shape {a.shape} vs official {b.shape}")
+    row_diff = np.abs(a - b).reshape(a.shape[0], a.shape[1], -1).max(-1)  # [G, R]
+    outliers = row_diff > tolerance
+    flips = tuple(
+        DecisionFlip((int(g), int(r)), "row", "row", float(row_diff[g, r]), "(row max-abs difference)")
+        for g, r in zip(*np.nonzero(outliers), strict=False)
+    )
+    inliers = np.where(outliers, 0.0, row_diff)
+    diff = float(inliers.max()) if inliers.size else 0.0
+    crowded = [int(g) for g in np.nonzero(outliers.sum(1) > max_outliers_per_group)[0]]
+    if crowded:  # more rows moved than single decisions explain: the whole difference counts
+        diff = float(row_diff.max())
+        note = f"groups {crowded} have more than {max_outliers_per_group} rows beyond {tolerance:.0e}"
+    else:
+        note = note or f"at most {max_outliers_per_group} row(s) per group may differ, up to {outlier_cap:.0e}"
+    return Comparison(name, diff, tolerance, note, flips, outlier_cap)

@@ -1,10 +1,11 @@
 """The parity tool's decision-flip comparisons on synthetic arrays: a flip at float-rounding distance from the
 threshold passes and is reported with its margin; a flip far from it, or a plain difference above tolerance,
-fails."""
+fails; per-query rows (compare_rows) allow a stated number of moved queries per layer, never all of them."""
 
 import numpy as np
+import pytest
 
-from ovseg_models.parity import Comparison, compare_argmax, compare_threshold, compare_values
+from ovseg_models.parity import Comparison, compare_argmax, compare_rows, compare_threshold, compare_values
 
 
 def _mask_logits():
@@ -63,3 +64,37 @@ def test_argmax_flips():
 def test_plain_comparison_unchanged():
     assert Comparison("x", 1e-5, 1e-4).ok and not Comparison("x", float("nan"), 1e-4).ok
     assert not compare_threshold("m", np.zeros((2, 2)), np.zeros((3, 2)), epsilon=1e-5).ok  # shape mismatch
+
+
+def _layers(rng):
+    return rng.normal(size=(3, 50, 9)).astype(np.float32)  # [layers, queries, classes]
+
+
+def test_compare_rows_accepts_one_moved_query_per_layer_and_reports_it():
+    ref = _layers(np.random.default_rng(0))
+    mine = ref + 1e-6
+    mine[1, 7] += 3e-3  # one query's logits moved by a flipped mask pixel
+    c = compare_rows("aux", mine, ref, tolerance=1e-4, max_outliers_per_group=1, outlier_cap=0.1)
+    assert c.ok, str(c)
+    assert [f.index for f in c.flips] == [(1, 7)]
+    assert c.flips[0].margin == pytest.approx(3e-3, rel=1e-3)
+    assert c.max_abs_diff < 1e-5  # the other rows are held to the tolerance
+
+
+def test_compare_rows_fails_when_every_query_moves():
+    ref = _layers(np.random.default_rng(1))
+    c = compare_rows("aux", ref * 1.001, ref, tolerance=1e-4, max_outliers_per_group=2, outlier_cap=0.1)
+    assert not c.ok
+    assert "more than 2 rows" in c.note
+
+
+def test_compare_rows_fails_on_too_many_or_too_large_outliers():
+    ref = _layers(np.random.default_rng(2))
+    mine = ref.copy()
+    mine[0, [3, 4, 5]] += 1e-3
+    assert not compare_rows("aux", mine, ref, tolerance=1e-4, max_outliers_per_group=2, outlier_cap=0.1).ok
+    mine = ref.copy()
+    mine[2, 9] += 0.5
+    c = compare_rows("aux", mine, ref, tolerance=1e-4, max_outliers_per_group=2, outlier_cap=0.1)
+    assert not c.ok and len(c.bad_flips) == 1
+    assert not compare_rows("aux", ref[:, :10], ref, tolerance=1e-4, max_outliers_per_group=2, outlier_cap=0.1).ok

@@ -71,8 +71,8 @@ class SlowEncodingSegmenter(Segmenter):
         self.encoded_names.append(tuple(vocabulary.names))
         return {"n": len(vocabulary)}
 
-    def _predict(self, image, encoded, timer, **options):
-        h, w = image.shape[:2]
+    def _predict(self, image, encoded, timer, *, output_size, **options):
+        h, w = output_size
         k = encoded.tensors["n"] - 1
         return SegmentationResult(
             semantic=np.full((h, w), k, np.int32),

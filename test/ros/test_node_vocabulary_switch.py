@@ -42,9 +42,9 @@ class VocabularyStampingSegmenter(Segmenter):
         time.sleep(0.05)  # pretend text encoding takes a while
         return {"n": len(vocabulary)}
 
-    def _predict(self, image, encoded, timer, **options):
+    def _predict(self, image, encoded, timer, *, output_size, **options):
         time.sleep(0.025)
-        h, w = image.shape[:2]
+        h, w = output_size
         k = encoded.tensors["n"] - 1
         return SegmentationResult(
             semantic=np.full((h, w), k, np.int32),
