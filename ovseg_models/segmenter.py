@@ -320,30 +320,75 @@ class Segmenter(abc.ABC):
         size by nearest neighbour, with exact segment areas and boxes (see :func:`expand_result`).
         The result is always at the image's resolution.
         """
+        return self._run([image], vocabulary, max_output_side, options, batched=False)[0]
+
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray | torch.Tensor],
+        *,
+        vocabulary: EncodedVocabulary | None = None,
+        max_output_side: int = 0,
+        **options,
+    ) -> list[SegmentationResult]:
+        """Segment several RGB uint8 images (e.g. one frame per camera) with one vocabulary, in as
+        few forward passes as the family can batch them (FC-CLIP: images with one model-input
+        size; CAT-Seg: any). Each result equals :meth:`predict` of that image up to float
+        rounding; all carry the one vocabulary's version, and every image is checked before any
+        runs. ``timings`` are the batch's, and ``timings["batch_size"]`` says how many shared them.
+        """
+        if len(images) == 0:
+            return []
+        return self._run(list(images), vocabulary, max_output_side, options, batched=True)
+
+    def _run(self, images, vocabulary, max_output_side, options, *, batched: bool) -> list[SegmentationResult]:
         encoded = vocabulary if vocabulary is not None else self._active
         if encoded is None:
             raise VocabularyError("no vocabulary: call set_vocabulary([...]) or pass vocabulary=")
         self._check_key(encoded)
         if isinstance(max_output_side, bool) or not isinstance(max_output_side, int) or max_output_side < 0:
             raise ValueError(f"max_output_side must be an int >= 0 (0 = the image's size), got {max_output_side!r}")
-        rgb = as_rgb_uint8(image)
-        h, w = int(rgb.shape[0]), int(rgb.shape[1])
-        out_size = (h, w)
-        if max_output_side and max(h, w) > max_output_side:
-            oh, ow = resize_shortest_edge_shape(h, w, 0, max_output_side)
-            out_size = (max(1, oh), max(1, ow))
+        rgbs = [as_rgb_uint8(im) for im in images]
+        sizes = [(int(r.shape[0]), int(r.shape[1])) for r in rgbs]
+        out_sizes = [_output_size(h, w, max_output_side) for h, w in sizes]
         timer = StageTimer(self.device)
         t0 = time.perf_counter()
         with torch.inference_mode(), self._autocast():
-            result = self._predict(rgb, encoded, timer, output_size=out_size, **options)
-        if out_size != (h, w):
+            if batched:
+                results = self._predict_batch(rgbs, encoded, timer, output_sizes=out_sizes, **options)
+            else:
+                results = [self._predict(rgbs[0], encoded, timer, output_size=out_sizes[0], **options)]
+        if len(results) != len(rgbs):  # pragma: no cover - a family's contract
+            raise RuntimeError(f"{type(self).__name__} returned {len(results)} results for {len(rgbs)} images")
+        if any(o != s for o, s in zip(out_sizes, sizes, strict=True)):
             with timer("expand"):
-                result = expand_result(result, (h, w))
-        result.vocabulary_version = encoded.version
-        result.vocabulary_digest = encoded.vocabulary.digest
-        result.timings.update(timer.times)
-        result.timings["total"] = time.perf_counter() - t0
-        return result
+                results = [
+                    r if o == s else expand_result(r, s) for r, o, s in zip(results, out_sizes, sizes, strict=True)
+                ]
+        total = time.perf_counter() - t0
+        for r in results:
+            r.vocabulary_version = encoded.version
+            r.vocabulary_digest = encoded.vocabulary.digest
+            r.timings.update(timer.times)
+            r.timings["total"] = total
+            if batched:
+                r.timings["batch_size"] = len(results)
+        return results
+
+    def _predict_batch(
+        self,
+        images: list[torch.Tensor],
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        output_sizes: list[tuple[int, int]],
+        **options,
+    ) -> list[SegmentationResult]:
+        """Several images, one vocabulary; by default one :meth:`_predict` after another (a family
+        that batches its forward pass overrides this)."""
+        return [
+            self._predict(im, encoded, timer, output_size=size, **options)
+            for im, size in zip(images, output_sizes, strict=True)
+        ]
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -371,6 +416,13 @@ class Segmenter(abc.ABC):
     ) -> SegmentationResult:
         """Run the model on an HxWx3 uint8 tensor (CPU) and return its outputs at ``output_size``
         (h, w): the image's size or a proportionally smaller one; fill timings through ``timer``."""
+
+
+def _output_size(h: int, w: int, max_output_side: int) -> tuple[int, int]:
+    if max_output_side and max(h, w) > max_output_side:
+        oh, ow = resize_shortest_edge_shape(h, w, 0, max_output_side)
+        return max(1, oh), max(1, ow)
+    return h, w
 
 
 def expand_result(result: SegmentationResult, size: tuple[int, int]) -> SegmentationResult:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .params import parse_param
 from .resources import share_file
 
 __all__ = ["EvalOptions", "evaluate_bag", "main", "ovseg_typestore", "read_label_png"]
@@ -210,34 +211,41 @@ class _Recorder:
         self.event.set()
 
 
-def _node_parameters(opts: EvalOptions) -> list[str]:
-    args = ["--ros-args"]
-    for f in opts.params_files:
-        args += ["--params-file", str(f)]
-    for k, v in opts.params.items():
-        if isinstance(v, bool):
-            v = "true" if v else "false"
-        elif isinstance(v, (list, tuple)):
-            v = "[" + ",".join(json.dumps(x) for x in v) + "]"
-        elif isinstance(v, str):
-            v = json.dumps(v)  # a YAML double-quoted string: stays a string whatever it looks like
-        args += ["-p", f"{k}:={v}"]
-    return args
+@dataclass
+class BagInput:
+    """What :func:`read_bag` takes from a bag: the frames to replay and the ground truth."""
+
+    image_topic: str
+    image_msgtype: str
+    image_type: Any
+    frames: list  #: (bag time, message, raw bytes)
+    stamps: list[int]  #: the frames' header stamps (unique; the bag times where they were not)
+    restamped: bool
+    bag_time_of: dict[int, int]
+    gt_sem: dict[int, np.ndarray]
+    gt_pan: dict[int, Any]
+    copy_raw: list  #: (topic, msgtype, bag time, raw) copied to the output bag (``--copy-input``)
 
 
-def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
-    """Replay, record, write the output bag and compute the report (returned as a dict)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.serialization import deserialize_message, serialize_message
-    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+@dataclass
+class Replay:
+    """What :func:`replay` recorded: every output message, when each frame went out and came back."""
+
+    namespace: str
+    records: list  #: (key, receive time, message)
+    first_output: dict[int, float]
+    sent: dict[int, float]
+    wall0: float
+    node_stats: dict | None
+    model_times: dict[int, float]
+
+
+def read_bag(opts: EvalOptions, *, log=print) -> BagInput:
+    """The image frames (up to ``max_frames``) and ground truth of ``opts.bag``; stamps made unique."""
+    from rclpy.serialization import deserialize_message
+    from rosbags.rosbag2 import Reader
 
     bag = Path(opts.bag)
-    out_bag = Path(opts.output) if opts.output else bag.with_name(bag.name.rstrip("/") + "_ovseg")
-    if out_bag.exists():
-        raise FileExistsError(f"output bag {out_bag} exists; remove it or pass --output")
-
-    # -- read the bag: images, ground truth ----------------------------------------------------
     with Reader(bag) as reader:
         conns = list(reader.connections)
         images = [c for c in conns if c.msgtype in IMAGE_TYPES]
@@ -313,19 +321,58 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             if best[0] <= tol:
                 gt_sem[s] = read_label_png(files[best[1]])
 
-    # -- ROS: node and recorder -------------------------------------------------------------------
+    return BagInput(
+        image_topic, image_msgtype, image_type, frames, stamps, restamped, bag_time_of, gt_sem, gt_pan, copy_raw
+    )
+
+
+def _wait_for_outputs(rec: _Recorder, node, s: int, sent: dict[int, float], timeout: float) -> None:
+    """``--fast``: until frame ``s``'s expected outputs arrived, the node finished it without one
+    (failed or refused), or ``timeout``."""
+    limit = time.monotonic() + timeout
+    while time.monotonic() < limit:
+        with rec.lock:
+            got = rec.outputs_by_stamp.get(s, set())
+        if (
+            got
+            and ("panoptic" not in _expected(node) or "panoptic" in got)
+            and ("semantic" not in _expected(node) or "semantic" in got)
+        ):
+            break
+        if (
+            node is not None
+            and node.stats.processed + node.stats.errors + node.stats.invalid + node.stats.stale + node.stats.dropped
+            >= len(sent)
+            and not node.busy
+            and not got
+        ):
+            # the node finished this frame without an output (failed or refused)
+            if time.monotonic() - sent[s] > 0.5:
+                break
+        rec.event.wait(0.01)
+        rec.event.clear()
+
+
+def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
+    """Start the node (unless ``opts.external``) and a recorder, publish the frames (bag timing or
+    one by one with ``opts.fast``), wait for the last outputs; everything recorded."""
+    import rclpy
+
+    from .harness import Spinner, create_node
+
+    frames, stamps, image_msgtype, image_type = data.frames, data.stamps, data.image_msgtype, data.image_type
     context = rclpy.Context()
     init_kwargs = {"context": context}
     if opts.domain_id is not None:
         init_kwargs["domain_id"] = opts.domain_id
     rclpy.init(**init_kwargs)
-    threads, executors, node = [], [], None
+    spinners, node = [], None
     try:
         ns = opts.namespace.rstrip("/")
         compressed = image_msgtype.endswith("CompressedImage")
         input_topic = f"{ns}/image/compressed" if compressed else f"{ns}/image"
         if not opts.external:
-            from .node import SegmentationNode, bring_up
+            from .node import bring_up
 
             params = dict(opts.params)
             if compressed:
@@ -333,22 +380,11 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             if opts.fast:
                 params.setdefault("input.qos.reliability", "reliable")
                 params.setdefault("input.qos.depth", 10)
-            o2 = EvalOptions(bag=bag, params_files=opts.params_files, params=params)
-            node = SegmentationNode(
-                namespace=ns or "/", context=context, cli_args=_node_parameters(o2), use_global_arguments=False
-            )
+            node = create_node(context, params, params_files=opts.params_files, namespace=ns or "/")
             bring_up(node)
-            ex = SingleThreadedExecutor(context=context)  # as ovseg_node
-            ex.add_node(node)
-            executors.append(ex)
+            spinners.append(Spinner(context, node))  # its own executor and thread, as ovseg_node
         rec = _Recorder(context, ns, image_type, input_topic, opts.record_overlay or opts.overlay_dir is not None)
-        ex2 = SingleThreadedExecutor(context=context)
-        ex2.add_node(rec.node)
-        executors.append(ex2)
-        for ex in executors:
-            th = threading.Thread(target=ex.spin, daemon=True)
-            th.start()
-            threads.append(th)
+        spinners.append(Spinner(context, rec.node))
         deadline = time.monotonic() + 30
         while rec.pub.get_subscription_count() == 0:
             if time.monotonic() > deadline:
@@ -358,8 +394,8 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         if opts.record_overlay or opts.overlay_dir is not None:
             while (
                 node is not None
-                and node._pubs.get("overlay") is not None
-                and node._pubs["overlay"].get_subscription_count() == 0
+                and "overlay" in node.outputs
+                and node.subscriber_count("overlay") == 0
                 and time.monotonic() < t_overlay
             ):
                 time.sleep(0.01)
@@ -390,32 +426,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             sent[s] = time.monotonic()
             rec.pub.publish(msg)
             if opts.fast:
-                limit = time.monotonic() + opts.frame_timeout
-                while time.monotonic() < limit:
-                    with rec.lock:
-                        got = rec.outputs_by_stamp.get(s, set())
-                    if (
-                        got
-                        and ("panoptic" not in _expected(node) or "panoptic" in got)
-                        and ("semantic" not in _expected(node) or "semantic" in got)
-                    ):
-                        break
-                    if (
-                        node is not None
-                        and node.stats.processed
-                        + node.stats.errors
-                        + node.stats.invalid
-                        + node.stats.stale
-                        + node.stats.dropped
-                        >= len(sent)
-                        and not node._worker.busy.is_set()
-                        and not got
-                    ):
-                        # the node finished this frame without an output (failed or refused)
-                        if time.monotonic() - sent[s] > 0.5:
-                            break
-                    rec.event.wait(0.01)
-                    rec.event.clear()
+                _wait_for_outputs(rec, node, s, sent, opts.frame_timeout)
             if progress is not None:
                 progress.update(1)
         if progress is not None:
@@ -425,7 +436,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         while time.monotonic() < drain_until:
             with rec.lock:
                 done = stamps[-1] in rec.outputs_by_stamp
-            idle = node is None or (not node._worker.busy.is_set())
+            idle = node is None or not node.busy
             if done and idle:
                 break
             if node is not None and idle and time.monotonic() - sent[stamps[-1]] > 3.0:
@@ -438,10 +449,8 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             records = list(rec.records)
             first_output = dict(rec.first_output)
     finally:
-        for ex in executors:
-            ex.shutdown(timeout_sec=5)
-        for th in threads:
-            th.join(5)
+        for spinner in spinners:
+            spinner.close()
         if node is not None:
             try:
                 node.trigger_deactivate()
@@ -450,10 +459,20 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             node.destroy_node()
         context.try_shutdown()
 
-    # -- output bag -------------------------------------------------------------------------------
+    return Replay(ns, records, first_output, sent, wall0, node_stats, model_times)
+
+
+def write_output_bag(opts: EvalOptions, data: BagInput, run: Replay, out_bag: Path) -> None:
+    """The outputs (and ``--copy-input``'s inputs) at the bag times of their frames."""
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    bag, frames, bag_time_of = Path(opts.bag), data.frames, data.bag_time_of
+    records, sent, wall0, ns = run.records, run.sent, run.wall0, run.namespace
+    bag0 = frames[0][0]
     store = ovseg_typestore()
     last_bag_t = frames[-1][0]
-    writes: list[tuple[str, str, int, bytes]] = list(copy_raw)
+    writes: list[tuple[str, str, int, bytes]] = list(data.copy_raw)
     for key, t_recv, msg in records:
         if key in ("semantic", "panoptic", "overlay"):
             t_bag = bag_time_of.get(_stamp_ns(msg.header))
@@ -484,7 +503,10 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
             writer.write(connections[topic], t, raw)
 
-    # -- overlays to a folder ---------------------------------------------------------------------
+
+def save_overlays(opts: EvalOptions, data: BagInput, run: Replay) -> None:
+    """The recorded overlays as PNGs in ``opts.overlay_dir``, named by frame index and stamp."""
+    stamps, bag_time_of, records = data.stamps, data.bag_time_of, run.records
     if opts.overlay_dir is not None:
         from PIL import Image as PILImage
 
@@ -498,7 +520,13 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
                 name = f"{idx:05d}_{s // 1_000_000_000}_{s % 1_000_000_000:09d}.png"
                 PILImage.fromarray(conversions.image_to_numpy(msg)).save(Path(opts.overlay_dir) / name)
 
-    # -- metrics ----------------------------------------------------------------------------------
+
+def build_report(opts: EvalOptions, data: BagInput, run: Replay, out_bag: Path, *, log=print) -> dict:
+    """Frames, latency, the vocabulary, semantic / panoptic metrics against the ground truth."""
+    bag, frames, stamps, restamped = Path(opts.bag), data.frames, data.stamps, data.restamped
+    image_topic, gt_sem, gt_pan = data.image_topic, data.gt_sem, data.gt_pan
+    records, first_output, sent = run.records, run.first_output, run.sent
+    node_stats, model_times = run.node_stats, run.model_times
     vocab_msgs = [m for k, _, m in records if k == "vocabulary"]
     vocabularies = {m.version: m for m in vocab_msgs}
     sem_out = {_stamp_ns(m.header): m for k, _, m in records if k == "semantic"}
@@ -540,7 +568,23 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         for seg in m.segments:
             counts[seg.label] = counts.get(seg.label, 0) + 1
     report["segments_per_label"] = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-    report = _nan_to_none(report)
+    return _nan_to_none(report)
+
+
+def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
+    """Replay, record, write the output bag and compute the report (returned as a dict):
+    :func:`read_bag` -> :func:`replay` -> :func:`write_output_bag`, :func:`save_overlays` ->
+    :func:`build_report`."""
+    bag = Path(opts.bag)
+    out_bag = Path(opts.output) if opts.output else bag.with_name(bag.name.rstrip("/") + "_ovseg")
+    if out_bag.exists():
+        raise FileExistsError(f"output bag {out_bag} exists; remove it or pass --output")
+    data = read_bag(opts, log=log)
+    run = replay(opts, data, log=log)
+    write_output_bag(opts, data, run, out_bag)
+    if opts.overlay_dir is not None:
+        save_overlays(opts, data, run)
+    report = build_report(opts, data, run, out_bag, log=log)
     if opts.report:
         Path(opts.report).parent.mkdir(parents=True, exist_ok=True)
         Path(opts.report).write_text(json.dumps(report, indent=2))
@@ -550,7 +594,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
 def _expected(node) -> set:
     if node is None or node.cfg is None:
         return {"semantic"}
-    return {k for k in ("semantic", "panoptic") if k in node._pubs}
+    return {k for k in ("semantic", "panoptic") if k in node.outputs}
 
 
 def _semantic_metrics(gt_sem, sem_out, pan_out, vocabularies, final_vocab, opts, log) -> dict:
@@ -677,21 +721,6 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _parse_param(text: str) -> tuple[str, Any]:
-    if ":=" not in text:
-        raise argparse.ArgumentTypeError(f"parameter {text!r}: expected name:=value")
-    name, value = text.split(":=", 1)
-    import yaml
-
-    try:
-        parsed = yaml.safe_load(value) if value else ""
-    except yaml.YAMLError:
-        parsed = value
-    if parsed is None or isinstance(parsed, (dict,)):
-        parsed = value
-    return name.strip(), parsed
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ovseg-bag-eval",
@@ -714,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--param",
         action="append",
         default=[],
-        type=_parse_param,
+        type=parse_param,
         metavar="NAME:=VALUE",
         help="node parameter (repeatable), e.g. -p model:=catseg",
     )

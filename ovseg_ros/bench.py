@@ -1,6 +1,7 @@
 """Benchmark: end-to-end latency and node overhead at 640x480 (prints figures; not a test).
 
     python -m ovseg_ros.bench [--frames 60] [--modes inproc,fastdds,large_data,shm_profile] [-p name:=value ...]
+    python -m ovseg_ros.bench --cameras 1,2,4 [--seconds 10]   (see ovseg_ros.bench_cameras)
 
 For each mode a client publishes 640x480 rgb8 frames one at a time (the next when the previous
 one's outputs arrived, so nothing queues) and measures, per frame, the time from publishing to
@@ -34,23 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tiny
+from .params import parse_param
 from .resources import share_file
 
-TINY = {
-    "model": "fcclip",
-    "variant": "rn50",
-    "allow_random_weights": True,
-    "pretrained": "none",
-    "seed": 0,
-    "device": "cpu",
-    "model_options": '{"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1}',
+#: the benchmark's settings over the tiny model of ``config/tiny_random.yaml``
+BENCH_PARAMS = {
     # the model resizes (as on a robot, config/fcclip_robot.yaml: 640x480 frames are not
     # rescaled by the node); node-level resize.max_side would add its resampling to the overhead
     "resize.max_side": 0,
-    "fcclip.min_size": 64,
-    "fcclip.max_size": 128,
-    "fcclip.overlap_threshold": 0.0,
-    "prompt_templates": ["single"],
     "vocabulary.default": "ade20k_150",
     "publish.diagnostics": False,
     # reliable input: a lost fragment of a best-effort 900 KB frame would lose the frame
@@ -60,9 +53,7 @@ TINY = {
 
 
 def _params(extra: dict) -> dict:
-    p = dict(TINY)
-    p.update(extra)
-    return p
+    return tiny.params(**{**BENCH_PARAMS, **extra})
 
 
 class EchoNode:
@@ -88,7 +79,7 @@ class EchoNode:
         self.stats = Stats()
         self.delay = delay
         self._sem, self._pan = Image(), PanopticSegmentation()
-        q_in = QoSProfile(depth=int(TINY["input.qos.depth"]), reliability=ReliabilityPolicy.RELIABLE)
+        q_in = QoSProfile(depth=int(BENCH_PARAMS["input.qos.depth"]), reliability=ReliabilityPolicy.RELIABLE)
         out = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._pub_sem = self.node.create_publisher(Image, "semantic", out)
         self._pub_pan = self.node.create_publisher(PanopticSegmentation, "panoptic", out)
@@ -123,30 +114,18 @@ class EchoNode:
 
 
 def _start_node(context, params, echo: bool = False):
-    """The segmentation node (or :class:`EchoNode`), active and spun on its own thread as in ovseg_node."""
-    from rclpy.executors import SingleThreadedExecutor
+    """The segmentation node (or :class:`EchoNode`), active and spun on its own thread as in
+    ovseg_node; ``(node, spinner)``."""
+    from .harness import Spinner, start_node
 
     if echo:
         node = EchoNode(context)
-        ros_node = node.node
-    else:
-        from .bag_eval import EvalOptions, _node_parameters
-        from .node import SegmentationNode, bring_up
-
-        node = ros_node = SegmentationNode(
-            context=context,
-            use_global_arguments=False,
-            cli_args=_node_parameters(EvalOptions(bag=Path("."), params=params)),
-        )
-        try:
-            bring_up(node)
-        except RuntimeError as e:
-            raise SystemExit(str(e)) from None
-    ex = SingleThreadedExecutor(context=context)
-    ex.add_node(ros_node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    return node, ex, th
+        return node, Spinner(context, node.node)
+    try:
+        running = start_node(context, params)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
+    return running.node, running.spinner
 
 
 def client_main(args) -> int:
@@ -168,18 +147,18 @@ def serve(args) -> int:
     """Child process: run the node until ``--frames`` frames were processed; dump its per-frame timings."""
     import rclpy
 
+    from .harness import wait_until
+
     params = _params(dict(args.param))
     rclpy.init()
     context = rclpy.get_default_context()
-    node, ex, th = _start_node(context, params, echo=args.echo)
+    node, spinner = _start_node(context, params, echo=args.echo)
     print("ready", flush=True)
-    deadline = time.monotonic() + args.timeout
-    while node.stats.processed < args.frames + args.warmup and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: node.stats.processed >= args.frames + args.warmup, args.timeout, interval=0.05)
     time.sleep(0.5)
     recs = [{"stamp": r.stamp_ns, "model": r.model, "node": r.node} for r in node.stats.records]
     Path(args.stats_file).write_text(json.dumps(recs))
-    ex.shutdown(timeout_sec=2)
+    spinner.close(timeout=2)
     node.destroy_node()
     rclpy.try_shutdown()
     return 0
@@ -188,13 +167,13 @@ def serve(args) -> int:
 def _client(context, frames: int, warmup: int, overlay: bool, timeout: float):
     """Publish frames one by one; {stamp_ns: end-to-end seconds}."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     from ovseg.msg import PanopticSegmentation
 
     from .conversions import numpy_to_image
+    from .harness import Spinner, wait_until
 
     node = rclpy.create_node("ovseg_bench_client", context=context)
     got: dict[int, set] = {}
@@ -218,13 +197,8 @@ def _client(context, frames: int, warmup: int, overlay: bool, timeout: float):
     if overlay:
         node.create_subscription(Image, "/segmentation/overlay", lambda m: on("overlay", m), q)
     pub = node.create_publisher(Image, "/segmentation/image", q)
-    ex = SingleThreadedExecutor(context=context)
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    t_end = time.monotonic() + 60
-    while pub.get_subscription_count() == 0 and time.monotonic() < t_end:
-        time.sleep(0.01)
+    spinner = Spinner(context, node)
+    wait_until(lambda: pub.get_subscription_count() > 0, 60)
     time.sleep(1.0)
     rng = np.random.default_rng(0)
     base = np.kron(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
@@ -243,7 +217,7 @@ def _client(context, frames: int, warmup: int, overlay: bool, timeout: float):
         if s in arrived and i >= warmup:
             e2e[s] = arrived[s] - t0
         time.sleep(0.02)
-    ex.shutdown(timeout_sec=2)
+    spinner.close(timeout=2)
     node.destroy_node()
     return e2e
 
@@ -288,12 +262,12 @@ def run_mode(mode: str, args, echo: bool = False) -> dict:
     if mode == "inproc":
         ctx = rclpy.Context()
         rclpy.init(context=ctx, domain_id=domain)
-        node, ex, th = _start_node(ctx, params, echo=echo)
+        node, spinner = _start_node(ctx, params, echo=echo)
         try:
             e2e = _client(ctx, args.frames, args.warmup, args.overlay, args.timeout)
             recs = list(node.stats.records)
         finally:
-            ex.shutdown(timeout_sec=2)
+            spinner.close(timeout=2)
             node.destroy_node()
             ctx.try_shutdown()
         return _summary(mode, e2e, {r.stamp_ns: r.model for r in recs}, {r.stamp_ns: r.node for r in recs})
@@ -358,14 +332,12 @@ def run_mode(mode: str, args, echo: bool = False) -> dict:
 
 
 def main(argv=None) -> int:
-    from .bag_eval import _parse_param
-
     ap = argparse.ArgumentParser(prog="python -m ovseg_ros.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--modes", default="inproc,fastdds,large_data,shm_profile")
     ap.add_argument("--overlay", action="store_true", help="also subscribe to (and so compute) the overlay")
-    ap.add_argument("-p", "--param", action="append", default=[], type=_parse_param, metavar="NAME:=VALUE")
+    ap.add_argument("-p", "--param", action="append", default=[], type=parse_param, metavar="NAME:=VALUE")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for one frame")
     ap.add_argument(
         "--large-data",
@@ -389,11 +361,27 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--client-out", help=argparse.SUPPRESS)
     ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--cameras",
+        help="camera counts, e.g. 1,2,4: one node with N cameras against N nodes (ovseg_ros.bench_cameras)",
+    )
+    ap.add_argument("--seconds", type=float, default=10.0, help="--cameras: measured seconds per set-up")
     args = ap.parse_args(argv)
     if args.serve:
         return serve(args)
     if args.client_out:
         return client_main(args)
+    if args.cameras:
+        from .bench_cameras import bench_cameras, print_table
+
+        params = _params({"input.qos.depth": 1, **dict(args.param)})
+        counts = [int(x) for x in args.cameras.split(",")]
+        print(f"640x480 rgb8, closed loop per camera, {args.seconds:.0f} s per set-up, model {params['model']}")
+        rows = bench_cameras(counts, params, seconds=args.seconds)
+        print_table(rows)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return 0
     results = []
     print(
         f"640x480 rgb8, {args.frames} frames per mode (+{args.warmup} warm-up), model "

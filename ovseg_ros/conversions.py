@@ -32,6 +32,7 @@ __all__ = [
     "ImageConversionError",
     "UNLABELED",
     "check_image",
+    "compressed_kind",
     "MAX_DECODED_PIXELS",
     "MAX_PIXELS",
     "compressed_to_numpy",
@@ -306,7 +307,7 @@ MAX_DECODED_PIXELS = 4096 * 4096
 _CODECS = {"jpeg": (b"\xff\xd8\xff", "JPEG"), "png": (b"\x89PNG\r\n\x1a\n", "PNG")}
 
 
-def _compressed_kind(fmt: str) -> str:
+def compressed_kind(fmt: str) -> str:
     """``"jpeg"`` or ``"png"`` from a CompressedImage ``format`` (image_transport's
     ``"bgr8; jpeg compressed bgr8"``, or just ``"jpeg"``/``"jpg"``/``"png"``); anything else is refused."""
     f = fmt.lower()
@@ -328,7 +329,7 @@ def _open_compressed(msg, max_pixels: int | None = None):
     say JPEG (or both PNG); only that codec's decoder is used; the size is checked before decoding."""
     from PIL import Image as PILImage
 
-    kind = _compressed_kind(msg.format)
+    kind = compressed_kind(msg.format)
     data = msg.data
     raw = data.tobytes() if isinstance(data, array.array) else bytes(data)
     if not raw:
@@ -406,7 +407,7 @@ def rgb8_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", *, header=None, quali
     """HxWx3 uint8 RGB (or HxW mono) -> ``sensor_msgs/CompressedImage`` (``format`` as image_transport writes it)."""
     from PIL import Image as PILImage
 
-    kind = _compressed_kind(fmt)
+    kind = compressed_kind(fmt)
     a = np.ascontiguousarray(rgb)
     im = PILImage.fromarray(a)
     bio = io.BytesIO()

@@ -128,20 +128,19 @@ def _find_checkpoint(args) -> tuple[Path | None, tuple[str, str], str]:
 def _params(args, checkpoint: Path | None, model_variant: tuple[str, str] = ("", "")) -> dict:
     common = {"device": args.device, "vocabulary.default": args.vocabulary, "publish.diagnostics": True}
     if checkpoint is None:
-        return {
-            **common,
-            "model": "fcclip",
-            "variant": "rn50",
-            "allow_random_weights": True,
-            "pretrained": "none",
-            "seed": 0,
-            "model_options": '{"num_queries": 20, "dec_layers": 2, "transformer_enc_layers": 1}',
-            "fcclip.min_size": 128,
-            "fcclip.max_size": 192,
-            "fcclip.overlap_threshold": 0.0,
-            "resize.max_side": 192,
-            "prompt_templates": ["single"],
-        }
+        from . import tiny
+
+        # the tiny random FC-CLIP of config/tiny_random.yaml, larger (20 queries, two decoder
+        # layers, 128 to 192 px instead of 64) so that the overlays of whole photos show shapes
+        return tiny.params(
+            **{
+                "model_options": '{"num_queries": 20, "dec_layers": 2, "transformer_enc_layers": 1}',
+                "fcclip.min_size": 128,
+                "fcclip.max_size": 192,
+                "resize.max_side": 192,
+                **common,
+            }
+        )
     model, variant = model_variant
     return {
         **common,

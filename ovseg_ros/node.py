@@ -28,6 +28,12 @@ frame's outputs only if that vocabulary is still the active one, under the same 
 vocabulary switch takes, so no output mixes two vocabularies and semantic images are never
 published after the vocabulary that made them was replaced.
 
+One frame's way: the subscription callback checks the message (:mod:`ovseg_ros.conversions`) and
+puts it in the slot; the worker decodes it, runs ``segmenter.predict`` (which does all resizing
+and answers at the frame's resolution), builds the outputs (:mod:`ovseg_ros.outputs`) and
+publishes them. QoS comes from :mod:`ovseg_ros.qos`, parameters from :mod:`ovseg_ros.params`,
+vocabulary encoding from :mod:`ovseg_ros.encoding`, diagnostics from :mod:`ovseg_ros.diagnostics`.
+
 ``main`` (``ovseg_node``) configures and activates at once; ``lifecycle_main``
 (``ovseg_lifecycle_node``) waits for a lifecycle manager (or ``autostart: true``).
 """
@@ -48,18 +54,14 @@ from typing import Any
 import numpy as np
 import rclpy
 import rclpy.task
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
-    qos_profile_sensor_data,
-    qos_profile_system_default,
 )
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -70,8 +72,10 @@ from ovseg_models.segmenter import EncodedVocabulary
 from ovseg_models.vocabulary import VocabularyError
 
 from . import conversions, messages
+from .cameras import Camera, camera_parameters, cameras_from_parameters
+from .diagnostics import segmentation_status
 from .encoding import EncodingJob, VocabularyEncoder
-from .overlay import palette_for, render_overlay
+from .overlay import palette_for
 from .params import (
     PARAMETERS,
     RUNTIME_PARAMETERS,
@@ -79,11 +83,13 @@ from .params import (
     NodeConfig,
     build_segmenter,
     declare_parameters,
+    parameter_value,
     read_config,
     validate_parameter,
 )
+from .qos import LATCHED, input_qos, output_qos
 from .versions import VersionCounter
-from .worker import FrameRecord, FrameWorker, LatestSlot, Stats
+from .worker import CameraSlots, FrameRecord, FrameWorker, Stats
 
 __all__ = ["SegmentationNode", "bring_up", "lifecycle_main", "main"]
 
@@ -109,6 +115,7 @@ class Frame:
     msg: Any
     received: float  # time.monotonic() in the callback
     compressed: bool
+    camera: Camera
 
 
 def _accepts_cancel(fn) -> bool:
@@ -165,9 +172,9 @@ class SegmentationNode(LifecycleNode):
         kwargs.setdefault("automatically_declare_parameters_from_overrides", False)
         # set before the rclpy node exists: destroy_node (also called by rclpy on a node whose
         # construction failed, e.g. a parameter of the wrong type) only needs these
-        self._sub = None
+        self._cameras: list[Camera] = []
         self._worker: FrameWorker | None = None
-        self._slot: LatestSlot[Frame] = LatestSlot()
+        self._slot: CameraSlots[Frame] = CameraSlots()
         self._active = False
         self._encoder: VocabularyEncoder | None = None
         self._last_encoder_thread: threading.Thread | None = None
@@ -187,7 +194,6 @@ class SegmentationNode(LifecycleNode):
         self._publish_lock = threading.Lock()
         self._vocab_lock = threading.Lock()
         self._pubs: dict[str, Any] = {}
-        self._reuse: dict[str, Any] = {}  # the last published output messages; worker thread only
         self._diag_timer = None
         self._state_label = "unconfigured"
         self._frames_group = MutuallyExclusiveCallbackGroup()
@@ -196,7 +202,7 @@ class SegmentationNode(LifecycleNode):
         # drop the oldest), and get_vocabulary never waits behind an encoding.
         self._services_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._published_stamps: collections.OrderedDict = collections.OrderedDict()  # stamp -> version
+        self._published_stamps: collections.OrderedDict = collections.OrderedDict()  # (camera, stamp) -> version
         self._vocabulary_files = _declare_vocabulary_directories(self)
         # The services live as long as the node (answering "not configured" while unconfigured):
         # a lifecycle cleanup never destroys a service that still owes a caller its answer.
@@ -229,6 +235,7 @@ class SegmentationNode(LifecycleNode):
         self.configure_error = ""
         try:
             cfg = read_config(self)
+            cameras = self._configure_cameras(cfg)
             t0 = time.perf_counter()
             log.info(
                 f"loading {cfg.model} (variant {cfg.variant or 'default'}) on {cfg.resolved_device}, "
@@ -261,6 +268,10 @@ class SegmentationNode(LifecycleNode):
                 "head is randomly initialised and the outputs are meaningless"
             )
         self.cfg, self.segmenter = cfg, segmenter
+        if len(cameras) == 1 and not cameras[0].name:
+            cameras[0].stats = self.stats  # one camera: its counters are the node's
+        self._cameras = cameras
+        self._slot.set_cameras([c.name for c in cameras], {c.name: c.max_rate for c in cameras})
         self._vocab = self._make_active(encoded)
         self._published_stamps.clear()
         self._encoder = VocabularyEncoder(
@@ -282,32 +293,13 @@ class SegmentationNode(LifecycleNode):
         cfg = self.cfg
         assert cfg is not None
         self.stats = Stats() if self.stats is None else self.stats
-        qos = self._input_qos(cfg)
-        if cfg.transport == "compressed":
-            topic = self.resolve_topic_name("image") + "/compressed"
-            self._sub = self.create_subscription(
-                CompressedImage,
-                topic,
-                self._on_compressed,
-                qos,
-                callback_group=self._frames_group,
-                event_callbacks=self._input_events(),
-            )
-        else:
-            topic = "image"
-            self._sub = self.create_subscription(
-                Image,
-                topic,
-                self._on_image,
-                qos,
-                callback_group=self._frames_group,
-                event_callbacks=self._input_events(),
-            )
+        for cam in self._cameras:
+            cam.sub = self._subscribe(cam, cfg)
         self._worker = FrameWorker(self._slot, self._process, max_rate=cfg.max_rate, on_error=self._on_worker_error)
         self._active = True
         self._worker.start()
         self._state_label = "active"
-        self.get_logger().info(f"active: segmenting {self._sub.topic_name}")
+        self.get_logger().info(f"active: segmenting {', '.join(c.sub.topic_name for c in self._cameras)}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -319,7 +311,7 @@ class SegmentationNode(LifecycleNode):
         self._stop_processing()
         self._close_encoder()
         self._destroy_outputs()
-        self._reuse.clear()
+        self._cameras = []
         self.segmenter = None
         self._vocab = None
         self._state_label = "unconfigured"
@@ -376,9 +368,10 @@ class SegmentationNode(LifecycleNode):
 
     def _stop_processing(self) -> None:
         self._active = False
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
+        for cam in self._cameras:
+            if cam.sub is not None:
+                self.destroy_subscription(cam.sub)
+                cam.sub = None
         if self._worker is not None:
             if not self._worker.stop(timeout=30.0):
                 self.get_logger().warning("worker thread did not stop within 30 s (a frame is still running)")
@@ -386,46 +379,50 @@ class SegmentationNode(LifecycleNode):
         self._slot.clear()
 
     # -- set-up -----------------------------------------------------------------------------
-    @staticmethod
-    def _input_qos(cfg: NodeConfig) -> QoSProfile:
-        base = {"sensor_data": qos_profile_sensor_data, "system_default": qos_profile_system_default}.get(
-            cfg.input_qos_profile
-        )
-        if base is None:  # "default": reliable, keep last 10
-            qos = QoSProfile(depth=10)
-        else:
-            qos = QoSProfile(
-                history=base.history, depth=base.depth, reliability=base.reliability, durability=base.durability
-            )
-        if cfg.input_qos_depth:
-            qos.history = HistoryPolicy.KEEP_LAST
-            qos.depth = cfg.input_qos_depth
-        if cfg.input_qos_reliability:
+    def _configure_cameras(self, cfg: NodeConfig) -> list[Camera]:
+        """Declare the per-camera parameters of ``cameras`` and read them (see :mod:`.cameras`)."""
+        from rcl_interfaces.msg import ParameterDescriptor
+        from rclpy.exceptions import InvalidParameterTypeException
+
+        values = {}
+        for name in cfg.cameras:
+            for key, (default, description) in camera_parameters(name).items():
+                if not self.has_parameter(key):
+                    try:
+                        self.declare_parameter(key, default, ParameterDescriptor(description=description))
+                    except InvalidParameterTypeException:
+                        raise ConfigError(f"parameter '{key}' must be of the type of {default!r}") from None
+                values[key] = self.get_parameter(key).value
+        return cameras_from_parameters(list(cfg.cameras), values, cfg)
+
+    def _subscribe(self, cam: Camera, cfg: NodeConfig):
+        qos = input_qos(cfg)
+        if cam.reliability:
             qos.reliability = (
-                ReliabilityPolicy.RELIABLE if cfg.input_qos_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+                ReliabilityPolicy.RELIABLE if cam.reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
             )
-        return qos
+        if cam.transport == "compressed":
+            msg_type, topic = CompressedImage, self.resolve_topic_name(cam.topic) + "/compressed"
+            callback = lambda msg, _cam=cam: self._on_compressed(_cam, msg)  # noqa: E731
+        else:
+            msg_type, topic = Image, cam.topic
+            callback = lambda msg, _cam=cam: self._on_image(_cam, msg)  # noqa: E731
+        return self.create_subscription(
+            msg_type, topic, callback, qos, callback_group=self._frames_group, event_callbacks=self._input_events(cam)
+        )
 
     def _create_outputs(self, cfg: NodeConfig) -> None:
-        out_qos = QoSProfile(
-            depth=cfg.output_qos_depth,
-            reliability=(
-                ReliabilityPolicy.RELIABLE
-                if cfg.output_qos_reliability == "reliable"
-                else ReliabilityPolicy.BEST_EFFORT
-            ),
-        )
-        if cfg.publish_semantic:
-            self._pubs["semantic"] = self.create_publisher(Image, "semantic", out_qos)
-            self._pubs["semantic_info"] = self.create_publisher(SemanticInfo, "semantic/info", out_qos)
-        if cfg.publish_panoptic:
-            self._pubs["panoptic"] = self.create_publisher(PanopticSegmentation, "panoptic", out_qos)
-        if cfg.publish_overlay:
-            self._pubs["overlay"] = self.create_publisher(Image, "overlay", out_qos)
-        latched = QoSProfile(
-            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-        )
-        self._pubs["vocabulary"] = self.create_publisher(VocabularyMsg, "vocabulary", latched)
+        out_qos = output_qos(cfg)
+        for cam in self._cameras:
+            p = cam.prefix
+            if cfg.publish_semantic:
+                cam.pubs["semantic"] = self.create_publisher(Image, p + "semantic", out_qos)
+                cam.pubs["semantic_info"] = self.create_publisher(SemanticInfo, p + "semantic/info", out_qos)
+            if cfg.publish_panoptic:
+                cam.pubs["panoptic"] = self.create_publisher(PanopticSegmentation, p + "panoptic", out_qos)
+            if cfg.publish_overlay:
+                cam.pubs["overlay"] = self.create_publisher(Image, p + "overlay", out_qos)
+        self._pubs["vocabulary"] = self.create_publisher(VocabularyMsg, "vocabulary", LATCHED)
         if cfg.publish_diagnostics:
             self._pubs["diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
             self._diag_timer = self.create_timer(
@@ -440,6 +437,10 @@ class SegmentationNode(LifecycleNode):
             for pub in self._pubs.values():
                 self.destroy_publisher(pub)
             self._pubs = {}
+            for cam in self._cameras:
+                for pub in cam.pubs.values():
+                    self.destroy_publisher(pub)
+                cam.pubs = {}
 
     def _on_set_parameters(self, params):
         """Check every value when it is set; apply RUNTIME_PARAMETERS at once; refuse changing the
@@ -448,13 +449,17 @@ class SegmentationNode(LifecycleNode):
 
         configured = self.cfg is not None and self._state_label in ("inactive", "active")
         for p in params:
+            if p.name.startswith("cameras.") and configured and p.value != parameter_value(self, p.name):
+                return SetParametersResult(
+                    successful=False, reason=f"{p.name} takes effect at configure: clean the node up first"
+                )
             if p.name not in PARAMETERS:  # rclpy's own (use_sim_time, ...)
                 continue
             try:
                 validate_parameter(p.name, p.value)
             except ConfigError as e:
                 return SetParametersResult(successful=False, reason=str(e))
-            if configured and p.name not in RUNTIME_PARAMETERS and p.value != self.get_parameter(p.name).value:
+            if configured and p.name not in RUNTIME_PARAMETERS and p.value != parameter_value(self, p.name):
                 fqn = self.get_fully_qualified_name()
                 return SetParametersResult(
                     successful=False,
@@ -574,40 +579,86 @@ class SegmentationNode(LifecycleNode):
     def vocabulary(self) -> ActiveVocabulary | None:
         return self._vocab
 
+    # -- state for embedding code (bag evaluation, benchmarks, tests) --------------------------
+    @property
+    def busy(self) -> bool:
+        """The worker is processing a frame."""
+        worker = self._worker
+        return worker is not None and worker.busy.is_set()
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        """The outputs published in this state: "vocabulary", "diagnostics" and each camera's
+        "semantic", "semantic_info", "panoptic", "overlay" (prefixed "<camera>/" with ``cameras``)."""
+        return frozenset(self._output_publishers())
+
+    def _output_publishers(self) -> dict[str, Any]:
+        pubs = dict(self._pubs)
+        for cam in self._cameras:
+            pubs.update({cam.prefix + k: v for k, v in cam.pubs.items()})
+        return pubs
+
+    def subscriber_count(self, output: str) -> int:
+        """Subscribers of one of :attr:`outputs` (0 if it is not published)."""
+        pub = self._output_publishers().get(output)
+        return pub.get_subscription_count() if pub is not None else 0
+
+    @property
+    def cameras(self) -> tuple[Camera, ...]:
+        """The configured cameras (one, named '', without the ``cameras`` parameter)."""
+        return tuple(self._cameras)
+
+    @property
+    def input_subscriptions(self) -> list:
+        """The camera subscriptions while active (camera order), else empty."""
+        return [c.sub for c in self._cameras if c.sub is not None]
+
     # -- frames -----------------------------------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
+    def _count(self, cam: Camera, key: str, n: int = 1) -> None:
+        """Count on the node's and, with several cameras, on the camera's own statistics."""
+        self.stats.add(key, n)
+        if cam.stats is not self.stats:
+            cam.stats.add(key, n)
+
+    def _received(self, cam: Camera) -> float:
         now = time.monotonic()
-        self.stats.add("received")
+        self._count(cam, "received")
         self.stats.input_rate.tick(now)
+        if cam.stats is not self.stats:
+            cam.stats.input_rate.tick(now)
+        return now
+
+    def _invalid(self, cam: Camera, text: str) -> None:
+        self._count(cam, "invalid")
+        where = f" from camera '{cam.name}'" if cam.name else ""
+        self._warn(f"invalid{cam.name}", f"ignored {text}{where}")
+
+    def _on_image(self, cam: Camera, msg: Image) -> None:
+        now = self._received(cam)
         try:
             conversions.check_image(msg)
         except conversions.ImageConversionError as e:
-            self.stats.add("invalid")
-            self._warn("invalid", f"ignored a malformed image: {e}")
+            self._invalid(cam, f"a malformed image: {e}")
             return
-        self._enqueue(Frame(msg, now, False))
+        self._enqueue(Frame(msg, now, False, cam))
 
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        now = time.monotonic()
-        self.stats.add("received")
-        self.stats.input_rate.tick(now)
+    def _on_compressed(self, cam: Camera, msg: CompressedImage) -> None:
+        now = self._received(cam)
         if len(msg.data) == 0:
-            self.stats.add("invalid")
-            self._warn("invalid", "ignored a compressed image without data")
+            self._invalid(cam, "a compressed image without data")
             return
         try:
-            conversions._compressed_kind(msg.format)
+            conversions.compressed_kind(msg.format)
         except conversions.ImageConversionError as e:
-            self.stats.add("invalid")
-            self._warn("invalid", f"ignored a compressed image: {e}")
+            self._invalid(cam, f"a compressed image: {e}")
             return
-        self._enqueue(Frame(msg, now, True))
+        self._enqueue(Frame(msg, now, True, cam))
 
     def _enqueue(self, frame: Frame) -> None:
         if not self._active:
             return
-        if self._slot.put(frame) is not None:
-            self.stats.add("dropped")
+        if self._slot.put(frame.camera.name, frame) is not None:
+            self._count(frame.camera, "dropped")
         # Hand the GIL to the worker now: otherwise it waits until the executor's own Python
         # bookkeeping after this callback is done (about 0.4 ms per frame, measured).
         time.sleep(0)
@@ -630,93 +681,106 @@ class SegmentationNode(LifecycleNode):
         # a view into the message where no conversion is needed: the worker owns the frame
         return conversions.image_to_rgb8(frame.msg, copy=False)
 
-    def _process(self, frame: Frame) -> None:
-        """Worker thread: one frame, one vocabulary, all outputs."""
-        vocab = self._vocab  # read once: this frame's vocabulary
+    def _process(self, batch: list[tuple[str, Frame]]) -> None:
+        """Worker thread: the newest frame of every camera that has one, one vocabulary, one
+        batched forward pass, each camera's outputs."""
+        vocab = self._vocab  # read once: the whole batch's vocabulary
         cfg, segmenter = self.cfg, self.segmenter
         if vocab is None or cfg is None or segmenter is None:
             return
-        try:
-            rgb = self._decode(frame)
-        except conversions.ImageConversionError as e:
-            self.stats.add("invalid")
-            self._warn("invalid", f"ignored an image that could not be decoded: {e}")
+        frames, images = [], []
+        for _, frame in batch:
+            try:
+                images.append(self._decode(frame))
+                frames.append(frame)
+            except conversions.ImageConversionError as e:  # this camera's frame only
+                self._invalid(frame.camera, f"an image that could not be decoded: {e}")
+        if not frames:
             return
-        h, w = rgb.shape[:2]
         t0 = time.perf_counter()
-        # the segmenter resizes (once in, once out) and answers at the frame's resolution
-        result = segmenter.predict(rgb, vocabulary=vocab.encoded, max_output_side=cfg.max_side)
+        # the segmenter resizes (once in, once out) and answers at each frame's resolution
+        if len(images) == 1:
+            results = [segmenter.predict(images[0], vocabulary=vocab.encoded, max_output_side=cfg.max_side)]
+        else:
+            results = segmenter.predict_batch(images, vocabulary=vocab.encoded, max_output_side=cfg.max_side)
         model_s = time.perf_counter() - t0
-        if result.vocabulary_version != vocab.encoded.version:  # pragma: no cover - guarded by the API
+        if any(r.vocabulary_version != vocab.encoded.version for r in results):  # pragma: no cover - API guard
             raise RuntimeError("the model answered with another vocabulary")
-        header = frame.msg.header
         # Outputs are built into the previous frame's message buffers (see conversions.label_image)
         # and published one by one as soon as each is ready, so a subscriber already receives the
         # semantic image while the panoptic message is built. The publish lock is held from the
-        # vocabulary check to the last output: a vocabulary switch waits for this frame's outputs,
+        # vocabulary check to the last output: a vocabulary switch waits for this batch's outputs,
         # and no output of it is published once another vocabulary is active.
         with self._publish_lock:
-            if self._vocab is not vocab:  # switched while this frame ran: never publish it
-                self.stats.add("stale")
+            if self._vocab is not vocab:  # switched while this batch ran: never publish it
+                for frame in frames:
+                    self._count(frame.camera, "stale")
                 return
             if not self._active:
                 return
-            pubs = self._pubs
-            if "semantic" in pubs and not self._claim_stamp(header.stamp, vocab.version):
-                self.stats.add("ambiguous")
-                self._warn(
-                    "ambiguous",
-                    "dropped a frame whose stamp an output of another vocabulary version "
-                    "already carries (semantic images are paired with semantic/info by "
-                    "stamp): give every camera frame its own header stamp",
-                )
-                return
-            sem_msg, labels = conversions.label_image(h, w, header=header, msg=self._reuse.get("semantic"))
-            messages.semantic_labels(result, cfg.semantic_score_threshold, out=labels)
-            self._reuse["semantic"] = sem_msg
-            if "semantic" in pubs:
-                # the frame's vocabulary version first, then the image with the same header
-                pubs["semantic_info"].publish(
-                    SemanticInfo(header=header, vocabulary_version=vocab.version, num_classes=len(vocab.names))
-                )
-                pubs["semantic"].publish(sem_msg)
-            segments = None
-            if "panoptic" in pubs:
-                if result.panoptic is not None:
-                    ids, segments = result.panoptic, list(result.segments)
-                else:  # semantic-only model: one segment per class present
-                    ids, segments = messages.segments_from_semantic(labels, result.score, vocab.encoded.vocabulary)
-                pan_msg = messages.panoptic_to_msg(
-                    ids, segments, header, vocab.version, msg=self._reuse.get("panoptic")
-                )
-                pubs["panoptic"].publish(pan_msg)
-                self._reuse["panoptic"] = pan_msg
-            overlay_pub = pubs.get("overlay")
-            if overlay_pub is not None and overlay_pub.get_subscription_count() > 0:
-                texts = None
-                if segments is not None and result.panoptic is not None:
-                    texts = _segment_texts(segments, w * h) or None  # none: one label per class instead
-                img = render_overlay(
-                    rgb,
-                    labels,
-                    vocab.names,
-                    alpha=cfg.overlay_alpha,
-                    palette=vocab.palette,
-                    texts=texts,
-                    draw_labels=cfg.overlay_draw_labels,
-                )
-                overlay_pub.publish(conversions.numpy_to_image(img, "rgb8", header=header))
-                self.stats.add("overlays")
-        stamp = header.stamp
-        self.stats.record(
-            FrameRecord(
+            published = [
+                f for f, rgb, r in zip(frames, images, results, strict=True) if self._publish(f, rgb, r, vocab, cfg)
+            ]
+        for frame in published:
+            stamp = frame.msg.header.stamp
+            rec = FrameRecord(
                 stamp.sec * 1_000_000_000 + stamp.nanosec, model_s, time.monotonic() - frame.received, vocab.version
             )
-        )
+            self.stats.record(rec)
+            if frame.camera.stats is not self.stats:
+                frame.camera.stats.record(rec)
 
-    def _claim_stamp(self, stamp, version: int) -> bool:
-        """False if an output with this stamp but another vocabulary version was published recently."""
-        key = (stamp.sec, stamp.nanosec)
+    def _publish(self, frame: Frame, rgb, result, vocab: ActiveVocabulary, cfg: NodeConfig) -> bool:
+        """One camera's outputs of one frame (under the publish lock); False if it was dropped."""
+        cam, header = frame.camera, frame.msg.header
+        pubs = cam.pubs
+        if "semantic" in pubs and not self._claim_stamp(cam.name, header.stamp, vocab.version):
+            self._count(cam, "ambiguous")
+            self._warn(
+                "ambiguous",
+                "dropped a frame whose stamp an output of another vocabulary version "
+                "already carries (semantic images are paired with semantic/info by "
+                "stamp): give every camera frame its own header stamp",
+            )
+            return False
+        build = cam.outputs
+        out = build.semantic(
+            result,
+            header,
+            vocabulary_version=vocab.version,
+            num_classes=len(vocab.names),
+            score_threshold=cfg.semantic_score_threshold,
+        )
+        if "semantic" in pubs:  # the frame's vocabulary version first, then the image, same header
+            pubs["semantic_info"].publish(out.semantic_info)
+            pubs["semantic"].publish(out.semantic)
+        if "panoptic" in pubs:
+            pubs["panoptic"].publish(
+                build.panoptic(
+                    out, result, header, vocabulary=vocab.encoded.vocabulary, vocabulary_version=vocab.version
+                )
+            )
+        overlay_pub = pubs.get("overlay")
+        if overlay_pub is not None and overlay_pub.get_subscription_count() > 0:
+            overlay_pub.publish(
+                build.overlay(
+                    out,
+                    rgb,
+                    result,
+                    header,
+                    names=vocab.names,
+                    palette=vocab.palette,
+                    alpha=cfg.overlay_alpha,
+                    draw_labels=cfg.overlay_draw_labels,
+                )
+            )
+            self._count(cam, "overlays")
+        return True
+
+    def _claim_stamp(self, camera: str, stamp, version: int) -> bool:
+        """False if an output of this camera with this stamp but another vocabulary version was
+        published recently."""
+        key = (camera, stamp.sec, stamp.nanosec)
         seen = self._published_stamps.get(key)
         if seen is not None and seen != version:
             return False
@@ -727,20 +791,16 @@ class SegmentationNode(LifecycleNode):
         return True
 
     # -- losses below the callback ------------------------------------------------------------
-    def _input_events(self) -> SubscriptionEventCallbacks:
-        """DDS events of the input subscription: frames lost before the callback, QoS mismatches."""
+    def _input_events(self, cam: Camera) -> SubscriptionEventCallbacks:
+        """DDS events of a camera's subscription: frames lost before the callback, QoS mismatches."""
         return SubscriptionEventCallbacks(
-            message_lost=self._on_message_lost, incompatible_qos=self._on_incompatible_qos
+            message_lost=lambda info: self._on_message_lost(cam, info),
+            incompatible_qos=lambda info: self._on_incompatible_qos(cam, info),
         )
 
-    def _on_message_lost(self, info) -> None:
-        self.stats.add("lost", int(info.total_count_change))
-        cfg = self.cfg
-        best_effort = (
-            cfg is not None
-            and self._sub is not None
-            and self._sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
-        )
+    def _on_message_lost(self, cam: Camera, info) -> None:
+        self._count(cam, "lost", int(info.total_count_change))
+        best_effort = cam.sub is not None and cam.sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
         fix = (
             "the input is best effort: frames of this size do not get through whole; set "
             "input.qos.reliability: reliable (and publish reliable), use the shared-memory profile "
@@ -748,19 +808,24 @@ class SegmentationNode(LifecycleNode):
             if best_effort
             else "the subscriber falls behind: raise input.qos.depth or lower the camera rate"
         )
-        self._warn("lost", f"{self.stats.lost} input frame(s) lost below the callback (DDS sample lost): {fix}")
+        where = f" of camera '{cam.name}'" if cam.name else ""
+        self._warn(
+            f"lost{cam.name}",
+            f"{cam.stats.lost} input frame(s){where} lost below the callback (DDS sample lost): {fix}",
+        )
 
-    def _on_incompatible_qos(self, info) -> None:
-        self.stats.add("incompatible_qos", int(info.total_count_change))
+    def _on_incompatible_qos(self, cam: Camera, info) -> None:
+        self._count(cam, "incompatible_qos", int(info.total_count_change))
         from rclpy.qos import qos_policy_name_from_kind
 
         try:
             policy = qos_policy_name_from_kind(info.last_policy_kind)
         except Exception:  # noqa: BLE001
             policy = str(info.last_policy_kind)
+        topic = cam.sub.topic_name if cam.sub is not None else cam.topic
         self._warn(
-            "incompatible_qos",
-            f"a publisher of the input topic offers a QoS this subscription cannot "
+            f"incompatible_qos{cam.name}",
+            f"a publisher of the input topic {topic} offers a QoS this subscription cannot "
             f"accept ({policy}); none of its frames arrive: set input.qos.reliability: "
             "best_effort (or make the camera publish reliable)",
             period=0.0,
@@ -768,61 +833,36 @@ class SegmentationNode(LifecycleNode):
 
     # -- diagnostics ------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticStatus:
-        s = self.stats.snapshot()
-        cfg = self.cfg
-        status = DiagnosticStatus()
-        status.name = f"{self.get_fully_qualified_name()}: segmentation"
-        status.hardware_id = cfg.resolved_device if cfg else ""
-        level, message = DiagnosticStatus.OK, "ok"
-        if self._state_label != "active":
-            level, message = DiagnosticStatus.OK, self._state_label
-        elif s["received"] == 0 or s["input_rate_hz"] == 0:
-            level, message = DiagnosticStatus.WARN, "no input images"
-        elif s["errors"] and s["last_error"]:
-            level, message = DiagnosticStatus.WARN, f"{s['errors']} frame(s) failed, last: {s['last_error']}"
-        if self._state_label == "active" and (s["lost"] or s["incompatible_qos"]):
-            level = DiagnosticStatus.WARN
-            message = (
-                f"{s['lost']} frame(s) lost below the callback" if s["lost"] else "a publisher with incompatible QoS"
-            ) + f"; {message}"
-        if cfg is not None and not cfg.checkpoint:
-            message += " (RANDOM WEIGHTS)"
-            level = max(level, DiagnosticStatus.WARN)
-        status.level = level if isinstance(level, bytes) else bytes([level])
-        status.message = message
-
-        def ms(key, q):
-            v = s[key]
-            return f"{v[q]:.1f}" if v else "nan"
-
         vocab = self._vocab
-        values = {
-            "state": self._state_label,
-            "model": f"{cfg.model}/{cfg.variant or 'default'}" if cfg else "",
-            "device": cfg.resolved_device if cfg else "",
-            "checkpoint": (cfg.checkpoint or "none (random weights)") if cfg else "",
-            "vocabulary_version": str(vocab.version if vocab else 0),
-            "vocabulary_classes": str(len(vocab.names) if vocab else 0),
-            "input_rate_hz": f"{s['input_rate_hz']:.2f}",
-            "processed_rate_hz": f"{s['processed_rate_hz']:.2f}",
-            "received_frames": str(s["received"]),
-            "processed_frames": str(s["processed"]),
-            "dropped_frames": str(s["dropped"]),
-            "invalid_frames": str(s["invalid"]),
-            "failed_frames": str(s["errors"]),
-            "stale_frames": str(s["stale"]),
-            "lost_frames": str(s["lost"]),
-            "incompatible_qos_events": str(s["incompatible_qos"]),
-            "ambiguous_stamp_frames": str(s["ambiguous"]),
-            "vocabulary_requests_answered": str(sum(self._encoder.answered.values()) if self._encoder else 0),
-            "model_latency_ms_p50": ms("model_ms", "p50"),
-            "model_latency_ms_p90": ms("model_ms", "p90"),
-            "end_to_end_latency_ms_p50": ms("node_ms", "p50"),
-            "end_to_end_latency_ms_p90": ms("node_ms", "p90"),
-            "last_warning": self.recent_warnings[-1] if self.recent_warnings else "",
-        }
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        return status
+        return segmentation_status(
+            self.get_fully_qualified_name(),
+            state=self._state_label,
+            cfg=self.cfg,
+            stats=self.stats.snapshot(),
+            vocabulary_version=vocab.version if vocab else 0,
+            vocabulary_classes=len(vocab.names) if vocab else 0,
+            vocabulary_requests_answered=sum(self._encoder.answered.values()) if self._encoder else 0,
+            last_warning=self.recent_warnings[-1] if self.recent_warnings else "",
+        )
+
+    def camera_diagnostics(self) -> list[DiagnosticStatus]:
+        """With the ``cameras`` parameter, one status per camera (its own counters and rates)."""
+        if not any(c.name for c in self._cameras):
+            return []
+        vocab = self._vocab
+        return [
+            segmentation_status(
+                f"{self.get_fully_qualified_name()}/{cam.name}",
+                state=self._state_label,
+                cfg=self.cfg,
+                stats=cam.stats.snapshot(),
+                vocabulary_version=vocab.version if vocab else 0,
+                vocabulary_classes=len(vocab.names) if vocab else 0,
+                vocabulary_requests_answered=0,
+                last_warning="",
+            )
+            for cam in self._cameras
+        ]
 
     def _publish_diagnostics(self) -> None:
         pub = self._pubs.get("diagnostics")
@@ -830,19 +870,8 @@ class SegmentationNode(LifecycleNode):
             return
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [self.diagnostics()]
+        arr.status = [self.diagnostics(), *self.camera_diagnostics()]
         pub.publish(arr)
-
-
-def _segment_texts(segments, total_pixels: int) -> list[tuple[str, int, int]]:
-    texts = []
-    for s in segments:
-        get = s.get if isinstance(s, dict) else (lambda k, _s=s: getattr(_s, k))
-        if get("area") < 0.002 * total_pixels:
-            continue
-        x, y, w, h = get("bbox")
-        texts.append((get("label"), x + w // 2, y + h // 2))
-    return texts
 
 
 # -- executables ----------------------------------------------------------------------------------

@@ -31,8 +31,11 @@ __all__ = [
     "RUNTIME_PARAMETERS",
     "build_segmenter",
     "declare_parameters",
+    "parameter_value",
     "read_config",
     "config_from_dict",
+    "parse_param",
+    "read_params_file",
     "resolve_device",
     "validate_parameter",
 ]
@@ -121,6 +124,11 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         ["default"],
         "prompt templates, each with one '{}', or one set name: 'default' (the model's), 'vild', 'openai', 'single'",
     ),
+    "cameras": (
+        [],
+        "camera names, one model for all: camera <name> reads '<name>/image' and publishes "
+        "'<name>/semantic', ... (see cameras.<name>.* ); [] = one camera on 'image'",
+    ),
     "input.transport": (
         "raw",
         "'raw' (sensor_msgs/Image on 'image') or 'compressed' (sensor_msgs/CompressedImage on '<image>/compressed')",
@@ -183,6 +191,7 @@ class NodeConfig:
     semantic_score_threshold: float = 0.0
     default_vocabulary: str = "coco_panoptic"
     prompt_templates: tuple[str, ...] | None = None  # None = model default
+    cameras: tuple[str, ...] = ()
     transport: str = "raw"
     input_qos_profile: str = "sensor_data"
     input_qos_reliability: str = ""
@@ -212,6 +221,7 @@ def declare_parameters(node) -> None:
     double) raises :class:`ConfigError` naming the parameter and the type it takes."""
     from rcl_interfaces.msg import ParameterDescriptor, ParameterType
     from rclpy.exceptions import InvalidParameterTypeException
+    from rclpy.parameter import Parameter
 
     for name, (default, description) in PARAMETERS.items():
         if isinstance(default, list):
@@ -220,7 +230,8 @@ def declare_parameters(node) -> None:
             desc = ParameterDescriptor(description=description)
         if not node.has_parameter(name):
             try:
-                node.declare_parameter(name, default, desc)
+                # an empty array names no type: declare the type (the value stays unset until given)
+                node.declare_parameter(name, default if default != [] else Parameter.Type.STRING_ARRAY, desc)
             except InvalidParameterTypeException:
                 given = getattr(node, "_parameter_overrides", {}).get(name)  # the value rclpy refused
                 raise ConfigError(_type_message(name, default, getattr(given, "value", None))) from None
@@ -234,10 +245,62 @@ def _key(name: str) -> str:
     }.get(name, name.replace(".", "_"))
 
 
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The parameters a ROS 2 params file gives every node (its ``/**: ros__parameters:``), with
+    nested groups flattened to the node's dotted names (``resize: {max_side: 64}`` ->
+    ``resize.max_side``)."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        tree = data["/**"]["ros__parameters"]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{path}: no '/**: ros__parameters:' section") from None
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, group: dict) -> None:
+        for key, value in group.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}{key}.", value)
+            else:
+                flat[prefix + key] = value
+
+    walk("", tree)
+    return flat
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """A ``name:=value`` command-line parameter, the value read as YAML (as ``ros2 run -p`` does);
+    for ``argparse`` ``type=``."""
+    import argparse
+
+    import yaml
+
+    if ":=" not in text:
+        raise argparse.ArgumentTypeError(f"parameter {text!r}: expected name:=value")
+    name, value = text.split(":=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value else ""
+    except yaml.YAMLError:
+        parsed = value
+    if parsed is None or isinstance(parsed, dict):
+        parsed = value
+    return name.strip(), parsed
+
+
 def read_config(node) -> NodeConfig:
     """Read and validate the node's parameters."""
-    values = {name: node.get_parameter(name).value for name in PARAMETERS}
-    return config_from_dict(values)
+    return config_from_dict({name: parameter_value(node, name) for name in PARAMETERS})
+
+
+def parameter_value(node, name: str) -> Any:
+    """A declared parameter's value; its default while it is unset (an empty string array)."""
+    from rclpy.exceptions import ParameterUninitializedException
+
+    try:
+        return node.get_parameter(name).value
+    except ParameterUninitializedException:
+        return PARAMETERS[name][0] if name in PARAMETERS else None
 
 
 def resolve_device(device: str) -> str:
@@ -378,6 +441,10 @@ def validate_parameter(name: str, value: Any) -> None:
         _parse_model_options(value)
     elif name == "prompt_templates":
         _parse_templates(value)
+    elif name == "cameras":
+        from .cameras import check_camera_names
+
+        check_camera_names(value)
 
 
 def config_from_dict(values: dict[str, Any]) -> NodeConfig:
@@ -396,6 +463,9 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     if model not in _models():
         raise ConfigError(f"unknown model {cfg.model!r}: set parameter 'model' to one of {_models()}")
     cfg.model = model
+    from .cameras import check_camera_names
+
+    cfg.cameras = tuple(check_camera_names(list(cfg.cameras or ())))
     from ovseg_models import list_variants
     from ovseg_models.families import get_family
 

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["share_file"]
+__all__ = ["config_file", "share_file"]
 
 
 def _share_dirs() -> list[Path]:
@@ -33,3 +33,13 @@ def share_file(relative: str) -> Path | None:
         if (d / relative).exists():
             return d / relative
     return None
+
+
+def config_file(name: str) -> Path:
+    """``config/<name>``: the source tree's copy when running from a checkout (the file being
+    edited, not an installed copy of an older one), else :func:`share_file`'s."""
+    here = Path(__file__).resolve().parents[1] / "config" / name
+    found = here if here.is_file() else share_file(f"config/{name}")
+    if found is None:
+        raise FileNotFoundError(f"config/{name}: neither in the source tree nor installed (share/ovseg)")
+    return found

@@ -25,30 +25,10 @@ import threading
 import time
 from pathlib import Path
 
+from . import tiny
+from .resources import config_file
+
 __all__ = ["main"]
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_node_command(vocabulary: str | Path, *ros_args: str) -> list[str]:
-    """The command line of an ``ovseg_node`` process with the tiny random model
-    (``config/tiny_random.yaml``), one torch thread and ``vocabulary`` as its default, plus
-    further ``--ros-args`` (``-p name:=value``, ``-r from:=to``)."""
-    return [
-        sys.executable,
-        "-m",
-        "ovseg_ros.node",
-        "--ros-args",
-        "--params-file",
-        str(REPO / "config" / "ovseg.yaml"),
-        "--params-file",
-        str(REPO / "config" / "tiny_random.yaml"),
-        "-p",
-        f"vocabulary.default:={vocabulary}",
-        "-p",
-        "torch_threads:=1",
-        *ros_args,
-    ]
 
 
 def _rss_mib(pid: int) -> float:
@@ -130,7 +110,7 @@ def transport_table(domain: int, frames: int = 20) -> None:
     """Print, per frame size, QoS and Fast DDS profile, how many of ``frames`` arrive (two processes)."""
     import json
 
-    profile = REPO / "config" / "fastdds_shm.xml"
+    profile = config_file("fastdds_shm.xml")
     print(f"rgb8 frames, {frames} at 5 Hz, publisher and subscriber in two processes (received / lost events):")
     for name, extra in (
         ("Fast DDS defaults", {}),
@@ -184,7 +164,7 @@ def main(argv=None) -> int:
     secret = tmp / "secret.txt"
     secret.write_text("root:x:0:0:stress-secret\n")
     log = open(tmp / "node.log", "w")
-    cmd = tiny_node_command(
+    cmd = tiny.node_command(
         vocab_dir / "robot.txt",
         "-p",
         f"vocabulary.directories:=['{vocab_dir}']",

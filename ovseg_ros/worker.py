@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["FrameRecord", "FrameWorker", "LatestSlot", "RateMeter", "Stats"]
+__all__ = ["CameraSlots", "FrameRecord", "FrameWorker", "LatestSlot", "RateMeter", "Stats"]
 
 T = TypeVar("T")
 
@@ -61,6 +61,90 @@ class LatestSlot(Generic[T]):
             item = self._item if self._has else None
             self._item, self._has = None, False
             return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class CameraSlots(Generic[T]):
+    """One latest-frame slot per camera, taken as a batch.
+
+    ``put(camera, frame)`` replaces (and returns) that camera's waiting frame. ``take`` waits until
+    at least one camera has a frame that is due, then returns the newest frame of *every* camera
+    with a due frame, in camera order: each step serves all waiting cameras, so none starves, and a
+    camera that sends nothing (or only frames refused before this) never holds the others up. A
+    camera's ``max_rate`` (Hz, 0 = none) makes its frames due no sooner than ``1 / max_rate``
+    after its previous frame was taken; newer frames replace its waiting one meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._items: dict[str, T] = {}
+        self._order: dict[str, int] = {}
+        self._rates: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+        self._closed = False
+
+    def set_cameras(self, names: list[str], rates: dict[str, float] | None = None) -> None:
+        with self._cond:
+            self._order = {n: i for i, n in enumerate(names)}
+            self._rates = {n: float((rates or {}).get(n, 0.0)) for n in names}
+            self._items = {k: v for k, v in self._items.items() if k in self._order}
+            self._cond.notify_all()
+
+    def set_rate(self, camera: str, hz: float) -> None:
+        with self._cond:
+            self._rates[camera] = float(hz)
+            self._cond.notify_all()
+
+    def put(self, camera: str, item: T) -> T | None:
+        """Store ``item`` as ``camera``'s newest frame; return the frame it replaced or None."""
+        with self._cond:
+            dropped = self._items.get(camera)
+            self._items[camera] = item
+            self._cond.notify()
+            return dropped
+
+    def _next_due(self, camera: str) -> float:
+        rate = self._rates.get(camera, 0.0)
+        return self._last.get(camera, -1e18) + 1.0 / rate if rate > 0 else -1e18
+
+    def take(self, timeout: float | None = None) -> list[tuple[str, T]] | None:
+        """The due frames of every camera (removed), or None after ``timeout`` or when closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                due = [k for k in self._items if self._next_due(k) <= now]
+                if due:
+                    due.sort(key=lambda k: self._order.get(k, len(self._order)))
+                    for k in due:
+                        self._last[k] = now
+                    return [(k, self._items.pop(k)) for k in due]
+                if self._closed:
+                    return None
+                wait = None if deadline is None else deadline - now
+                if wait is not None and wait <= 0:
+                    return None
+                pending = [self._next_due(k) - now for k in self._items]
+                if pending:
+                    wait = min(pending) if wait is None else min(wait, min(pending))
+                self._cond.wait(wait)
+
+    def clear(self) -> list[T]:
+        with self._cond:
+            items, self._items = list(self._items.values()), {}
+            return items
 
     def close(self) -> None:
         with self._cond:

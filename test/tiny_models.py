@@ -1,14 +1,14 @@
 """Tiny randomly initialised FC-CLIP and CAT-Seg segmenters for fast functional tests.
 
-FC-CLIP: the network of ``config/tiny_random.yaml`` (RN50 CLIP, 10 queries, one decoder layer,
-64 px). CAT-Seg: a small CLIP (width 32) with the real aggregator geometry. ``seed`` decides
-every random weight, so two seeds give two text towers of the same width and different weights.
+FC-CLIP: the network of ``config/tiny_random.yaml`` (``ovseg_ros.tiny``: RN50 CLIP, 10 queries,
+one decoder layer, 64 px). CAT-Seg: a small CLIP (width 32) with the real aggregator geometry.
+``seed`` decides every random weight, so two seeds give two text towers of the same width and
+different weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import torch
 
@@ -16,22 +16,9 @@ __all__ = ["tiny_catseg", "tiny_catseg_config", "tiny_fcclip"]
 
 
 def tiny_fcclip(seed: int = 0, **options):
-    import ovseg_models
+    from ovseg_ros import tiny
 
-    torch.manual_seed(seed)
-    opts = {
-        "num_queries": 10,
-        "dec_layers": 1,
-        "transformer_enc_layers": 1,
-        "min_size": 64,
-        "max_size": 64,
-        "templates": "single",
-        "overlap_threshold": 0.0,
-        **options,
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "randomly initialised" is the point here
-        return ovseg_models.create_segmenter("fcclip", variant="rn50", pretrained=False, **opts)
+    return tiny.segmenter(seed, **options)
 
 
 def tiny_catseg_config(**overrides):

@@ -9,8 +9,9 @@ class blocks), ``decoder`` (upsampling decoder and head), ``postprocess`` (score
 size), ``total`` (``predict`` end to end, text cached). ``peak_mb``: peak resident memory
 above the process's level before the call, ``peak_rss_mb``: absolute peak of the process
 (``model_rss_mb``: after building the model), sampled every 2 ms. Weights are random: timings do
-not depend on their values. The official code's figures on this machine kind are quoted by the
-issue: 33-38 s per ViT-B case with the sliding window, ~2 s without, 8-11 classes.
+not depend on their values. For comparison, the official code on this machine kind
+(``../shared/reference/README.md``): 33-38 s per ViT-B case with the sliding window, ~2 s
+without, 8-11 classes.
 
 ``bench_catseg(...)`` returns the rows; ``ovseg_models.bench`` can register it as the
 ``catseg`` benchmark.

@@ -36,6 +36,7 @@ __all__ = [
     "mapper_output_size",
     "prepare_views",
     "run_inference",
+    "run_inference_batch",
     "score_chunks",
 ]
 
@@ -232,8 +233,71 @@ def run_inference(
     if intermediates is not None:
         intermediates["logits"] = logits
     with timer("postprocess"):
-        acc = ScoreAccumulator(logits.shape[1], height, width, keep=keep_scores, device=dev)
-        chunk = opts.chunk_classes or max(1, int(2**27 // max(1, logits.shape[0] * 384 * 384 + 2 * height * width)))
-        for c0, maps in score_chunks(logits, geom, height, width, chunk=chunk):
-            acc.add(c0, maps)
+        return _accumulate(logits, geom, height, width, keep=keep_scores, chunk_classes=opts.chunk_classes)
+
+
+def _accumulate(logits, geom, height: int, width: int, *, keep: bool, chunk_classes: int | None) -> ScoreAccumulator:
+    acc = ScoreAccumulator(logits.shape[1], height, width, keep=keep, device=logits.device)
+    chunk = chunk_classes or max(1, int(2**27 // max(1, logits.shape[0] * 384 * 384 + 2 * height * width)))
+    for c0, maps in score_chunks(logits, geom, height, width, chunk=chunk):
+        acc.add(c0, maps)
     return acc
+
+
+def run_inference_batch(
+    model,
+    images: list[torch.Tensor],
+    text: torch.Tensor,
+    opts: InferenceOptions,
+    *,
+    sizes: list[tuple[int, int]] | None = None,
+    keep_scores: bool = True,
+    timer: Callable | None = None,
+) -> list[ScoreAccumulator]:
+    """:func:`run_inference` for several HxWx3 uint8 images with one text: the views of all images
+    whose views have one shape (with the sliding window: every image; CAT-Seg's views are a fixed
+    size) run as one forward pass. Each view is processed on its own (the class selection is per
+    view too), so each image's scores equal :func:`run_inference`'s up to float rounding.
+    ``sizes``: (height, width) of each image's scores, by default its own size."""
+    timer = timer or (lambda name: contextlib.nullcontext())
+    cfg = model.cfg
+    dev = next(model.parameters()).device
+    sizes = sizes or [(int(im.shape[0]), int(im.shape[1])) for im in images]
+    if len(sizes) != len(images):
+        raise ValueError(f"{len(images)} images but {len(sizes)} output sizes")
+    prepared = []
+    with timer("preprocess"):
+        for image in images:
+            mapped = (
+                mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
+                if opts.mapper
+                else image
+            )
+            prepared.append(prepare_views(mapped.to(dev).permute(2, 0, 1).to(torch.float32), cfg, opts))
+    pooling = opts.pooling_size or (cfg.sliding_pooling_size if opts.sliding_window else cfg.pooling_size)
+    groups: dict[tuple, list[int]] = {}
+    for i, (clip, guide, _) in enumerate(prepared):
+        groups.setdefault((tuple(clip.shape[1:]), None if guide is None else tuple(guide.shape[1:])), []).append(i)
+    results: list[ScoreAccumulator | None] = [None] * len(images)
+    for members in groups.values():
+        clip = torch.cat([prepared[i][0] for i in members])
+        guides = [prepared[i][1] for i in members]
+        guide = None if guides[0] is None else torch.cat(guides)
+        logits = model(
+            clip,
+            text.to(dev),
+            guidance_images=guide,
+            pooling_size=pooling,
+            chunk_classes=opts.chunk_classes,
+            timer=timer,
+        )
+        with timer("postprocess"):
+            start = 0
+            for i in members:
+                n = prepared[i][0].shape[0]
+                h, w = sizes[i]
+                results[i] = _accumulate(
+                    logits[start : start + n], prepared[i][2], h, w, keep=keep_scores, chunk_classes=opts.chunk_classes
+                )
+                start += n
+    return [r for r in results if r is not None]

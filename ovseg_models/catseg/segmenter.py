@@ -17,7 +17,7 @@ import torch
 from ..segmenter import EncodedVocabulary, SegmentationResult, Segmenter, StageTimer
 from ..text.classifier import check_cancel
 from ..vocabulary import Vocabulary, VocabularyError, validate_templates
-from .inference import InferenceOptions, run_inference
+from .inference import InferenceOptions, run_inference, run_inference_batch
 from .templates import get_templates
 
 if TYPE_CHECKING:
@@ -195,24 +195,14 @@ class CATSegSegmenter(Segmenter):
         text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates, cancel=cancel)
         return {"text": text, "templates": vocabulary.templates or self.text_encoder.templates}
 
-    def _predict(
-        self,
-        image: torch.Tensor,
-        encoded: EncodedVocabulary,
-        timer: StageTimer,
-        *,
-        output_size: tuple[int, int],
-        **options,
-    ) -> SegmentationResult:
+    def _inference_options(self, options: dict, sizes: list[tuple[int, int]], k: int) -> tuple[InferenceOptions, bool]:
         unknown = sorted(set(options) - set(self._OPTIONS))
         if unknown:
             raise TypeError(f"unknown CAT-Seg option(s) {unknown}; known: {list(self._OPTIONS)}")
         o = {**self.defaults, **options}
-        h, w = output_size
-        k = len(encoded)
         keep = o["class_scores"]
         if keep == "auto":
-            keep = k * h * w * 4 <= o["max_class_score_bytes"]
+            keep = all(k * h * w * 4 <= o["max_class_score_bytes"] for h, w in sizes)
         elif not isinstance(keep, bool):
             raise ValueError(f"class_scores must be True, False or 'auto', got {keep!r}")
         opts = InferenceOptions(
@@ -222,11 +212,43 @@ class CATSegSegmenter(Segmenter):
             min_size=o["min_size"],
             max_size=o["max_size"],
         )
-        acc = run_inference(
-            self.model, image, encoded.tensors["text"], opts, height=h, width=w, keep_scores=keep, timer=timer
-        )
+        return opts, keep
+
+    @staticmethod
+    def _result(acc) -> SegmentationResult:
         return SegmentationResult(
             semantic=acc.label.to(torch.int32).cpu().numpy(),
             score=acc.best.float().cpu().numpy().astype(np.float32),
             class_scores=acc.scores.cpu() if acc.scores is not None else None,
         )
+
+    def _predict(
+        self,
+        image: torch.Tensor,
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        output_size: tuple[int, int],
+        **options,
+    ) -> SegmentationResult:
+        opts, keep = self._inference_options(options, [output_size], len(encoded))
+        h, w = output_size
+        acc = run_inference(
+            self.model, image, encoded.tensors["text"], opts, height=h, width=w, keep_scores=keep, timer=timer
+        )
+        return self._result(acc)
+
+    def _predict_batch(
+        self,
+        images: list[torch.Tensor],
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        output_sizes: list[tuple[int, int]],
+        **options,
+    ) -> list[SegmentationResult]:
+        opts, keep = self._inference_options(options, output_sizes, len(encoded))
+        accs = run_inference_batch(
+            self.model, images, encoded.tensors["text"], opts, sizes=output_sizes, keep_scores=keep, timer=timer
+        )
+        return [self._result(a) for a in accs]

@@ -171,6 +171,51 @@ class FCCLIPSegmenter(Segmenter):
             )
         return result
 
+    def _predict_batch(
+        self,
+        images: list[torch.Tensor],
+        encoded: EncodedVocabulary,
+        timer: StageTimer,
+        *,
+        output_sizes: list[tuple[int, int]],
+        outputs: Sequence[str] | None = None,
+        return_class_scores: bool = False,
+        **options,
+    ) -> list[SegmentationResult]:
+        """Images whose model inputs have one size run as one batch (no padding between images,
+        so each result equals :meth:`_predict`'s up to float rounding); others on their own."""
+        if options:
+            raise TypeError(f"unknown predict options: {sorted(options)}")
+        outputs = self.outputs if outputs is None else tuple(outputs)
+        t = encoded.tensors
+        with timer("preprocess"):
+            resized = [self.preprocess(im) for im in images]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, r in enumerate(resized):
+            groups.setdefault(tuple(r.shape), []).append(i)
+        results: list[SegmentationResult | None] = [None] * len(images)
+        for members in groups.values():
+            with timer("preprocess"):
+                batch, sizes = self.model.normalize_and_pad(
+                    [resized[i].to(self.device, non_blocking=True) for i in members]
+                )
+                batch = pad_to_min_side(batch, MIN_MODEL_SIDE)
+            out = self.model(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
+            with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
+                for j, i in enumerate(members):
+                    results[i] = self.postprocess(
+                        out["mask_cls"][j].float(),
+                        out["pred_masks"][j].float(),
+                        padded_size=tuple(batch.shape[-2:]),
+                        image_size=sizes[j],
+                        output_size=output_sizes[i],
+                        vocabulary=encoded.vocabulary,
+                        is_thing=t["is_thing"],
+                        outputs=outputs,
+                        return_class_scores=return_class_scores,
+                    )
+        return [r for r in results if r is not None]
+
     def postprocess(
         self,
         mask_cls: torch.Tensor,

@@ -213,9 +213,9 @@ def test_own_save_rebuilds_its_configuration_through_the_factory(tiny_model, tmp
 )
 def test_decoder_channel_constraints_checked_at_construction(overrides, field):
     """A decoder stage whose transposed convolution would keep no channel (``hidden_dim`` not above the
-    projected guidance) used to build and then fail inside oneDNN at the first forward ("could not
-    create a primitive descriptor for the deconvolution forward propagation primitive"), in training and
-    inference alike; it is now a configuration error that names the fields."""
+    projected guidance) would fail inside oneDNN at the first forward ("could not create a primitive
+    descriptor for the deconvolution forward propagation primitive"); it is a configuration error that
+    names the fields."""
     cfg = tiny_config(**overrides)
     if field is None:
         CATSeg(cfg)

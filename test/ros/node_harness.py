@@ -1,8 +1,9 @@
-"""Helpers for the node tests (no tests here): a tiny real FC-CLIP, a running node, a probe node.
+"""Fixtures for the node tests (no tests here): the tiny real FC-CLIP, a running node, a probe node.
 
-The tiny model is the real FC-CLIP code path (``ovseg_models.create_segmenter``) with an RN50 CLIP,
-random weights, one decoder layer and 64 px input; it is built once per configuration and shared
-(``cached_create``), so each test pays only for its node.
+The node runs through ``ovseg_ros.harness`` with the tiny model of ``config/tiny_random.yaml``
+(``ovseg_ros.tiny``: the real FC-CLIP code path with an RN50 CLIP, random weights, one decoder
+layer, 64 px input); each model is built once per configuration and shared (``cached_create``), so
+each test pays only for its node.
 """
 
 from __future__ import annotations
@@ -10,48 +11,37 @@ from __future__ import annotations
 import json
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_test_utils import spin_until
 from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg.msg import PanopticSegmentation, Vocabulary, VocabularyClass
 from ovseg.srv import GetVocabulary, SetVocabulary
+from ovseg_models.segmenter import Segment, SegmentationResult, Segmenter
+from ovseg_ros import harness, tiny
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_CLASSES = ["wall, walls", "floor, carpet", "person, people", "cup, mug"]
 
-TINY_OPTIONS = {"num_queries": 10, "dec_layers": 1, "transformer_enc_layers": 1}
+#: the tests' settings over the tiny model's file
+TEST_PARAMS = {
+    "torch_threads": 1,  # the test machine's few cores are shared by parallel tests
+    # below test_node's 96x128 frame, so that its outputs are computed at 48x64 and expanded back
+    # to the input size; the 48x64 frames of the other tests are segmented at their own size
+    "resize.max_side": 64,
+    "diagnostics.period": 0.2,  # tests that read diagnostics wait a few periods
+}
 
 
 def tiny_params(vocab_file: Path, **overrides) -> dict:
-    p = {
-        "model": "fcclip",
-        "variant": "rn50",
-        "allow_random_weights": True,
-        "pretrained": "none",
-        "seed": 0,
-        "device": "cpu",
-        "torch_threads": 1,
-        "model_options": json.dumps(TINY_OPTIONS),
-        "fcclip.min_size": 64,
-        "fcclip.max_size": 64,
-        "fcclip.overlap_threshold": 0.0,
-        "resize.max_side": 64,
-        "prompt_templates": ["single"],
-        "vocabulary.default": str(vocab_file),
-        "diagnostics.period": 0.2,
-    }
-    p.update(overrides)
-    return p
+    """The tiny model's parameters with the tests' settings, ``vocab_file`` as the default vocabulary."""
+    return tiny.params(**{**TEST_PARAMS, "vocabulary.default": str(vocab_file), **overrides})
 
 
 def write_vocab_file(folder: Path, classes=TEST_CLASSES) -> Path:
@@ -76,33 +66,19 @@ def cached_create(model, **kwargs):
 
 
 def make_node(ros_context, params: dict, factory=cached_create, name: str = "ovseg"):
-    from ovseg_ros.node import SegmentationNode
-
-    return SegmentationNode(
-        name,
-        context=ros_context,
-        segmenter_factory=factory,
-        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
-    )
+    """An unconfigured node (``harness.create_node``) building its model with ``factory``."""
+    return harness.create_node(ros_context, params, segmenter_factory=factory, name=name)
 
 
-@contextmanager
 def running_node(ros_context, params: dict, *, factory=cached_create, activate: bool = True):
-    """A configured (and activated) SegmentationNode spun by its own single-threaded executor (as ovseg_node)."""
-    node = make_node(ros_context, params, factory)
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.configure_error
-    if activate:
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    try:
-        yield node
-    finally:
-        ex.shutdown(timeout_sec=5)
-        th.join(5)
-        node.destroy_node()
+    """``with``: a configured (and activated) node spun on its own thread (``harness.running_node``)."""
+    return harness.running_node(ros_context, params, segmenter_factory=factory, activate=activate)
+
+
+def spun_node(ros_context, params: dict, factory=cached_create) -> harness.RunningNode:
+    """A configured and activated node spun on its own thread until ``close()`` (``harness.start_node``);
+    its ``error`` says what ended the spin."""
+    return harness.start_node(ros_context, params, segmenter_factory=factory)
 
 
 def rgb_image(seed: int = 0, h: int = 48, w: int = 64) -> np.ndarray:
@@ -197,3 +173,49 @@ class Probe:
 
 def stamp_key(msg) -> tuple[int, int]:
     return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+VOCABULARIES = [
+    ["apple", "banana"],
+    ["car", "bus", "truck", "bicycle", "road"],
+    ["cat", "dog", "bird"],
+    ["lamp", "sofa", "table", "chair"],
+]
+
+
+class VocabularyStampingSegmenter(Segmenter):
+    """Deterministic: every pixel = index of the vocabulary's last class, one segment named after it.
+
+    It sleeps 25 ms per frame so that switches land while frames are in flight.
+    """
+
+    model_key = "stamping"
+    templates = ("{}",)
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity())
+
+    def _encode_vocabulary(self, vocabulary):
+        time.sleep(0.05)  # pretend text encoding takes a while
+        return {"n": len(vocabulary)}
+
+    def _predict(self, image, encoded, timer, *, output_size, **options):
+        time.sleep(0.025)
+        h, w = output_size
+        k = encoded.tensors["n"] - 1
+        return SegmentationResult(
+            semantic=np.full((h, w), k, np.int32),
+            score=np.ones((h, w), np.float32),
+            panoptic=np.ones((h, w), np.int32),
+            segments=[
+                Segment(
+                    id=1,
+                    category=k,
+                    label=encoded.vocabulary[k].name,
+                    score=1.0,
+                    area=h * w,
+                    bbox=(0, 0, w, h),
+                    is_thing=True,
+                )
+            ],
+        )

@@ -46,3 +46,23 @@ def test_bench_runs_in_process_and_across_processes_with_its_transport_floor(tmp
         assert 0 < model < e2e and overhead > 0
         assert r["floor_ms"]["p50"] > 0  # the echo node's transport floor was measured too
     assert "target (node overhead <= 5 ms median)" in res.stdout
+
+
+@pytest.mark.slow
+def test_bench_cameras_compares_one_node_with_n_nodes(tmp_path, ros_env):
+    out = tmp_path / "cameras.json"
+    res = subprocess.run(
+        [sys.executable, "-m", "ovseg_ros.bench", "--cameras", "1,2", "--seconds", "3", "--json", str(out)],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [(r["cameras"], r["setup"]) for r in rows] == [(1, "one node"), (2, "one node"), (2, "2 nodes")]
+    assert all(r["fps"] > 0 and len(r["per_camera_fps"]) == r["cameras"] for r in rows)
+    assert all(min(r["per_camera_fps"]) > 0 for r in rows)  # every camera served
+    one, two_in_one, two_nodes = (r["model_mb"] for r in rows)
+    assert two_in_one == pytest.approx(one) and two_nodes == pytest.approx(2 * one)  # one model vs two
+    assert "| 2 | 2 nodes |" in res.stdout

@@ -31,8 +31,7 @@ from ros_test_utils import spin_until
 from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg.msg import VocabularyClass
-from ovseg_ros import conversions
-from ovseg_ros.stress import tiny_node_command
+from ovseg_ros import conversions, tiny
 
 
 @pytest.fixture
@@ -190,7 +189,7 @@ def test_every_encoding_reaches_the_model_as_the_same_rgb(ros_context, executor,
 def test_compressed_input(ros_context, executor, vocab_file):
     rgb = rgb_image(7, 48, 64)
     with running_node(ros_context, tiny_params(vocab_file, **{"input.transport": "compressed"})) as node:
-        assert node._sub.topic_name == "/segmentation/image/compressed"
+        assert node.input_subscriptions[0].topic_name == "/segmentation/image/compressed"
         probe = Probe(ros_context, executor, compressed=True)
         probe.wait_connected()
         png = conversions.rgb8_to_compressed(rgb, "png")
@@ -338,11 +337,7 @@ def test_latest_frame_wins_drops_and_max_rate(ros_context, executor, vocab_file)
             probe.spin(0.002)
         assert spin_until(
             executor,
-            lambda: (
-                node.stats.received == 40
-                and not node._worker.busy.is_set()
-                and node.stats.processed + node.stats.dropped == 40
-            ),
+            lambda: node.stats.received == 40 and not node.busy and node.stats.processed + node.stats.dropped == 40,
             20,
         )
         s = node.stats
@@ -369,7 +364,7 @@ def test_overlay_is_computed_only_while_someone_subscribes(ros_context, executor
             probe.send_and_wait(conversions.numpy_to_image(rgb_image(i), "rgb8"))
         assert node.stats.overlays == 0
         sub = probe.node.create_subscription(Image, "/segmentation/overlay", probe.got["overlay"].append, 10)
-        assert spin_until(executor, lambda: node._pubs["overlay"].get_subscription_count() > 0, 10)
+        assert spin_until(executor, lambda: node.subscriber_count("overlay") > 0, 10)
         probe.send_and_wait(conversions.numpy_to_image(rgb_image(9), "rgb8"), "overlay")
         assert node.stats.overlays >= 1
         probe.node.destroy_subscription(sub)
@@ -379,16 +374,12 @@ def test_overlay_is_computed_only_while_someone_subscribes(ros_context, executor
 def test_lifecycle_transitions(ros_context, executor, vocab_file):
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
-
-    node = make_node(ros_context, tiny_params(vocab_file, **{"publish.diagnostics": False}))
-    import threading
-
     from rclpy.executors import MultiThreadedExecutor
 
-    ex = MultiThreadedExecutor(num_threads=3, context=ros_context)
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
+    from ovseg_ros.harness import Spinner
+
+    node = make_node(ros_context, tiny_params(vocab_file, **{"publish.diagnostics": False}))
+    spinner = Spinner(ros_context, node, MultiThreadedExecutor(num_threads=3, context=ros_context))
     try:
         probe = Probe(ros_context, executor)
         change = probe.node.create_client(ChangeState, "/segmentation/ovseg/change_state")
@@ -408,7 +399,7 @@ def test_lifecycle_transitions(ros_context, executor, vocab_file):
         assert state() == State.PRIMARY_STATE_INACTIVE
         assert probe.get_vocabulary().version > 0  # services work while inactive
         assert spin_until(executor, lambda: probe.got["vocabulary"], 10)
-        assert node._sub is None and node._worker is None  # nothing processed while inactive
+        assert not node.input_subscriptions and not node.busy  # nothing processed while inactive
         assert transition(Transition.TRANSITION_ACTIVATE)
         probe.wait_connected()
         probe.send_and_wait(conversions.numpy_to_image(rgb_image(1), "rgb8"))
@@ -431,8 +422,7 @@ def test_lifecycle_transitions(ros_context, executor, vocab_file):
         assert state() == State.PRIMARY_STATE_FINALIZED
         probe.destroy()
     finally:
-        ex.shutdown(timeout_sec=5)
-        th.join(5)
+        spinner.close()
         node.destroy_node()
 
 
@@ -463,7 +453,7 @@ def test_configure_fails_with_a_message_that_says_what_to_do(ros_context, vocab_
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert expected in node.configure_error, node.configure_error
-        assert node.segmenter is None and not node._pubs
+        assert node.segmenter is None and not node.outputs
         assert node._state_machine.current_state[1] == "unconfigured"
     finally:
         node.destroy_node()
@@ -487,9 +477,9 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        qos = node._sub.qos_profile
+        qos = node.input_subscriptions[0].qos_profile
         assert qos.reliability == ReliabilityPolicy.RELIABLE and qos.depth == 3
-        assert set(node._pubs) == {"panoptic", "vocabulary", "diagnostics"}
+        assert node.outputs == {"panoptic", "vocabulary", "diagnostics"}
         node.trigger_deactivate()
         node.trigger_cleanup()
     finally:
@@ -498,14 +488,16 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         node.trigger_activate()
-        assert node._sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # sensor data by default
-        assert node._sub.topic_name == "/segmentation/image"
+        assert (
+            node.input_subscriptions[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        )  # sensor data by default
+        assert node.input_subscriptions[0].topic_name == "/segmentation/image"
     finally:
         node.destroy_node()
 
 
 def test_ovseg_node_executable_with_yaml_and_remapping(ros_context, executor, ros_env, vocab_file):
-    cmd = tiny_node_command(vocab_file, "-r", "image:=/camera/image_raw")
+    cmd = tiny.node_command(vocab_file, "-r", "image:=/camera/image_raw")
     child = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         probe = Probe(ros_context, executor, image_topic="/camera/image_raw")

@@ -12,23 +12,19 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
 import torch
-from node_harness import Probe, make_node, rgb_image, stamp_key, tiny_params, write_vocab_file
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.lifecycle import TransitionCallbackReturn
+from node_harness import Probe, rgb_image, spun_node, stamp_key, tiny_params, write_vocab_file
 from ros_test_utils import spin_until
 
 from ovseg.msg import SemanticInfo, VocabularyClass
 from ovseg.srv import SetVocabulary
 from ovseg_models.segmenter import Segment, SegmentationResult, Segmenter
 from ovseg_models.vocabulary import VocabularyError
-from ovseg_ros import conversions, messages
-from ovseg_ros.stress import tiny_node_command
+from ovseg_ros import conversions, messages, tiny
 
 
 @pytest.fixture
@@ -97,33 +93,6 @@ class CancellableSlowSegmenter(SlowEncodingSegmenter):
         return self._slow_encode(vocabulary, cancel)
 
 
-class SpunNode:
-    """A node spun on its own thread (as ovseg_node does), recording what ends the spin thread."""
-
-    def __init__(self, ros_context, params, factory, *, configure=True, activate=True):
-        self.node = make_node(ros_context, params, factory)
-        if configure:
-            assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS, self.node.configure_error
-        if activate:
-            assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        self.ex = SingleThreadedExecutor(context=ros_context)
-        self.ex.add_node(self.node)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        try:
-            self.ex.spin()
-        except BaseException as e:  # noqa: BLE001 - the test reports it
-            self.error = e
-
-    def close(self):
-        self.ex.shutdown(timeout_sec=5)
-        self.thread.join(5)
-        self.node.destroy_node()
-
-
 def _factory(segmenter):
     return lambda model, **kw: segmenter
 
@@ -155,7 +124,7 @@ Q100 = _Q(depth=100, reliability=_R.RELIABLE)
 
 def test_cleanup_while_encoding_answers_cancelled_and_the_node_lives(ros_context, executor, vocab_file):
     seg = SlowEncodingSegmenter(delay=3.0)  # cannot cancel: the worst case
-    spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
+    spun = spun_node(ros_context, tiny_params(vocab_file), _factory(seg))
     try:
         probe = Probe(ros_context, executor)
         transition, T = _lifecycle_client(probe)
@@ -168,7 +137,7 @@ def test_cleanup_while_encoding_answers_cancelled_and_the_node_lives(ros_context
         res = pending.result()
         assert not res.success and res.message.startswith("cancelled"), res.message
         probe.spin(4.0)  # the encoding thread ends meanwhile; before the fix its answer killed the executor
-        assert spun.thread.is_alive() and spun.error is None, repr(spun.error)
+        assert spun.spinner.thread.is_alive() and spun.error is None, repr(spun.error)
         assert seg.encoded_names == [("wall", "floor", "person", "cup"), ("cat", "dog")] or seg.encoded_names[-1] == (
             "cat",
             "dog",
@@ -186,7 +155,7 @@ def test_cleanup_while_encoding_answers_cancelled_and_the_node_lives(ros_context
 
 
 def _child(ros_env, vocab_file, *extra):
-    cmd = tiny_node_command(vocab_file, *extra)
+    cmd = tiny.node_command(vocab_file, *extra)
     return subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -247,7 +216,7 @@ def test_lifecycle_shutdown_from_active_ends_the_process(ros_context, executor, 
 
 def test_a_flood_of_set_vocabulary_is_answered_and_get_never_waits(ros_context, executor, vocab_file):
     seg = SlowEncodingSegmenter(delay=1.5)
-    spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
+    spun = spun_node(ros_context, tiny_params(vocab_file), _factory(seg))
     try:
         probe = Probe(ros_context, executor)
         # 30 callers and one that sends 20 without waiting. Every client's reader sees every response
@@ -291,7 +260,7 @@ def test_a_flood_of_set_vocabulary_is_answered_and_get_never_waits(ros_context, 
 
 def test_invalid_requests_during_an_encoding_are_refused_without_superseding(ros_context, executor, vocab_file):
     seg = SlowEncodingSegmenter(delay=1.5)
-    spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
+    spun = spun_node(ros_context, tiny_params(vocab_file), _factory(seg))
     try:
         probe = Probe(ros_context, executor)
         assert spin_until(executor, probe.set_client.service_is_ready, 10)
@@ -315,7 +284,7 @@ def test_invalid_requests_during_an_encoding_are_refused_without_superseding(ros
 @pytest.mark.parametrize("cancellable", [False, True])
 def test_a_newer_request_supersedes_a_running_encoding_at_once(ros_context, executor, vocab_file, cancellable):
     seg = (CancellableSlowSegmenter if cancellable else SlowEncodingSegmenter)(delay=3.0)
-    spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
+    spun = spun_node(ros_context, tiny_params(vocab_file), _factory(seg))
     try:
         probe = Probe(ros_context, executor)
         assert spin_until(executor, probe.set_client.service_is_ready, 10)
@@ -368,7 +337,7 @@ def _diag_values(probe):
 
 def test_frames_lost_below_the_callback_are_counted_with_a_fix(ros_context, executor, ros_env, vocab_file):
     seg = SlowEncodingSegmenter(delay=0.0)
-    spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
+    spun = spun_node(ros_context, tiny_params(vocab_file), _factory(seg))
     child = subprocess.Popen(
         [sys.executable, "-c", _PUBLISHER, "2160", "3840", "40"],
         env=ros_env,
@@ -397,7 +366,7 @@ def test_a_publisher_with_incompatible_qos_is_reported(ros_context, executor, vo
     from sensor_msgs.msg import Image
 
     seg = SlowEncodingSegmenter(delay=0.0)
-    spun = SpunNode(ros_context, tiny_params(vocab_file, **{"input.qos.reliability": "reliable"}), _factory(seg))
+    spun = spun_node(ros_context, tiny_params(vocab_file, **{"input.qos.reliability": "reliable"}), _factory(seg))
     try:
         probe = Probe(ros_context, executor)
         probe.node.create_publisher(
@@ -467,7 +436,7 @@ def test_a_peer_cannot_make_the_node_read_and_publish_a_file(ros_context, execut
 
     allowed, secret = _secret_files(tmp_path)
     seg = SlowEncodingSegmenter(delay=0.0)
-    spun = SpunNode(
+    spun = spun_node(
         ros_context, tiny_params(allowed / "ok.txt", **{"vocabulary.directories": [str(allowed)]}), _factory(seg)
     )
     try:
@@ -513,7 +482,7 @@ def test_every_semantic_image_has_its_vocabulary_version_on_semantic_info(ros_co
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     seg = SlowEncodingSegmenter(delay=0.0)
-    spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
+    spun = spun_node(ros_context, tiny_params(vocab_file), _factory(seg))
     try:
         probe = Probe(ros_context, executor)
         infos: list = []
@@ -563,7 +532,7 @@ def test_max_rate_back_to_unlimited_takes_effect_at_once(ros_context, executor, 
     from rclpy.parameter import Parameter
 
     seg = SlowEncodingSegmenter(delay=0.0)
-    spun = SpunNode(ros_context, tiny_params(vocab_file, max_rate=0.05), _factory(seg))  # one frame per 20 s
+    spun = spun_node(ros_context, tiny_params(vocab_file, max_rate=0.05), _factory(seg))  # one frame per 20 s
     try:
         probe = Probe(ros_context, executor)
         probe.wait_connected()
@@ -605,7 +574,7 @@ os.kill(os.getpid(), 9)  # killed while its request encodes
 
 def test_a_caller_killed_while_its_request_encodes_does_not_hurt_the_node(ros_context, executor, ros_env, vocab_file):
     seg = SlowEncodingSegmenter(delay=2.0)
-    spun = SpunNode(ros_context, tiny_params(vocab_file), _factory(seg))
+    spun = spun_node(ros_context, tiny_params(vocab_file), _factory(seg))
     try:
         child = subprocess.run(
             [sys.executable, "-c", _DYING_CALLER], env=ros_env, capture_output=True, text=True, timeout=90
@@ -613,7 +582,7 @@ def test_a_caller_killed_while_its_request_encodes_does_not_hurt_the_node(ros_co
         assert "sent" in child.stdout, child.stdout + child.stderr
         probe = Probe(ros_context, executor)
         probe.spin(2.5)  # the encoding ends and the node answers a caller that is gone
-        assert spun.thread.is_alive() and spun.error is None, repr(spun.error)
+        assert spun.spinner.thread.is_alive() and spun.error is None, repr(spun.error)
         ghost = probe.get_vocabulary()
         assert [c.name for c in ghost.classes] == ["ghost", "town"]
         res = probe.set_vocabulary(["fast", "after"])

@@ -53,7 +53,7 @@ def test_soak_2000_frames_memory_stable(ros_context, executor, tmp_path):
                 executor.spin_once(timeout_sec=max(0.0, deadline - time.monotonic()))
             if i >= 300 and i % 100 == 0:
                 samples.append(rss_mb())
-        spin_until(executor, lambda: node.stats.received >= FRAMES - 5 and not node._worker.busy.is_set(), 20)
+        spin_until(executor, lambda: node.stats.received >= FRAMES - 5 and not node.busy, 20)
         probe.spin(1.0)
         samples.append(rss_mb())
         s = node.stats.snapshot()

@@ -11,57 +11,19 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
-from node_harness import Probe, rgb_image, running_node, stamp_key, tiny_params, write_vocab_file
+from node_harness import (
+    VOCABULARIES,
+    Probe,
+    VocabularyStampingSegmenter,
+    rgb_image,
+    running_node,
+    stamp_key,
+    tiny_params,
+    write_vocab_file,
+)
 from ros_test_utils import spin_until
 
-from ovseg_models.segmenter import Segment, SegmentationResult, Segmenter
 from ovseg_ros import conversions
-
-VOCABULARIES = [
-    ["apple", "banana"],
-    ["car", "bus", "truck", "bicycle", "road"],
-    ["cat", "dog", "bird"],
-    ["lamp", "sofa", "table", "chair"],
-]
-
-
-class VocabularyStampingSegmenter(Segmenter):
-    """Deterministic: every pixel = index of the vocabulary's last class, one segment named after it.
-
-    It sleeps 25 ms per frame so that switches land while frames are in flight.
-    """
-
-    model_key = "stamping"
-    templates = ("{}",)
-
-    def __init__(self):
-        super().__init__(torch.nn.Identity())
-
-    def _encode_vocabulary(self, vocabulary):
-        time.sleep(0.05)  # pretend text encoding takes a while
-        return {"n": len(vocabulary)}
-
-    def _predict(self, image, encoded, timer, *, output_size, **options):
-        time.sleep(0.025)
-        h, w = output_size
-        k = encoded.tensors["n"] - 1
-        return SegmentationResult(
-            semantic=np.full((h, w), k, np.int32),
-            score=np.ones((h, w), np.float32),
-            panoptic=np.ones((h, w), np.int32),
-            segments=[
-                Segment(
-                    id=1,
-                    category=k,
-                    label=encoded.vocabulary[k].name,
-                    score=1.0,
-                    area=h * w,
-                    bbox=(0, 0, w, h),
-                    is_thing=True,
-                )
-            ],
-        )
 
 
 def _stream_with_switches(

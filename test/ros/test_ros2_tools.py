@@ -49,6 +49,12 @@ RUN_NODE = (
     "ros2 run ovseg ovseg_node --ros-args --params-file "
     "$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml -r image:=/camera/image_raw"
 )
+RUN_CAMERAS = (
+    "ros2 run ovseg ovseg_node --ros-args --params-file "
+    '$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml -p "cameras:=[front, left]" '
+    "-r front/image:=/cam_front/image_raw -r left/image:=/cam_left/image_raw"
+)
+ECHO_CAMERA = {c: f"ros2 topic echo --once --no-arr /segmentation/{c}/semantic" for c in ("front", "left")}
 ECHO = {
     "semantic": "ros2 topic echo --once --no-arr /segmentation/semantic",
     "panoptic": "ros2 topic echo --once --no-arr /segmentation/panoptic",
@@ -74,6 +80,8 @@ TESTED = {
     LAUNCH_LIFECYCLE,
     LAUNCH_ROBOT,
     RUN_NODE,
+    RUN_CAMERAS,
+    *ECHO_CAMERA.values(),
     *ECHO.values(),
     SET_VOCABULARY,
     GET_VOCABULARY,
@@ -97,8 +105,8 @@ pytestmark = pytest.mark.slow
 
 
 def _domains() -> dict[str, int]:
-    base = 101 + (os.getpid() % 19) * 5  # 101..199, apart from conftest's 1..100
-    return {name: base + i for i, name in enumerate(("tiny", "lifecycle", "user", "bare", "run"))}
+    base = 101 + (os.getpid() % 16) * 6  # 101..196, apart from conftest's 1..100
+    return {name: base + i for i, name in enumerate(("tiny", "lifecycle", "user", "bare", "run", "cameras"))}
 
 
 class Feeder:
@@ -170,11 +178,13 @@ def stack(tmp_path_factory):
         "user": f"ros2 launch ovseg ovseg.launch.py lifecycle:=true params_file:={user_params}",
         "bare": "ros2 launch ovseg ovseg.launch.py",  # lifecycle off, no params file: needs a checkpoint
         "run": RUN_NODE,
+        "cameras": RUN_CAMERAS,
     }
     procs = {
         name: ros2_background(cmd, domains[name], folder / f"{name}.log", cwd=folder) for name, cmd in commands.items()
     }
     feeders = {name: Feeder(domains[name], "/camera/image_raw") for name in ("tiny", "lifecycle")}
+    feeders.update({c: Feeder(domains["cameras"], f"/cam_{c}/image_raw") for c in ("front", "left")})
     try:
         yield {name: (domains[name], procs[name]) for name in procs}
     finally:
@@ -263,6 +273,17 @@ def test_ros2_run_starts_the_node_which_takes_lifecycle_commands_too(stack):
     assert "Transitioning successful" in _ok(_shell_found(LIFECYCLE["deactivate"], domain))
     assert "Transitioning successful" in _ok(_shell_found(LIFECYCLE["shutdown"], domain))  # from inactive
     _ends_after_shutdown(proc)
+
+
+def test_ros2_run_with_two_cameras_publishes_each_cameras_outputs(stack):
+    domain, proc = stack["cameras"]
+    _wait_log(proc, r"active: segmenting /cam_front/image_raw, /cam_left/image_raw")
+    for c, cmd in ECHO_CAMERA.items():
+        out = _until_found(cmd, domain)
+        assert "encoding: mono16" in out and "frame_id: camera_optical" in out and "height: 48" in out, (c, out)
+    res = _ok(ros2_shell("ros2 topic list", domain))
+    assert "/segmentation/front/panoptic" in res and "/segmentation/left/panoptic" in res
+    assert "/segmentation/semantic\n" not in res  # no single-camera outputs beside them
 
 
 def _echo_all(domain: int) -> dict[str, str]:

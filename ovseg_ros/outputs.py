@@ -1,0 +1,108 @@
+"""The node's outputs of one frame, built from a :class:`~ovseg_models.segmenter.SegmentationResult`.
+
+One frame's way through the node reads: decode (:mod:`ovseg_ros.conversions`) -> predict (the
+segmenter, at the frame's resolution) -> build the outputs (here) -> publish (``node.py``). This
+module owns the third step; it only builds messages and publishes nothing:
+
+- ``semantic``: ``ovseg/SemanticInfo`` (the frame's vocabulary version) and the mono16 label image;
+- ``panoptic``: ``ovseg/PanopticSegmentation``; a semantic-only model (CAT-Seg) gets one segment
+  per class present (:func:`ovseg_ros.messages.segments_from_semantic`);
+- ``overlay``: the frame blended with the label colours, with segment or class names.
+
+Each output is built into the previous frame's message buffers (see
+:func:`ovseg_ros.conversions.label_image`), so a frame allocates no image-sized buffer; a builder
+therefore belongs to one thread (the node's worker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ovseg.msg import SemanticInfo
+from ovseg_models.segmenter import SegmentationResult
+
+from . import conversions, messages
+from .overlay import render_overlay
+
+__all__ = ["FrameOutputs", "OutputBuilder", "segment_texts"]
+
+#: segments smaller than this share of the frame get no name on the overlay
+MIN_LABELLED_AREA = 0.002
+
+
+@dataclass
+class FrameOutputs:
+    """What :class:`OutputBuilder` made of one frame (``None``: not asked for)."""
+
+    labels: np.ndarray  #: (H, W) uint16 label map, a view of ``semantic``'s buffer
+    semantic_info: Any = None
+    semantic: Any = None
+    panoptic: Any = None
+    segments: list | None = None
+
+
+class OutputBuilder:
+    """Builds one frame's output messages, reusing the previous frame's buffers (one thread only)."""
+
+    def __init__(self) -> None:
+        self._reuse: dict[str, Any] = {}
+
+    def semantic(
+        self, result: SegmentationResult, header, *, vocabulary_version: int, num_classes: int, score_threshold: float
+    ) -> FrameOutputs:
+        """The label image (and its ``SemanticInfo``) of ``result``; always built, since the panoptic
+        output of a semantic-only model and the overlay read its labels."""
+        h, w = np.asarray(result.semantic).shape
+        msg, labels = conversions.label_image(h, w, header=header, msg=self._reuse.get("semantic"))
+        messages.semantic_labels(result, score_threshold, out=labels)
+        self._reuse["semantic"] = msg
+        info = SemanticInfo(header=header, vocabulary_version=vocabulary_version, num_classes=num_classes)
+        return FrameOutputs(labels=labels, semantic_info=info, semantic=msg)
+
+    def panoptic(self, out: FrameOutputs, result: SegmentationResult, header, *, vocabulary, vocabulary_version: int):
+        """``ovseg/PanopticSegmentation`` into ``out`` (the model's, or one segment per class present)."""
+        if result.panoptic is not None:
+            ids, segments = result.panoptic, list(result.segments)
+        else:
+            ids, segments = messages.segments_from_semantic(out.labels, result.score, vocabulary)
+        out.segments = segments
+        out.panoptic = messages.panoptic_to_msg(
+            ids, segments, header, vocabulary_version, msg=self._reuse.get("panoptic")
+        )
+        self._reuse["panoptic"] = out.panoptic
+        return out.panoptic
+
+    def overlay(
+        self,
+        out: FrameOutputs,
+        rgb: np.ndarray,
+        result: SegmentationResult,
+        header,
+        *,
+        names,
+        palette,
+        alpha: float,
+        draw_labels: bool,
+    ):
+        """The overlay image: segment names where the model gave segments, else one name per class."""
+        texts = None
+        if out.segments is not None and result.panoptic is not None:
+            texts = segment_texts(out.segments, rgb.shape[0] * rgb.shape[1]) or None
+        img = render_overlay(rgb, out.labels, names, alpha=alpha, palette=palette, texts=texts, draw_labels=draw_labels)
+        return conversions.numpy_to_image(img, "rgb8", header=header)
+
+
+def segment_texts(segments, total_pixels: int) -> list[tuple[str, int, int]]:
+    """(label, x, y) at the centre of each segment's box, for segments of at least
+    :data:`MIN_LABELLED_AREA` of the frame."""
+    texts = []
+    for s in segments:
+        get = s.get if isinstance(s, dict) else (lambda k, _s=s: getattr(_s, k))
+        if get("area") < MIN_LABELLED_AREA * total_pixels:
+            continue
+        x, y, w, h = get("bbox")
+        texts.append((get("label"), x + w // 2, y + h // 2))
+    return texts
