@@ -30,7 +30,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = [
     "MAX_CLASSES",
@@ -166,7 +166,7 @@ class VocabularyClass:
         if isinstance(spec, VocabularyClass):
             return spec
         if isinstance(spec, str):
-            synonyms = split_synonyms(spec)
+            synonyms = list(split_synonyms(spec))
         else:
             synonyms = []
             for s in spec:
@@ -219,14 +219,12 @@ class Vocabulary:
                 raise VocabularyError(f"{flag_name} has {len(flags)} entries for {len(specs)} classes")
         parsed = []
         for i, spec in enumerate(specs):
-            kwargs = {}
+            # Flags given here override the parsed (or passed-in) class's own.
+            c = VocabularyClass.parse(spec)
             if is_thing is not None:
-                kwargs["is_thing"] = bool(is_thing[i])
+                c = replace(c, is_thing=bool(is_thing[i]))
             if seen is not None:
-                kwargs["seen"] = None if seen[i] is None else bool(seen[i])
-            c = VocabularyClass.parse(spec, **kwargs)
-            if kwargs and isinstance(spec, VocabularyClass):
-                c = VocabularyClass(c.synonyms, **{"is_thing": c.is_thing, "seen": c.seen, **kwargs})
+                c = replace(c, seen=None if seen[i] is None else bool(seen[i]))
             parsed.append(_checked_class(i, c, trusted))
         if not trusted:
             _check_distinct(parsed)

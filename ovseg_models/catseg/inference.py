@@ -286,7 +286,8 @@ def run_inference_batch(
     for members in groups.values():
         clip = torch.cat([prepared[i][0] for i in members])
         guides = [prepared[i][1] for i in members]
-        guide = None if guides[0] is None else torch.cat(guides)
+        # a group's views all have guidance images or none (the group key holds their shape or None)
+        guide = None if guides[0] is None else torch.cat([g for g in guides if g is not None])
         logits = _forward(model, clip, text, guide, opts, timer=timer)
         with timer("postprocess"):
             start = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from ..text.classifier import check_cancel
 from ..vocabulary import Vocabulary, VocabularyError, validate_templates
 from .inference import InferenceOptions, run_inference, run_inference_batch
 from .templates import get_templates
+
+if TYPE_CHECKING:
+    from .model import CATSeg
 
 __all__ = ["CATSegSegmenter", "CATSegTextEncoder"]
 
@@ -129,6 +132,7 @@ class CATSegSegmenter(Segmenter):
     """
 
     family = "catseg"
+    model: CATSeg
 
     _OPTIONS = (
         "sliding_window",

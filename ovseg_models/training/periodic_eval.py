@@ -42,9 +42,10 @@ class PeriodicEvaluator:
             )
         self.dataset, self.metric = self.metric_spec.split("/", 1)
         task = dict(cfg.get("task", {}))
-        self.kind = task.get("kind")
-        if self.kind not in ("fcclip", "catseg"):
-            raise ValueError(f"train.eval_every needs an fcclip or catseg task, not {self.kind!r}")
+        kind = task.get("kind")
+        if kind not in ("fcclip", "catseg"):
+            raise ValueError(f"train.eval_every needs an fcclip or catseg task, not {kind!r}")
+        self.kind: str = kind
         self.eval_cfg = dict(cfg.get("eval", {}))
         self.max_images = t.get("eval_max_images")
         self.root = Path(

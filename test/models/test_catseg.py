@@ -123,6 +123,17 @@ def test_vitb_manifest_keys_and_swin_masks_sha256():
             assert tensor_sha256(official[e["key"]]) == e["sha256_le_bytes"], e["key"]
 
 
+def test_match_official_keys_skips_normalisation_constants(tiny_model):
+    # exports may keep the (non-persistent) pixel_mean/std buffers; loading ignores them, so does the key check
+    shapes = {k: list(v.shape) for k, v in to_official_state_dict(tiny_model).items()}
+    shapes.update({"pixel_mean": [3, 1, 1], "clip_pixel_std": [3, 1, 1]})
+    assert match_official_keys(tiny_model, shapes) == {"missing": [], "unexpected": [], "shape_mismatch": []}
+    shapes["upsample1.bias"] = [7]
+    assert match_official_keys(tiny_model, shapes)["shape_mismatch"] == [
+        f"upsample1.bias: (7,) vs {tuple(tiny_model.upsample1.bias.shape)}"
+    ]
+
+
 def _small_official_state_dict(model):
     return {k: v.clone() for k, v in to_official_state_dict(model).items()}
 
