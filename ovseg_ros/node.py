@@ -67,6 +67,7 @@ from ovseg.msg import PanopticSegmentation, SemanticInfo
 from ovseg.msg import Vocabulary as VocabularyMsg
 from ovseg.srv import GetVocabulary, SetVocabulary
 from ovseg_models.segmenter import EncodedVocabulary
+from ovseg_models.segments import segments_from_semantic
 from ovseg_models.vocabulary import VocabularyError
 
 from . import conversions, messages
@@ -702,9 +703,7 @@ class SegmentationNode(LifecycleNode):
                 if result.panoptic is not None:
                     ids, segments = result.panoptic, list(result.segments)
                 else:  # semantic-only model: one segment per class present
-                    ids, segments = messages.segments_from_semantic(
-                        small_labels, result.score, vocab.encoded.vocabulary
-                    )
+                    ids, segments = segments_from_semantic(small_labels, result.score, vocab.encoded.vocabulary)
                 if yi is not None:
                     segments = _upsample_segments(ids, segments, yi, xi)
                     ids = np.asarray(ids)[yi][:, xi]
