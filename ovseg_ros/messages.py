@@ -61,9 +61,6 @@ BUILTIN_VOCABULARIES = (
     "mapillary_vistas",
 )
 
-#: training vocabulary per model: decides ``seen`` for SEEN_AUTO classes
-TRAINING_DATASET = {"fcclip": "coco_panoptic", "catseg": "coco_stuff_171"}
-
 
 def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) -> Vocabulary:
     """A SetVocabulary request's classes and templates -> a validated :class:`Vocabulary`.
@@ -80,13 +77,19 @@ def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) 
 
 
 def resolve_seen(vocabulary: Vocabulary, model: str) -> list[bool]:
-    """``seen`` per class: as given, or decided against the model's training vocabulary."""
+    """``seen`` per class: as given, or decided against the model family's training vocabulary
+    (COCO panoptic for a model no family names)."""
     from ovseg_models.data.class_names import seen_mask
+    from ovseg_models.families import get_family
 
     unknown = [i for i, c in enumerate(vocabulary) if c.seen is None]
     seen = [bool(c.seen) for c in vocabulary]
     if unknown:
-        auto = seen_mask([vocabulary[i].synonyms for i in unknown], TRAINING_DATASET.get(model, "coco_panoptic"))
+        try:
+            training = get_family(model).training_vocabulary or "coco_panoptic"
+        except ValueError:
+            training = "coco_panoptic"
+        auto = seen_mask([vocabulary[i].synonyms for i in unknown], training)
         for i, s in zip(unknown, auto, strict=False):
             seen[i] = bool(s)
     return seen
