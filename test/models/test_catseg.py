@@ -447,3 +447,22 @@ def test_separate_timm_guidance_backbone_runs():
         assert r.class_scores.shape == (2, 120, 160) and torch.isfinite(r.class_scores).all()
     single = CATSegSegmenter(CATSeg(tiny_config()), templates=("a photo of a {}.", "a {} in the scene"))
     assert single.encode_vocabulary(["cup"]).tensors["text"].shape == (1, 1, 32)  # ensemble averaged
+
+
+def test_template_count_of_a_multi_channel_model_is_refused_before_encoding():
+    """One rule (catseg.templates.check_template_count) for the segmenter, the vocabulary's templates and
+    the family descriptor the node's parameters use."""
+    from ovseg_models.catseg.family import FAMILY
+    from ovseg_models.vocabulary import Vocabulary
+
+    model = CATSeg(tiny_config(prompt_ensemble_type="imagenet_select", prompt_channel=8)).eval()
+    with pytest.raises(VocabularyError, match="uses 8 prompt templates .* give exactly 8 .* got 1"):
+        CATSegSegmenter(model, templates=["a photo of a {}."])
+    seg = CATSegSegmenter(model)
+    with pytest.raises(VocabularyError, match="give exactly 8 .* got 2"):
+        seg.encode_vocabulary(Vocabulary.create(["cup"], templates=["a {}.", "the {}."]))
+    assert seg.text_encoder.encoded_names == 0  # refused before the text tower ran
+    assert seg.encode_vocabulary(["cup"]).tensors["text"].shape == (1, 8, 32)
+    with pytest.raises(VocabularyError, match="CAT-Seg variant vitb16_r101_384 uses 80 prompt templates"):
+        FAMILY.check_templates("vitb16_r101_384", ["a {}."])
+    FAMILY.check_templates(None, ["a {}.", "the {}."])  # the released models: one channel, any number
