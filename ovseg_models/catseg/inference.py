@@ -35,6 +35,7 @@ __all__ = [
     "mapper_resize",
     "mapper_output_size",
     "prepare_views",
+    "resized_inputs",
     "run_inference",
     "run_inference_batch",
     "score_chunks",
@@ -107,18 +108,38 @@ def prepare_views(image: torch.Tensor, cfg, opts: InferenceOptions) -> tuple[tor
             "num_windows": len(origins),
         }
     else:
-        div = cfg.size_divisibility
-        ph = (h + div - 1) // div * div if div > 0 else h
-        pw = (w + div - 1) // div * div if div > 0 else w
-
-        def pad(t):
-            return F.pad(t, (0, pw - w, 0, ph - h), value=0.0)
-
-        clip = pad((image - clip_mean) / clip_std)[None]
-        clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
-        guide = pad((image - mean) / std)[None] if want_guidance else None
+        clip, guide = resized_inputs(image[None], cfg)
         geom = {"mode": "resize", "image_size": (int(h), int(w))}
     return clip, guide, geom
+
+
+def resized_inputs(images: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """CLIP inputs (B, 3, R, R) and guidance-backbone inputs (or None) of the "resize" protocol.
+
+    What the official ``forward`` does in training and in inference without the sliding window:
+    ``images`` (a (B, 3, H, W) float batch, values 0-255) CLIP-normalised, zero-padded to a
+    multiple of ``size_divisibility`` and resized to ``clip_resolution``; the guidance input
+    ImageNet-normalised and padded the same way (the model resizes it to ``timm_resolution``).
+    """
+    dev, dtype = images.device, images.dtype
+
+    def normalised(mean, std):
+        m = torch.tensor(mean, device=dev, dtype=dtype).view(1, -1, 1, 1)
+        return (images - m) / torch.tensor(std, device=dev, dtype=dtype).view(1, -1, 1, 1)
+
+    h, w = images.shape[-2:]
+    div = cfg.size_divisibility
+    ph = (h + div - 1) // div * div if div > 0 else h
+    pw = (w + div - 1) // div * div if div > 0 else w
+
+    def pad(t):
+        return F.pad(t, (0, pw - w, 0, ph - h), value=0.0) if (ph, pw) != (h, w) else t
+
+    res = cfg.clip_resolution
+    clip = pad(normalised(cfg.clip_pixel_mean, cfg.clip_pixel_std))
+    clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
+    guide = pad(normalised(cfg.pixel_mean, cfg.pixel_std)) if cfg.guidance != "clip" else None
+    return clip, guide
 
 
 #: logit the official code gives classes left out by the top-``pad_len`` selection

@@ -356,8 +356,8 @@ def build_fcclip_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
 # -- CAT-Seg ----------------------------------------------------------------------------------------------
 class CATSegForTraining(nn.Module):
     """CAT-Seg in training mode: text embeddings recomputed every step through the (partly trainable)
-    CLIP text tower, images CLIP-normalised, padded and resized to the CLIP resolution; returns the
-    per-class logits (B, T, 4h, 4w)."""
+    CLIP text tower, images prepared as in resize inference (:func:`~ovseg_models.catseg.inference.resized_inputs`);
+    returns the per-class logits (B, T, 4h, 4w)."""
 
     tokens: torch.Tensor  # buffer registered in __init__
 
@@ -375,16 +375,9 @@ class CATSegForTraining(nn.Module):
         return emb
 
     def forward(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
-        cfg = self.net.cfg
-        x = torch.stack([im.float() for im in images])
-        clip = (x - self.net.clip_pixel_mean) / self.net.clip_pixel_std
-        d = cfg.size_divisibility
-        h, w = x.shape[-2:]
-        if d > 1 and (h % d or w % d):
-            clip = F.pad(clip, (0, (-w) % d, 0, (-h) % d))
-        res = cfg.clip_resolution
-        clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
-        guide = (x - self.net.pixel_mean) / self.net.pixel_std if cfg.guidance != "clip" else None
+        from ..catseg.inference import resized_inputs
+
+        clip, guide = resized_inputs(torch.stack([im.float() for im in images]), self.net.cfg)
         return self.net(clip, self.text_embeddings(), guidance_images=guide)
 
 
