@@ -11,6 +11,7 @@ No ROS here: researchers train and evaluate with this package alone.
 
 from .factory import create_segmenter, list_models, list_variants
 from .segmenter import EncodedVocabulary, EncodingCancelled, ImageError, Segment, SegmentationResult, Segmenter
+from .segments import segments_from_semantic
 from .vocabulary import Vocabulary, VocabularyClass, VocabularyError
 
 __version__ = "0.1.0"
@@ -28,4 +29,5 @@ __all__ = [
     "create_segmenter",
     "list_models",
     "list_variants",
+    "segments_from_semantic",
 ]

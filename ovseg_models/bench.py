@@ -231,7 +231,7 @@ def _test_image(short: int, long: int) -> np.ndarray:
         img = (g.random((300, 451, 3)) * 255).astype(np.uint8)
     from PIL import Image
 
-    return np.array(Image.fromarray(img).resize((long, short), Image.BILINEAR))
+    return np.array(Image.fromarray(img).resize((long, short), Image.Resampling.BILINEAR))
 
 
 def fcclip_target(args) -> BenchTarget:
@@ -306,7 +306,11 @@ def run_benchmark(args) -> list[dict]:
         target.set_resolution(res)
         image = target.image if target.image is not None else _test_image(res or 800, int((res or 800) * 4 / 3))
         for vs in vocab_sizes:
-            vocab = target.vocabulary if target.vocabulary is not None else _coco_vocabulary(vs)
+            if target.vocabulary is not None:
+                vocab = target.vocabulary
+            else:
+                assert vs is not None  # sizes are given unless a case supplies the vocabulary
+                vocab = _coco_vocabulary(vs)
             cache = getattr(seg, "text_cache", None)
             if cache is not None:
                 cache.clear()
@@ -314,7 +318,7 @@ def run_benchmark(args) -> list[dict]:
             encoded = seg.set_vocabulary(vocab)
             text_cold = time.perf_counter() - t0
             text_switch = float("nan")
-            if target.vocabulary is None:  # switch: half of the names new
+            if vs is not None and target.vocabulary is None:  # switch: half of the names new
                 other = _coco_vocabulary(vs, offset=max(1, vs // 2))
                 t0 = time.perf_counter()
                 seg.encode_vocabulary(other)
@@ -390,7 +394,7 @@ def _clear_text_cache(seg) -> None:
     if cache is not None:
         cache.clear()
     encoder = getattr(seg, "text_encoder", None)
-    if hasattr(encoder, "clear_cache"):
+    if encoder is not None and hasattr(encoder, "clear_cache"):
         encoder.clear_cache()
 
 
@@ -433,11 +437,12 @@ def run_official_table(args) -> list[dict]:
         target = targets[key]
         seg = target.segmenter
         image = target.image
+        assert image is not None  # table rows are reference cases, which carry their image
         if spec.get("image_hw"):
             from PIL import Image
 
             h, w = spec["image_hw"]
-            image = np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+            image = np.array(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
         vocab = (
             _table_vocabulary(spec["vocabulary"], joined_synonyms=spec.get("joined_synonyms", False))
             if spec.get("vocabulary")

@@ -9,11 +9,16 @@ matters for parity: a different resampler changes the model input.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import torch
 from PIL import Image
 
 __all__ = ["nearest_indices", "resize_shortest_edge_shape", "resize_image"]
+
+#: an image as a tensor or an array; :func:`resize_image` returns the type it was given.
+ImageT = TypeVar("ImageT", torch.Tensor, np.ndarray)
 
 
 def resize_shortest_edge_shape(h: int, w: int, short_edge: int | None, max_size: int | None) -> tuple[int, int]:
@@ -32,14 +37,13 @@ def resize_shortest_edge_shape(h: int, w: int, short_edge: int | None, max_size:
     return int(newh + 0.5), int(neww + 0.5)
 
 
-def resize_image(image: torch.Tensor | np.ndarray, size: tuple[int, int]) -> torch.Tensor | np.ndarray:
+def resize_image(image: ImageT, size: tuple[int, int]) -> ImageT:
     """HxWx3 uint8 -> ``size`` (h, w) with PIL ``BILINEAR``; returns the input's type (tensor or array)."""
     if tuple(image.shape[:2]) == tuple(size):
         return image
-    is_tensor = isinstance(image, torch.Tensor)
-    arr = np.ascontiguousarray(image.cpu().numpy() if is_tensor else image)
-    out = np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.BILINEAR))
-    return torch.from_numpy(out.copy()) if is_tensor else out
+    arr = np.ascontiguousarray(image.cpu().numpy() if isinstance(image, torch.Tensor) else image)
+    out = np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    return torch.from_numpy(out.copy()) if isinstance(image, torch.Tensor) else out
 
 
 def nearest_indices(n_out: int, n_in: int) -> np.ndarray:

@@ -21,26 +21,46 @@ whitespace collapsed). Published benchmark class lists break these limits on pur
 has two distinct classes named "pot", PASCAL VOC's "background" has 74 synonyms) and must load
 exactly as published: build them with ``Vocabulary.create(..., trusted=True)`` or
 :meth:`Vocabulary.from_dataset`.
+
+A class's ``thing`` and ``seen`` are given as in ``ovseg/VocabularyClass`` (:meth:`VocabularyClass.from_fields`):
+0 is "auto" (``thing``: :func:`resolve_thing`; ``seen``: decided against the model's training
+vocabulary), 1 thing / seen, 2 stuff / unseen. Vocabulary files (:meth:`Vocabulary.from_file`,
+:func:`parse_vocabulary_text`) are operator requests with the same fields.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import string
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 __all__ = [
     "MAX_CLASSES",
     "MAX_NAME_LENGTH",
     "MAX_SYNONYMS",
+    "MAX_VOCABULARY_FILE_BYTES",
+    "SEEN",
+    "SEEN_AUTO",
+    "STUFF",
+    "THING",
+    "THING_AUTO",
+    "THING_DATASETS",
+    "UNSEEN",
+    "VOCABULARY_SUFFIXES",
     "VocabularyClass",
     "Vocabulary",
     "VocabularyError",
     "check_text",
     "normalize_name",
+    "parse_vocabulary_text",
+    "resolve_thing",
     "split_synonyms",
     "validate_templates",
 ]
@@ -53,6 +73,17 @@ MAX_CLASSES = 65535
 MAX_NAME_LENGTH = 200
 #: most synonyms accepted for one class of an operator's request.
 MAX_SYNONYMS = 64
+#: the formats of a vocabulary file, by suffix (see :func:`parse_vocabulary_text`)
+VOCABULARY_SUFFIXES = (".txt", ".yaml", ".yml", ".json")
+#: the largest vocabulary file read: 65535 classes of about 30 characters fit in 2 MiB
+MAX_VOCABULARY_FILE_BYTES = 4 * 1024 * 1024
+
+#: values of a class's ``thing`` and ``seen`` (those of ``ovseg/VocabularyClass``)
+THING_AUTO, THING, STUFF = 0, 1, 2
+SEEN_AUTO, SEEN, UNSEEN = 0, 1, 2
+#: datasets whose thing/stuff flags decide THING_AUTO classes, first match wins (the ones with
+#: real flags: ADE20K-847 and Pascal Context-459 mark every class stuff)
+THING_DATASETS = ("coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas", "pascal_context_59", "pascal_voc_21")
 
 #: characters that render as nothing but are not Unicode format characters (Cf): Hangul and
 #: Khmer fillers, the braille blank. Names made of them look empty.
@@ -146,6 +177,48 @@ def validate_templates(templates: Sequence[str], *, what: str = "prompt template
     return templates
 
 
+@lru_cache(maxsize=1)
+def _thing_flags() -> tuple[dict[str, bool], ...]:
+    from .data.class_names import get_categories
+
+    tables = []
+    for dataset in THING_DATASETS:
+        flags: dict[str, bool] = {}
+        for c in get_categories(dataset):
+            for name in c.synonyms:
+                flags.setdefault(normalize_name(name), bool(c.is_thing))
+        tables.append(flags)
+    return tuple(tables)
+
+
+def resolve_thing(synonyms: Sequence[str]) -> bool:
+    """THING_AUTO: the flag of the first built-in dataset (:data:`THING_DATASETS`) naming one of
+    ``synonyms`` (compared by :func:`normalize_name`); a class no dataset names is a thing."""
+    keys = [normalize_name(s) for s in synonyms if isinstance(s, str)]
+    for flags in _thing_flags():
+        for k in keys:
+            if k in flags:
+                return flags[k]
+    return True
+
+
+_THING_WORDS = {"auto": THING_AUTO, "thing": THING, "stuff": STUFF}
+_SEEN_WORDS = {"auto": SEEN_AUTO, "seen": SEEN, "unseen": UNSEEN}
+
+
+def _tri_state(value: object, words: dict[str, int], field_name: str, what: str) -> int:
+    """``value`` as 0, 1 or 2: the integer or its word (``"auto"``, ...); booleans are refused
+    (``false`` would read as 0, "auto")."""
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in words.values():
+        return value
+    names = list(words)
+    raise VocabularyError(
+        f"{what}: {field_name} must be 0 ({names[0]}), 1 ({names[1]}) or 2 ({names[2]}), got {value!r}"
+    )
+
+
 @dataclass(frozen=True)
 class VocabularyClass:
     """One class: ``synonyms[0]`` is the display name; all synonyms are prompted."""
@@ -166,7 +239,7 @@ class VocabularyClass:
         if isinstance(spec, VocabularyClass):
             return spec
         if isinstance(spec, str):
-            synonyms = split_synonyms(spec)
+            synonyms = list(split_synonyms(spec))
         else:
             synonyms = []
             for s in spec:
@@ -174,6 +247,32 @@ class VocabularyClass:
                     raise VocabularyError(f"class synonyms must be strings, got {type(s).__name__}")
                 synonyms.extend(split_synonyms(s))
         return cls(tuple(synonyms), is_thing=is_thing, seen=seen)
+
+    @classmethod
+    def from_fields(
+        cls,
+        name: str,
+        synonyms: Sequence[str] = (),
+        *,
+        thing: object = THING_AUTO,
+        seen: object = SEEN_AUTO,
+        what="class",
+    ) -> VocabularyClass:
+        """A class from the fields of ``ovseg/VocabularyClass`` (a request, an item of a vocabulary file).
+
+        ``thing``: THING_AUTO (resolved by :func:`resolve_thing`), THING or STUFF; ``seen``:
+        SEEN_AUTO (``None``: decided against the model's training vocabulary), SEEN or UNSEEN.
+        Each may also be given by its word (``"auto"``, ``"thing"``, ``"stuff"``; ``"auto"``,
+        ``"seen"``, ``"unseen"``). ``what`` names the class in the messages. The names are checked
+        by :meth:`Vocabulary.create`.
+        """
+        thing_v = _tri_state(thing, _THING_WORDS, "thing", what)
+        seen_v = _tri_state(seen, _SEEN_WORDS, "seen", what)
+        if isinstance(synonyms, str):
+            raise VocabularyError(f"{what}: synonyms must be a list of strings, not a single string")
+        names = (name, *synonyms)
+        is_thing = resolve_thing(names) if thing_v == THING_AUTO else thing_v == THING
+        return cls(names, is_thing=is_thing, seen=None if seen_v == SEEN_AUTO else seen_v == SEEN)
 
 
 @dataclass(frozen=True)
@@ -219,14 +318,12 @@ class Vocabulary:
                 raise VocabularyError(f"{flag_name} has {len(flags)} entries for {len(specs)} classes")
         parsed = []
         for i, spec in enumerate(specs):
-            kwargs = {}
+            # Flags given here override the parsed (or passed-in) class's own.
+            c = VocabularyClass.parse(spec)
             if is_thing is not None:
-                kwargs["is_thing"] = bool(is_thing[i])
+                c = replace(c, is_thing=bool(is_thing[i]))
             if seen is not None:
-                kwargs["seen"] = None if seen[i] is None else bool(seen[i])
-            c = VocabularyClass.parse(spec, **kwargs)
-            if kwargs and isinstance(spec, VocabularyClass):
-                c = VocabularyClass(c.synonyms, **{"is_thing": c.is_thing, "seen": c.seen, **kwargs})
+                c = replace(c, seen=None if seen[i] is None else bool(seen[i]))
             parsed.append(_checked_class(i, c, trusted))
         if not trusted:
             _check_distinct(parsed)
@@ -245,6 +342,43 @@ class Vocabulary:
         return cls.create(
             [VocabularyClass(tuple(c.synonyms), is_thing=c.is_thing) for c in cats], templates=templates, trusted=True
         )
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, templates: Sequence[str] | None = None) -> Vocabulary:
+        """An operator's vocabulary from a file (format by suffix, see :func:`parse_vocabulary_text`).
+
+        At most :data:`MAX_VOCABULARY_FILE_BYTES` of UTF-8 text. Refusals (:class:`VocabularyError`)
+        name the file and the rule, never what the file holds: a quoted name is replaced by
+        ``'...'`` and a YAML/JSON syntax error gives only its kind and line (so a service that
+        reports them cannot be used to read other files).
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in VOCABULARY_SUFFIXES:
+            raise VocabularyError(f"{path}: not a vocabulary file: use one of {', '.join(VOCABULARY_SUFFIXES)}")
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_VOCABULARY_FILE_BYTES + 1)
+        except OSError as e:
+            raise VocabularyError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+        if len(raw) > MAX_VOCABULARY_FILE_BYTES:
+            raise VocabularyError(f"{path}: more than {MAX_VOCABULARY_FILE_BYTES} bytes, more than a vocabulary has")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise VocabularyError(f"{path}: not a vocabulary file (not UTF-8 text, byte {e.start})") from None
+        try:
+            return parse_vocabulary_text(text, suffix, templates=templates)
+        except VocabularyError as e:
+            raise VocabularyError(f"{path}: not a valid vocabulary ({_withheld(e)})") from None
+        except Exception as e:  # noqa: BLE001 - parser errors quote the content: only their kind and place
+            mark = getattr(e, "problem_mark", None)
+            where = (
+                f", line {mark.line + 1}"
+                if mark is not None
+                else (f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "")
+            )
+            raise VocabularyError(f"{path}: not a vocabulary file ({type(e).__name__}{where})") from None
 
     def _compute_digest(self) -> str:
         h = hashlib.sha256()
@@ -321,3 +455,92 @@ def _check_distinct(classes: Sequence[VocabularyClass]) -> None:
                     f"({classes[j].name!r}): one text cannot mean two classes"
                 )
             owner[key] = i
+
+
+# -- vocabulary files -------------------------------------------------------------------------------
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_ITEM_KEYS = ("name", "synonyms", "thing", "seen")
+
+
+def _withheld(e: BaseException) -> str:
+    """``e``'s message with every quoted part replaced: file content is never repeated."""
+    return _QUOTED.sub("'...'", str(e))
+
+
+def parse_vocabulary_text(text: str, format: str, *, templates: Sequence[str] | None = None) -> Vocabulary:
+    """An operator's vocabulary from the text of a vocabulary file; ``format``: its suffix
+    (``".txt"``, ``".yaml"``, ``".yml"``, ``".json"``, with or without the dot).
+
+    ``.txt``: one class per line, synonyms separated by commas (``wall, walls, brick wall``), ``#``
+    starts a comment, an optional ``[thing]`` or ``[stuff]`` at the end of the line; without one
+    the class is THING_AUTO (:func:`resolve_thing`), as a service request without ``thing``.
+
+    ``.yaml``/``.yml``/``.json``: a list of classes, or a mapping ``{classes: [...]}``. A class is a
+    string (``"wall, walls"``, THING_AUTO) or a mapping with the fields of ``ovseg/VocabularyClass``:
+    ``name``, ``synonyms`` (a list), ``thing`` and ``seen`` (0/``auto``, 1/``thing``/``seen``,
+    2/``stuff``/``unseen``; default auto), see :meth:`VocabularyClass.from_fields`.
+
+    The classes are validated as a request (:meth:`Vocabulary.create`). YAML and JSON syntax errors
+    are raised as the parser's exception.
+    """
+    fmt = "." + format.lower().lstrip(".")
+    if fmt not in VOCABULARY_SUFFIXES:
+        raise VocabularyError(f"unknown vocabulary file format {format!r}: use one of {', '.join(VOCABULARY_SUFFIXES)}")
+    bad = next((i for i, ch in enumerate(text) if ch < " " and ch not in "\t\n\r"), None)
+    if bad is not None:
+        raise VocabularyError(f"not a vocabulary file (control character on line {text.count(chr(10), 0, bad) + 1})")
+    classes: list[VocabularyClass] = []
+    if fmt == ".txt":
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            thing = THING_AUTO
+            for tag, value in (("[stuff]", STUFF), ("[thing]", THING)):
+                if line.lower().endswith(tag):
+                    line, thing = line[: -len(tag)].strip(), value
+            if len(line) > MAX_NAME_LENGTH * 8:
+                raise VocabularyError(f"line {n} has {len(line)} characters, more than a class has")
+            names = split_synonyms(line)
+            if not names:
+                raise VocabularyError(f"line {n}: class {len(classes)} has an empty name")
+            classes.append(VocabularyClass.from_fields(names[0], names[1:], thing=thing, what=f"line {n}"))
+        return Vocabulary.create(classes, templates=templates)
+    if fmt == ".json":
+        items: Any = json.loads(text)
+    else:
+        import yaml
+
+        items = yaml.safe_load(text)
+    if isinstance(items, dict):
+        unknown = [str(k) for k in items if k != "classes"]
+        if "classes" not in items or unknown:
+            raise VocabularyError("expected a list of classes, or a mapping with the one key 'classes'")
+        items = items["classes"]
+    if not isinstance(items, list):
+        raise VocabularyError("expected a list of classes")
+    for i, item in enumerate(items):
+        what = f"item {i}"
+        if isinstance(item, str):
+            names = split_synonyms(item)
+            classes.append(VocabularyClass.from_fields(names[0], names[1:]) if names else VocabularyClass(()))
+        elif isinstance(item, dict) and "name" in item:
+            unknown = [str(k) for k in item if k not in _ITEM_KEYS]
+            if unknown:
+                raise VocabularyError(f"{what} has {len(unknown)} unknown key(s); a class has {', '.join(_ITEM_KEYS)}")
+            synonyms = item.get("synonyms") or []
+            if not isinstance(synonyms, list):
+                raise VocabularyError(f"{what}: synonyms must be a list")
+            classes.append(
+                VocabularyClass.from_fields(
+                    str(item["name"]),
+                    [str(x) for x in synonyms],
+                    thing=item.get("thing", THING_AUTO),
+                    seen=item.get("seen", SEEN_AUTO),
+                    what=what,
+                )
+            )
+        else:
+            raise VocabularyError(f"{what} must be a string or a mapping with 'name'")
+    return Vocabulary.create(classes, templates=templates)

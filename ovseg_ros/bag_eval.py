@@ -211,20 +211,41 @@ class _Recorder:
         self.event.set()
 
 
-def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
-    """Replay, record, write the output bag and compute the report (returned as a dict)."""
-    import rclpy
-    from rclpy.serialization import deserialize_message, serialize_message
-    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+@dataclass
+class BagInput:
+    """What :func:`read_bag` takes from a bag: the frames to replay and the ground truth."""
 
-    from .harness import Spinner, create_node
+    image_topic: str
+    image_msgtype: str
+    image_type: Any
+    frames: list  #: (bag time, message, raw bytes)
+    stamps: list[int]  #: the frames' header stamps (unique; the bag times where they were not)
+    restamped: bool
+    bag_time_of: dict[int, int]
+    gt_sem: dict[int, np.ndarray]
+    gt_pan: dict[int, Any]
+    copy_raw: list  #: (topic, msgtype, bag time, raw) copied to the output bag (``--copy-input``)
+
+
+@dataclass
+class Replay:
+    """What :func:`replay` recorded: every output message, when each frame went out and came back."""
+
+    namespace: str
+    records: list  #: (key, receive time, message)
+    first_output: dict[int, float]
+    sent: dict[int, float]
+    wall0: float
+    node_stats: dict | None
+    model_times: dict[int, float]
+
+
+def read_bag(opts: EvalOptions, *, log=print) -> BagInput:
+    """The image frames (up to ``max_frames``) and ground truth of ``opts.bag``; stamps made unique."""
+    from rclpy.serialization import deserialize_message
+    from rosbags.rosbag2 import Reader
 
     bag = Path(opts.bag)
-    out_bag = Path(opts.output) if opts.output else bag.with_name(bag.name.rstrip("/") + "_ovseg")
-    if out_bag.exists():
-        raise FileExistsError(f"output bag {out_bag} exists; remove it or pass --output")
-
-    # -- read the bag: images, ground truth ----------------------------------------------------
     with Reader(bag) as reader:
         conns = list(reader.connections)
         images = [c for c in conns if c.msgtype in IMAGE_TYPES]
@@ -300,7 +321,46 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             if best[0] <= tol:
                 gt_sem[s] = read_label_png(files[best[1]])
 
-    # -- ROS: node and recorder -------------------------------------------------------------------
+    return BagInput(
+        image_topic, image_msgtype, image_type, frames, stamps, restamped, bag_time_of, gt_sem, gt_pan, copy_raw
+    )
+
+
+def _wait_for_outputs(rec: _Recorder, node, s: int, sent: dict[int, float], timeout: float) -> None:
+    """``--fast``: until frame ``s``'s expected outputs arrived, the node finished it without one
+    (failed or refused), or ``timeout``."""
+    limit = time.monotonic() + timeout
+    while time.monotonic() < limit:
+        with rec.lock:
+            got = rec.outputs_by_stamp.get(s, set())
+        if (
+            got
+            and ("panoptic" not in _expected(node) or "panoptic" in got)
+            and ("semantic" not in _expected(node) or "semantic" in got)
+        ):
+            break
+        if (
+            node is not None
+            and node.stats.processed + node.stats.errors + node.stats.invalid + node.stats.stale + node.stats.dropped
+            >= len(sent)
+            and not node.busy
+            and not got
+        ):
+            # the node finished this frame without an output (failed or refused)
+            if time.monotonic() - sent[s] > 0.5:
+                break
+        rec.event.wait(0.01)
+        rec.event.clear()
+
+
+def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
+    """Start the node (unless ``opts.external``) and a recorder, publish the frames (bag timing or
+    one by one with ``opts.fast``), wait for the last outputs; everything recorded."""
+    import rclpy
+
+    from .harness import Spinner, create_node
+
+    frames, stamps, image_msgtype, image_type = data.frames, data.stamps, data.image_msgtype, data.image_type
     context = rclpy.Context()
     init_kwargs = {"context": context}
     if opts.domain_id is not None:
@@ -366,32 +426,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             sent[s] = time.monotonic()
             rec.pub.publish(msg)
             if opts.fast:
-                limit = time.monotonic() + opts.frame_timeout
-                while time.monotonic() < limit:
-                    with rec.lock:
-                        got = rec.outputs_by_stamp.get(s, set())
-                    if (
-                        got
-                        and ("panoptic" not in _expected(node) or "panoptic" in got)
-                        and ("semantic" not in _expected(node) or "semantic" in got)
-                    ):
-                        break
-                    if (
-                        node is not None
-                        and node.stats.processed
-                        + node.stats.errors
-                        + node.stats.invalid
-                        + node.stats.stale
-                        + node.stats.dropped
-                        >= len(sent)
-                        and not node.busy
-                        and not got
-                    ):
-                        # the node finished this frame without an output (failed or refused)
-                        if time.monotonic() - sent[s] > 0.5:
-                            break
-                    rec.event.wait(0.01)
-                    rec.event.clear()
+                _wait_for_outputs(rec, node, s, sent, opts.frame_timeout)
             if progress is not None:
                 progress.update(1)
         if progress is not None:
@@ -424,10 +459,20 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
             node.destroy_node()
         context.try_shutdown()
 
-    # -- output bag -------------------------------------------------------------------------------
+    return Replay(ns, records, first_output, sent, wall0, node_stats, model_times)
+
+
+def write_output_bag(opts: EvalOptions, data: BagInput, run: Replay, out_bag: Path) -> None:
+    """The outputs (and ``--copy-input``'s inputs) at the bag times of their frames."""
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    bag, frames, bag_time_of = Path(opts.bag), data.frames, data.bag_time_of
+    records, sent, wall0, ns = run.records, run.sent, run.wall0, run.namespace
+    bag0 = frames[0][0]
     store = ovseg_typestore()
     last_bag_t = frames[-1][0]
-    writes: list[tuple[str, str, int, bytes]] = list(copy_raw)
+    writes: list[tuple[str, str, int, bytes]] = list(data.copy_raw)
     for key, t_recv, msg in records:
         if key in ("semantic", "panoptic", "overlay"):
             t_bag = bag_time_of.get(_stamp_ns(msg.header))
@@ -458,7 +503,10 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
             writer.write(connections[topic], t, raw)
 
-    # -- overlays to a folder ---------------------------------------------------------------------
+
+def save_overlays(opts: EvalOptions, data: BagInput, run: Replay) -> None:
+    """The recorded overlays as PNGs in ``opts.overlay_dir``, named by frame index and stamp."""
+    stamps, bag_time_of, records = data.stamps, data.bag_time_of, run.records
     if opts.overlay_dir is not None:
         from PIL import Image as PILImage
 
@@ -472,7 +520,13 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
                 name = f"{idx:05d}_{s // 1_000_000_000}_{s % 1_000_000_000:09d}.png"
                 PILImage.fromarray(conversions.image_to_numpy(msg)).save(Path(opts.overlay_dir) / name)
 
-    # -- metrics ----------------------------------------------------------------------------------
+
+def build_report(opts: EvalOptions, data: BagInput, run: Replay, out_bag: Path, *, log=print) -> dict:
+    """Frames, latency, the vocabulary, semantic / panoptic metrics against the ground truth."""
+    bag, frames, stamps, restamped = Path(opts.bag), data.frames, data.stamps, data.restamped
+    image_topic, gt_sem, gt_pan = data.image_topic, data.gt_sem, data.gt_pan
+    records, first_output, sent = run.records, run.first_output, run.sent
+    node_stats, model_times = run.node_stats, run.model_times
     vocab_msgs = [m for k, _, m in records if k == "vocabulary"]
     vocabularies = {m.version: m for m in vocab_msgs}
     sem_out = {_stamp_ns(m.header): m for k, _, m in records if k == "semantic"}
@@ -514,7 +568,23 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
         for seg in m.segments:
             counts[seg.label] = counts.get(seg.label, 0) + 1
     report["segments_per_label"] = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-    report = _nan_to_none(report)
+    return _nan_to_none(report)
+
+
+def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
+    """Replay, record, write the output bag and compute the report (returned as a dict):
+    :func:`read_bag` -> :func:`replay` -> :func:`write_output_bag`, :func:`save_overlays` ->
+    :func:`build_report`."""
+    bag = Path(opts.bag)
+    out_bag = Path(opts.output) if opts.output else bag.with_name(bag.name.rstrip("/") + "_ovseg")
+    if out_bag.exists():
+        raise FileExistsError(f"output bag {out_bag} exists; remove it or pass --output")
+    data = read_bag(opts, log=log)
+    run = replay(opts, data, log=log)
+    write_output_bag(opts, data, run, out_bag)
+    if opts.overlay_dir is not None:
+        save_overlays(opts, data, run)
+    report = build_report(opts, data, run, out_bag, log=log)
     if opts.report:
         Path(opts.report).parent.mkdir(parents=True, exist_ok=True)
         Path(opts.report).write_text(json.dumps(report, indent=2))

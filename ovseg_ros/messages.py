@@ -6,24 +6,32 @@
 - :func:`panoptic_to_msg`: a :class:`SegmentationResult` -> ``ovseg/PanopticSegmentation``.
 - :func:`semantic_to_msg`: a :class:`SegmentationResult` -> mono16 label image.
 - :func:`load_vocabulary`: the built-in dataset vocabularies and vocabulary files (only from
-  permitted directories, see :func:`resolve_vocabulary_file`).
+  permitted directories, see :func:`resolve_vocabulary_file`; the file formats are
+  :func:`ovseg_models.vocabulary.parse_vocabulary_text`'s).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import stat
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ovseg_models.segmenter import EncodedVocabulary, SegmentationResult
-from ovseg_models.vocabulary import MAX_NAME_LENGTH, Vocabulary, VocabularyClass, VocabularyError, normalize_name
+from ovseg_models.vocabulary import (
+    MAX_VOCABULARY_FILE_BYTES,
+    SEEN,
+    STUFF,
+    THING,
+    UNSEEN,
+    VOCABULARY_SUFFIXES,
+    Vocabulary,
+    VocabularyClass,
+    VocabularyError,
+)
 
 from .conversions import UNLABELED, label_image, labels_to_image
 
@@ -34,7 +42,6 @@ __all__ = [
     "load_vocabulary",
     "resolve_vocabulary_file",
     "panoptic_to_msg",
-    "segments_from_semantic",
     "semantic_to_msg",
     "vocabulary_from_msgs",
     "vocabulary_to_msg",
@@ -54,78 +61,35 @@ BUILTIN_VOCABULARIES = (
     "mapillary_vistas",
 )
 
-SEEN_AUTO, SEEN, UNSEEN = 0, 1, 2
-THING_AUTO, THING, STUFF = 0, 1, 2
-
-#: datasets whose thing/stuff flags decide THING_AUTO classes, first match wins (the ones with
-#: real flags: ADE20K-847 and Pascal Context-459 mark every class stuff)
-THING_DATASETS = ("coco_panoptic", "ade20k_150", "cityscapes", "mapillary_vistas", "pascal_context_59", "pascal_voc_21")
-
-
-@lru_cache(maxsize=1)
-def _thing_flags() -> tuple[dict[str, bool], ...]:
-    from ovseg_models.data.class_names import get_categories
-
-    tables = []
-    for dataset in THING_DATASETS:
-        flags: dict[str, bool] = {}
-        for c in get_categories(dataset):
-            for name in c.synonyms:
-                flags.setdefault(normalize_name(name), bool(c.is_thing))
-        tables.append(flags)
-    return tuple(tables)
-
-
-def resolve_thing(synonyms: Sequence[str]) -> bool:
-    """THING_AUTO: the flag of the first built-in dataset (:data:`THING_DATASETS`) naming one of
-    ``synonyms`` (case- and whitespace-insensitive); a class no dataset names is a thing."""
-    keys = [normalize_name(s) for s in synonyms]
-    for flags in _thing_flags():
-        for k in keys:
-            if k in flags:
-                return flags[k]
-    return True
-
-
-def _clean(s: str) -> str:
-    return " ".join(s.split())
-
 
 def vocabulary_from_msgs(classes: Sequence[Any], templates: Sequence[str] = ()) -> Vocabulary:
     """A SetVocabulary request's classes and templates -> a validated :class:`Vocabulary`.
 
-    A class's synonyms are its name followed by ``synonyms``. This reads the message fields
-    only (``seen`` and ``thing`` values; ``thing`` THING_AUTO is resolved with
-    :func:`resolve_thing`); every rule on names and templates is :meth:`Vocabulary.create`'s,
-    which refuses the request with the reason (:class:`VocabularyError`).
+    Only converts: the fields' meaning (``thing``, ``seen``, THING_AUTO) is
+    :meth:`VocabularyClass.from_fields`', every rule on names and templates :meth:`Vocabulary.create`'s,
+    which refuse the request with the reason (:class:`VocabularyError`).
     """
-    parsed = []
-    for i, c in enumerate(classes):
-        if c.seen not in (SEEN_AUTO, SEEN, UNSEEN):
-            raise VocabularyError(
-                f"class {i} ({c.name!r}): seen must be 0 (auto), 1 (seen) or 2 (unseen), got {c.seen}"
-            )
-        if c.thing not in (THING_AUTO, THING, STUFF):
-            raise VocabularyError(
-                f"class {i} ({c.name!r}): thing must be 0 (auto), 1 (thing) or 2 (stuff), got {c.thing}"
-            )
-        seen = None if c.seen == SEEN_AUTO else c.seen == SEEN
-        is_thing = resolve_thing([c.name, *c.synonyms]) if c.thing == THING_AUTO else c.thing == THING
-        parsed.append(VocabularyClass((c.name, *c.synonyms), is_thing=is_thing, seen=seen))
+    parsed = [
+        VocabularyClass.from_fields(c.name, c.synonyms, thing=c.thing, seen=c.seen, what=f"class {i} ({c.name!r})")
+        for i, c in enumerate(classes)
+    ]
     return Vocabulary.create(parsed, templates=list(templates) or None)
 
 
 def resolve_seen(vocabulary: Vocabulary, model: str) -> list[bool]:
-    """``seen`` per class: as given, or decided against the training vocabulary of the family
-    ``model`` (its descriptor's ``training_vocabulary``; a family without one has seen nothing)."""
+    """``seen`` per class: as given, or decided against the model family's training vocabulary
+    (COCO panoptic for a model no family names)."""
     from ovseg_models.data.class_names import seen_mask
     from ovseg_models.families import get_family
 
     unknown = [i for i, c in enumerate(vocabulary) if c.seen is None]
     seen = [bool(c.seen) for c in vocabulary]
-    dataset = get_family(model).training_vocabulary
-    if unknown and dataset:
-        auto = seen_mask([vocabulary[i].synonyms for i in unknown], dataset)
+    if unknown:
+        try:
+            training = get_family(model).training_vocabulary or "coco_panoptic"
+        except ValueError:
+            training = "coco_panoptic"
+        auto = seen_mask([vocabulary[i].synonyms for i in unknown], training)
         for i, s in zip(unknown, auto, strict=False):
             seen[i] = bool(s)
     return seen
@@ -161,19 +125,6 @@ def vocabulary_to_msg(
         templates = tuple(t) if t else tuple(default_templates)
     msg.prompt_templates = list(templates)
     return msg
-
-
-#: the formats a vocabulary file has (see :func:`load_vocabulary`)
-VOCABULARY_SUFFIXES = (".txt", ".yaml", ".yml", ".json")
-#: the largest vocabulary file read: 65535 classes of about 30 characters fit in 2 MiB
-MAX_VOCABULARY_FILE_BYTES = 4 * 1024 * 1024
-
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-
-
-def _withheld(e: BaseException) -> str:
-    """``e``'s message with every quoted part replaced: file content is never repeated."""
-    return _QUOTED.sub("'...'", str(e))
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -236,11 +187,9 @@ def load_vocabulary(spec: str, *, directories: Sequence[str | Path], files: Sequ
 
     Only files that :func:`resolve_vocabulary_file` permits are read (``directories``, ``files``):
     a peer that may set ``vocabulary.default`` cannot make the node read, and then publish, any
-    other file. A file that is not a vocabulary is refused without repeating what it holds.
-
-    Files: ``.yaml``/``.yml``/``.json`` hold a list whose items are a string (``"wall, walls"``)
-    or a mapping ``{name, synonyms, is_thing, seen}``; ``.txt`` holds one class per line,
-    synonyms separated by commas, ``#`` comments, an optional ``[stuff]`` or ``[thing]`` suffix.
+    other file. :meth:`Vocabulary.from_file` reads it (the formats are
+    :func:`ovseg_models.vocabulary.parse_vocabulary_text`'s) and refuses a file that is not a
+    vocabulary without repeating what it holds.
     """
     from ovseg_models.data.class_names import get_categories
 
@@ -254,74 +203,7 @@ def load_vocabulary(spec: str, *, directories: Sequence[str | Path], files: Sequ
         cats = None
     if cats is not None:
         return Vocabulary.from_dataset(key)  # as published: exempt from the request limits
-    path = resolve_vocabulary_file(s, directories=directories, files=files)
-    with open(path, "rb") as f:
-        raw = f.read(MAX_VOCABULARY_FILE_BYTES + 1)
-    if len(raw) > MAX_VOCABULARY_FILE_BYTES:
-        raise VocabularyError(f"{path}: more than {MAX_VOCABULARY_FILE_BYTES} bytes, more than a vocabulary has")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise VocabularyError(f"{path}: not a vocabulary file (not UTF-8 text, byte {e.start})") from None
-    bad = next((i for i, ch in enumerate(text) if ch < " " and ch not in "\t\n\r"), None)
-    if bad is not None:
-        line = text.count("\n", 0, bad) + 1
-        raise VocabularyError(f"{path}: not a vocabulary file (control character on line {line})")
-    try:
-        return _parse_vocabulary_text(text, path.suffix.lower())
-    except VocabularyError as e:
-        raise VocabularyError(f"{path}: not a valid vocabulary ({_withheld(e)})") from None
-    except Exception as e:  # noqa: BLE001 - parser errors quote the content: only their kind and place
-        mark = getattr(e, "problem_mark", None)
-        where = (
-            f", line {mark.line + 1}"
-            if mark is not None
-            else (f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "")
-        )
-        raise VocabularyError(f"{path}: not a vocabulary file ({type(e).__name__}{where})") from None
-
-
-def _parse_vocabulary_text(text: str, suffix: str) -> Vocabulary:
-    classes: list[VocabularyClass] = []
-    if suffix in (".yaml", ".yml", ".json"):
-        if suffix == ".json":
-            items = json.loads(text)
-        else:
-            import yaml
-
-            items = yaml.safe_load(text)
-        if isinstance(items, dict) and "classes" in items:
-            items = items["classes"]
-        if not isinstance(items, list):
-            raise VocabularyError("expected a list of classes")
-        for i, item in enumerate(items):
-            if isinstance(item, str):
-                classes.append(VocabularyClass.parse(item))
-            elif isinstance(item, dict) and "name" in item:
-                syn = [str(item["name"]), *[str(x) for x in item.get("synonyms", []) or []]]
-                seen = item.get("seen")
-                classes.append(
-                    VocabularyClass(
-                        tuple(dict.fromkeys(_clean(x) for x in syn)),
-                        is_thing=bool(item.get("is_thing", True)),
-                        seen=None if seen is None else bool(seen),
-                    )
-                )
-            else:
-                raise VocabularyError(f"item {i} must be a string or a mapping with 'name'")
-    else:
-        for n, line in enumerate(text.splitlines(), 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            is_thing = True
-            for tag, flag in (("[stuff]", False), ("[thing]", True)):
-                if line.lower().endswith(tag):
-                    line, is_thing = line[: -len(tag)].strip(), flag
-            if len(line) > MAX_NAME_LENGTH * 8:
-                raise VocabularyError(f"line {n} has {len(line)} characters, more than a class has")
-            classes.append(VocabularyClass.parse(line, is_thing=is_thing))
-    return Vocabulary.create(classes)
+    return Vocabulary.from_file(resolve_vocabulary_file(s, directories=directories, files=files))
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -350,83 +232,6 @@ def semantic_labels(
 def semantic_to_msg(labels: np.ndarray, header, msg=None):
     """mono16 label image with ``header`` (labels from :func:`semantic_labels`; ``msg`` reused)."""
     return labels_to_image(labels, header=header, msg=msg)
-
-
-def segments_from_semantic(
-    labels: np.ndarray, score: np.ndarray | None, vocabulary: Vocabulary
-) -> tuple[np.ndarray, list[dict]]:
-    """Panoptic output for semantic-only models (CAT-Seg): one segment per class present.
-
-    Segment ids are 1..n in class order; the score is the class's mean score over its pixels.
-    Things are not split into instances (the model has no instance output). Pixels that are
-    unlabeled or hold no class of ``vocabulary`` get id 0 (void).
-
-    This runs on every CAT-Seg frame of the node, so it works on horizontal runs of equal labels
-    (a few thousand in a segmentation, against 300,000 pixels at 640x480) instead of a mask per
-    class: areas, score sums and boxes are reductions over the runs. About 1.5 ms where
-    ``np.unique`` plus masks took 20 ms (15 classes at 640x480).
-    """
-    lab = np.asarray(labels)
-    if lab.ndim != 2:
-        raise ValueError(f"label map must be 2-D, got shape {lab.shape}")
-    if lab.dtype != np.uint16:
-        lab = np.where((lab < 0) | (lab >= UNLABELED), UNLABELED, lab).astype(np.uint16)
-    h, w = lab.shape
-    n = len(vocabulary)
-    if lab.size == 0:
-        return np.zeros((h, w), np.uint16), []
-    flat = lab.ravel()
-    change = np.empty(flat.size, dtype=bool)
-    change[0] = True
-    np.not_equal(flat[1:], flat[:-1], out=change[1:])
-    change[::w] = True  # runs never cross a row end
-    starts = np.flatnonzero(change)
-    lengths = np.diff(np.append(starts, flat.size))
-    run_scores = (
-        np.add.reduceat(np.asarray(score, dtype=np.float32).ravel(), starts, dtype=np.float64)
-        if score is not None
-        else None
-    )
-    cls = flat[starts].astype(np.intp)
-    keep = cls < n
-    starts, lengths, cls = starts[keep], lengths[keep], cls[keep]
-    areas = np.bincount(cls, weights=lengths, minlength=n).astype(np.int64)
-    present = np.flatnonzero(areas)
-    lut = np.zeros(UNLABELED + 1, dtype=np.uint16)
-    lut[present] = np.arange(1, len(present) + 1, dtype=np.uint16)
-    ids = np.take(lut, lab)  # twice as fast as lut[lab] for uint16 indices
-    if len(present) == 0:
-        return ids, []
-    sums = np.bincount(cls, weights=run_scores[keep], minlength=n) if run_scores is not None else None
-    ys = starts // w
-    x0 = starts - ys * w
-    x1 = x0 + lengths - 1
-    y_min, x_min = np.full(n, h, np.intp), np.full(n, w, np.intp)
-    y_max, x_max = np.full(n, -1, np.intp), np.full(n, -1, np.intp)
-    np.minimum.at(y_min, cls, ys)
-    np.maximum.at(y_max, cls, ys)
-    np.minimum.at(x_min, cls, x0)
-    np.maximum.at(x_max, cls, x1)
-    segments = []
-    for sid, cat in enumerate(present.tolist(), start=1):
-        area = int(areas[cat])
-        segments.append(
-            {
-                "id": sid,
-                "category": cat,
-                "label": vocabulary[cat].name,
-                "score": float(sums[cat] / area) if sums is not None else 1.0,
-                "area": area,
-                "is_thing": bool(vocabulary[cat].is_thing),
-                "bbox": (
-                    int(x_min[cat]),
-                    int(y_min[cat]),
-                    int(x_max[cat] - x_min[cat] + 1),
-                    int(y_max[cat] - y_min[cat] + 1),
-                ),
-            }
-        )
-    return ids, segments
 
 
 def panoptic_to_msg(ids: np.ndarray, segments: Sequence[Any], header, vocabulary_version: int, msg=None):

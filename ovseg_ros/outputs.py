@@ -6,7 +6,7 @@ module owns the third step; it only builds messages and publishes nothing:
 
 - ``semantic``: ``ovseg/SemanticInfo`` (the frame's vocabulary version) and the mono16 label image;
 - ``panoptic``: ``ovseg/PanopticSegmentation``; a semantic-only model (CAT-Seg) gets one segment
-  per class present (:func:`ovseg_ros.messages.segments_from_semantic`);
+  per class present (:func:`ovseg_models.segments.segments_from_semantic`);
 - ``overlay``: the frame blended with the label colours, with segment or class names.
 
 Each output is built into the previous frame's message buffers (see
@@ -23,6 +23,7 @@ import numpy as np
 
 from ovseg.msg import SemanticInfo
 from ovseg_models.segmenter import SegmentationResult
+from ovseg_models.segments import segments_from_semantic
 
 from . import conversions, messages
 from .overlay import render_overlay
@@ -67,7 +68,7 @@ class OutputBuilder:
         if result.panoptic is not None:
             ids, segments = result.panoptic, list(result.segments)
         else:
-            ids, segments = messages.segments_from_semantic(out.labels, result.score, vocabulary)
+            ids, segments = segments_from_semantic(out.labels, result.score, vocabulary)
         out.segments = segments
         out.panoptic = messages.panoptic_to_msg(
             ids, segments, header, vocabulary_version, msg=self._reuse.get("panoptic")

@@ -23,7 +23,27 @@ __all__ = ["CameraSlots", "FrameRecord", "FrameWorker", "LatestSlot", "RateMeter
 T = TypeVar("T")
 
 
-class LatestSlot(Generic[T]):
+class _Closable:
+    """``close`` wakes every waiting ``take`` (which then returns None); ``reopen`` undoes it."""
+
+    _cond: threading.Condition
+    _closed: bool
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class LatestSlot(_Closable, Generic[T]):
     """Holds at most one item: ``put`` replaces (and returns) the waiting one; ``take`` blocks."""
 
     def __init__(self):
@@ -62,21 +82,8 @@ class LatestSlot(Generic[T]):
             self._item, self._has = None, False
             return item
 
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
-    def reopen(self) -> None:
-        with self._cond:
-            self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-
-class CameraSlots(Generic[T]):
+class CameraSlots(_Closable, Generic[T]):
     """One latest-frame slot per camera, taken as a batch.
 
     ``put(camera, frame)`` replaces (and returns) that camera's waiting frame. ``take`` waits until
@@ -145,19 +152,6 @@ class CameraSlots(Generic[T]):
         with self._cond:
             items, self._items = list(self._items.values()), {}
             return items
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def reopen(self) -> None:
-        with self._cond:
-            self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
 
 class RateMeter:

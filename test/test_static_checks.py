@@ -1,5 +1,6 @@
-"""Static checks are part of the suite: ruff's lint rules (pyflakes, bugbear, isort, pyupgrade)
-and its formatter, configured in pyproject.toml. A finding fails the test with ruff's report."""
+"""Static checks are part of the suite: ruff's lint rules (pyflakes, bugbear, isort, pyupgrade),
+its formatter, and mypy on ``ovseg_models``, configured in pyproject.toml. A finding fails the
+test with the tool's report."""
 
 import shutil
 import subprocess
@@ -22,4 +23,12 @@ def _ruff() -> str:
 @pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"])
 def test_ruff(args):
     res = subprocess.run([_ruff(), *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_mypy():
+    # the venv's mypy (pinned in requirements/lock.txt); files and options come from [tool.mypy]
+    res = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    if res.returncode != 0 and "No module named mypy" in res.stderr:
+        pytest.fail("mypy is not installed: it is pinned in requirements/lock.txt (run tools/setup.sh)")
     assert res.returncode == 0, res.stdout + res.stderr

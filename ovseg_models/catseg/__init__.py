@@ -13,6 +13,7 @@ Variants: see :data:`VARIANTS` (``vitb16_384`` and ``vitl14_336`` are the releas
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -56,7 +57,7 @@ __all__ = [
 def build_model(
     *,
     variant: str | None = None,
-    checkpoint: str | Path | None = None,
+    checkpoint: str | Path | Mapping[str, torch.Tensor] | None = None,
     pretrained: str | bool | None = True,
     device: str | torch.device = "cpu",
     timm_pretrained: bool = False,
@@ -104,7 +105,7 @@ def _checked_stored_config(stored: dict, variant: str | None, meta: dict) -> CAT
 def build_segmenter(
     *,
     variant: str | None = None,
-    checkpoint: str | Path | None = None,
+    checkpoint: str | Path | Mapping[str, torch.Tensor] | None = None,
     pretrained: str | bool | None = True,
     device: str = "cpu",
     precision: str = "fp32",

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -306,8 +307,8 @@ class ClassTransformerLayer(nn.Module):
         n_pad = self.pad_len - n if (self.padding_tokens is not None and n < self.pad_len) else 0
         use_g = guidance is not None
         a = self.attention
-        gq = _guidance_term(a.q, c, guidance)[:, :, None, None] if use_g else None
-        gk = _guidance_term(a.k, c, guidance)[:, :, None, None] if use_g else None
+        gq = _guidance_term(a.q, c, guidance)[:, :, None, None] if guidance is not None else None
+        gk = _guidance_term(a.k, c, guidance)[:, :, None, None] if guidance is not None else None
         pad = self._padding_kv(c, n_pad, use_g)
         # rows per chunk: the MLP hidden layer (4C) dominates
         per_row = max(1, b * n * wp * c * 4 * 4)
@@ -595,7 +596,8 @@ class Aggregator(nn.Module):
                 text_guidance = self.text_guidance_projection(t)
             per_class = b * h * w * c * 4 * 8
             ct = self._chunk(per_class, n, chunk_classes, max_chunk_bytes)
-            for layer in self.layers:
+            # nn.ModuleList yields plain modules; self.layers holds AggregatorLayers
+            for layer in cast("Iterable[AggregatorLayer]", self.layers):
                 g = layer.swin_block.normalized_guidance(proj_guidance)
                 y = torch.empty_like(x)
                 for t0 in range(0, n, ct):

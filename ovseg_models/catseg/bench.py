@@ -26,9 +26,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from ..bench import BenchTarget
 
 __all__ = ["PeakMemory", "bench_catseg", "bench_target", "benchmark_names", "main"]
 
@@ -164,6 +168,7 @@ def bench_catseg(
                     peak, rss = max(peak, mem.peak_mb), max(rss, mem.peak_rss_mb)
                     if best is None or result.timings["total"] < best["total"]:
                         best = dict(result.timings)
+                assert best is not None  # at least one repeat ran
                 row = {
                     "variant": variant,
                     "vocabulary": label,
@@ -183,7 +188,7 @@ def bench_catseg(
         return rows
 
 
-def bench_target(args):
+def bench_target(args: argparse.Namespace) -> BenchTarget:
     """Target for the shared ``python -m ovseg_models.bench --model catseg`` (``BENCH_TARGETS``).
 
     ``--variant NAME[:resize]``: ``:resize`` selects plain resize instead of the sliding window.
@@ -205,6 +210,8 @@ def bench_target(args):
         from ..parity.weights import load_manifest
 
         manifest = args.manifest or default_manifest(Path(args.case))
+        if manifest is None:
+            raise ValueError(f"no reference manifest is known for {args.case}; pass --manifest")
         model = build_reference_model(load_manifest(manifest))
         data = np.load(args.case)
         image = data["image"]

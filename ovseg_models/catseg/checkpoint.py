@@ -253,6 +253,8 @@ def match_official_keys(model: nn.Module, shapes: Mapping[str, Sequence[int]]) -
         if k in constants:
             continue
         nk = _local_key(k, gb)
+        if nk is None:  # a key _convert skips (normalisation constants an export kept): nothing to compare
+            continue
         if nk.endswith("attn.in_proj_weight"):
             base = nk[: -len("in_proj_weight")]
             for part in ("q", "k", "v"):

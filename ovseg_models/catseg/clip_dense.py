@@ -21,6 +21,7 @@ Dense image features reproduce the official treatment:
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +97,8 @@ class ResidualAttentionBlock(nn.Module):
         ``silu(1.702 y) / 1.702`` with the two constants folded into the linear layers: one fused
         elementwise pass instead of three (same function; float rounding differs slightly). Used
         when the activations outweigh the weights (image tower), where it saves time."""
-        fc, proj = self.mlp.c_fc, self.mlp.c_proj
+        # nn.Sequential types its named children as plain modules; these two are the Linears built above.
+        fc, proj = cast(nn.Linear, self.mlp.c_fc), cast(nn.Linear, self.mlp.c_proj)
         if isinstance(self.mlp.gelu, QuickGELU) and x.numel() >= 4 * fc.weight.numel():
             h = F.silu(F.linear(x, fc.weight * 1.702, fc.bias * 1.702))
             return F.linear(h, proj.weight * (1.0 / 1.702), proj.bias)
@@ -180,7 +182,7 @@ class VisionTransformer(nn.Module):
             x = block(x)
             if i in return_layers:
                 collected.append(x)
-        x = blocks[-1].forward_dense(x, residual=self.dense_residual)
+        x = cast(ResidualAttentionBlock, blocks[-1]).forward_dense(x, residual=self.dense_residual)
         x = self.ln_post(x) @ self.proj
         return x, collected
 

@@ -2,15 +2,11 @@
 
 from ..families import ModelFamily, NodeOption, register_family
 from . import DEFAULT_VARIANT, VARIANTS, build_segmenter, get_config
+from .templates import check_template_count
 
 
 def _check_templates(variant: str | None, templates: list[str]) -> None:
-    channels = get_config(variant or None).prompt_channel
-    if channels not in (1, len(templates)):
-        raise ValueError(
-            f"CAT-Seg variant {variant or 'default'} uses {channels} prompt templates as "
-            f"cost-volume channels; give exactly {channels} or 'default'"
-        )
+    check_template_count(templates, get_config(variant or None).prompt_channel, variant=variant or DEFAULT_VARIANT)
 
 
 FAMILY = register_family(

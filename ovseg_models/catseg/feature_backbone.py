@@ -19,6 +19,7 @@ raise ``KeyError`` naming them. Outputs are ``[stride 4, stride 8, stride 16]`` 
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -39,7 +40,8 @@ class ResNetGuidance(nn.Module):
         import timm
         from timm.layers import freeze_batch_norm_2d
 
-        body = timm.create_model(name, pretrained=pretrained, features_only=True, out_indices=(1, 2, 3))
+        # Any: timm's features-only wrapper class (and so its attributes) depends on the model
+        body: Any = cast(Any, timm.create_model(name, pretrained=pretrained, features_only=True, out_indices=(1, 2, 3)))
         self.body = freeze_batch_norm_2d(body)
         self.channels = list(body.feature_info.channels())
 

@@ -35,6 +35,7 @@ __all__ = [
     "mapper_resize",
     "mapper_output_size",
     "prepare_views",
+    "resized_inputs",
     "run_inference",
     "run_inference_batch",
     "score_chunks",
@@ -107,18 +108,38 @@ def prepare_views(image: torch.Tensor, cfg, opts: InferenceOptions) -> tuple[tor
             "num_windows": len(origins),
         }
     else:
-        div = cfg.size_divisibility
-        ph = (h + div - 1) // div * div if div > 0 else h
-        pw = (w + div - 1) // div * div if div > 0 else w
-
-        def pad(t):
-            return F.pad(t, (0, pw - w, 0, ph - h), value=0.0)
-
-        clip = pad((image - clip_mean) / clip_std)[None]
-        clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
-        guide = pad((image - mean) / std)[None] if want_guidance else None
+        clip, guide = resized_inputs(image[None], cfg)
         geom = {"mode": "resize", "image_size": (int(h), int(w))}
     return clip, guide, geom
+
+
+def resized_inputs(images: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """CLIP inputs (B, 3, R, R) and guidance-backbone inputs (or None) of the "resize" protocol.
+
+    What the official ``forward`` does in training and in inference without the sliding window:
+    ``images`` (a (B, 3, H, W) float batch, values 0-255) CLIP-normalised, zero-padded to a
+    multiple of ``size_divisibility`` and resized to ``clip_resolution``; the guidance input
+    ImageNet-normalised and padded the same way (the model resizes it to ``timm_resolution``).
+    """
+    dev, dtype = images.device, images.dtype
+
+    def normalised(mean, std):
+        m = torch.tensor(mean, device=dev, dtype=dtype).view(1, -1, 1, 1)
+        return (images - m) / torch.tensor(std, device=dev, dtype=dtype).view(1, -1, 1, 1)
+
+    h, w = images.shape[-2:]
+    div = cfg.size_divisibility
+    ph = (h + div - 1) // div * div if div > 0 else h
+    pw = (w + div - 1) // div * div if div > 0 else w
+
+    def pad(t):
+        return F.pad(t, (0, pw - w, 0, ph - h), value=0.0) if (ph, pw) != (h, w) else t
+
+    res = cfg.clip_resolution
+    clip = pad(normalised(cfg.clip_pixel_mean, cfg.clip_pixel_std))
+    clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
+    guide = pad(normalised(cfg.pixel_mean, cfg.pixel_std)) if cfg.guidance != "clip" else None
+    return clip, guide
 
 
 #: logit the official code gives classes left out by the top-``pad_len`` selection
@@ -211,29 +232,37 @@ def run_inference(
     h0, w0 = int(image.shape[0]), int(image.shape[1])
     height, width = height or h0, width or w0
     with timer("preprocess"):
-        mapped = (
-            mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
-            if opts.mapper
-            else image
-        )
+        mapped = _mapped(image, cfg, opts)
         if intermediates is not None:
             intermediates["model_input"] = mapped
         img = mapped.to(dev).permute(2, 0, 1).to(torch.float32)
         clip, guide, geom = prepare_views(img, cfg, opts)
+    logits = _forward(model, clip, text, guide, opts, timer=timer, intermediates=intermediates)
+    if intermediates is not None:
+        intermediates["logits"] = logits
+    with timer("postprocess"):
+        return _accumulate(logits, geom, height, width, keep=keep_scores, chunk_classes=opts.chunk_classes)
+
+
+def _forward(model, clip, text, guide, opts: InferenceOptions, *, timer, intermediates=None) -> torch.Tensor:
+    cfg = model.cfg
     pooling = opts.pooling_size or (cfg.sliding_pooling_size if opts.sliding_window else cfg.pooling_size)
-    logits = model(
+    return model(
         clip,
-        text.to(dev),
+        text.to(clip.device),
         guidance_images=guide,
         pooling_size=pooling,
         chunk_classes=opts.chunk_classes,
         timer=timer,
         intermediates=intermediates,
     )
-    if intermediates is not None:
-        intermediates["logits"] = logits
-    with timer("postprocess"):
-        return _accumulate(logits, geom, height, width, keep=keep_scores, chunk_classes=opts.chunk_classes)
+
+
+def _mapped(image: torch.Tensor, cfg, opts: InferenceOptions) -> torch.Tensor:
+    """The test mapper's resize (when ``opts.mapper``)."""
+    if not opts.mapper:
+        return image
+    return mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
 
 
 def _accumulate(logits, geom, height: int, width: int, *, keep: bool, chunk_classes: int | None) -> ScoreAccumulator:
@@ -268,13 +297,9 @@ def run_inference_batch(
     prepared = []
     with timer("preprocess"):
         for image in images:
-            mapped = (
-                mapper_resize(image, opts.min_size or cfg.min_size_test, opts.max_size or cfg.max_size_test)
-                if opts.mapper
-                else image
+            prepared.append(
+                prepare_views(_mapped(image, cfg, opts).to(dev).permute(2, 0, 1).to(torch.float32), cfg, opts)
             )
-            prepared.append(prepare_views(mapped.to(dev).permute(2, 0, 1).to(torch.float32), cfg, opts))
-    pooling = opts.pooling_size or (cfg.sliding_pooling_size if opts.sliding_window else cfg.pooling_size)
     groups: dict[tuple, list[int]] = {}
     for i, (clip, guide, _) in enumerate(prepared):
         groups.setdefault((tuple(clip.shape[1:]), None if guide is None else tuple(guide.shape[1:])), []).append(i)
@@ -282,15 +307,9 @@ def run_inference_batch(
     for members in groups.values():
         clip = torch.cat([prepared[i][0] for i in members])
         guides = [prepared[i][1] for i in members]
-        guide = None if guides[0] is None else torch.cat(guides)
-        logits = model(
-            clip,
-            text.to(dev),
-            guidance_images=guide,
-            pooling_size=pooling,
-            chunk_classes=opts.chunk_classes,
-            timer=timer,
-        )
+        # a group's views all have guidance images or none (the group key holds their shape or None)
+        guide = None if guides[0] is None else torch.cat([g for g in guides if g is not None])
+        logits = _forward(model, clip, text, guide, opts, timer=timer)
         with timer("postprocess"):
             start = 0
             for i in members:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,10 @@ class TimmGuidance(nn.Module):
         super().__init__()
         import timm
 
-        self.body = timm.create_model(name, pretrained=pretrained, features_only=True, out_indices=tuple(out_indices))
+        # Any: timm's features-only wrapper class (and so its attributes) depends on the model
+        self.body: Any = cast(
+            Any, timm.create_model(name, pretrained=pretrained, features_only=True, out_indices=tuple(out_indices))
+        )
         self.channels = list(self.body.feature_info.channels())
         self.nhwc = str(getattr(self.body, "output_fmt", "NCHW")).upper().endswith("NHWC")
 
@@ -45,11 +49,21 @@ class TimmGuidance(nn.Module):
 
 
 class CATSeg(nn.Module):
+    # buffers registered in __init__
+    clip_pixel_mean: torch.Tensor
+    clip_pixel_std: torch.Tensor
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
     def __init__(self, cfg: CATSegConfig, *, timm_pretrained: bool = False):
         super().__init__()
         self.cfg = cfg
         self.clip_model = CLIP(cfg.clip)
         width = cfg.clip.vision_width
+        # CLIP guidance: upsamplers of two CLIP layers; otherwise a separate guidance backbone
+        self.upsample1: nn.ConvTranspose2d | None
+        self.upsample2: nn.ConvTranspose2d | None
+        self.guidance_backbone: nn.Module | None
         if cfg.guidance == "clip":
             if len(cfg.guidance_layers) != 2:
                 raise ValueError("CLIP guidance needs two guidance layers")
@@ -99,6 +113,7 @@ class CATSeg(nn.Module):
             def grid(t):
                 return t[:, 1:].transpose(1, 2).reshape(b, t.shape[-1], g, g)
 
+            assert self.upsample1 is not None and self.upsample2 is not None  # built for CLIP guidance
             guidance = [dense, self.upsample1(grid(hooks[0])), self.upsample2(grid(hooks[1]))]
         else:
             if guidance_images is None:
@@ -107,6 +122,7 @@ class CATSeg(nn.Module):
             imgs = guidance_images
             if tuple(imgs.shape[-2:]) != (side, side):
                 imgs = F.interpolate(imgs, size=(side, side), mode="bilinear", align_corners=False)
+            assert self.guidance_backbone is not None  # built for every guidance but "clip"
             s4, s8, s16 = self.guidance_backbone(imgs)
             guidance = [s16, s8, s4]
         return dense, guidance

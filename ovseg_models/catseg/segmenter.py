@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..segmenter import EncodedVocabulary, SegmentationResult, Segmenter, StageTimer
 from ..text.classifier import check_cancel
-from ..vocabulary import Vocabulary, VocabularyError, validate_templates
+from ..vocabulary import Vocabulary, validate_templates
 from .inference import InferenceOptions, run_inference, run_inference_batch
-from .templates import get_templates
+from .templates import check_template_count, get_templates
+
+if TYPE_CHECKING:
+    from .model import CATSeg
 
 __all__ = ["CATSegSegmenter", "CATSegTextEncoder"]
 
@@ -42,6 +45,7 @@ class CATSegTextEncoder:
             raise ValueError(f"synonyms must be 'first' (official) or 'mean', got {synonyms!r}")
         self.model = model
         self.templates = validate_templates(templates) if templates else get_templates(model.cfg.prompt_ensemble_type)
+        check_template_count(self.templates, model.cfg.prompt_channel)
         self.synonyms = synonyms
         self.batch_size = batch_size
         self._tokenizer = SimpleTokenizer()
@@ -91,6 +95,7 @@ class CATSegTextEncoder:
 
         ``cancel`` is checked before every text batch (:class:`~ovseg_models.text.EncodingCancelled`)."""
         templates = tuple(templates) if templates else self.templates
+        check_template_count(templates, self.model.cfg.prompt_channel)  # before any text is encoded
         classes = [[n] if isinstance(n, str) else list(n) for n in names]
         if self.synonyms == "first":
             classes = [c[:1] for c in classes]
@@ -106,12 +111,7 @@ class CATSegTextEncoder:
                     e = e[0]
                 rows.append(e)
         text = torch.stack(rows)  # (T, P, C)
-        channels = self.model.cfg.prompt_channel
-        if text.shape[1] != channels:
-            if channels != 1:
-                raise VocabularyError(
-                    f"the model expects {channels} prompt templates (one per cost-volume channel), got {text.shape[1]}"
-                )
+        if text.shape[1] != self.model.cfg.prompt_channel:  # one channel: the templates' ensemble
             text = text.mean(dim=1, keepdim=True)
             text = text / text.norm(dim=-1, keepdim=True)
         return text
@@ -129,6 +129,7 @@ class CATSegSegmenter(Segmenter):
     """
 
     family = "catseg"
+    model: CATSeg
 
     _OPTIONS = (
         "sliding_window",

@@ -8,7 +8,18 @@ embeddings, mean, L2-normalised again), otherwise each template is one cost-volu
 
 from __future__ import annotations
 
-__all__ = ["SINGLE_TEMPLATE", "IMAGENET_TEMPLATES", "IMAGENET_TEMPLATES_SELECT", "TEMPLATE_SETS", "get_templates"]
+from collections.abc import Sequence
+
+from ..vocabulary import VocabularyError
+
+__all__ = [
+    "SINGLE_TEMPLATE",
+    "IMAGENET_TEMPLATES",
+    "IMAGENET_TEMPLATES_SELECT",
+    "TEMPLATE_SETS",
+    "check_template_count",
+    "get_templates",
+]
 
 SINGLE_TEMPLATE = ("A photo of a {} in the scene",)
 
@@ -119,3 +130,15 @@ def get_templates(kind: str) -> tuple[str, ...]:
         return TEMPLATE_SETS[kind]
     except KeyError:
         raise ValueError(f"unknown prompt ensemble {kind!r}; choose one of {sorted(TEMPLATE_SETS)}") from None
+
+
+def check_template_count(templates: Sequence[str], prompt_channel: int, *, variant: str | None = None) -> None:
+    """CAT-Seg's own rule on templates (every other one is :func:`ovseg_models.vocabulary.validate_templates`'):
+    a model with ``prompt_channel`` > 1 takes exactly that many, one per cost-volume channel; a
+    one-channel model averages any number. Raises :class:`~ovseg_models.vocabulary.VocabularyError`."""
+    if prompt_channel not in (1, len(templates)):
+        model = f"CAT-Seg variant {variant}" if variant else "this CAT-Seg model"
+        raise VocabularyError(
+            f"{model} uses {prompt_channel} prompt templates as cost-volume channels, one each; "
+            f"give exactly {prompt_channel} (or the model's default templates), got {len(templates)}"
+        )

@@ -22,7 +22,12 @@ on a trainable parameter without a gradient.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
+
+if TYPE_CHECKING:
+    from .model import CATSeg
 
 __all__ = [
     "FINETUNE_MODES",
@@ -81,7 +86,7 @@ def count_trainable_parameters(model: nn.Module, *, by_group: bool = False):
     return out
 
 
-def unused_parameter_names(model: nn.Module) -> list[str]:
+def unused_parameter_names(model: CATSeg) -> list[str]:
     """Names of the :class:`~ovseg_models.catseg.model.CATSeg` parameters the segmentation forward never uses."""
     blocks = model.clip_model.visual.transformer.resblocks
     last = f"clip_model.visual.transformer.resblocks.{len(blocks) - 1}.attn."
@@ -90,7 +95,7 @@ def unused_parameter_names(model: nn.Module) -> list[str]:
     return [n for n in names if n in params]
 
 
-def freeze_unused_parameters(model: nn.Module) -> list[str]:
+def freeze_unused_parameters(model: CATSeg) -> list[str]:
     """``requires_grad=False`` on :func:`unused_parameter_names`; returns the names that were trainable."""
     params = dict(model.named_parameters())
     frozen = [n for n in unused_parameter_names(model) if params[n].requires_grad]

@@ -294,7 +294,7 @@ class PanopticDataset(Dataset):
             raise ValueError(f"size mismatch between image {image_path} and {ann['file_name']}")
         segments = self.segments(ann)
         sem_index = self._semantic_index.get(str(image_path.resolve()))
-        if sem_index is not None:
+        if sem_index is not None and self.semantic is not None:  # indexed only when there is one
             sem = self.semantic.load_label(sem_index)
             if sem.shape != pan_ids.shape:
                 raise ValueError(f"size mismatch between {image_path} and its semantic label")
@@ -387,8 +387,8 @@ def build_panoptic_dataset(name: str, *, root: str | Path, split: str = "val"):
     if name == "mapillary_vistas":
         base = root / "mapillary_vistas" / ("validation" if split == "val" else split)
         folders = [base / "v1.2" / "panoptic", base / "panoptic"]
-        folder = next((f for f in folders if (f / "panoptic_2018.json").exists()), None)
-        if folder is None:
+        found = next((f for f in folders if (f / "panoptic_2018.json").exists()), None)
+        if found is None:
             raise FileNotFoundError(
                 f"Mapillary Vistas v1.2 panoptic_2018.json not found in any of {[str(f) for f in folders]}"
             )
@@ -404,8 +404,8 @@ def build_panoptic_dataset(name: str, *, root: str | Path, split: str = "val"):
         return PanopticDataset(
             dataset=name,
             image_dir=base / "images",
-            panoptic_dir=folder,
-            panoptic_json=folder / "panoptic_2018.json",
+            panoptic_dir=found,
+            panoptic_json=found / "panoptic_2018.json",
             category_map={k + 1: k for k in range(65)},
             semantic=_semantic_or_none(name, root, split),
         )
@@ -509,13 +509,13 @@ def coco_stuff_dataset(root: str | Path, split: str = "train2017") -> SemanticSe
         if d.is_dir():
             return SemanticSegmentationDataset(image_dir=image_dir, label_dir=d, num_classes=171)
     raw = [root / "coco-stuff" / "annotations" / split, root / "coco" / "stuffthingmaps_trainval2017" / split]
-    for d in raw:
-        if d.is_dir():
-            lut = _coco_stuff_raw_to_171()
-            return SemanticSegmentationDataset(
-                image_dir=image_dir,
-                label_dir=d,
-                num_classes=171,
-                label_transform=lambda x, lut=lut: lut[np.asarray(x).astype(np.int64)],
-            )
+    raw_dir = next((d for d in raw if d.is_dir()), None)
+    if raw_dir is not None:
+        lut = _coco_stuff_raw_to_171()
+        return SemanticSegmentationDataset(
+            image_dir=image_dir,
+            label_dir=raw_dir,
+            num_classes=171,
+            label_transform=lambda x: lut[np.asarray(x).astype(np.int64)],
+        )
     raise FileNotFoundError(f"COCO-Stuff labels not found in any of {[str(d) for d in prepared + raw]}")

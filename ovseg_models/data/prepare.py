@@ -34,7 +34,7 @@ Panoptic ground truth (COCO panoptic format: RGB PNG with ``id = R + 256 G + 256
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -691,7 +691,7 @@ def _panoptic_categories(dataset: str, ids: Iterable[int] | None = None) -> list
 
 
 def _convert_panoptic(
-    items: list[tuple[str, Path, dict, callable]],
+    items: Sequence[tuple[str, Path, dict, Callable[[], tuple[np.ndarray, list[dict]]]]],
     *,
     out_dir: Path,
     json_path: Path,

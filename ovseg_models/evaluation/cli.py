@@ -167,7 +167,7 @@ def _evaluate(name: str, ds, predict, *, cats, panoptic: bool, max_images: int |
         if background_cap:
             pred = np.minimum(pred, 20)  # CAT-Seg's PAS-20b: classes >= 20 count as background
         sem.update(prediction=pred, target=item["sem_seg"])
-        if panoptic:
+        if pq is not None:  # panoptic
             segs = [{"id": s.id, "category_id": cats[s.category].id} for s in result.segments]
             pq.update(
                 gt_ids=item["pan_ids"], gt_segments=item["segments_info"], pred_ids=result.panoptic, pred_segments=segs
@@ -198,7 +198,7 @@ def _evaluate(name: str, ds, predict, *, cats, panoptic: bool, max_images: int |
             gt_anns.append({"image_id": image_id, "segments_info": item["segments_info"]})
             pan_maps[image_id] = item["pan_ids"]
     out = {"mIoU": 100.0 * sem.compute().miou, "images": n}
-    if panoptic:
+    if pq is not None:  # panoptic
         res = pq.compute()
         out.update(
             {

@@ -52,7 +52,7 @@ def panoptic_to_instances(
     """
     thing_cats = [dict(c) for c in categories if int(c.get("isthing", 1)) == 1]
     thing_ids = {int(c["id"]) for c in thing_cats}
-    annotations = []
+    annotations: list[dict] = []
     for ann in panoptic_annotations:
         ids = rgb2id(_np(panoptic_maps[int(ann["image_id"])]))
         for seg in ann["segments_info"]:

@@ -55,6 +55,10 @@ def geometric_ensemble(
 class FCCLIP(nn.Module):
     """FC-CLIP inference network (batch of normalised, padded images -> mask and class predictions)."""
 
+    # buffers registered in __init__
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
     def __init__(
         self,
         *,

@@ -187,7 +187,9 @@ class ConvNorm(nn.Sequential):
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, *, activation: bool = False, norm: str = "GN"
     ):
-        layers = [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not norm)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not norm)
+        ]
         if norm:
             if norm != "GN":
                 raise ValueError(f"only GN normalisation is supported, got {norm!r}")

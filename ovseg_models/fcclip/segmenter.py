@@ -51,6 +51,7 @@ class FCCLIPSegmenter(Segmenter):
     """
 
     family = "fcclip"
+    model: FCCLIP
 
     def __init__(
         self,

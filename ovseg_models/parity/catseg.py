@@ -132,6 +132,7 @@ def run_case(case_path: str | Path, manifest_path: str | Path | None) -> list[Co
                 out.append(
                     Comparison("nosliding/agg_logits", _max_abs(inter["logits"], case["nosliding/agg_logits"]), 1e-4)
                 )
+            assert acc.scores is not None  # kept: keep_scores=True
             out.append(
                 Comparison(
                     f"{prefix}sem_seg",

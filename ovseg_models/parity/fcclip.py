@@ -196,7 +196,7 @@ def run_case(case_path, manifest_path=None) -> list[Comparison]:
     # preprocessing: official test resize (PIL bilinear) + normalise + pad to 32
     image = torch.from_numpy(case["image"])
     h, w = int(case["height"]), int(case["width"])
-    size = resize_shortest_edge_shape(*image.shape[:2], cfg.min_size_test, cfg.max_size_test)
+    size = resize_shortest_edge_shape(image.shape[0], image.shape[1], cfg.min_size_test, cfg.max_size_test)
     resized = resize_image(image, size)
     out.append(Comparison("model_input", _maxdiff(resized.numpy(), case["model_input"]), 0.0, "uint8, exact"))
 

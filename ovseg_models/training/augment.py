@@ -29,7 +29,7 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if labels.shape[:2] == tuple(size):
         return labels
     im = Image.fromarray(np.ascontiguousarray(labels).astype(np.int32))
-    return np.asarray(im.resize((size[1], size[0]), Image.NEAREST)).astype(labels.dtype)
+    return np.asarray(im.resize((size[1], size[0]), Image.Resampling.NEAREST)).astype(labels.dtype)
 
 
 def _pad(array: np.ndarray, size: tuple[int, int], value) -> np.ndarray:

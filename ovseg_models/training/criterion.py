@@ -74,6 +74,8 @@ class SetCriterion(nn.Module):
     is then reproducible and independent of batch composition.
     """
 
+    empty_weight: torch.Tensor  # buffer registered in __init__
+
     def __init__(
         self,
         num_classes: int,

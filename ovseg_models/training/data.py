@@ -12,6 +12,7 @@ samples (and random numbers) one process with ``global_batch`` images sees.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,7 +181,7 @@ class SemanticTrainDataset(Dataset):
         size_divisibility: int = 384,
     ):
         self.base = base
-        self.kw = dict(
+        self.kw: dict[str, Any] = dict(
             short_edge=short_edge,
             max_size=max_size,
             crop=crop,

@@ -16,18 +16,20 @@ to the non-determinism of CUDA kernels unless ``train.deterministic`` is set).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import math
+import operator
 import os
 import random
 import time
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -377,8 +379,8 @@ class Trainer:
         )
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if self.dist.distributed:
-            kwargs = {"device_ids": [self.dist.device.index]} if self.dist.device.type == "cuda" else {}
-            self.ddp = nn.parallel.DistributedDataParallel(
+            kwargs: dict[str, Any] = {"device_ids": [self.dist.device.index]} if self.dist.device.type == "cuda" else {}
+            self.ddp: nn.Module = nn.parallel.DistributedDataParallel(
                 self.model, find_unused_parameters=bool(t.get("find_unused_parameters", False)), **kwargs
             )
         else:
@@ -453,7 +455,7 @@ class Trainer:
     # -- loop -------------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
         sampler = GlobalBatchSampler(
-            len(self.task.dataset),
+            len(cast(Sized, self.task.dataset)),  # map-style: TrainTask datasets have a length
             global_batch=self.global_batch,
             seed=self.seed,
             rank=self.dist.rank,
@@ -462,7 +464,7 @@ class Trainer:
             max_steps=self.max_steps,
         )
         self.sampler = sampler
-        kw = {}
+        kw: dict[str, Any] = {}
         if self.num_workers > 0:
             kw = {"num_workers": self.num_workers, "persistent_workers": False, "prefetch_factor": 2}
         return DataLoader(
@@ -526,7 +528,7 @@ class Trainer:
                 with autocast:
                     outputs = self.ddp(batch["images"])
                     losses = self.task.loss(outputs, batch)
-                total = sum(losses.values())
+                total = functools.reduce(operator.add, losses.values())
                 if not torch.isfinite(total):
                     raise FloatingPointError(
                         f"loss became {float(total)} at step {step}: { {k: float(v) for k, v in losses.items()} }"
@@ -576,7 +578,7 @@ class Trainer:
                 if done % self.checkpoint_every == 0 or done == self.max_steps or stop or evaluate:
                     path = self.save(done)
                     if evaluate:
-                        if self.dist.is_main:  # the others wait: evaluation runs on the main process
+                        if path is not None:  # the main process's; the others wait: evaluation runs there
                             self.evaluator.evaluate(done, path)
                         _barrier(self.dist)
                 if stop:

@@ -45,7 +45,7 @@ class PeriodicEvaluator:
         from ..families import get_family
 
         try:
-            self.kind = get_family(str(task.get("kind"))).name
+            self.kind: str = get_family(str(task.get("kind"))).name
         except ValueError as e:
             raise ValueError(f"train.eval_every needs a model-family task: {e}") from None
         self.eval_cfg = dict(cfg.get("eval", {}))

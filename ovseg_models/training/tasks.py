@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,10 @@ from ..data.datasets import coco_stuff_dataset
 from .catseg_loss import per_pixel_bce_loss
 from .criterion import SetCriterion
 from .data import PanopticTrainDataset, SemanticTrainDataset
+
+if TYPE_CHECKING:
+    from ..catseg import CATSeg
+    from ..fcclip import FCCLIP
 
 __all__ = [
     "TrainTask",
@@ -167,6 +171,10 @@ class TinyMaskFormer(nn.Module):
     """A minimal Mask2Former-style network (conv pixel encoder, learnable queries refined by
     cross-attention, per-layer class/mask heads) for fast tests of the training machinery."""
 
+    # buffers registered in __init__
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
     def __init__(
         self,
         num_classes: int,
@@ -253,9 +261,11 @@ class FCCLIPForTraining(nn.Module):
     transformer decoder (with auxiliary outputs) and void embedding; the in-vocabulary class logits
     use a fixed text classifier of the training vocabulary (the official ``train_text_classifier``)."""
 
+    text_classifier: torch.Tensor  # buffer registered in __init__
+
     def __init__(
         self,
-        net: nn.Module,
+        net: FCCLIP,
         text_classifier: torch.Tensor,
         num_synonyms: Sequence[int],
         *,
@@ -296,7 +306,7 @@ class FCCLIPForTraining(nn.Module):
         return self.net.transformer_decoder(multi_scale, mask_features, classifier, self.num_synonyms, aux_outputs=True)
 
 
-def fcclip_text_classifier(net: nn.Module, dataset_key: str, templates) -> tuple[torch.Tensor, list[int]]:
+def fcclip_text_classifier(net: FCCLIP, dataset_key: str, templates) -> tuple[torch.Tensor, list[int]]:
     from ..data.class_names import get_categories
     from ..fcclip import CLIPTextEncoder
     from ..text import build_text_classifier, get_templates
@@ -346,10 +356,12 @@ def build_fcclip_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
 # -- CAT-Seg ----------------------------------------------------------------------------------------------
 class CATSegForTraining(nn.Module):
     """CAT-Seg in training mode: text embeddings recomputed every step through the (partly trainable)
-    CLIP text tower, images CLIP-normalised, padded and resized to the CLIP resolution; returns the
-    per-class logits (B, T, 4h, 4w)."""
+    CLIP text tower, images prepared as in resize inference (:func:`~ovseg_models.catseg.inference.resized_inputs`);
+    returns the per-class logits (B, T, 4h, 4w)."""
 
-    def __init__(self, net: nn.Module, tokens: torch.Tensor, num_classes: int, num_prompts: int):
+    tokens: torch.Tensor  # buffer registered in __init__
+
+    def __init__(self, net: CATSeg, tokens: torch.Tensor, num_classes: int, num_prompts: int):
         super().__init__()
         self.net = net
         self.register_buffer("tokens", tokens, persistent=False)
@@ -363,16 +375,9 @@ class CATSegForTraining(nn.Module):
         return emb
 
     def forward(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
-        cfg = self.net.cfg
-        x = torch.stack([im.float() for im in images])
-        clip = (x - self.net.clip_pixel_mean) / self.net.clip_pixel_std
-        d = cfg.size_divisibility
-        h, w = x.shape[-2:]
-        if d > 1 and (h % d or w % d):
-            clip = F.pad(clip, (0, (-w) % d, 0, (-h) % d))
-        res = cfg.clip_resolution
-        clip = F.interpolate(clip, size=(res, res), mode="bilinear", align_corners=False)
-        guide = (x - self.net.pixel_mean) / self.net.pixel_std if cfg.guidance != "clip" else None
+        from ..catseg.inference import resized_inputs
+
+        clip, guide = resized_inputs(torch.stack([im.float() for im in images]), self.net.cfg)
         return self.net(clip, self.text_embeddings(), guidance_images=guide)
 
 
@@ -407,7 +412,7 @@ def build_catseg_task(cfg: Mapping, *, device: torch.device) -> TrainTask:
     )
     cs_cfg = cfg.get("config_object") or get_config(cfg.get("variant"), **dict(cfg.get("overrides") or {}))
     if isinstance(cs_cfg, Mapping):
-        cs_cfg = CATSegConfig.from_dict(cs_cfg)
+        cs_cfg = CATSegConfig.from_dict(dict(cs_cfg))
     net = CATSeg(cs_cfg)
     pretrained = cfg.get("pretrained", True)
     if pretrained:

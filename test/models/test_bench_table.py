@@ -36,3 +36,13 @@ def test_table_row_prints_stages_cold_peak_and_official_reference(reference_dir,
 def test_table_rejects_unknown_rows():
     with pytest.raises(SystemExit, match="unknown table rows"):
         bench.main(["--table", "--rows", "nope"])
+
+
+def test_catseg_case_without_a_known_manifest_asks_for_one(tmp_path):
+    from argparse import Namespace
+
+    from ovseg_models.catseg.bench import bench_target
+
+    args = Namespace(variant=None, case=str(tmp_path / "my_case.npz"), manifest=None, device="cpu", precision="fp32")
+    with pytest.raises(ValueError, match="no reference manifest is known for .*my_case.npz; pass --manifest"):
+        bench_target(args)

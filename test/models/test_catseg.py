@@ -123,6 +123,17 @@ def test_vitb_manifest_keys_and_swin_masks_sha256():
             assert tensor_sha256(official[e["key"]]) == e["sha256_le_bytes"], e["key"]
 
 
+def test_match_official_keys_skips_normalisation_constants(tiny_model):
+    # exports may keep the (non-persistent) pixel_mean/std buffers; loading ignores them, so does the key check
+    shapes = {k: list(v.shape) for k, v in to_official_state_dict(tiny_model).items()}
+    shapes.update({"pixel_mean": [3, 1, 1], "clip_pixel_std": [3, 1, 1]})
+    assert match_official_keys(tiny_model, shapes) == {"missing": [], "unexpected": [], "shape_mismatch": []}
+    shapes["upsample1.bias"] = [7]
+    assert match_official_keys(tiny_model, shapes)["shape_mismatch"] == [
+        f"upsample1.bias: (7,) vs {tuple(tiny_model.upsample1.bias.shape)}"
+    ]
+
+
 def _small_official_state_dict(model):
     return {k: v.clone() for k, v in to_official_state_dict(model).items()}
 
@@ -447,3 +458,47 @@ def test_separate_timm_guidance_backbone_runs():
         assert r.class_scores.shape == (2, 120, 160) and torch.isfinite(r.class_scores).all()
     single = CATSegSegmenter(CATSeg(tiny_config()), templates=("a photo of a {}.", "a {} in the scene"))
     assert single.encode_vocabulary(["cup"]).tensors["text"].shape == (1, 1, 32)  # ensemble averaged
+
+
+def test_template_count_of_a_multi_channel_model_is_refused_before_encoding():
+    """One rule (catseg.templates.check_template_count) for the segmenter, the vocabulary's templates and
+    the family descriptor the node's parameters use."""
+    from ovseg_models.catseg.family import FAMILY
+    from ovseg_models.vocabulary import Vocabulary
+
+    model = CATSeg(tiny_config(prompt_ensemble_type="imagenet_select", prompt_channel=8)).eval()
+    with pytest.raises(VocabularyError, match="uses 8 prompt templates .* give exactly 8 .* got 1"):
+        CATSegSegmenter(model, templates=["a photo of a {}."])
+    seg = CATSegSegmenter(model)
+    with pytest.raises(VocabularyError, match="give exactly 8 .* got 2"):
+        seg.encode_vocabulary(Vocabulary.create(["cup"], templates=["a {}.", "the {}."]))
+    assert seg.text_encoder.encoded_names == 0  # refused before the text tower ran
+    assert seg.encode_vocabulary(["cup"]).tensors["text"].shape == (1, 8, 32)
+    with pytest.raises(VocabularyError, match="CAT-Seg variant vitb16_r101_384 uses 80 prompt templates"):
+        FAMILY.check_templates("vitb16_r101_384", ["a {}."])
+    FAMILY.check_templates(None, ["a {}.", "the {}."])  # the released models: one channel, any number
+
+
+def test_training_prepares_images_as_resize_inference(tiny_model):
+    """CATSegForTraining and resize inference share ``resized_inputs``: the same logits for an image whose
+    sides are no multiple of ``size_divisibility`` (padded, then resized to the CLIP resolution)."""
+    from ovseg_models.catseg.inference import prepare_views, resized_inputs
+    from ovseg_models.training.tasks import CATSegForTraining
+
+    cfg = tiny_model.cfg
+    assert 100 % cfg.size_divisibility and 150 % cfg.size_divisibility
+    image = torch.rand(3, 100, 150, generator=torch.Generator().manual_seed(0)) * 255
+    text = CATSegSegmenter(tiny_model).encode_vocabulary(["cup", "wall"]).tensors["text"]
+    clip, guide, geom = prepare_views(image, cfg, InferenceOptions(sliding_window=False))
+    assert geom["mode"] == "resize" and clip.shape == (1, 3, cfg.clip_resolution, cfg.clip_resolution)
+    mean, std = torch.tensor(cfg.clip_pixel_mean).view(-1, 1, 1), torch.tensor(cfg.clip_pixel_std).view(-1, 1, 1)
+    padded = (image - mean) / std
+    padded = torch.nn.functional.pad(padded, (0, (-150) % cfg.size_divisibility, 0, (-100) % cfg.size_divisibility))
+    res = cfg.clip_resolution
+    expected = torch.nn.functional.interpolate(padded[None], size=(res, res), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(clip, expected)
+    torch.testing.assert_close(resized_inputs(image[None], cfg)[0], clip)
+    training = CATSegForTraining(tiny_model, torch.zeros(2, 77, dtype=torch.long), 2, 1)
+    training.text_embeddings = lambda: text
+    with torch.no_grad():
+        torch.testing.assert_close(training([image]), tiny_model(clip, text, guidance_images=guide))

@@ -121,7 +121,8 @@ def test_ros_seen_flags_follow_the_family(dummy):
 
     vocab = Vocabulary.create(["person", "zebra crossing"])
     assert resolve_seen(vocab, "fcclip") == [True, False]  # COCO panoptic has persons
-    assert resolve_seen(vocab, "dummy") == [False, False]  # no training vocabulary: nothing was seen
+    assert resolve_seen(vocab, "catseg") == [True, False]  # COCO-Stuff too
+    assert resolve_seen(vocab, "dummy") == [True, False]  # no training vocabulary: COCO panoptic's
 
 
 def test_ros_parameter_module_needs_no_rclpy():

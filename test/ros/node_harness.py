@@ -201,21 +201,26 @@ class VocabularyStampingSegmenter(Segmenter):
 
     def _predict(self, image, encoded, timer, *, output_size, **options):
         time.sleep(0.025)
-        h, w = output_size
-        k = encoded.tensors["n"] - 1
-        return SegmentationResult(
-            semantic=np.full((h, w), k, np.int32),
-            score=np.ones((h, w), np.float32),
-            panoptic=np.ones((h, w), np.int32),
-            segments=[
-                Segment(
-                    id=1,
-                    category=k,
-                    label=encoded.vocabulary[k].name,
-                    score=1.0,
-                    area=h * w,
-                    bbox=(0, 0, w, h),
-                    is_thing=True,
-                )
-            ],
-        )
+        return stamped_result(encoded, output_size)
+
+
+def stamped_result(encoded, output_size) -> SegmentationResult:
+    """Every pixel = index of the vocabulary's last class, one segment named after it (exact checks)."""
+    h, w = output_size
+    k = encoded.tensors["n"] - 1
+    return SegmentationResult(
+        semantic=np.full((h, w), k, np.int32),
+        score=np.ones((h, w), np.float32),
+        panoptic=np.ones((h, w), np.int32),
+        segments=[
+            Segment(
+                id=1,
+                category=k,
+                label=encoded.vocabulary[k].name,
+                score=1.0,
+                area=h * w,
+                bbox=(0, 0, w, h),
+                is_thing=True,
+            )
+        ],
+    )

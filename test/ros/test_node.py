@@ -70,7 +70,8 @@ def test_topics_and_services_end_to_end(ros_context, executor, vocab_file):
         v1 = v.version
         assert v1 > 0 and v.model == "fcclip" and [c.name for c in v.classes] == ["wall", "floor", "person", "cup"]
         assert v.classes[0].synonyms == ["walls"] and v.classes[0].thing == VocabularyClass.STUFF
-        assert v.classes[1].thing == VocabularyClass.THING
+        # untagged lines of the file are THING_AUTO, as in a request: floor is COCO stuff
+        assert [c.thing for c in v.classes[1:]] == [VocabularyClass.STUFF, VocabularyClass.THING, VocabularyClass.THING]
         assert all(c.seen in (VocabularyClass.SEEN, VocabularyClass.UNSEEN) for c in v.classes)
         assert v.classes[0].seen == VocabularyClass.SEEN  # "wall" is a COCO-panoptic class name
         assert v.prompt_templates == ["a photo of a {}."]

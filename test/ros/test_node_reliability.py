@@ -14,15 +14,14 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
-from node_harness import Probe, rgb_image, spun_node, stamp_key, tiny_params, write_vocab_file
+from node_harness import Probe, rgb_image, spun_node, stamp_key, stamped_result, tiny_params, write_vocab_file
 from ros_test_utils import spin_until
 
 from ovseg.msg import SemanticInfo, VocabularyClass
 from ovseg.srv import SetVocabulary
-from ovseg_models.segmenter import Segment, SegmentationResult, Segmenter
+from ovseg_models.segmenter import Segmenter
 from ovseg_models.vocabulary import VocabularyError
 from ovseg_ros import conversions, messages, tiny
 
@@ -68,24 +67,7 @@ class SlowEncodingSegmenter(Segmenter):
         return {"n": len(vocabulary)}
 
     def _predict(self, image, encoded, timer, *, output_size, **options):
-        h, w = output_size
-        k = encoded.tensors["n"] - 1
-        return SegmentationResult(
-            semantic=np.full((h, w), k, np.int32),
-            score=np.ones((h, w), np.float32),
-            panoptic=np.ones((h, w), np.int32),
-            segments=[
-                Segment(
-                    id=1,
-                    category=k,
-                    label=encoded.vocabulary[k].name,
-                    score=1.0,
-                    area=h * w,
-                    bbox=(0, 0, w, h),
-                    is_thing=True,
-                )
-            ],
-        )
+        return stamped_result(encoded, output_size)
 
 
 class CancellableSlowSegmenter(SlowEncodingSegmenter):

@@ -45,3 +45,11 @@ def test_published_vocabularies_state_the_resolved_value():
 def test_unknown_thing_values_are_refused(value):
     with pytest.raises(messages.VocabularyError, match="thing must be 0 \\(auto\\), 1 \\(thing\\) or 2 \\(stuff\\)"):
         messages.vocabulary_from_msgs([VocabularyClass(name="mug", thing=value)])
+
+
+def test_seen_auto_is_decided_against_the_familys_training_vocabulary():
+    vocab = messages.vocabulary_from_msgs([VocabularyClass(name="moss"), VocabularyClass(name="person")])
+    assert messages.resolve_seen(vocab, "fcclip") == [False, True]  # COCO panoptic has no moss
+    assert messages.resolve_seen(vocab, "catseg") == [True, True]  # COCO-Stuff has
+    unseen = messages.vocabulary_from_msgs([VocabularyClass(name="moss", seen=VocabularyClass.UNSEEN)])
+    assert messages.resolve_seen(unseen, "catseg") == [False]  # explicit values are kept

@@ -1,17 +1,18 @@
-"""messages.segments_from_semantic (the panoptic output of semantic-only models such as CAT-Seg)
+"""ovseg_models.segments_from_semantic (the panoptic output of semantic-only models such as CAT-Seg)
 against a plain per-class-mask reference, on the real COCO panoptic sample's semantic maps and on
 random maps with void pixels and labels outside the vocabulary."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 from PIL import Image
 from shared_data import shared_path
 
+from ovseg_models import Segment, segments_from_semantic
 from ovseg_models.vocabulary import Vocabulary, VocabularyClass
-from ovseg_ros.messages import segments_from_semantic
 
 
 def reference(labels, score, vocabulary):
@@ -40,7 +41,9 @@ def reference(labels, score, vocabulary):
 
 
 def check(labels, score, vocabulary):
-    ids, segs = segments_from_semantic(labels, score, vocabulary)
+    ids, segments = segments_from_semantic(labels, score, vocabulary)
+    assert all(isinstance(s, Segment) for s in segments)
+    segs = [asdict(s) for s in segments]
     ref_ids, ref_segs = reference(labels, score, vocabulary)
     assert ids.dtype == np.uint16 and np.array_equal(ids, ref_ids)
     assert [{k: v for k, v in s.items() if k != "score"} for s in segs] == [
@@ -87,4 +90,4 @@ def test_on_random_maps_with_void_and_labels_outside_the_vocabulary():
     # signed labels (negative = void) are accepted too
     signed = np.array([[-1, 0, 0], [1, 1, -5]])
     ids, segs = segments_from_semantic(signed, None, vocabulary)
-    assert ids.tolist() == [[0, 1, 1], [2, 2, 0]] and [s["area"] for s in segs] == [2, 2]
+    assert ids.tolist() == [[0, 1, 1], [2, 2, 0]] and [s.area for s in segs] == [2, 2]
