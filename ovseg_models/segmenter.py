@@ -129,6 +129,10 @@ class EncodedVocabulary:
     tensors: dict[str, Any]
     #: monotonically increasing per segmenter; what outputs report as "vocabulary version".
     version: int = 0
+    #: the prompt templates the text was encoded with (the vocabulary's, else the model's)
+    templates: tuple[str, ...] = ()
+    #: per class: seen in the model's training vocabulary (None: the model does not use it)
+    seen: tuple[bool, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.vocabulary)
@@ -206,6 +210,8 @@ class Segmenter(abc.ABC):
     #: model family, the first part of ``model_key``
     family: str = "base"
     model_key: str = "base"
+    #: the prompt templates vocabularies without their own are encoded with
+    templates: tuple[str, ...] = ()
 
     def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu", precision: str = "fp32"):
         if precision not in ("fp32", "fp16", "bf16"):
@@ -289,7 +295,18 @@ class Segmenter(abc.ABC):
         with self._lock:
             self._version += 1
             version = self._version
-        return EncodedVocabulary(vocabulary, self.model_key, tensors, version)
+        templates = tensors.get("templates") or vocabulary.templates or self.templates
+        seen = tensors.get("seen")
+        return EncodedVocabulary(
+            vocabulary,
+            self.model_key,
+            tensors,
+            version,
+            templates=tuple(templates or ()),
+            seen=tuple(bool(x) for x in (seen.tolist() if hasattr(seen, "tolist") else seen))
+            if seen is not None
+            else None,
+        )
 
     def set_vocabulary(self, vocabulary) -> EncodedVocabulary:
         """Encode (if needed) and make it the default for :meth:`predict`."""

@@ -103,11 +103,7 @@ def vocabulary_to_msg(
     from ovseg.msg import VocabularyClass as ClassMsg
 
     vocab = encoded.vocabulary
-    seen_t = encoded.tensors.get("seen") if isinstance(encoded.tensors, dict) else None
-    if seen_t is not None and len(seen_t) == len(vocab):
-        seen = [bool(s) for s in seen_t.tolist()]
-    else:
-        seen = resolve_seen(vocab, model)
+    seen = list(encoded.seen) if encoded.seen is not None else resolve_seen(vocab, model)
     msg = VocabularyMsg()
     if stamp is not None:
         msg.stamp = stamp
@@ -119,11 +115,7 @@ def vocabulary_to_msg(
         )
         for c, s in zip(vocab, seen, strict=False)
     ]
-    templates = vocab.templates
-    if templates is None:
-        t = encoded.tensors.get("templates") if isinstance(encoded.tensors, dict) else None
-        templates = tuple(t) if t else tuple(default_templates)
-    msg.prompt_templates = list(templates)
+    msg.prompt_templates = list(vocab.templates or encoded.templates or default_templates)
     return msg
 
 

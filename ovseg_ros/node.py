@@ -491,15 +491,8 @@ class SegmentationNode(LifecycleNode):
         if self._versions.warning:
             self._warn("versions", self._versions.warning, period=3600.0)
         cfg = self.cfg
-        default_templates = getattr(self.segmenter, "templates", ()) or ()
-        if not isinstance(default_templates, (list, tuple)):
-            default_templates = ()
         msg = messages.vocabulary_to_msg(
-            encoded,
-            version=version,
-            model=cfg.model if cfg else "",
-            stamp=self.get_clock().now().to_msg(),
-            default_templates=default_templates,
+            encoded, version=version, model=cfg.model if cfg else "", stamp=self.get_clock().now().to_msg()
         )
         names = tuple(encoded.vocabulary.names)
         return ActiveVocabulary(encoded, version, msg, names, palette_for(names))
