@@ -17,7 +17,7 @@ import torch
 from ..segmenter import EncodedVocabulary, SegmentationResult, Segmenter, StageTimer
 from ..text.classifier import check_cancel
 from ..vocabulary import Vocabulary, validate_templates
-from .inference import InferenceOptions, run_inference, run_inference_batch
+from .inference import InferenceOptions, run_inference_batch
 from .templates import check_template_count, get_templates
 
 if TYPE_CHECKING:
@@ -228,12 +228,7 @@ class CATSegSegmenter(Segmenter):
         output_size: tuple[int, int],
         **options,
     ) -> SegmentationResult:
-        opts, keep = self._inference_options(options, [output_size], len(encoded))
-        h, w = output_size
-        acc = run_inference(
-            self.model, image, encoded.tensors["text"], opts, height=h, width=w, keep_scores=keep, timer=timer
-        )
-        return self._result(acc)
+        return self._predict_batch([image], encoded, timer, output_sizes=[output_size], **options)[0]
 
     def _predict_batch(
         self,

@@ -143,33 +143,10 @@ class FCCLIPSegmenter(Segmenter):
         encoded: EncodedVocabulary,
         timer: StageTimer,
         *,
-        outputs: Sequence[str] | None = None,
-        return_class_scores: bool = False,
         output_size: tuple[int, int],
         **options,
     ) -> SegmentationResult:
-        if options:
-            raise TypeError(f"unknown predict options: {sorted(options)}")
-        outputs = self.outputs if outputs is None else tuple(outputs)
-        t = encoded.tensors
-        with timer("preprocess"):
-            resized = self.preprocess(image)
-            batch, sizes = self.model.normalize_and_pad(resized.to(self.device, non_blocking=True))
-            batch = pad_to_min_side(batch, MIN_MODEL_SIDE)  # outputs are cropped back to ``sizes``
-        out = self.model(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
-        with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
-            result = self.postprocess(
-                out["mask_cls"][0].float(),
-                out["pred_masks"][0].float(),
-                padded_size=tuple(batch.shape[-2:]),
-                image_size=sizes[0],
-                output_size=output_size,
-                vocabulary=encoded.vocabulary,
-                is_thing=t["is_thing"],
-                outputs=outputs,
-                return_class_scores=return_class_scores,
-            )
-        return result
+        return self._predict_batch([image], encoded, timer, output_sizes=[output_size], **options)[0]
 
     def _predict_batch(
         self,
