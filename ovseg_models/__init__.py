@@ -9,6 +9,7 @@ No ROS here: researchers train and evaluate with this package alone.
     >>> result.semantic, result.segments, result.timings
 """
 
+from . import embeddings
 from .factory import create_segmenter, list_models, list_variants
 from .segmenter import EncodedVocabulary, EncodingCancelled, ImageError, Segment, SegmentationResult, Segmenter
 from .segments import segments_from_semantic
@@ -27,6 +28,7 @@ __all__ = [
     "VocabularyClass",
     "VocabularyError",
     "create_segmenter",
+    "embeddings",
     "list_models",
     "list_variants",
     "segments_from_semantic",

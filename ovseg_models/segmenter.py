@@ -149,6 +149,9 @@ class Segment:
     area: int  #: pixels
     bbox: tuple[int, int, int, int]  #: x, y, width, height in pixels
     is_thing: bool
+    #: FC-CLIP: the mask queries whose masks make this segment (one thing query, or the stuff
+    #: queries merged into it); what :func:`~ovseg_models.embeddings.segment_embeddings` pools
+    queries: tuple[int, ...] = ()
 
 
 @dataclass
@@ -168,6 +171,12 @@ class SegmentationResult:
     class_scores: torch.Tensor | None = None
     #: optional instance output: dict with "masks" (N,H,W) bool, "scores" (N,), "classes" (N,)
     instances: dict[str, torch.Tensor] | None = None
+    #: with ``predict(..., embeddings=True)``, FC-CLIP: (Q, D) CLIP embedding of every mask query
+    #: in the text space (see :mod:`ovseg_models.embeddings`)
+    query_embeddings: torch.Tensor | None = None
+    #: with ``predict(..., embeddings=True)``, CAT-Seg: (D, g, g) L2-normalised dense CLIP
+    #: features of the whole image in the text space
+    dense_embeddings: torch.Tensor | None = None
     vocabulary_version: int = 0
     vocabulary_digest: str = ""
     #: seconds per stage (backbone, pixel_decoder, ..., total)
@@ -318,6 +327,25 @@ class Segmenter(abc.ABC):
     @property
     def vocabulary(self) -> EncodedVocabulary | None:
         return self._active
+
+    # -- text queries -----------------------------------------------------------------------
+    def encode_text(self, texts: Sequence[str], *, templates: Sequence[str] | None = None) -> torch.Tensor:
+        """(N, D) float32 L2-normalised embeddings of ``texts`` in the space of the segments'
+        embeddings (``predict(..., embeddings=True)``), averaged over the prompt ``templates``
+        (default: the model's). For queries ("red mug"), not vocabularies: at most
+        :data:`~ovseg_models.embeddings.MAX_QUERY_TEXTS` texts; ValueError on empty or huge ones."""
+        from .embeddings import check_texts
+
+        texts = check_texts(texts)
+        if templates is not None:
+            from .vocabulary import validate_templates
+
+            templates = validate_templates(templates)
+        with torch.inference_mode():
+            return self._encode_text(texts, tuple(templates) if templates else None).float().cpu()
+
+    def _encode_text(self, texts: list[str], templates: tuple[str, ...] | None) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no text embeddings")
 
     # -- inference --------------------------------------------------------------------------
     def predict(

@@ -2,6 +2,7 @@
 
     python -m ovseg_ros.bench [--frames 60] [--modes inproc,fastdds,large_data,shm_profile] [-p name:=value ...]
     python -m ovseg_ros.bench --cameras 1,2,4 [--seconds 10]   (see ovseg_ros.bench_cameras)
+    python -m ovseg_ros.bench --embeddings [--modes inproc,large_data]
 
 For each mode a client publishes 640x480 rgb8 frames one at a time (the next when the previous
 one's outputs arrived, so nothing queues) and measures, per frame, the time from publishing to
@@ -18,6 +19,12 @@ e.g. ``-p variant:=rn50 -p checkpoint:=/path/fcclip_cocopan_r50.pth -p allow_ran
 Target: node overhead at most 5 ms median at 640x480. ``--floor`` also runs each mode with an echo
 node that answers every frame with messages of the same sizes and does nothing else: its overhead is
 the transport floor of that mode, and the difference is the node's own share.
+
+``--embeddings`` runs each mode twice, side by side: as above, and with ``publish.embeddings`` (the
+client then also waits for ``segment_embeddings``); the difference of the medians is what the
+embeddings add end to end. It first prints the cost of the embedding step alone for 50 segments
+of a 640x480 frame (FC-CLIP ConvNeXt-L shapes: 250 queries x 768; CAT-Seg ViT-B: a 24x24x512
+grid pooled over an id map), message included. Target: at most 1 ms median.
 """
 
 from __future__ import annotations
@@ -133,7 +140,9 @@ def client_main(args) -> int:
     import rclpy
 
     rclpy.init()
-    e2e = _client(rclpy.get_default_context(), args.frames, args.warmup, args.overlay, args.timeout)
+    e2e = _client(
+        rclpy.get_default_context(), args.frames, args.warmup, args.overlay, args.timeout, args.with_embeddings
+    )
     Path(args.client_out).write_text(json.dumps({str(k): v for k, v in e2e.items()}))
     sys.stdout.flush()
     sys.stderr.flush()
@@ -164,7 +173,50 @@ def serve(args) -> int:
     return 0
 
 
-def _client(context, frames: int, warmup: int, overlay: bool, timeout: float):
+def embedding_microbench(segments: int = 50, repeats: int = 200) -> dict[str, float]:
+    """Median milliseconds of the embedding step of one 640x480 frame with ``segments`` segments
+    (computing the rows and building ``ovseg/SegmentEmbeddings``), for both models' shapes."""
+    import torch
+
+    from ovseg_models.embeddings import pool_embeddings, query_segment_embeddings
+    from ovseg_models.segmenter import Segment
+
+    from .embeddings import segment_embeddings_msg
+
+    rng = np.random.default_rng(0)
+    h, w = 480, 640
+    # an id map of `segments` blocks (as a panoptic map: contiguous regions)
+    ys, xs = np.meshgrid(np.arange(h) * 5 // h, np.arange(w) * 10 // w, indexing="ij")
+    ids = (ys * 10 + xs + 1).astype(np.uint16)
+    ids[rng.random((h, w)) < 0.05] = 0
+    seg_ids = list(range(1, segments + 1))
+    queries = torch.randn(250, 768)
+    segs = [
+        Segment(i, 0, "x", 1.0, 1, (0, 0, 1, 1), i % 3 != 0, queries=(i, i + 60) if i % 3 == 0 else (i,))
+        for i in seg_ids
+    ]
+    dense = torch.nn.functional.normalize(torch.randn(512, 24, 24), dim=0)
+
+    def timed(fn) -> float:
+        for _ in range(5):
+            fn()
+        t = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+        return float(np.median(t) * 1e3)
+
+    from std_msgs.msg import Header
+
+    header = Header()
+    return {
+        "fcclip_ms": timed(lambda: segment_embeddings_msg(header, 1, seg_ids, query_segment_embeddings(queries, segs))),
+        "catseg_ms": timed(lambda: segment_embeddings_msg(header, 1, seg_ids, pool_embeddings(dense, ids, seg_ids))),
+    }
+
+
+def _client(context, frames: int, warmup: int, overlay: bool, timeout: float, embeddings: bool = False):
     """Publish frames one by one; {stamp_ns: end-to-end seconds}."""
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -178,7 +230,7 @@ def _client(context, frames: int, warmup: int, overlay: bool, timeout: float):
     node = rclpy.create_node("ovseg_bench_client", context=context)
     got: dict[int, set] = {}
     arrived: dict[int, float] = {}
-    want = {"semantic", "panoptic"} | ({"overlay"} if overlay else set())
+    want = {"semantic", "panoptic"} | ({"overlay"} if overlay else set()) | ({"embeddings"} if embeddings else set())
     lock = threading.Lock()
     ev = threading.Event()
 
@@ -196,6 +248,12 @@ def _client(context, frames: int, warmup: int, overlay: bool, timeout: float):
     node.create_subscription(PanopticSegmentation, "/segmentation/panoptic", lambda m: on("panoptic", m), q)
     if overlay:
         node.create_subscription(Image, "/segmentation/overlay", lambda m: on("overlay", m), q)
+    if embeddings:
+        from ovseg.msg import SegmentEmbeddings
+
+        node.create_subscription(
+            SegmentEmbeddings, "/segmentation/segment_embeddings", lambda m: on("embeddings", m), q
+        )
     pub = node.create_publisher(Image, "/segmentation/image", q)
     spinner = Spinner(context, node)
     wait_until(lambda: pub.get_subscription_count() > 0, 60)
@@ -252,10 +310,13 @@ def _existing(path: Path | None) -> Path:
     return Path(path)
 
 
-def run_mode(mode: str, args, echo: bool = False) -> dict:
-    """One mode's figures; ``echo``: with :class:`EchoNode` instead of the segmentation node."""
+def run_mode(mode: str, args, echo: bool = False, embeddings: bool = False) -> dict:
+    """One mode's figures; ``echo``: with :class:`EchoNode` instead of the segmentation node;
+    ``embeddings``: with ``publish.embeddings`` (and the client waiting for them too)."""
     import rclpy
 
+    extra = [("publish.embeddings", True)] if embeddings else []
+    args = argparse.Namespace(**{**vars(args), "param": [*args.param, *extra], "with_embeddings": embeddings})
     params = _params(dict(args.param))
     # a fresh domain per run: no run meets the participants (or the leftovers) of another
     domain = 100 + (os.getpid() + next(_RUNS)) % 100
@@ -264,7 +325,7 @@ def run_mode(mode: str, args, echo: bool = False) -> dict:
         rclpy.init(context=ctx, domain_id=domain)
         node, spinner = _start_node(ctx, params, echo=echo)
         try:
-            e2e = _client(ctx, args.frames, args.warmup, args.overlay, args.timeout)
+            e2e = _client(ctx, args.frames, args.warmup, args.overlay, args.timeout, embeddings)
             recs = list(node.stats.records)
         finally:
             spinner.close(timeout=2)
@@ -321,6 +382,8 @@ def run_mode(mode: str, args, echo: bool = False) -> dict:
             ]
             if args.overlay:
                 client.append("--overlay")
+            if embeddings:
+                client.append("--with-embeddings")
             subprocess.run(client, env=env, check=True, timeout=(args.frames + args.warmup) * (args.timeout + 1) + 120)
             e2e = {int(k): v for k, v in json.loads(e2e_file.read_text()).items()}
             child.wait(args.timeout * 10 + 30)
@@ -359,6 +422,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="also measure each mode with an echo node (same traffic, no processing): the transport floor",
     )
+    ap.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="also run each mode with publish.embeddings (side by side) and time the embedding step alone",
+    )
+    ap.add_argument("--with-embeddings", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--client-out", help=argparse.SUPPRESS)
     ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
@@ -383,6 +452,12 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps(rows, indent=2))
         return 0
     results = []
+    if args.embeddings:
+        micro = embedding_microbench()
+        print(
+            f"embedding step, 50 segments of a 640x480 frame (rows + message), median: FC-CLIP "
+            f"{micro['fcclip_ms']:.3f} ms, CAT-Seg {micro['catseg_ms']:.3f} ms (target <= 1 ms)"
+        )
     print(
         f"640x480 rgb8, {args.frames} frames per mode (+{args.warmup} warm-up), model "
         f"{_params(dict(args.param))['model']}/{_params(dict(args.param))['variant']}"
@@ -409,6 +484,17 @@ def main(argv=None) -> int:
             if f["overhead_ms"]:
                 line += f" {f['overhead_ms']['p50']:9.2f}ms {r['overhead_ms']['p50'] - f['overhead_ms']['p50']:10.2f}ms"
         print(line, flush=True)
+        if args.embeddings:
+            e = run_mode(mode.strip(), args, embeddings=True)
+            r["with_embeddings"] = e
+            if e["frames"]:
+                added = e["end_to_end_ms"]["p50"] - r["end_to_end_ms"]["p50"]
+                print(
+                    f"{'+embeddings':<12} {e['end_to_end_ms']['p50']:8.2f}ms {e['end_to_end_ms']['p90']:8.2f}ms "
+                    f"{e['model_ms']['p50']:9.2f}ms {e['overhead_ms']['p50']:12.2f}ms "
+                    f"{e['overhead_ms']['p90']:12.2f}ms  (end to end {added:+.2f} ms)",
+                    flush=True,
+                )
     met = [r["mode"] for r in results if r["overhead_ms"] and r["overhead_ms"]["p50"] <= 5.0]
     missed = [r["mode"] for r in results if r["mode"] not in met]
     print(

@@ -18,8 +18,9 @@ in the diagnostics. Each semantic image is preceded by an ``ovseg/SemanticInfo``
 
 Names (relative, in the node's namespace, ``/segmentation`` by default; all remappable):
 ``image`` (or ``image/compressed`` with ``input.transport: compressed``) in; ``semantic``,
-``semantic/info``, ``panoptic``, ``overlay``, ``vocabulary``, ``set_vocabulary``, ``get_vocabulary`` out;
-diagnostics on ``/diagnostics``.
+``semantic/info``, ``panoptic``, ``overlay``, ``label_info``, ``segment_embeddings``, ``vocabulary`` out;
+services ``set_vocabulary``, ``get_vocabulary``, ``encode_text``, ``query`` (see
+:mod:`ovseg_ros.embeddings`); diagnostics on ``/diagnostics``.
 
 Frames go through a latest-frame-wins slot to one worker thread; malformed frames are refused in
 the callback with a warning, exceptions while processing a frame are logged and counted, and
@@ -65,13 +66,13 @@ from rclpy.qos import (
 )
 from sensor_msgs.msg import CompressedImage, Image
 
-from ovseg.msg import PanopticSegmentation, SemanticInfo
+from ovseg.msg import PanopticSegmentation, SegmentEmbeddings, SemanticInfo
 from ovseg.msg import Vocabulary as VocabularyMsg
-from ovseg.srv import GetVocabulary, SetVocabulary
+from ovseg.srv import EncodeText, GetVocabulary, QuerySegments, SetVocabulary
 from ovseg_models.segmenter import EncodedVocabulary
 from ovseg_models.vocabulary import VocabularyError
 
-from . import conversions, messages
+from . import conversions, embeddings, messages
 from .cameras import Camera, camera_parameters, cameras_from_parameters
 from .diagnostics import segmentation_status
 from .encoding import EncodingJob, VocabularyEncoder
@@ -217,7 +218,10 @@ class SegmentationNode(LifecycleNode):
             self.create_service(
                 GetVocabulary, "get_vocabulary", self._on_get_vocabulary, callback_group=self._services_group
             ),
+            self.create_service(EncodeText, "encode_text", self._on_encode_text, callback_group=self._services_group),
+            self.create_service(QuerySegments, "query", self._on_query, callback_group=self._services_group),
         ]
+        self._embedding_cache: embeddings.EmbeddingCache | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- logging ----------------------------------------------------------------------------
@@ -422,6 +426,24 @@ class SegmentationNode(LifecycleNode):
                 cam.pubs["panoptic"] = self.create_publisher(PanopticSegmentation, p + "panoptic", out_qos)
             if cfg.publish_overlay:
                 cam.pubs["overlay"] = self.create_publisher(Image, p + "overlay", out_qos)
+            if cfg.publish_embeddings:
+                cam.pubs["segment_embeddings"] = self.create_publisher(
+                    SegmentEmbeddings, p + "segment_embeddings", out_qos
+                )
+            if cfg.publish_label_info:
+                types = embeddings.label_info_type()
+                if types is None:
+                    self._warn(
+                        "label_info",
+                        "publish.label_info is true but vision_msgs is not installed: no label_info "
+                        "(install ros-$ROS_DISTRO-vision-msgs, or run tools/setup.sh, which builds it)",
+                        period=3600.0,
+                    )
+                else:
+                    cam.pubs["label_info"] = self.create_publisher(types[0], p + "label_info", LATCHED)
+        self._embedding_cache = (
+            embeddings.EmbeddingCache(cfg.embeddings_cache_frames) if cfg.publish_embeddings else None
+        )
         self._pubs["vocabulary"] = self.create_publisher(VocabularyMsg, "vocabulary", LATCHED)
         if cfg.publish_diagnostics:
             self._pubs["diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -441,6 +463,7 @@ class SegmentationNode(LifecycleNode):
                 for pub in cam.pubs.values():
                     self.destroy_publisher(pub)
                 cam.pubs = {}
+            self._embedding_cache = None
 
     def _on_set_parameters(self, params):
         """Check every value when it is set; apply RUNTIME_PARAMETERS at once; refuse changing the
@@ -476,7 +499,10 @@ class SegmentationNode(LifecycleNode):
                 if p.name not in RUNTIME_PARAMETERS:
                     continue
                 setattr(cfg, p.name.replace(".", "_"), p.value)
-                if p.name == "max_rate" and self._worker is not None:
+                if p.name == "semantic_score_threshold":
+                    with self._publish_lock:
+                        self._publish_label_info(self._vocab)  # LabelInfo states the threshold
+                elif p.name == "max_rate" and self._worker is not None:
                     self._worker.max_rate = p.value  # a wait for the old rate's next slot ends at once
                 elif p.name == "diagnostics.period" and self._diag_timer is not None:
                     self.destroy_timer(self._diag_timer)
@@ -501,6 +527,22 @@ class SegmentationNode(LifecycleNode):
         pub = self._pubs.get("vocabulary")
         if pub is not None:
             pub.publish(active.msg)
+        self._publish_label_info(active)
+
+    def _publish_label_info(self, active: ActiveVocabulary | None) -> None:
+        """vision_msgs/LabelInfo of ``active`` on every camera's label_info (the labels' names and
+        the score threshold below which pixels are unlabeled)."""
+        cfg = self.cfg
+        if active is None or cfg is None:
+            return
+        for cam in self._cameras:
+            pub = cam.pubs.get("label_info")
+            if pub is not None:
+                pub.publish(
+                    embeddings.label_info_msg(
+                        active.names, threshold=cfg.semantic_score_threshold, stamp=active.msg.stamp
+                    )
+                )
 
     async def _on_set_vocabulary(self, request, response):
         """Validate at once, then encode off the executor; every request is answered.
@@ -563,6 +605,14 @@ class SegmentationNode(LifecycleNode):
         self.get_logger().info(f"vocabulary version {active.version}: {len(active.names)} classes")
         return active.version
 
+    def _on_encode_text(self, request, response):
+        return embeddings.answer_encode_text(self.segmenter, request, response)
+
+    def _on_query(self, request, response):
+        return embeddings.answer_query(
+            self.segmenter, self._embedding_cache, [c.name for c in self._cameras], request, response
+        )
+
     def _on_get_vocabulary(self, request, response):
         active = self._vocab
         if active is not None:
@@ -583,7 +633,8 @@ class SegmentationNode(LifecycleNode):
     @property
     def outputs(self) -> frozenset[str]:
         """The outputs published in this state: "vocabulary", "diagnostics" and each camera's
-        "semantic", "semantic_info", "panoptic", "overlay" (prefixed "<camera>/" with ``cameras``)."""
+        "semantic", "semantic_info", "panoptic", "overlay", "label_info", "segment_embeddings" (prefixed
+        "<camera>/" with ``cameras``)."""
         return frozenset(self._output_publishers())
 
     def _output_publishers(self) -> dict[str, Any]:
@@ -693,10 +744,11 @@ class SegmentationNode(LifecycleNode):
             return
         t0 = time.perf_counter()
         # the segmenter resizes (once in, once out) and answers at each frame's resolution
+        extra = {"embeddings": True} if cfg.publish_embeddings else {}
         if len(images) == 1:
-            results = [segmenter.predict(images[0], vocabulary=vocab.encoded, max_output_side=cfg.max_side)]
+            results = [segmenter.predict(images[0], vocabulary=vocab.encoded, max_output_side=cfg.max_side, **extra)]
         else:
-            results = segmenter.predict_batch(images, vocabulary=vocab.encoded, max_output_side=cfg.max_side)
+            results = segmenter.predict_batch(images, vocabulary=vocab.encoded, max_output_side=cfg.max_side, **extra)
         model_s = time.perf_counter() - t0
         if any(r.vocabulary_version != vocab.encoded.version for r in results):  # pragma: no cover - API guard
             raise RuntimeError("the model answered with another vocabulary")
@@ -754,6 +806,13 @@ class SegmentationNode(LifecycleNode):
                     out, result, header, vocabulary=vocab.encoded.vocabulary, vocabulary_version=vocab.version
                 )
             )
+        if "segment_embeddings" in pubs:
+            msg, ids, emb = build.embeddings(
+                out, result, header, vocabulary=vocab.encoded.vocabulary, vocabulary_version=vocab.version
+            )
+            if self._embedding_cache is not None:  # first: who has the message can query its frame
+                self._embedding_cache.add(cam.name, embeddings.CachedFrame(header, vocab.version, ids, emb))
+            pubs["segment_embeddings"].publish(msg)
         overlay_pub = pubs.get("overlay")
         if overlay_pub is not None and overlay_pub.get_subscription_count() > 0:
             overlay_pub.publish(

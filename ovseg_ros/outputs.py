@@ -43,6 +43,7 @@ class FrameOutputs:
     semantic: Any = None
     panoptic: Any = None
     segments: list | None = None
+    ids: np.ndarray | None = None  #: (H, W) segment id map of ``segments``
 
 
 class OutputBuilder:
@@ -63,18 +64,36 @@ class OutputBuilder:
         info = SemanticInfo(header=header, vocabulary_version=vocabulary_version, num_classes=num_classes)
         return FrameOutputs(labels=labels, semantic_info=info, semantic=msg)
 
+    def segments(self, out: FrameOutputs, result: SegmentationResult, *, vocabulary) -> list:
+        """The frame's segments and id map into ``out`` (the model's, or one segment per class
+        present in the published labels); computed once per frame."""
+        if out.segments is None:
+            if result.panoptic is not None:
+                out.ids, out.segments = result.panoptic, list(result.segments)
+            else:
+                out.ids, out.segments = segments_from_semantic(out.labels, result.score, vocabulary)
+        return out.segments
+
     def panoptic(self, out: FrameOutputs, result: SegmentationResult, header, *, vocabulary, vocabulary_version: int):
         """``ovseg/PanopticSegmentation`` into ``out`` (the model's, or one segment per class present)."""
-        if result.panoptic is not None:
-            ids, segments = result.panoptic, list(result.segments)
-        else:
-            ids, segments = segments_from_semantic(out.labels, result.score, vocabulary)
-        out.segments = segments
+        segments = self.segments(out, result, vocabulary=vocabulary)
         out.panoptic = messages.panoptic_to_msg(
-            ids, segments, header, vocabulary_version, msg=self._reuse.get("panoptic")
+            out.ids, segments, header, vocabulary_version, msg=self._reuse.get("panoptic")
         )
         self._reuse["panoptic"] = out.panoptic
         return out.panoptic
+
+    def embeddings(self, out: FrameOutputs, result: SegmentationResult, header, *, vocabulary, vocabulary_version: int):
+        """``ovseg/SegmentEmbeddings`` of the frame's segments (as in its panoptic message) and the
+        (segment ids, embeddings) it holds."""
+        from ovseg_models.embeddings import segment_embeddings
+
+        from .embeddings import segment_embeddings_msg
+
+        segments = self.segments(out, result, vocabulary=vocabulary)
+        emb = segment_embeddings(result, out.ids, segments)
+        ids = np.asarray([s.id for s in segments], dtype=np.uint32)
+        return segment_embeddings_msg(header, vocabulary_version, ids, emb), ids, emb
 
     def overlay(
         self,

@@ -139,6 +139,20 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str]] = {
     "publish.panoptic": (True, "publish 'panoptic' (ovseg/PanopticSegmentation)"),
     "publish.overlay": (True, "publish 'overlay' (rgb8; computed only while someone subscribes)"),
     "publish.diagnostics": (True, "publish diagnostic_msgs/DiagnosticArray on /diagnostics"),
+    "publish.label_info": (
+        True,
+        "publish 'label_info' (vision_msgs/LabelInfo, transient local: label values to class names) "
+        "with every vocabulary",
+    ),
+    "publish.embeddings": (
+        False,
+        "publish 'segment_embeddings' (ovseg/SegmentEmbeddings: each segment's CLIP embedding in the "
+        "text space, keyed by segment id) and answer 'query' for recent frames",
+    ),
+    "embeddings.cache_frames": (
+        30,
+        "frames per camera whose segment embeddings the 'query' service keeps (the newest ones)",
+    ),
     "overlay.alpha": (0.5, "overlay opacity of the class colours"),
     "overlay.draw_labels": (True, "draw class names on the overlay"),
     "diagnostics.period": (1.0, "diagnostics publishing period in seconds"),
@@ -212,6 +226,9 @@ class NodeConfig:
     publish_panoptic: bool = True
     publish_overlay: bool = True
     publish_diagnostics: bool = True
+    publish_label_info: bool = True
+    publish_embeddings: bool = False
+    embeddings_cache_frames: int = 30
     overlay_alpha: float = 0.5
     overlay_draw_labels: bool = True
     diagnostics_period: float = 1.0
@@ -385,6 +402,8 @@ _CHOICES = {
     "output.qos.reliability": RELIABILITY[1:],
 }
 _UNIT_RANGE = ("semantic_score_threshold", "overlay.alpha")
+#: most frames per camera whose embeddings are kept for 'query'
+MAX_CACHE_FRAMES = 1000
 _NON_NEGATIVE = ("input.qos.depth", "torch_threads")
 
 
@@ -456,6 +475,9 @@ def validate_parameter(name: str, value: Any) -> None:
     elif name == "output.qos.depth":
         if value < 1:
             raise ConfigError("output.qos.depth must be >= 1")
+    elif name == "embeddings.cache_frames":
+        if not 1 <= value <= MAX_CACHE_FRAMES:
+            raise ConfigError(f"embeddings.cache_frames {value} must be within [1, {MAX_CACHE_FRAMES}]")
     elif name in _UNIT_RANGE:
         _check_range(name, value, 0, 1)
     elif name == "max_rate":
@@ -556,6 +578,10 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
         raise ConfigError(f"resize.max_side {cfg.max_side} is too small: use 0 (off) or >= 32")
     if cfg.output_qos_depth < 1:
         raise ConfigError("output.qos.depth must be >= 1")
+    if not 1 <= cfg.embeddings_cache_frames <= MAX_CACHE_FRAMES:
+        raise ConfigError(
+            f"embeddings.cache_frames {cfg.embeddings_cache_frames} must be within [1, {MAX_CACHE_FRAMES}]"
+        )
     for name in ("max_rate", "diagnostics.period"):
         value = getattr(cfg, _key(name))
         validate_parameter(name, float(value) if isinstance(value, (int, float)) else value)

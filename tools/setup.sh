@@ -92,25 +92,49 @@ if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" = "$iface_hash" ] && [ -d "$re
     { cat "$stamp_dir/cmake-install.log" >&2; exit 1; }
   echo "$data_hash" > "$stamp_dir/data"
 fi
-if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$vpy" -c 'import ovseg.msg' 2>/dev/null \
-    || [ ! -f "$venv/share/ovseg/launch/ovseg.launch.py" ]; then
-  say "building and installing the ROS package (msg/, srv/ with rosidl; launch/, config/, executables)"
-  build=$repo/.ovseg_build
+# cmake configure, build and install of one ament package (source folder, build folder, log name)
+# into the venv prefix
+build_ros_package() {
+  local src=$1 build=$2 log=$3
   rm -rf "$build"
   (
     export AMENT_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH"
-    cmake -S "$repo" -B "$build" -DOVSEG_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF \
+    cmake -S "$src" -B "$build" -DOVSEG_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF \
       -DCMAKE_PREFIX_PATH="$venv" -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$vpy" \
-      -DCMAKE_BUILD_TYPE=Release > "$stamp_dir/cmake-configure.log" 2>&1 ||
-      { cat "$stamp_dir/cmake-configure.log" >&2; exit 1; }
-    cmake --build "$build" -j "$(nproc)" > "$stamp_dir/cmake-build.log" 2>&1 ||
-      { tail -50 "$stamp_dir/cmake-build.log" >&2; exit 1; }
-    cmake --install "$build" > "$stamp_dir/cmake-install.log" 2>&1 ||
-      { cat "$stamp_dir/cmake-install.log" >&2; exit 1; }
+      -DCMAKE_BUILD_TYPE=Release > "$stamp_dir/$log-configure.log" 2>&1 ||
+      { cat "$stamp_dir/$log-configure.log" >&2; exit 1; }
+    cmake --build "$build" -j "$(nproc)" > "$stamp_dir/$log-build.log" 2>&1 ||
+      { tail -50 "$stamp_dir/$log-build.log" >&2; exit 1; }
+    cmake --install "$build" > "$stamp_dir/$log-install.log" 2>&1 ||
+      { cat "$stamp_dir/$log-install.log" >&2; exit 1; }
   )
+}
+
+# vision_msgs (LabelInfo on label_info): a robot's ROS 2 distro has it; the PyPI wheels do not, so
+# build the two definitions ovseg publishes (tools/vision_msgs: upstream's names and fields) into
+# the venv. Never over a vision_msgs that imports already (a sourced distro's).
+vision_hash=$(cat tools/vision_msgs/CMakeLists.txt tools/vision_msgs/package.xml tools/vision_msgs/msg/*.msg | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp_dir/vision_msgs" 2>/dev/null)" = "$vision_hash" ] && "$vpy" -c 'from vision_msgs.msg import LabelInfo' 2>/dev/null; then
+  say "vision_msgs up to date (stamp $vision_hash)"
+elif "$vpy" -c 'from vision_msgs.msg import LabelInfo' 2>/dev/null && [ ! -f "$stamp_dir/vision_msgs" ]; then
+  say "vision_msgs: using the installed package ($("$vpy" -c 'import vision_msgs, os; print(os.path.dirname(vision_msgs.__file__))'))"
+else
+  say "building vision_msgs (LabelInfo, VisionClass) into the venv: this ROS 2 has none"
+  build_ros_package "$repo/tools/vision_msgs" "$repo/.ovseg_build_vision_msgs" vision-msgs-cmake
+  "$vpy" -c 'from vision_msgs.msg import LabelInfo, VisionClass' || {
+    echo "setup.sh: vision_msgs was built but does not import; see $stamp_dir/vision-msgs-cmake-*.log" >&2
+    exit 1
+  }
+  echo "$vision_hash" > "$stamp_dir/vision_msgs"
+fi
+
+if [ "$(cat "$stamp_dir/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$vpy" -c 'import ovseg.msg' 2>/dev/null \
+    || [ ! -f "$venv/share/ovseg/launch/ovseg.launch.py" ]; then
+  say "building and installing the ROS package (msg/, srv/ with rosidl; launch/, config/, executables)"
+  build_ros_package "$repo" "$repo/.ovseg_build" cmake
   # rosidl installs the generated Python package under the prefix's site-packages, which for
   # a venv prefix is the venv's own: nothing else to set at run time.
-  "$vpy" -c 'from ovseg.msg import PanopticSegmentation; from ovseg.srv import SetVocabulary' || {
+  "$vpy" -c 'from ovseg.msg import PanopticSegmentation; from ovseg.srv import SetVocabulary, QuerySegments' || {
     echo "setup.sh: the interfaces were built but do not import; see $stamp_dir/cmake-*.log" >&2
     exit 1
   }

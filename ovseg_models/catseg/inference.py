@@ -200,6 +200,8 @@ class ScoreAccumulator:
         self.best = torch.full((height, width), -1.0, device=device)
         self.label = torch.zeros((height, width), dtype=torch.int64, device=device)
         self.scores = torch.empty((num_classes, height, width), device=device) if keep else None
+        #: (D, g, g) L2-normalised dense CLIP features of the image's global view (with ``embeddings``)
+        self.dense: torch.Tensor | None = None
 
     def add(self, c0: int, maps: torch.Tensor) -> None:
         if self.scores is not None:
@@ -282,12 +284,15 @@ def run_inference_batch(
     sizes: list[tuple[int, int]] | None = None,
     keep_scores: bool = True,
     timer: Callable | None = None,
+    embeddings: bool = False,
 ) -> list[ScoreAccumulator]:
     """:func:`run_inference` for several HxWx3 uint8 images with one text: the views of all images
     whose views have one shape (with the sliding window: every image; CAT-Seg's views are a fixed
     size) run as one forward pass. Each view is processed on its own (the class selection is per
     view too), so each image's scores equal :func:`run_inference`'s up to float rounding.
-    ``sizes``: (height, width) of each image's scores, by default its own size."""
+    ``sizes``: (height, width) of each image's scores, by default its own size. ``embeddings``:
+    keep each image's dense CLIP features (its last view: the global view with the sliding
+    window, the only view without) in ``ScoreAccumulator.dense``."""
     timer = timer or (lambda name: contextlib.nullcontext())
     cfg = model.cfg
     dev = next(model.parameters()).device
@@ -309,14 +314,19 @@ def run_inference_batch(
         guides = [prepared[i][1] for i in members]
         # a group's views all have guidance images or none (the group key holds their shape or None)
         guide = None if guides[0] is None else torch.cat([g for g in guides if g is not None])
-        logits = _forward(model, clip, text, guide, opts, timer=timer)
+        inter: dict | None = {} if embeddings else None
+        logits = _forward(model, clip, text, guide, opts, timer=timer, intermediates=inter)
         with timer("postprocess"):
             start = 0
             for i in members:
                 n = prepared[i][0].shape[0]
                 h, w = sizes[i]
-                results[i] = _accumulate(
+                acc = _accumulate(
                     logits[start : start + n], prepared[i][2], h, w, keep=keep_scores, chunk_classes=opts.chunk_classes
                 )
+                results[i] = acc
+                if inter is not None:
+                    dense = inter["dense"][start + n - 1]
+                    acc.dense = dense / dense.norm(dim=0, keepdim=True).clamp_min(1e-12)
                 start += n
     return [r for r in results if r is not None]

@@ -142,6 +142,8 @@ class CATSeg(nn.Module):
         timer = timer or (lambda name: contextlib.nullcontext())
         with timer("clip_image"):
             dense, guidance = self.image_features(clip_images, guidance_images)
+        if intermediates is not None:
+            intermediates["dense"] = dense
         return self.aggregator(
             dense,
             text,

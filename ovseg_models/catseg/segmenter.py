@@ -139,6 +139,7 @@ class CATSegSegmenter(Segmenter):
         "max_class_score_bytes",
         "min_size",
         "max_size",
+        "embeddings",
     )
 
     def __init__(
@@ -192,6 +193,13 @@ class CATSegSegmenter(Segmenter):
         text = self.text_encoder.encode(vocabulary.synonyms, vocabulary.templates, cancel=cancel)
         return {"text": text, "templates": vocabulary.templates or self.text_encoder.templates}
 
+    def _encode_text(self, texts: list[str], templates: tuple[str, ...] | None) -> torch.Tensor:
+        """Each text as a class name, averaged over the templates' prompt channels: the space of the
+        dense features the cost volume compares with the text."""
+        from ..embeddings import normalize
+
+        return normalize(self.text_encoder.encode(texts, templates).mean(dim=1))
+
     def _inference_options(self, options: dict, sizes: list[tuple[int, int]], k: int) -> tuple[InferenceOptions, bool]:
         unknown = sorted(set(options) - set(self._OPTIONS))
         if unknown:
@@ -202,6 +210,7 @@ class CATSegSegmenter(Segmenter):
             keep = all(k * h * w * 4 <= o["max_class_score_bytes"] for h, w in sizes)
         elif not isinstance(keep, bool):
             raise ValueError(f"class_scores must be True, False or 'auto', got {keep!r}")
+        o.pop("embeddings", None)
         opts = InferenceOptions(
             sliding_window=bool(o["sliding_window"]),
             pooling_size=tuple(o["pooling_size"]) if o["pooling_size"] else None,
@@ -217,6 +226,7 @@ class CATSegSegmenter(Segmenter):
             semantic=acc.label.to(torch.int32).cpu().numpy(),
             score=acc.best.float().cpu().numpy().astype(np.float32),
             class_scores=acc.scores.cpu() if acc.scores is not None else None,
+            dense_embeddings=acc.dense.float().cpu() if acc.dense is not None else None,
         )
 
     def _predict(
@@ -241,6 +251,13 @@ class CATSegSegmenter(Segmenter):
     ) -> list[SegmentationResult]:
         opts, keep = self._inference_options(options, output_sizes, len(encoded))
         accs = run_inference_batch(
-            self.model, images, encoded.tensors["text"], opts, sizes=output_sizes, keep_scores=keep, timer=timer
+            self.model,
+            images,
+            encoded.tensors["text"],
+            opts,
+            sizes=output_sizes,
+            keep_scores=keep,
+            timer=timer,
+            embeddings=bool(options.get("embeddings", False)),
         )
         return [self._result(a) for a in accs]

@@ -125,6 +125,17 @@ class FCCLIPSegmenter(Segmenter):
             "templates": templates,
         }
 
+    def _encode_text(self, texts: list[str], templates: tuple[str, ...] | None) -> torch.Tensor:
+        """The classifier rows these texts would get as synonyms: the text side of the
+        out-of-vocabulary branch, whose pooled mask features are the segments' embeddings."""
+        return build_text_classifier(
+            self.text_encoder,
+            texts,
+            templates or self.templates,
+            cache=self.text_cache,
+            batch_size=self.text_batch_size,
+        )
+
     # -- inference --------------------------------------------------------------------------------
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         """HxWx3 uint8 -> resized 3xhxw uint8 (official test resize policy).
@@ -157,10 +168,12 @@ class FCCLIPSegmenter(Segmenter):
         output_sizes: list[tuple[int, int]],
         outputs: Sequence[str] | None = None,
         return_class_scores: bool = False,
+        embeddings: bool = False,
         **options,
     ) -> list[SegmentationResult]:
         """Images whose model inputs have one size run as one batch (no padding between images,
-        so each result equals :meth:`_predict`'s up to float rounding); others on their own."""
+        so each result equals :meth:`_predict`'s up to float rounding); others on their own.
+        ``embeddings``: keep each query's CLIP embedding (``result.query_embeddings``)."""
         if options:
             raise TypeError(f"unknown predict options: {sorted(options)}")
         outputs = self.outputs if outputs is None else tuple(outputs)
@@ -180,7 +193,7 @@ class FCCLIPSegmenter(Segmenter):
             out = self.model(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
             with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
                 for j, i in enumerate(members):
-                    results[i] = self.postprocess(
+                    result = self.postprocess(
                         out["mask_cls"][j].float(),
                         out["pred_masks"][j].float(),
                         padded_size=tuple(batch.shape[-2:]),
@@ -191,6 +204,9 @@ class FCCLIPSegmenter(Segmenter):
                         outputs=outputs,
                         return_class_scores=return_class_scores,
                     )
+                    if embeddings:
+                        result.query_embeddings = out["pooled_clip_feature"][j].float().cpu()
+                    results[i] = result
         return [r for r in results if r is not None]
 
     def postprocess(
@@ -244,4 +260,5 @@ def _segment(s: dict, panoptic: np.ndarray, vocabulary: Vocabulary) -> Segment:
         area=int(len(ys)),
         bbox=bbox,
         is_thing=bool(s["isthing"]),
+        queries=(int(s["query"]), *(int(q) for q in s["merged_queries"])),
     )

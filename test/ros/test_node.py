@@ -472,6 +472,7 @@ def test_input_qos_and_topic_parameters(ros_context, vocab_file):
                 "input.qos.depth": 3,
                 "publish.overlay": False,
                 "publish.semantic": False,
+                "publish.label_info": False,
             },
         ),
     )

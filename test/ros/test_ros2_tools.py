@@ -54,6 +54,14 @@ RUN_CAMERAS = (
     '$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml -p "cameras:=[front, left]" '
     "-r front/image:=/cam_front/image_raw -r left/image:=/cam_left/image_raw"
 )
+RUN_MAPPING = (
+    "ros2 run ovseg ovseg_node --ros-args --params-file "
+    "$(ros2 pkg prefix ovseg)/share/ovseg/config/tiny_random.yaml -p publish.embeddings:=true -r image:=/camera/image_raw"
+)
+ECHO_LABEL_INFO = "ros2 topic echo --once /segmentation/label_info"
+ECHO_EMBEDDINGS = "ros2 topic echo --once --no-arr /segmentation/segment_embeddings"
+ENCODE_TEXT = 'ros2 service call /segmentation/encode_text ovseg/srv/EncodeText "{texts: [red mug, fire extinguisher]}"'
+QUERY = 'ros2 service call /segmentation/query ovseg/srv/QuerySegments "{texts: [red mug, fire extinguisher]}"'
 ECHO_CAMERA = {c: f"ros2 topic echo --once --no-arr /segmentation/{c}/semantic" for c in ("front", "left")}
 ECHO = {
     "semantic": "ros2 topic echo --once --no-arr /segmentation/semantic",
@@ -81,6 +89,11 @@ TESTED = {
     LAUNCH_ROBOT,
     RUN_NODE,
     RUN_CAMERAS,
+    RUN_MAPPING,
+    ECHO_LABEL_INFO,
+    ECHO_EMBEDDINGS,
+    ENCODE_TEXT,
+    QUERY,
     *ECHO_CAMERA.values(),
     *ECHO.values(),
     SET_VOCABULARY,
@@ -105,8 +118,9 @@ pytestmark = pytest.mark.slow
 
 
 def _domains() -> dict[str, int]:
-    base = 101 + (os.getpid() % 16) * 6  # 101..196, apart from conftest's 1..100
-    return {name: base + i for i, name in enumerate(("tiny", "lifecycle", "user", "bare", "run", "cameras"))}
+    base = 101 + (os.getpid() % 16) * 7  # 101..212, apart from conftest's 1..100 (FastDDS: at most 232)
+    names = ("tiny", "lifecycle", "user", "bare", "run", "cameras", "mapping")
+    return {name: base + i for i, name in enumerate(names)}
 
 
 class Feeder:
@@ -179,11 +193,12 @@ def stack(tmp_path_factory):
         "bare": "ros2 launch ovseg ovseg.launch.py",  # lifecycle off, no params file: needs a checkpoint
         "run": RUN_NODE,
         "cameras": RUN_CAMERAS,
+        "mapping": RUN_MAPPING,
     }
     procs = {
         name: ros2_background(cmd, domains[name], folder / f"{name}.log", cwd=folder) for name, cmd in commands.items()
     }
-    feeders = {name: Feeder(domains[name], "/camera/image_raw") for name in ("tiny", "lifecycle")}
+    feeders = {name: Feeder(domains[name], "/camera/image_raw") for name in ("tiny", "lifecycle", "mapping")}
     feeders.update({c: Feeder(domains["cameras"], f"/cam_{c}/image_raw") for c in ("front", "left")})
     try:
         yield {name: (domains[name], procs[name]) for name in procs}
@@ -322,6 +337,21 @@ def test_outputs_services_and_parameters_as_the_readme_writes_them(stack):
     assert "String value is: fcclip" in _ok(ros2_shell(f"ros2 param get {NODE} model", domain))
     res = ros2_shell(f"ros2 param set {NODE} device cuda:7", domain)
     assert "Setting parameter failed: device 'cuda:7'" in res.stdout + res.stderr
+
+
+def test_a_mappers_topics_and_services_as_the_readme_writes_them(stack):
+    domain, proc = stack["mapping"]
+    _wait_log(proc, r"active: segmenting /camera/image_raw")
+    info = _until_found(ECHO_LABEL_INFO, domain)
+    assert "class_name: person" in info and "class_id: 0" in info and "threshold: 0.0" in info, info
+    emb = _until_found(ECHO_EMBEDDINGS, domain)
+    assert "dimension: 1024" in emb and "frame_id: camera_optical" in emb, emb
+    enc = _ok(ros2_shell(ENCODE_TEXT, domain))
+    assert "success=True" in enc and "dimension=1024" in enc, enc
+    ans = _ok(ros2_shell(QUERY, domain))
+    assert "success=True" in ans and re.search(r"best_segment_ids=\[\d+, \d+\]", ans), ans
+    bad = _ok(ros2_shell('ros2 service call /segmentation/query ovseg/srv/QuerySegments "{texts: []}"', domain))
+    assert "success=False" in bad and "at least one" in bad, bad
 
 
 def test_message_filters_pairs_semantic_and_panoptic_of_one_frame(stack):

@@ -1,0 +1,175 @@
+"""Per-segment CLIP embeddings and text queries (``predict(..., embeddings=True)``, ``encode_text``).
+
+The embeddings are checked against what each model compares with the text on its own path:
+FC-CLIP's out-of-vocabulary logits (pooled query features vs. classifier rows) and CAT-Seg's
+cost volume (dense features vs. text embeddings), so they are the features the labels come from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import tiny_catseg, tiny_fcclip
+
+from ovseg_models import Vocabulary
+from ovseg_models.embeddings import (
+    MAX_QUERY_TEXT_CHARS,
+    MAX_QUERY_TEXTS,
+    pool_embeddings,
+    segment_embeddings,
+    similarities,
+)
+from ovseg_models.segments import segments_from_semantic
+
+NAMES = ["cat", "wall", "floor", "mug", "chair"]
+
+
+def _image(seed=0, h=96, w=128):
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.uint8)
+    img[: h // 2] = rng.integers(0, 255, 3)
+    img[h // 2 :, : w // 2] = rng.integers(0, 255, 3)
+    img[h // 2 :, w // 2 :] = rng.integers(0, 255, (h - h // 2, w - w // 2, 3))
+    return img
+
+
+@pytest.fixture(scope="module")
+def fcclip():
+    seg = tiny_fcclip(0)
+    seg.set_vocabulary(NAMES)
+    return seg
+
+
+@pytest.fixture(scope="module")
+def catseg():
+    seg = tiny_catseg(0)
+    seg.set_vocabulary(NAMES)
+    return seg
+
+
+def test_fcclip_segment_embeddings_are_the_out_of_vocabulary_features(fcclip):
+    img = _image()
+    r = fcclip.predict(img, embeddings=True)
+    assert r.segments, "the tiny model should produce segments on this image"
+    emb = segment_embeddings(r)
+    assert emb.shape == (len(r.segments), fcclip.model.backbone.clip_model.text_projection.shape[1])
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # the same image through the network directly: out-of-vocabulary logits of each query
+    enc = fcclip.vocabulary.tensors
+    batch, _ = fcclip.model.normalize_and_pad([fcclip.preprocess(torch.from_numpy(img))])
+    with torch.inference_mode():
+        out = fcclip.model(batch, enc["text_classifier"], enc["num_synonyms"], enc["seen"])
+    scale = fcclip.model.backbone.clip_model.logit_scale.exp().item()
+    text = fcclip.encode_text(NAMES)  # one synonym per class: the classifier's rows
+    torch.testing.assert_close(text, enc["text_classifier"].float(), atol=1e-6, rtol=0)
+    sims = similarities(emb, text)
+    assert any(len(s.queries) == 1 for s in r.segments)
+    for i, s in enumerate(r.segments):
+        if len(s.queries) == 1:
+            q = s.queries[0]
+            np.testing.assert_allclose(
+                sims[i] * scale, out["out_vocab_logits"][0, q, : len(NAMES)].numpy(), rtol=1e-4, atol=1e-4
+            )
+
+
+def test_fcclip_merged_stuff_segment_is_the_mean_of_its_queries(fcclip):
+    stuff = fcclip.encode_vocabulary(Vocabulary.create(["wall", "floor", "sky"], is_thing=[False] * 3))
+    r = fcclip.predict(_image(1), embeddings=True, vocabulary=stuff)
+    assert any(len(s.queries) > 1 for s in r.segments), "no stuff segment merged several queries"
+    q = r.query_embeddings / r.query_embeddings.norm(dim=-1, keepdim=True)
+    emb = segment_embeddings(r)
+    for i, s in enumerate(r.segments):
+        want = q[list(s.queries)].mean(0)
+        np.testing.assert_allclose(emb[i], (want / want.norm()).numpy(), atol=1e-6)
+
+
+def test_embeddings_survive_output_resizing_and_batching(fcclip, catseg):
+    img = _image(2, 120, 200)
+    for seg in (fcclip, catseg):
+        full = seg.predict(img, embeddings=True)
+        small = seg.predict(img, embeddings=True, max_output_side=100)
+        assert small.semantic.shape == img.shape[:2]
+        batch = seg.predict_batch([img, _image(3, 120, 200)], embeddings=True)
+        if seg is fcclip:
+            torch.testing.assert_close(batch[0].query_embeddings, full.query_embeddings, atol=1e-4, rtol=1e-4)
+            assert [s.queries for s in small.segments] == [
+                s.queries for s in full.segments if s.id in {t.id for t in small.segments}
+            ]
+        else:
+            torch.testing.assert_close(batch[0].dense_embeddings, full.dense_embeddings, atol=1e-4, rtol=1e-4)
+    plain = fcclip.predict(img)
+    assert plain.query_embeddings is None and plain.dense_embeddings is None
+    with pytest.raises(ValueError, match="embeddings=True"):
+        segment_embeddings(plain)
+
+
+@pytest.mark.parametrize("sliding_window", [True, False])
+def test_catseg_dense_embeddings_are_what_the_cost_volume_compares(catseg, sliding_window):
+    img = _image(4)
+    r = catseg.predict(img, embeddings=True, sliding_window=sliding_window)
+    d = r.dense_embeddings
+    assert d.shape[0] == catseg.model.cfg.clip.embed_dim
+    torch.testing.assert_close(d.norm(dim=0), torch.ones(d.shape[1:]), atol=1e-5, rtol=0)
+    text = catseg.encode_text(NAMES)
+    enc = catseg.vocabulary.tensors["text"]  # (T, P, C)
+    mean = enc.mean(1)
+    torch.testing.assert_close(text, mean / mean.norm(dim=-1, keepdim=True), atol=1e-6, rtol=0)
+    # the cost volume of the image's last view (its global view with the sliding window)
+    from ovseg_models.catseg.inference import InferenceOptions, run_inference
+
+    inter: dict = {}
+    run_inference(
+        catseg.model, torch.from_numpy(img), enc, InferenceOptions(sliding_window=sliding_window), intermediates=inter
+    )
+    corr = inter["cost_volume"][-1]  # (P, T, g, g)
+    want = torch.einsum("chw,tpc->pthw", d, enc / enc.norm(dim=-1, keepdim=True))
+    torch.testing.assert_close(want, corr, atol=1e-4, rtol=1e-4)
+    ids, segments = segments_from_semantic(r.semantic, r.score, catseg.vocabulary.vocabulary)
+    emb = segment_embeddings(r, ids, segments)
+    assert emb.shape == (len(segments), d.shape[0])
+    np.testing.assert_allclose(emb, pool_embeddings(d, ids, [s.id for s in segments]))
+
+
+def test_pool_embeddings_weights_cells_by_covered_pixels():
+    dense = torch.zeros(3, 2, 2)
+    dense[:, 0, 0] = torch.tensor([1.0, 0, 0])
+    dense[:, 0, 1] = torch.tensor([0, 1.0, 0])
+    dense[:, 1, 0] = torch.tensor([0, 0, 1.0])
+    dense[:, 1, 1] = torch.tensor([0, 1.0, 0])
+    ids = np.zeros((4, 6), np.uint16)  # cells are 2x3 pixels
+    ids[:2, :3] = 7  # all of cell (0, 0)
+    ids[:2, 3] = 7  # 2 of the 6 pixels of cell (0, 1)
+    ids[2:, :] = 9  # the bottom row of cells
+    out = pool_embeddings(dense, ids, [7, 9, 5])
+    want7 = np.array([6.0, 2.0, 0.0]) / np.linalg.norm([6.0, 2.0, 0.0])
+    want9 = np.array([0.0, 1.0, 1.0]) / np.sqrt(2)
+    np.testing.assert_allclose(out[0], want7, atol=1e-6)
+    np.testing.assert_allclose(out[1], want9, atol=1e-6)
+    np.testing.assert_array_equal(out[2], 0)  # no pixels: a zero row, no NaN
+
+
+def test_query_ranks_the_segment_whose_embedding_a_text_has(catseg):
+    """A text's own embedding, planted as a segment's, ranks that segment first."""
+    text = catseg.encode_text(["a red mug", "a wooden chair", "the sky"]).numpy()
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(4, text.shape[1])).astype(np.float32)
+    segs = noise / np.linalg.norm(noise, axis=1, keepdims=True)
+    segs[2] = text[1]
+    assert int(np.argmax(similarities(segs, text)[:, 1])) == 2
+
+
+@pytest.mark.parametrize(
+    ("texts", "match"),
+    [
+        ([], "at least one"),
+        ("mug", "not one string"),
+        (["mug", "  "], "text 1 is empty"),
+        (["x" * (MAX_QUERY_TEXT_CHARS + 1)], "characters"),
+        (["mug"] * (MAX_QUERY_TEXTS + 1), "at most"),
+        ([3], "not a string"),
+    ],
+)
+def test_encode_text_refuses_bad_texts(fcclip, texts, match):
+    with pytest.raises(ValueError, match=match):
+        fcclip.encode_text(texts)
