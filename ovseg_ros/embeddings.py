@@ -16,6 +16,7 @@ only routes requests to them.
 
 from __future__ import annotations
 
+import array
 import collections
 import threading
 from dataclasses import dataclass
@@ -71,8 +72,16 @@ def segment_embeddings_msg(header, vocabulary_version: int, segment_ids, embeddi
     msg.vocabulary_version = int(vocabulary_version)
     msg.segment_ids = np.asarray(segment_ids, dtype=np.uint32)
     msg.dimension = int(e.shape[1])
-    msg.data = e.ravel()
+    msg.data = _float_array(e)
     return msg
+
+
+def _float_array(a: np.ndarray) -> array.array:
+    """float32 data as ``array.array('f')``: what rosidl stores a float32[] field as. Assigning a
+    numpy array instead converts element by element (4 ms for 50 x 768 floats, 0.08 ms this way)."""
+    out = array.array("f")
+    out.frombytes(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    return out
 
 
 @dataclass(frozen=True)
@@ -140,7 +149,7 @@ def answer_encode_text(segmenter, request, response):
         return response
     response.success, response.message = True, ""
     response.dimension = int(text.shape[1])
-    response.data = np.ascontiguousarray(text, dtype=np.float32).ravel()
+    response.data = _float_array(text)
     return response
 
 
@@ -173,7 +182,7 @@ def answer_query(segmenter, cache: EmbeddingCache | None, cameras: list[str], re
     response.header = frame.header
     response.vocabulary_version = frame.vocabulary_version
     response.segment_ids = frame.segment_ids
-    response.similarities = np.ascontiguousarray(sims, dtype=np.float32).ravel()
+    response.similarities = _float_array(sims)
     best = frame.segment_ids[sims.argmax(0)] if len(frame.segment_ids) else np.zeros(len(text), np.uint32)
     response.best_segment_ids = np.asarray(best, dtype=np.uint32)
     return response

@@ -173,3 +173,30 @@ def test_query_ranks_the_segment_whose_embedding_a_text_has(catseg):
 def test_encode_text_refuses_bad_texts(fcclip, texts, match):
     with pytest.raises(ValueError, match=match):
         fcclip.encode_text(texts)
+
+
+def test_pool_embeddings_on_a_frame_samples_pixels_and_still_counts_tiny_segments():
+    """640x480 over a 24x24 grid: counted on a pixel sample, close to counting every pixel; a
+    one-pixel segment between the samples still gets its cell's feature."""
+    rng = np.random.default_rng(0)
+    dense = torch.nn.functional.normalize(torch.randn(16, 24, 24), dim=0)
+    h, w = 480, 640
+    ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ids = (1 + (ys * 7 // h) * 9 + ((xs + 13 * np.sin(ys / 17.0)).astype(int).clip(0, w - 1) * 9 // w)).astype(
+        np.uint16
+    )
+    ids[rng.random((h, w)) < 0.05] = 0
+    ids[0, 1] = 200  # a one-pixel segment off the sample grid (every 5th pixel from 2)
+    seg_ids = [*np.unique(ids[ids > 0]).tolist()]
+    got = pool_embeddings(dense, ids, seg_ids)
+    exact = pool_embeddings(dense, ids, seg_ids, samples_per_cell_side=None)
+    # exact: every pixel counted
+    cell = (ys * 24 // h) * 24 + xs * 24 // w
+    flat = dense.reshape(16, -1).T.numpy()
+    for i, sid in enumerate(seg_ids):
+        counts = np.bincount(cell[ids == sid], minlength=576).astype(np.float32)
+        want = counts @ flat
+        want /= np.linalg.norm(want)
+        np.testing.assert_allclose(exact[i], want, atol=1e-5)
+        assert float(got[i] @ want) > 0.95, f"segment {sid}"  # uncorrelated random cells: a worst case
+    np.testing.assert_allclose(got[seg_ids.index(200)], flat[0], atol=1e-6)
