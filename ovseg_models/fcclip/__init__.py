@@ -54,7 +54,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SEGMENTER_OPTIONS = ("min_size", "max_size", "templates", "outputs", "text_cache", "text_batch_size")
+_SEGMENTER_OPTIONS = (
+    "min_size",
+    "max_size",
+    "templates",
+    "outputs",
+    "text_cache",
+    "text_batch_size",
+    "class_agnostic",
+)
 
 
 def build_model(

@@ -44,6 +44,13 @@ FAMILY = register_family(
             "overlap_threshold": NodeOption(
                 "overlap_threshold", 0.8, "FC-CLIP panoptic: minimum kept fraction of a mask", (0, 1)
             ),
+            "class_agnostic": NodeOption(
+                "class_agnostic",
+                False,
+                "FC-CLIP prompt-free panoptic: one segment per mask query, scored by its objectness "
+                "(1 - p(no object)), nothing merged by class (category: its best class); for mappers "
+                "that label segments later from their embeddings",
+            ),
         },
         bench_target="ovseg_models.bench:fcclip_target",
         parity_runners={

@@ -82,13 +82,26 @@ def panoptic_inference(
     *,
     object_mask_threshold: float = 0.0,
     overlap_threshold: float = 0.8,
+    class_agnostic: bool = False,
 ) -> PanopticOutput:
     """Mask-wise merging: each pixel goes to the query with the highest score * mask probability;
     a query keeps its segment if that leaves >= ``overlap_threshold`` of its own mask (prob >= 0.5);
-    stuff segments of the same class are merged."""
+    stuff segments of the same class are merged.
+
+    ``class_agnostic`` (the prompt-free mode, for mappers that label segments later): a query's
+    score is its objectness, 1 - p(no object), every query above ``object_mask_threshold`` competes
+    for pixels whatever its best class, and nothing is merged (each segment is one query, a
+    "thing"); ``category_id`` still names the best class, for convenience."""
     num_classes = mask_cls.shape[-1] - 1
-    scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
-    keep = labels.ne(num_classes) & (scores > object_mask_threshold)
+    probs = F.softmax(mask_cls, dim=-1)
+    if class_agnostic:
+        scores = 1.0 - probs[:, -1]
+        labels = probs[:, :-1].argmax(-1)
+        keep = scores > object_mask_threshold
+        is_thing = [True] * num_classes
+    else:
+        scores, labels = probs.max(-1)
+        keep = labels.ne(num_classes) & (scores > object_mask_threshold)
     h, w = mask_pred.shape[-2:]
     panoptic = torch.zeros((h, w), dtype=torch.int32, device=mask_pred.device)
     segments: list[dict] = []

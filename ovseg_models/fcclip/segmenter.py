@@ -48,6 +48,9 @@ class FCCLIPSegmenter(Segmenter):
         templates: prompt template set name or list (default: the config's, ViLD's 14).
         outputs: subset of ("semantic", "panoptic", "instance") computed by ``predict``.
         text_cache: shared :class:`TextEmbeddingCache` (a private one by default).
+        class_agnostic: prompt-free panoptic segments (see
+            :func:`~ovseg_models.fcclip.postprocess.panoptic_inference`): each segment one mask
+            query scored by its objectness, nothing merged by class; overridable per ``predict``.
     """
 
     family = "fcclip"
@@ -66,8 +69,10 @@ class FCCLIPSegmenter(Segmenter):
         outputs: Sequence[str] = ("semantic", "panoptic"),
         text_cache: TextEmbeddingCache | None = None,
         text_batch_size: int = 256,
+        class_agnostic: bool = False,
     ):
         super().__init__(model, device=device, precision=precision)
+        self.class_agnostic = bool(class_agnostic)
         self.config = config
         self.min_size = config.min_size_test if min_size is None else (min_size or None)
         self.max_size = config.max_size_test if max_size is None else (max_size or None)
@@ -169,6 +174,7 @@ class FCCLIPSegmenter(Segmenter):
         outputs: Sequence[str] | None = None,
         return_class_scores: bool = False,
         embeddings: bool = False,
+        class_agnostic: bool | None = None,
         **options,
     ) -> list[SegmentationResult]:
         """Images whose model inputs have one size run as one batch (no padding between images,
@@ -203,6 +209,7 @@ class FCCLIPSegmenter(Segmenter):
                         is_thing=t["is_thing"],
                         outputs=outputs,
                         return_class_scores=return_class_scores,
+                        class_agnostic=self.class_agnostic if class_agnostic is None else class_agnostic,
                     )
                     if embeddings:
                         result.query_embeddings = out["pooled_clip_feature"][j].float().cpu()
@@ -221,6 +228,7 @@ class FCCLIPSegmenter(Segmenter):
         is_thing: Sequence[bool],
         outputs: Sequence[str] = OUTPUTS,
         return_class_scores: bool = False,
+        class_agnostic: bool = False,
     ) -> SegmentationResult:
         cfg = self.config
         masks = resize_masks(pred_masks, padded_size, image_size, output_size)
@@ -236,6 +244,7 @@ class FCCLIPSegmenter(Segmenter):
                 is_thing,
                 object_mask_threshold=cfg.object_mask_threshold,
                 overlap_threshold=cfg.overlap_threshold,
+                class_agnostic=class_agnostic,
             )
             pan_np = pan.panoptic_seg.cpu().numpy()
             result.panoptic = pan_np

@@ -200,3 +200,23 @@ def test_pool_embeddings_on_a_frame_samples_pixels_and_still_counts_tiny_segment
         np.testing.assert_allclose(exact[i], want, atol=1e-5)
         assert float(got[i] @ want) > 0.95, f"segment {sid}"  # uncorrelated random cells: a worst case
     np.testing.assert_allclose(got[seg_ids.index(200)], flat[0], atol=1e-6)
+
+
+def test_fcclip_class_agnostic_segments_are_queries_scored_by_objectness(fcclip):
+    """Prompt-free: every kept query is its own segment (no stuff merging), scored 1 - p(no object)."""
+    stuff = fcclip.encode_vocabulary(Vocabulary.create(["wall", "floor", "sky"], is_thing=[False] * 3))
+    img = _image(1)
+    assert any(len(s.queries) > 1 for s in fcclip.predict(img, vocabulary=stuff).segments)  # merged by class
+    r = fcclip.predict(img, vocabulary=stuff, class_agnostic=True, embeddings=True)
+    assert len({s.category for s in r.segments}) < len(r.segments)  # two segments of one class, not merged
+    assert all(len(s.queries) == 1 and s.is_thing for s in r.segments)
+    enc = stuff.tensors
+    batch, _ = fcclip.model.normalize_and_pad([fcclip.preprocess(torch.from_numpy(img))])
+    with torch.inference_mode():
+        out = fcclip.model(batch, enc["text_classifier"], enc["num_synonyms"], enc["seen"])
+    probs = out["mask_cls"][0].float().softmax(-1)
+    for s in r.segments:
+        q = s.queries[0]
+        assert s.score == pytest.approx(float(1 - probs[q, -1]), abs=1e-5)
+        assert s.category == int(probs[q, :-1].argmax())
+    assert segment_embeddings(r).shape == (len(r.segments), r.query_embeddings.shape[1])

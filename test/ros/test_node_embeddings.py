@@ -165,3 +165,20 @@ def test_semantic_only_model_pools_dense_features_over_its_class_segments(ros_co
         np.testing.assert_allclose(_rows(emb_msg), segment_embeddings(offline, ids, segments), atol=1e-5)
         ans = probe.query(["a red mug"])
         assert ans.success and len(ans.similarities) == len(pan.segments)
+
+
+def test_prompt_free_mode_publishes_class_agnostic_segments_with_embeddings(ros_context, executor, vocab_file):
+    params = tiny_params(vocab_file, **{"publish.embeddings": True, "fcclip.class_agnostic": True})
+    with running_node(ros_context, params) as node:
+        assert node.segmenter.class_agnostic
+        probe = MapperProbe(ros_context, executor)
+        probe.wait_connected()
+        img = rgb_image(3, 96, 128)
+        emb_msg = probe.send_and_wait(conversions.numpy_to_image(img, "rgb8"), "embeddings")
+        assert spin_until(executor, lambda: any(stamp_key(m) == stamp_key(emb_msg) for m in probe.got["panoptic"]), 10)
+        pan = next(m for m in probe.got["panoptic"] if stamp_key(m) == stamp_key(emb_msg))
+        offline = node.segmenter.predict(img, vocabulary=node.vocabulary.encoded, max_output_side=64, embeddings=True)
+        assert all(len(s.queries) == 1 for s in offline.segments)
+        assert [(s.id, s.is_thing) for s in pan.segments] == [(s.id, True) for s in offline.segments]
+        assert [s.score for s in pan.segments] == pytest.approx([s.score for s in offline.segments], abs=1e-6)
+        np.testing.assert_allclose(_rows(emb_msg), segment_embeddings(offline), atol=1e-5)
