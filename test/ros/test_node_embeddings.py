@@ -43,6 +43,12 @@ class MapperProbe(Probe):
         self.encode_client = self.node.create_client(EncodeText, f"{ns}/encode_text")
         self.query_client = self.node.create_client(QuerySegments, f"{ns}/query")
 
+    def frame(self, img):
+        """Send ``img``; its (segment_embeddings, panoptic) messages."""
+        emb = self.send_and_wait(conversions.numpy_to_image(img, "rgb8"), "embeddings")
+        assert spin_until(self.executor, lambda: any(stamp_key(m) == stamp_key(emb) for m in self.got["panoptic"]), 10)
+        return emb, next(m for m in self.got["panoptic"] if stamp_key(m) == stamp_key(emb))
+
     def encode_text(self, texts):
         return self.call(self.encode_client, EncodeText.Request(texts=list(texts)))
 
@@ -86,10 +92,7 @@ def test_embeddings_equal_the_offline_computation_and_answer_queries(ros_context
         probe = MapperProbe(ros_context, executor)
         probe.wait_connected()
         img = rgb_image(3, 96, 128)
-        msg = conversions.numpy_to_image(img, "rgb8")
-        emb_msg = probe.send_and_wait(msg, "embeddings")
-        assert spin_until(executor, lambda: any(stamp_key(m) == stamp_key(emb_msg) for m in probe.got["panoptic"]), 10)
-        pan = next(m for m in probe.got["panoptic"] if stamp_key(m) == stamp_key(emb_msg))
+        emb_msg, pan = probe.frame(img)
         assert emb_msg.header == pan.header and emb_msg.vocabulary_version == pan.vocabulary_version
         assert list(emb_msg.segment_ids) == [s.id for s in pan.segments]
         assert len(pan.segments) > 0
@@ -155,9 +158,7 @@ def test_semantic_only_model_pools_dense_features_over_its_class_segments(ros_co
         probe = MapperProbe(ros_context, executor)
         probe.wait_connected()
         img = rgb_image(5, 48, 64)
-        emb_msg = probe.send_and_wait(conversions.numpy_to_image(img, "rgb8"), "embeddings")
-        assert spin_until(executor, lambda: any(stamp_key(m) == stamp_key(emb_msg) for m in probe.got["panoptic"]), 10)
-        pan = next(m for m in probe.got["panoptic"] if stamp_key(m) == stamp_key(emb_msg))
+        emb_msg, pan = probe.frame(img)
         assert emb_msg.dimension == 32 and list(emb_msg.segment_ids) == [s.id for s in pan.segments]
         offline = catseg.predict(img, vocabulary=node.vocabulary.encoded, embeddings=True)
         labels = messages.semantic_labels(offline, 0.0)
@@ -174,9 +175,7 @@ def test_prompt_free_mode_publishes_class_agnostic_segments_with_embeddings(ros_
         probe = MapperProbe(ros_context, executor)
         probe.wait_connected()
         img = rgb_image(3, 96, 128)
-        emb_msg = probe.send_and_wait(conversions.numpy_to_image(img, "rgb8"), "embeddings")
-        assert spin_until(executor, lambda: any(stamp_key(m) == stamp_key(emb_msg) for m in probe.got["panoptic"]), 10)
-        pan = next(m for m in probe.got["panoptic"] if stamp_key(m) == stamp_key(emb_msg))
+        emb_msg, pan = probe.frame(img)
         offline = node.segmenter.predict(img, vocabulary=node.vocabulary.encoded, max_output_side=64, embeddings=True)
         assert all(len(s.queries) == 1 for s in offline.segments)
         assert [(s.id, s.is_thing) for s in pan.segments] == [(s.id, True) for s in offline.segments]

@@ -1,0 +1,495 @@
+"""Depth geometry for the open-vocabulary 3D front-end: per-segment centroids/extents and labelled clouds.
+
+Pure numpy; message objects are duck-typed (anything with the fields), and only the message
+builder :func:`labelled_cloud` imports ``sensor_msgs``. The pieces:
+
+- :class:`Intrinsics`: the pinhole model from ``sensor_msgs/CameraInfo`` (its ``k``), validated,
+  and :meth:`Intrinsics.scaled_to` for a depth image of another resolution than the colour one.
+- :func:`depth_to_metres` / :func:`depth_image_to_metres`: ``16UC1`` (mm) or ``32FC1`` (m) depth ->
+  float32 metres with NaN for every invalid pixel (0, NaN, inf, <= 0, outside ``[min_depth,
+  max_depth]``).
+- :func:`segment_geometry`: per segment id, the number of valid points, a robust 3D centroid and
+  extent in the camera optical frame (x right, y down, z forward).
+- :func:`cloud_arrays` -> :func:`labelled_cloud`: a ``PointCloud2`` of the valid, non-void pixels
+  with fields ``x y z`` (float32), ``label`` (uint32), ``segment_id`` (uint32), ``score`` (float32).
+
+Speed (this runs on every frame): the valid pixels are grouped by segment once (their row runs of
+one id, sorted by id) and every per-segment statistic works on a slice of the sorted arrays; no
+per-segment full-image mask is ever built. The depth gate below is set from an evenly spaced
+sample of :data:`MEDIAN_SAMPLES` points per segment (all segments in one vectorised median); the
+centroid medians are exact (``np.partition`` per segment and axis: a sample of 1000 points puts
+the median of a 6 m wide floor centimetres off) and the min/max use every inlier. :func:`bench`:
+12-18 ms at 640x480 with 30 segments on a shared 2-core CPU, 4-7 ms with ``stride=2`` (every
+other row and column); the 20,000-point cloud 1.5 ms.
+
+Robust extents. Per-axis percentiles (even rescaled) or MAD rejection assume a distribution shape,
+and segment point sets have none: a box is mostly its front face (MAD of z = 0) plus a
+foreshortened side face, a floor's depth is skewed by perspective. The outliers a depth camera
+really makes are errors *along the ray* (flying pixels, multipath, a mask bleeding onto the
+background), so the gate is on depth ratio: a point is an inlier when ``|log(z / z_med)| <=
+max(DEPTH_MAD_K * MAD(log z), log(DEPTH_RATIO))`` (``z_med`` the segment's median depth). Depth
+within a factor :data:`DEPTH_RATIO` of the median is always kept, so clean data gives the exact
+min/max; depth*3 outliers, or background 2x farther, are dropped. Centroid = per-axis median of the
+inliers, extent = max - min of the inliers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CLOUD_DTYPE",
+    "DEPTH_MAD_K",
+    "DEPTH_RATIO",
+    "GeometryError",
+    "Intrinsics",
+    "MEDIAN_SAMPLES",
+    "SegmentGeometry",
+    "bench",
+    "cloud_arrays",
+    "depth_image_to_metres",
+    "depth_to_metres",
+    "labelled_cloud",
+    "segment_geometry",
+]
+
+#: this many points per segment (evenly spaced in pixel order) set its depth gate
+MEDIAN_SAMPLES = 1025
+#: depth within this factor of the segment's median depth is always an inlier
+DEPTH_RATIO = 1.5
+#: ... and so is depth within this many MADs of log depth (for segments deep in z, such as floors)
+DEPTH_MAD_K = 3.0
+
+#: point layout of :func:`cloud_arrays`: 24 bytes, little-endian, no padding. ``label`` is uint32
+#: (PCL's ``PointXYZL`` convention, and it keeps every field 4-byte aligned).
+CLOUD_DTYPE = np.dtype(
+    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("label", "<u4"), ("segment_id", "<u4"), ("score", "<f4")]
+)
+
+_DEPTH_ENCODINGS = {"16UC1": np.dtype(np.uint16), "32FC1": np.dtype(np.float32)}
+
+
+class GeometryError(ValueError):
+    """Camera or depth input that geometry cannot use; the message says why."""
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics of an image of ``width`` x ``height`` pixels (pixel-centre convention)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.fx) and np.isfinite(self.fy) and self.fx > 0 and self.fy > 0):
+            raise GeometryError(f"focal lengths must be positive and finite, got fx={self.fx}, fy={self.fy}")
+        if not (np.isfinite(self.cx) and np.isfinite(self.cy)):
+            raise GeometryError(f"principal point must be finite, got cx={self.cx}, cy={self.cy}")
+        if self.width <= 0 or self.height <= 0:
+            raise GeometryError(f"image size must be positive, got {self.width}x{self.height}")
+
+    @classmethod
+    def from_camera_info(cls, msg: Any) -> Intrinsics:
+        """Intrinsics from a ``sensor_msgs/CameraInfo`` (``k``, 3x3 row-major; ``width``, ``height``)."""
+        k = getattr(msg, "k", None)
+        if k is None or len(k) != 9:
+            raise GeometryError(f"camera_info has no 3x3 K matrix (k={k!r})")
+        k = np.asarray(k, dtype=np.float64)
+        if not np.any(k):
+            raise GeometryError("camera_info K is all zeros: the camera is not calibrated")
+        width, height = int(msg.width), int(msg.height)
+        if width <= 0 or height <= 0:
+            raise GeometryError(f"camera_info has an empty image size ({width}x{height})")
+        if k[0] <= 0 or k[4] <= 0:
+            raise GeometryError(f"camera_info K has non-positive focal lengths fx={k[0]}, fy={k[4]}")
+        return cls(float(k[0]), float(k[4]), float(k[2]), float(k[5]), width, height)
+
+    def scaled_to(self, width: int, height: int) -> Intrinsics:
+        """The same camera at another resolution (e.g. depth at 320x240 for colour at 640x480).
+
+        Refused if the aspect ratio differs by more than 1%: that is a crop, not a scaling.
+        """
+        if width <= 0 or height <= 0:
+            raise GeometryError(f"cannot scale intrinsics to an empty image ({width}x{height})")
+        sx, sy = width / self.width, height / self.height
+        if abs(sx / sy - 1.0) > 0.01:
+            raise GeometryError(
+                f"cannot scale intrinsics of a {self.width}x{self.height} image to {width}x{height}: "
+                f"the aspect ratio differs by {abs(sx / sy - 1.0):.1%} (a crop is not a scaling)"
+            )
+        # pixel centres: pixel i covers [i - 0.5, i + 0.5], so the edge -0.5 maps to -0.5
+        return Intrinsics(
+            self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5, width, height
+        )
+
+    def rays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-column x/z and per-row y/z of the pixel rays: (W,) and (H,) float32."""
+        u = (np.arange(self.width, dtype=np.float64) - self.cx) / self.fx
+        v = (np.arange(self.height, dtype=np.float64) - self.cy) / self.fy
+        return u.astype(np.float32), v.astype(np.float32)
+
+
+def _check_range(min_depth: float | None, max_depth: float | None) -> None:
+    if min_depth is not None and max_depth is not None and not min_depth < max_depth:
+        raise GeometryError(f"min_depth {min_depth} must be smaller than max_depth {max_depth}")
+
+
+def depth_to_metres(
+    depth: Any, encoding: str | None = None, *, min_depth: float | None = 0.1, max_depth: float | None = 20.0
+) -> np.ndarray:
+    """Depth (array or ``sensor_msgs/Image``) -> (H, W) float32 metres, NaN where invalid.
+
+    ``16UC1`` is millimetres (0 = no reading), ``32FC1`` metres; NaN, inf, <= 0 and depth outside
+    ``[min_depth, max_depth]`` (``None`` = no bound) become NaN. An array needs its ``encoding``;
+    a message carries its own (a different ``encoding`` argument is refused).
+    """
+    if not isinstance(depth, np.ndarray) and hasattr(depth, "encoding"):
+        if encoding is not None and encoding != depth.encoding:
+            raise GeometryError(f"encoding {encoding!r} given for an image encoded {depth.encoding!r}")
+        return depth_image_to_metres(depth, min_depth=min_depth, max_depth=max_depth)
+    if encoding not in _DEPTH_ENCODINGS:
+        raise GeometryError(f"unsupported depth encoding {encoding!r}; supported: {', '.join(_DEPTH_ENCODINGS)}")
+    _check_range(min_depth, max_depth)
+    a = np.asarray(depth)
+    if a.ndim != 2:
+        raise GeometryError(f"depth must be 2-D, got shape {a.shape}")
+    if encoding == "16UC1":
+        if a.dtype.kind not in "ui":
+            raise GeometryError(f"16UC1 depth must be integer millimetres, got dtype {a.dtype}")
+        m = a.astype(np.float32)
+        m *= np.float32(0.001)
+        m[a <= 0] = np.nan
+    else:
+        if a.dtype.kind != "f":
+            raise GeometryError(f"32FC1 depth must be floating-point metres, got dtype {a.dtype}")
+        m = a.astype(np.float32, copy=True)
+        with np.errstate(invalid="ignore"):
+            m[~(m > 0) | np.isinf(m)] = np.nan  # ~(m > 0) is also true for NaN
+    with np.errstate(invalid="ignore"):
+        if min_depth is not None:
+            m[m < min_depth] = np.nan
+        if max_depth is not None:
+            m[m > max_depth] = np.nan
+    return m
+
+
+def depth_image_to_metres(msg: Any, *, min_depth: float | None = 0.1, max_depth: float | None = 20.0) -> np.ndarray:
+    """:func:`depth_to_metres` of a ``sensor_msgs/Image`` (``step`` padding and ``is_bigendian`` respected)."""
+    enc = msg.encoding
+    if enc not in _DEPTH_ENCODINGS:
+        raise GeometryError(f"unsupported depth encoding {enc!r}; supported: {', '.join(_DEPTH_ENCODINGS)}")
+    dtype = _DEPTH_ENCODINGS[enc].newbyteorder(">" if msg.is_bigendian else "<")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise GeometryError(f"empty depth image ({w}x{h})")
+    if step < w * dtype.itemsize:
+        raise GeometryError(f"step {step} is smaller than a row of {w} {enc} pixels ({w * dtype.itemsize} bytes)")
+    buf = np.frombuffer(msg.data, dtype=np.uint8)
+    if buf.size < step * h:
+        raise GeometryError(f"depth data has {buf.size} bytes, less than step x height = {step * h}")
+    rows = buf[: step * h].reshape(h, step)[:, : w * dtype.itemsize]
+    a = np.ascontiguousarray(rows).view(dtype).reshape(h, w)
+    return depth_to_metres(a.astype(dtype.newbyteorder("=")), enc, min_depth=min_depth, max_depth=max_depth)
+
+
+@dataclass(frozen=True)
+class SegmentGeometry:
+    """Per-segment geometry, row i for ``ids[i]``; metres in the camera optical frame."""
+
+    ids: np.ndarray  # (n,) int64
+    counts: np.ndarray  # (n,) int64: valid-depth pixels of the segment
+    inliers: np.ndarray  # (n,) int64: of which passed the depth gate
+    centroids: np.ndarray  # (n, 3) float64: per-axis median of the inliers; NaN below min_points
+    extents: np.ndarray  # (n, 3) float64: max - min of the inliers; NaN below min_points
+    box_min: np.ndarray  # (n, 3) float64
+    box_max: np.ndarray  # (n, 3) float64
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _check_maps(depth_m: np.ndarray, ids: np.ndarray, intrinsics: Intrinsics) -> None:
+    if depth_m.ndim != 2 or depth_m.shape != ids.shape:
+        raise GeometryError(f"depth {depth_m.shape} and segment id map {ids.shape} must be 2-D of one shape")
+    if depth_m.shape != (intrinsics.height, intrinsics.width):
+        raise GeometryError(
+            f"depth is {depth_m.shape[1]}x{depth_m.shape[0]} but the intrinsics are for "
+            f"{intrinsics.width}x{intrinsics.height} (use Intrinsics.scaled_to)"
+        )
+
+
+def _group(ids_flat: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel indices ``idx`` sorted by segment id (stable: raster order within a segment) and their ids.
+
+    A segmentation has few runs of one id along the rows (thousands, against 300,000 pixels), so
+    the runs are sorted by id and the permutation is built from their ranges: about twice as fast
+    as ``np.argsort(kind="stable")`` of the pixels (itself a radix sort), and the same result.
+    """
+    sid = ids_flat[idx]
+    if len(sid) == 0:
+        return idx, sid
+    start = np.flatnonzero(sid[1:] != sid[:-1]) + 1
+    start = np.concatenate(([0], start))
+    length = np.diff(np.append(start, len(sid)))
+    order = np.argsort(sid[start], kind="stable")
+    length = length[order]
+    # element j of sorted run r comes from start[r] + (j - new_start[r])
+    perm = np.repeat(start[order] - (np.cumsum(length) - length), length)
+    perm += np.arange(len(sid))
+    return idx[perm], sid[perm]
+
+
+@lru_cache(maxsize=8)
+def _ray_maps(intrinsics: Intrinsics, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Flat x/z and y/z of the rays of the stride grid's pixels: one gather per point, not a divmod."""
+    ru, rv = intrinsics.rays()
+    ru, rv = ru[::stride], rv[::stride]
+    shape = (len(rv), len(ru))
+    maps = np.broadcast_to(ru, shape).ravel(), np.broadcast_to(rv[:, None], shape).ravel()
+    for m in maps:
+        m.flags.writeable = False  # shared by every call through the cache
+    return maps
+
+
+def _sample_positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(groups, :data:`MEDIAN_SAMPLES`) positions evenly spaced in each group ``[start, start + count)``.
+
+    Groups smaller than the sample repeat their elements evenly (each 1 or 2 times more than
+    another), which moves a median by at most one rank; so all groups form one regular array and
+    a single ``np.median(axis=1)`` does them all instead of a Python loop over segments.
+    """
+    m = MEDIAN_SAMPLES
+    return starts[:, None] + (np.arange(m, dtype=np.int64)[None, :] * counts[:, None]) // m
+
+
+def _median(a: np.ndarray) -> float:
+    """Exact median by partition (``np.median``'s overhead is ~20 us a call, 90 calls a frame)."""
+    n = len(a)
+    k = n // 2
+    if n % 2:
+        return float(np.partition(a, k)[k])
+    p = np.partition(a, [k - 1, k])
+    return 0.5 * (float(p[k - 1]) + float(p[k]))
+
+
+def segment_geometry(
+    depth_m: np.ndarray,
+    ids: np.ndarray,
+    segment_ids: Any,
+    intrinsics: Intrinsics,
+    *,
+    min_points: int = 10,
+    stride: int = 1,
+) -> SegmentGeometry:
+    """Point count, robust centroid and extent of each segment in ``segment_ids``.
+
+    ``depth_m``: (H, W) metres with NaN for invalid pixels (:func:`depth_to_metres`); ``ids``: (H, W)
+    segment id map, 0 = void. Segments with fewer than ``min_points`` valid points (or inliers)
+    keep their count and get NaN geometry. ``stride`` > 1 uses every stride-th row and column only
+    (counts are then of that grid): 2.5-3x faster at stride 2, medians and extents exact to a
+    stride-pixel footprint. See the module docstring for the estimator.
+    """
+    depth_m = np.asarray(depth_m)
+    ids = np.asarray(ids)
+    _check_maps(depth_m, ids, intrinsics)
+    if stride < 1 or min_points < 1:
+        raise GeometryError(f"stride and min_points must be >= 1, got {stride} and {min_points}")
+    want = np.asarray(segment_ids, dtype=np.int64).ravel()
+    n = len(want)
+    counts = np.zeros(n, np.int64)
+    inliers = np.zeros(n, np.int64)
+    cen = np.full((n, 3), np.nan)
+    lo = np.full((n, 3), np.nan)
+    hi = np.full((n, 3), np.nan)
+    rx, ry = _ray_maps(intrinsics, stride)
+    flat_d = depth_m[::stride, ::stride].ravel()  # a view for stride 1, a compact copy otherwise
+    flat_i = ids[::stride, ::stride].ravel()
+    # depth > 0 and finite (NaN fails both): also safe for raw arrays with 0 for holes
+    idx, sid = _group(flat_i, np.flatnonzero((flat_d > 0) & (flat_d < np.inf) & (flat_i != 0)))
+    if n == 0 or len(sid) == 0:
+        return SegmentGeometry(want, counts, inliers, cen, hi - lo, lo, hi)
+    # groups = runs of one id in the sorted ids
+    g_start = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    g_id = sid[g_start].astype(np.int64)
+    g_cnt = np.diff(np.r_[g_start, len(sid)])
+    z = flat_d[idx]
+    # depth gate of each group from the median and MAD of its log depth (on the sample)
+    big = g_cnt >= min_points
+    zlo = np.full(len(g_id), np.inf, np.float32)
+    zhi = np.full(len(g_id), -np.inf, np.float32)
+    if big.any():
+        lz = np.log(z[_sample_positions(g_start[big], g_cnt[big])])
+        med = np.median(lz, axis=1)
+        mad = np.median(np.abs(lz - med[:, None]), axis=1)
+        gate = np.maximum(DEPTH_MAD_K * mad, np.log(DEPTH_RATIO))
+        zlo[big] = np.exp(med - gate)
+        zhi[big] = np.exp(med + gate)
+    keep = (z >= np.repeat(zlo, g_cnt)) & (z <= np.repeat(zhi, g_cnt))
+    idx, z = idx[keep], z[keep]
+    k_cnt = np.add.reduceat(keep, g_start).astype(np.int64)
+    k_start = np.cumsum(k_cnt) - k_cnt
+    ok = k_cnt >= min_points
+    g_cen = np.full((len(g_id), 3), np.nan)
+    g_lo = np.full((len(g_id), 3), np.nan)
+    g_hi = np.full((len(g_id), 3), np.nan)
+    if ok.any():
+        # reduceat over the non-empty groups only: their starts are the exact run boundaries
+        nonempty = k_cnt > 0
+        sel = ok[nonempty]
+        rows = np.flatnonzero(ok)
+        for axis, c in enumerate((rx[idx] * z, ry[idx] * z, z)):
+            g_lo[ok, axis] = np.minimum.reduceat(c, k_start[nonempty])[sel]
+            g_hi[ok, axis] = np.maximum.reduceat(c, k_start[nonempty])[sel]
+            for r in rows.tolist():
+                g_cen[r, axis] = _median(c[k_start[r] : k_start[r] + k_cnt[r]])
+    # the requested ids -> their groups (absent ids keep count 0 and NaN)
+    at = np.minimum(np.searchsorted(g_id, want), len(g_id) - 1)
+    found = g_id[at] == want
+    fp = at[found]
+    counts[found] = g_cnt[fp]
+    inliers[found] = k_cnt[fp]
+    cen[found], lo[found], hi[found] = g_cen[fp], g_lo[fp], g_hi[fp]
+    return SegmentGeometry(want, counts, inliers, cen, hi - lo, lo, hi)
+
+
+def _score_lookup(scores: Any, ids_pick: np.ndarray, flat_pick: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if scores is None:
+        return np.ones(len(ids_pick), np.float32)
+    if isinstance(scores, dict):
+        lut = np.zeros(max(scores, default=0) + 1, np.float32)
+        for k, v in scores.items():
+            lut[int(k)] = v
+        scores = lut
+    s = np.asarray(scores, dtype=np.float32)
+    if s.shape == shape:
+        return s.ravel()[flat_pick]
+    if s.ndim == 1:
+        if len(ids_pick) and int(ids_pick.max()) >= len(s):
+            raise GeometryError(f"per-segment scores have {len(s)} entries but segment id {int(ids_pick.max())}")
+        return s[ids_pick]
+    raise GeometryError(f"scores must be per segment id (1-D) or per pixel {shape}, got shape {s.shape}")
+
+
+def cloud_arrays(
+    depth_m: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    scores: Any,
+    intrinsics: Intrinsics,
+    *,
+    stride: int = 1,
+    max_points: int = 20000,
+) -> np.ndarray:
+    """The labelled cloud as a :data:`CLOUD_DTYPE` structured array.
+
+    Points are the valid-depth, non-void pixels of the ``stride`` pixel grid (rows and columns
+    0, stride, 2*stride, ...), then, if more than ``max_points``, ``max_points`` of them evenly
+    spaced in raster order (deterministic). ``scores``: per segment id (1-D array indexed by id,
+    or a dict), per pixel (H, W), or ``None`` (1.0).
+    """
+    depth_m, ids, labels = np.asarray(depth_m), np.asarray(ids), np.asarray(labels)
+    _check_maps(depth_m, ids, intrinsics)
+    if labels.shape != ids.shape:
+        raise GeometryError(f"label map {labels.shape} must have the shape of the id map {ids.shape}")
+    if stride < 1 or max_points < 0:
+        raise GeometryError(f"stride must be >= 1 and max_points >= 0, got {stride} and {max_points}")
+    h, w = ids.shape
+    d = depth_m[::stride, ::stride]
+    sub_i = ids[::stride, ::stride]
+    ws = d.shape[1]
+    idx = np.flatnonzero((d > 0) & (d < np.inf) & (sub_i != 0))
+    if len(idx) > max_points:
+        # evenly spaced, exact integers: pick k*n//m, k = 0..m-1 (distinct since n > m)
+        idx = idx[(np.arange(max_points, dtype=np.int64) * len(idx)) // max_points]
+    row, col = np.divmod(idx, ws)
+    row *= stride
+    col *= stride
+    flat = row * w + col
+    ru, rv = intrinsics.rays()
+    out = np.empty(len(idx), CLOUD_DTYPE)
+    z = depth_m.ravel()[flat]
+    out["x"] = ru[col] * z
+    out["y"] = rv[row] * z
+    out["z"] = z
+    out["label"] = labels.ravel()[flat]
+    seg = ids.ravel()[flat]
+    out["segment_id"] = seg
+    out["score"] = _score_lookup(scores, seg.astype(np.intp), flat, (h, w))
+    return out
+
+
+def labelled_cloud(points: np.ndarray, *, header: Any = None):
+    """``sensor_msgs/PointCloud2`` of :func:`cloud_arrays`'s points (height 1, dense, little-endian)."""
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    arr = np.ascontiguousarray(points, dtype=CLOUD_DTYPE)
+    types = {"f4": PointField.FLOAT32, "u4": PointField.UINT32, "u2": PointField.UINT16}
+    fields = [
+        PointField(name=name, offset=off, datatype=types[f"{dt.kind}{dt.itemsize}"], count=1)
+        for name, (dt, off) in CLOUD_DTYPE.fields.items()
+    ]
+    msg = PointCloud2()
+    if header is not None:
+        msg.header = header
+    msg.height = 1
+    msg.width = len(arr)
+    msg.fields = fields
+    msg.is_bigendian = False
+    msg.point_step = CLOUD_DTYPE.itemsize
+    msg.row_step = CLOUD_DTYPE.itemsize * len(arr)
+    msg.is_dense = True
+    msg.data = arr.tobytes()
+    return msg
+
+
+def _bench_scene(h: int = 480, w: int = 640, n_segments: int = 30, seed: int = 0):
+    """A slanted plane with noise and holes, cut into a grid of ``n_segments`` rectangles."""
+    rng = np.random.default_rng(seed)
+    v = np.arange(h, dtype=np.float32)[:, None]
+    u = np.arange(w, dtype=np.float32)[None, :]
+    depth = (1.0 + 3.0 * v / h + 0.5 * u / w + rng.normal(0, 0.005, (h, w))).astype(np.float32)
+    depth[rng.random((h, w)) < 0.05] = np.nan
+    cols = 6
+    rows = -(-n_segments // cols)
+    ids = (1 + (v * rows // h).astype(np.int64) * cols + (u * cols // w).astype(np.int64)).astype(np.uint16)
+    ids[ids > n_segments] = 0
+    return depth, ids
+
+
+def bench(repeats: int = 50) -> dict[str, float]:
+    """Median ms of :func:`segment_geometry` (stride 1 and 2) and :func:`cloud_arrays` (20,000 points)
+    at 640x480 with 30 segments and 5% holes; prints them and returns them."""
+    depth, ids = _bench_scene()
+    intr = Intrinsics(525.0, 525.0, 319.5, 239.5, 640, 480)
+    labels = (ids % 7).astype(np.uint16)
+    scores = np.linspace(0.5, 1.0, int(ids.max()) + 1, dtype=np.float32)
+    seg = np.unique(ids[ids > 0])
+    jobs = {
+        "segment_geometry": lambda: segment_geometry(depth, ids, seg, intr),
+        "segment_geometry_stride2": lambda: segment_geometry(depth, ids, seg, intr, stride=2),
+        "cloud_arrays": lambda: cloud_arrays(depth, ids, labels, scores, intr, max_points=20000),
+    }
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    for _ in range(repeats):
+        for name, job in jobs.items():
+            t0 = time.perf_counter()
+            job()
+            times[name].append(time.perf_counter() - t0)
+    result = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    result["total"] = result["segment_geometry"] + result["cloud_arrays"]
+    result["total_stride2"] = result["segment_geometry_stride2"] + result["cloud_arrays"]
+    print(", ".join(f"{k}: {v:.2f} ms" for k, v in result.items()) + f" (median of {repeats}, 640x480, 30 segments)")
+    return result
+
+
+if __name__ == "__main__":
+    bench()
