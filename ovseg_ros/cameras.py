@@ -47,6 +47,10 @@ class Camera:
     outputs: OutputBuilder = field(default_factory=OutputBuilder)
     pubs: dict[str, Any] = field(default_factory=dict)
     sub: Any = None
+    #: with depth.enabled: the depth image and camera_info subscriptions and the synchroniser
+    depth_subs: list = field(default_factory=list)
+    sync: Any = None  #: ``sync(stream, msg)``: 0 colour, 1 depth, 2 camera_info
+    sync_stats: Any = None  #: () -> the synchroniser's counters (pairs, dropped, unpaired, last offset)
 
     @property
     def prefix(self) -> str:

@@ -19,6 +19,7 @@ def segmentation_status(
     vocabulary_classes: int,
     vocabulary_requests_answered: int,
     last_warning: str,
+    depth_sync: dict | None = None,
 ) -> DiagnosticStatus:
     """One status from a :meth:`ovseg_ros.worker.Stats.snapshot`: WARN without input, after failed
     frames, lost frames or an incompatible publisher, and with random weights (no checkpoint)."""
@@ -73,5 +74,16 @@ def segmentation_status(
         "end_to_end_latency_ms_p90": ms("node_ms", "p90"),
         "last_warning": last_warning,
     }
+    if depth_sync is not None:  # depth.enabled: how colour, depth and camera_info pair
+        offset = depth_sync.get("last_offset_s")
+        values.update(
+            {
+                "depth_pairs": str(s["depth_pairs"]),
+                "depth_invalid_frames": str(s["depth_invalid"]),
+                "depth_unpaired": str(depth_sync.get("unpaired", 0)),
+                "depth_dropped": ",".join(str(d) for d in depth_sync.get("dropped", [])),
+                "depth_last_unpaired_offset_s": "nan" if offset is None else f"{offset:.4f}",
+            }
+        )
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     return status

@@ -66,7 +66,7 @@ from rclpy.qos import (
 )
 from sensor_msgs.msg import CompressedImage, Image
 
-from ovseg.msg import PanopticSegmentation, SegmentEmbeddings, SemanticInfo
+from ovseg.msg import PanopticSegmentation, SegmentEmbeddings, Segments3D, SemanticInfo
 from ovseg.msg import Vocabulary as VocabularyMsg
 from ovseg.srv import EncodeText, GetVocabulary, QuerySegments, SetVocabulary
 from ovseg_models.segmenter import EncodedVocabulary
@@ -117,6 +117,8 @@ class Frame:
     received: float  # time.monotonic() in the callback
     compressed: bool
     camera: Camera
+    depth: Any = None  #: with depth.enabled: the paired depth image and camera_info
+    camera_info: Any = None
 
 
 def _accepts_cancel(fn) -> bool:
@@ -376,6 +378,9 @@ class SegmentationNode(LifecycleNode):
             if cam.sub is not None:
                 self.destroy_subscription(cam.sub)
                 cam.sub = None
+            for sub in cam.depth_subs:
+                self.destroy_subscription(sub)
+            cam.depth_subs, cam.sync = [], None
         if self._worker is not None:
             if not self._worker.stop(timeout=30.0):
                 self.get_logger().warning("worker thread did not stop within 30 s (a frame is still running)")
@@ -411,9 +416,68 @@ class SegmentationNode(LifecycleNode):
         else:
             msg_type, topic = Image, cam.topic
             callback = lambda msg, _cam=cam: self._on_image(_cam, msg)  # noqa: E731
+        if cfg.depth_enabled:
+            self._subscribe_depth(cam, cfg, qos)
         return self.create_subscription(
             msg_type, topic, callback, qos, callback_group=self._frames_group, event_callbacks=self._input_events(cam)
         )
+
+    def _subscribe_depth(self, cam: Camera, cfg: NodeConfig, qos) -> None:
+        """``depth/image`` and ``depth/camera_info`` of the camera, paired with its colour frames by
+        stamp: message_filters' ApproximateTimeSynchronizer where it is installed (as on a robot),
+        else :class:`ovseg_ros.sync.ApproximateSync` (the same pairing, tested against it). Either
+        way an :class:`ApproximateSync` counts pairs, drops and the offset of streams that do not pair."""
+        from sensor_msgs.msg import CameraInfo
+
+        from .sync import ApproximateSync, message_filters_available
+
+        def paired(image, depth, info, _cam=cam):
+            self._count(_cam, "depth_pairs")
+            self._enqueue(Frame(image, time.monotonic(), _cam.transport == "compressed", _cam, depth, info))
+
+        counter = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, lambda *m: None)
+        if message_filters_available():
+            import message_filters
+
+            inputs = [message_filters.SimpleFilter() for _ in range(3)]
+            mf = message_filters.ApproximateTimeSynchronizer(inputs, cfg.depth_queue_size, cfg.depth_slop)
+            mf.registerCallback(paired)
+
+            def add(index: int, msg) -> None:
+                counter.add(index, msg)
+                inputs[index].signalMessage(msg)
+
+            cam.sync = add
+        else:
+            own = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, paired)
+
+            def add(index: int, msg) -> None:
+                counter.add(index, msg)
+                own.add(index, msg)
+
+            cam.sync = add
+        cam.sync_stats = counter.stats
+        p = cam.prefix
+        cam.depth_subs = [
+            self.create_subscription(
+                Image,
+                p + "depth/image",
+                lambda m, _c=cam: self._on_depth(_c, 1, m),
+                qos,
+                callback_group=self._frames_group,
+            ),
+            self.create_subscription(
+                CameraInfo,
+                p + "depth/camera_info",
+                lambda m, _c=cam: self._on_depth(_c, 2, m),
+                qos,
+                callback_group=self._frames_group,
+            ),
+        ]
+
+    def _on_depth(self, cam: Camera, index: int, msg) -> None:
+        if self._active and cam.sync is not None:
+            cam.sync(index, msg)
 
     def _create_outputs(self, cfg: NodeConfig) -> None:
         out_qos = output_qos(cfg)
@@ -430,6 +494,11 @@ class SegmentationNode(LifecycleNode):
                 cam.pubs["segment_embeddings"] = self.create_publisher(
                     SegmentEmbeddings, p + "segment_embeddings", out_qos
                 )
+            if cfg.depth_enabled:
+                from sensor_msgs.msg import PointCloud2
+
+                cam.pubs["segments_3d"] = self.create_publisher(Segments3D, p + "segments_3d", out_qos)
+                cam.pubs["points"] = self.create_publisher(PointCloud2, p + "points", out_qos)
             if cfg.publish_label_info:
                 types = embeddings.label_info_type()
                 if types is None:
@@ -702,6 +771,10 @@ class SegmentationNode(LifecycleNode):
     def _enqueue(self, frame: Frame) -> None:
         if not self._active:
             return
+        cam = frame.camera
+        if cam.sync is not None and frame.depth is None:  # with depth: the colour frame waits for its pair
+            cam.sync(0, frame.msg)
+            return
         if self._slot.put(frame.camera.name, frame) is not None:
             self._count(frame.camera, "dropped")
         # Hand the GIL to the worker now: otherwise it waits until the executor's own Python
@@ -813,6 +886,8 @@ class SegmentationNode(LifecycleNode):
             if self._embedding_cache is not None:  # first: who has the message can query its frame
                 self._embedding_cache.add(cam.name, embeddings.CachedFrame(header, vocab.version, ids, emb))
             pubs["segment_embeddings"].publish(msg)
+        if frame.depth is not None and "segments_3d" in pubs:
+            self._publish_3d(frame, out, result, vocab, cfg)
         overlay_pub = pubs.get("overlay")
         if overlay_pub is not None and overlay_pub.get_subscription_count() > 0:
             overlay_pub.publish(
@@ -829,6 +904,32 @@ class SegmentationNode(LifecycleNode):
             )
             self._count(cam, "overlays")
         return True
+
+    def _publish_3d(self, frame: Frame, out, result, vocab: ActiveVocabulary, cfg: NodeConfig) -> None:
+        """The frame's ``segments_3d`` and ``points``; depth or camera_info it cannot use is counted
+        and warned about with the reason (the 2D outputs are published already)."""
+        from .geometry3d import GeometryError
+
+        cam = frame.camera
+        try:
+            msg, cloud = cam.outputs.geometry(
+                out,
+                result,
+                frame.msg.header,
+                frame.depth,
+                frame.camera_info,
+                vocabulary=vocab.encoded.vocabulary,
+                vocabulary_version=vocab.version,
+                cfg=cfg,
+            )
+        except (GeometryError, conversions.ImageConversionError) as e:
+            self._count(cam, "depth_invalid")
+            where = f" of camera '{cam.name}'" if cam.name else ""
+            self._warn(f"depth{cam.name}", f"no 3D output for a frame{where}: {e}")
+            return
+        cam.pubs["segments_3d"].publish(msg)
+        if cloud is not None:
+            cam.pubs["points"].publish(cloud)
 
     def _claim_stamp(self, camera: str, stamp, version: int) -> bool:
         """False if an output of this camera with this stamp but another vocabulary version was
@@ -896,7 +997,21 @@ class SegmentationNode(LifecycleNode):
             vocabulary_classes=len(vocab.names) if vocab else 0,
             vocabulary_requests_answered=sum(self._encoder.answered.values()) if self._encoder else 0,
             last_warning=self.recent_warnings[-1] if self.recent_warnings else "",
+            depth_sync=self._depth_sync_stats(self._cameras),
         )
+
+    @staticmethod
+    def _depth_sync_stats(cameras) -> dict | None:
+        """The depth synchronisers' counters summed over ``cameras`` (None without depth)."""
+        stats = [c.sync_stats() for c in cameras if c.sync_stats is not None and c.sync is not None]
+        if not stats:
+            return None
+        offsets = [s["last_offset_s"] for s in stats if s.get("last_offset_s") is not None]
+        return {
+            "unpaired": sum(s["unpaired"] for s in stats),
+            "dropped": [sum(d) for d in zip(*(s["dropped"] for s in stats), strict=True)],
+            "last_offset_s": offsets[-1] if offsets else None,
+        }
 
     def camera_diagnostics(self) -> list[DiagnosticStatus]:
         """With the ``cameras`` parameter, one status per camera (its own counters and rates)."""

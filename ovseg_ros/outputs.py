@@ -95,6 +95,72 @@ class OutputBuilder:
         ids = np.asarray([s.id for s in segments], dtype=np.uint32)
         return segment_embeddings_msg(header, vocabulary_version, ids, emb), ids, emb
 
+    def geometry(
+        self,
+        out: FrameOutputs,
+        result: SegmentationResult,
+        header,
+        depth,
+        camera_info,
+        *,
+        vocabulary,
+        vocabulary_version: int,
+        cfg,
+    ):
+        """``ovseg/Segments3D`` and the labelled ``PointCloud2`` (None with ``points.max_points`` 0)
+        of the frame's segments over its depth image; :class:`~ovseg_ros.geometry3d.GeometryError`
+        with the reason for depth or camera_info it cannot use."""
+        from geometry_msgs.msg import Point, Vector3
+
+        from ovseg.msg import SegmentGeometry, Segments3D
+        from ovseg_models.transforms import nearest_indices
+
+        from . import geometry3d as g3
+
+        if depth.header.frame_id != header.frame_id:
+            raise g3.GeometryError(
+                f"depth frame_id {depth.header.frame_id!r} is not the colour image's {header.frame_id!r}: "
+                "give the depth image aligned to the colour camera (e.g. aligned_depth_to_color)"
+            )
+        intr = g3.Intrinsics.from_camera_info(camera_info)
+        depth_m = g3.depth_image_to_metres(depth, min_depth=cfg.depth_min, max_depth=cfg.depth_max)
+        dh, dw = depth_m.shape
+        if (intr.width, intr.height) != (dw, dh):
+            intr = intr.scaled_to(dw, dh)
+        segments = self.segments(out, result, vocabulary=vocabulary)
+        ids, labels = np.asarray(out.ids), out.labels
+        if ids.shape != (dh, dw):  # depth at another resolution: the label maps sampled at its pixels
+            if abs((dw / ids.shape[1]) / (dh / ids.shape[0]) - 1.0) > 0.01:
+                raise g3.GeometryError(
+                    f"depth image {dw}x{dh} has another aspect ratio than the colour image "
+                    f"{ids.shape[1]}x{ids.shape[0]}: it is not aligned to it"
+                )
+            grid = np.ix_(nearest_indices(dh, ids.shape[0]), nearest_indices(dw, ids.shape[1]))
+            ids, labels = ids[grid], labels[grid]
+        seg_ids = [s.id for s in segments]
+        geo = g3.segment_geometry(depth_m, ids, seg_ids, intr, min_points=cfg.depth_min_points)
+        msg = Segments3D(header=header, vocabulary_version=int(vocabulary_version))
+        msg.segments = [
+            SegmentGeometry(
+                id=int(sid),
+                point_count=int(geo.counts[i]),
+                inlier_count=int(geo.inliers[i]),
+                centroid=Point(
+                    x=float(geo.centroids[i, 0]), y=float(geo.centroids[i, 1]), z=float(geo.centroids[i, 2])
+                ),
+                extent=Vector3(x=float(geo.extents[i, 0]), y=float(geo.extents[i, 1]), z=float(geo.extents[i, 2])),
+            )
+            for i, sid in enumerate(seg_ids)
+        ]
+        cloud = None
+        if cfg.points_max_points > 0:
+            scores = {s.id: s.score for s in segments}
+            points = g3.cloud_arrays(
+                depth_m, ids, labels, scores, intr, stride=cfg.points_stride, max_points=cfg.points_max_points
+            )
+            cloud = g3.labelled_cloud(points, header=header)
+        return msg, cloud
+
     def overlay(
         self,
         out: FrameOutputs,

@@ -149,6 +149,18 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str]] = {
         "publish 'segment_embeddings' (ovseg/SegmentEmbeddings: each segment's CLIP embedding in the "
         "text space, keyed by segment id) and answer 'query' for recent frames",
     ),
+    "depth.enabled": (
+        False,
+        "subscribe to 'depth/image' (16UC1 mm or 32FC1 m, aligned to the colour image) and "
+        "'depth/camera_info', paired with each colour frame; publish 'segments_3d' and 'points'",
+    ),
+    "depth.slop": (0.05, "largest stamp difference in seconds of a colour, depth and camera_info set"),
+    "depth.queue_size": (10, "messages per stream the depth synchroniser keeps while pairing"),
+    "depth.min": (0.1, "nearest valid depth in metres (nearer: invalid)"),
+    "depth.max": (20.0, "farthest valid depth in metres (farther: invalid)"),
+    "depth.min_points": (10, "fewest valid depth points for a segment's centroid and extent (else NaN)"),
+    "points.max_points": (20000, "most points of the 'points' cloud (evenly subsampled); 0 = no cloud"),
+    "points.stride": (1, "the cloud takes every stride-th pixel row and column"),
     "embeddings.cache_frames": (
         30,
         "frames per camera whose segment embeddings the 'query' service keeps (the newest ones)",
@@ -229,6 +241,14 @@ class NodeConfig:
     publish_label_info: bool = True
     publish_embeddings: bool = False
     embeddings_cache_frames: int = 30
+    depth_enabled: bool = False
+    depth_slop: float = 0.05
+    depth_queue_size: int = 10
+    depth_min: float = 0.1
+    depth_max: float = 20.0
+    depth_min_points: int = 10
+    points_max_points: int = 20000
+    points_stride: int = 1
     overlay_alpha: float = 0.5
     overlay_draw_labels: bool = True
     diagnostics_period: float = 1.0
@@ -404,7 +424,8 @@ _CHOICES = {
 _UNIT_RANGE = ("semantic_score_threshold", "overlay.alpha")
 #: most frames per camera whose embeddings are kept for 'query'
 MAX_CACHE_FRAMES = 1000
-_NON_NEGATIVE = ("input.qos.depth", "torch_threads")
+_NON_NEGATIVE = ("input.qos.depth", "torch_threads", "points.max_points")
+_POSITIVE_INT = ("depth.queue_size", "depth.min_points", "points.stride")
 
 
 def _check_family_option(name: str, option: Any, value: Any) -> Any:
@@ -475,6 +496,12 @@ def validate_parameter(name: str, value: Any) -> None:
     elif name == "output.qos.depth":
         if value < 1:
             raise ConfigError("output.qos.depth must be >= 1")
+    elif name in _POSITIVE_INT:
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1")
+    elif name in ("depth.slop", "depth.min", "depth.max"):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} {value} must be a finite number > 0 (seconds or metres, e.g. 0.05)")
     elif name == "embeddings.cache_frames":
         if not 1 <= value <= MAX_CACHE_FRAMES:
             raise ConfigError(f"embeddings.cache_frames {value} must be within [1, {MAX_CACHE_FRAMES}]")
@@ -578,6 +605,8 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
         raise ConfigError(f"resize.max_side {cfg.max_side} is too small: use 0 (off) or >= 32")
     if cfg.output_qos_depth < 1:
         raise ConfigError("output.qos.depth must be >= 1")
+    if cfg.depth_min >= cfg.depth_max:
+        raise ConfigError(f"depth.min {cfg.depth_min} must be below depth.max {cfg.depth_max}")
     if not 1 <= cfg.embeddings_cache_frames <= MAX_CACHE_FRAMES:
         raise ConfigError(
             f"embeddings.cache_frames {cfg.embeddings_cache_frames} must be within [1, {MAX_CACHE_FRAMES}]"

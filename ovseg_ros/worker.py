@@ -209,6 +209,8 @@ class Stats:
     incompatible_qos: int = 0  #: publishers the input cannot match (requested-incompatible-QoS events)
     ambiguous: int = 0  #: dropped: their stamp already went out with another vocabulary version
     overlays: int = 0  #: overlays rendered (only while someone subscribes)
+    depth_pairs: int = 0  #: colour frames paired with a depth image and camera_info (depth.enabled)
+    depth_invalid: int = 0  #: paired frames whose depth or camera_info could not be used (warned why)
     last_error: str = ""
     input_rate: RateMeter = field(default_factory=RateMeter)
     output_rate: RateMeter = field(default_factory=RateMeter)
@@ -245,6 +247,8 @@ class Stats:
                     "incompatible_qos",
                     "ambiguous",
                     "overlays",
+                    "depth_pairs",
+                    "depth_invalid",
                     "last_error",
                 )
             }
