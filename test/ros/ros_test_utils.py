@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 
@@ -28,3 +29,14 @@ def image_probe(context, executor, name: str, *, publish_to: str, listen_to: str
     q = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(Image, listen_to, got.append, q)
     return node, node.create_publisher(Image, publish_to, q), got
+
+
+def stop_child(child: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM a child ROS process, then SIGKILL it if it has not exited within ``timeout`` seconds
+    (rclpy's signal handling can swallow SIGTERM mid-spin, and a loaded machine is slow to shut down)."""
+    child.terminate()
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(timeout)

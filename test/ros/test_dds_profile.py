@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-from ros_test_utils import image_probe, spin_until
+from ros_test_utils import image_probe, spin_until, stop_child
 
 from ovseg_ros import conversions
 
@@ -78,8 +78,7 @@ def test_a_process_with_the_profile_uses_it_and_talks_to_default_processes(ros_c
         for f, m in zip(frames, got, strict=False):
             assert np.array_equal(conversions.image_to_numpy(m), f)
     finally:
-        child.terminate()
-        child.wait(10)
+        stop_child(child)
         if node is not None:
             executor.remove_node(node)
             node.destroy_node()

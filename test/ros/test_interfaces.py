@@ -20,7 +20,7 @@ import rclpy
 from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
-from ros_test_utils import spin_until
+from ros_test_utils import spin_until, stop_child
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from ovseg.msg import PanopticSegmentation, Segment, Vocabulary, VocabularyClass
@@ -160,12 +160,7 @@ def test_messages_across_two_processes(ros_context, executor, ros_env):
             assert got[k][0] == sent[k]
         node.destroy_node()
     finally:
-        child.terminate()
-        try:
-            child.wait(5)
-        except subprocess.TimeoutExpired:  # rclpy's signal handling can swallow SIGTERM mid-spin
-            child.kill()
-            child.wait(5)
+        stop_child(child)
 
 
 def test_vocabulary_topic_is_latched_for_late_subscribers(ros_context, executor):

@@ -27,7 +27,7 @@ from node_harness import (
     write_vocab_file,
 )
 from rclpy.lifecycle import TransitionCallbackReturn
-from ros_test_utils import spin_until
+from ros_test_utils import spin_until, stop_child
 from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg.msg import VocabularyClass
@@ -511,12 +511,7 @@ def test_ovseg_node_executable_with_yaml_and_remapping(ros_context, executor, ro
         assert [c.name for c in probe.got["vocabulary"][-1].classes] == [c.split(",")[0] for c in TEST_CLASSES]
         probe.destroy()
     finally:
-        child.terminate()
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(5)
+        stop_child(child)
 
 
 def test_ovseg_node_executable_fails_loudly_on_a_bad_configuration(ros_env):
