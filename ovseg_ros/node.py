@@ -436,43 +436,31 @@ class SegmentationNode(LifecycleNode):
             self._enqueue(Frame(image, time.monotonic(), _cam.transport == "compressed", _cam, depth, info))
 
         counter = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, lambda *m: None)
+        deliver: Callable
         if message_filters_available():
             import message_filters
 
             inputs = [message_filters.SimpleFilter() for _ in range(3)]
             mf = message_filters.ApproximateTimeSynchronizer(inputs, cfg.depth_queue_size, cfg.depth_slop)
             mf.registerCallback(paired)
-
-            def add(index: int, msg) -> None:
-                counter.add(index, msg)
-                inputs[index].signalMessage(msg)
-
-            cam.sync = add
+            deliver = lambda index, msg: inputs[index].signalMessage(msg)  # noqa: E731
         else:
-            own = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, paired)
+            deliver = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, paired).add
 
-            def add(index: int, msg) -> None:
-                counter.add(index, msg)
-                own.add(index, msg)
+        def add(index: int, msg) -> None:
+            counter.add(index, msg)
+            deliver(index, msg)
 
-            cam.sync = add
-        cam.sync_stats = counter.stats
-        p = cam.prefix
+        cam.sync, cam.sync_stats = add, counter.stats
         cam.depth_subs = [
             self.create_subscription(
-                Image,
-                p + "depth/image",
-                lambda m, _c=cam: self._on_depth(_c, 1, m),
+                msg_type,
+                cam.prefix + name,
+                lambda m, _c=cam, _i=index: self._on_depth(_c, _i, m),
                 qos,
                 callback_group=self._frames_group,
-            ),
-            self.create_subscription(
-                CameraInfo,
-                p + "depth/camera_info",
-                lambda m, _c=cam: self._on_depth(_c, 2, m),
-                qos,
-                callback_group=self._frames_group,
-            ),
+            )
+            for index, (msg_type, name) in enumerate(((Image, "depth/image"), (CameraInfo, "depth/camera_info")), 1)
         ]
 
     def _on_depth(self, cam: Camera, index: int, msg) -> None:
