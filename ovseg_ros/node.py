@@ -435,23 +435,22 @@ class SegmentationNode(LifecycleNode):
             self._count(_cam, "depth_pairs")
             self._enqueue(Frame(image, time.monotonic(), _cam.transport == "compressed", _cam, depth, info))
 
-        counter = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, lambda *m: None)
-        deliver: Callable
         if message_filters_available():
             import message_filters
 
             inputs = [message_filters.SimpleFilter() for _ in range(3)]
             mf = message_filters.ApproximateTimeSynchronizer(inputs, cfg.depth_queue_size, cfg.depth_slop)
             mf.registerCallback(paired)
-            deliver = lambda index, msg: inputs[index].signalMessage(msg)  # noqa: E731
-        else:
-            deliver = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, paired).add
+            counter = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, lambda *m: None)  # its counters only
 
-        def add(index: int, msg) -> None:
-            counter.add(index, msg)
-            deliver(index, msg)
+            def add(index: int, msg) -> None:
+                counter.add(index, msg)
+                inputs[index].signalMessage(msg)
 
-        cam.sync, cam.sync_stats = add, counter.stats
+            cam.sync, cam.sync_stats = add, counter.stats
+        else:  # one synchroniser pairs and counts
+            own = ApproximateSync(cfg.depth_slop, cfg.depth_queue_size, paired)
+            cam.sync, cam.sync_stats = own.add, own.stats
         cam.depth_subs = [
             self.create_subscription(
                 msg_type,
@@ -592,14 +591,13 @@ class SegmentationNode(LifecycleNode):
         cfg = self.cfg
         if active is None or cfg is None:
             return
-        for cam in self._cameras:
-            pub = cam.pubs.get("label_info")
-            if pub is not None:
-                pub.publish(
-                    embeddings.label_info_msg(
-                        active.names, threshold=cfg.semantic_score_threshold, stamp=active.msg.stamp
-                    )
-                )
+        pubs = [cam.pubs["label_info"] for cam in self._cameras if "label_info" in cam.pubs]
+        if pubs:  # one message for every camera: the vocabulary is shared
+            msg = embeddings.label_info_msg(
+                active.names, threshold=cfg.semantic_score_threshold, stamp=active.msg.stamp
+            )
+            for pub in pubs:
+                pub.publish(msg)
 
     async def _on_set_vocabulary(self, request, response):
         """Validate at once, then encode off the executor; every request is answered.
