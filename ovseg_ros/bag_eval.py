@@ -2,6 +2,7 @@
 
     ovseg-bag-eval BAG [--output OUT_BAG] [--image-topic T] [--fast | --rate R]
                    [--gt-topic T | --gt-dir DIR] [--gt-panoptic-topic T]
+                   [--depth-topic T [--depth-info-topic T] | --no-depth]
                    [--params-file config/ovseg.yaml ...] [-p name:=value ...] [--report report.json]
 
 The bag (sqlite3 or MCAP, read with ``rosbags``, no rosbag2 needed) is replayed over real DDS:
@@ -19,6 +20,15 @@ per-class IoU (``ovseg_models.evaluation``). A panoptic ground-truth topic
 (``ovseg/msg/PanopticSegmentation``, categories indexing the node's vocabulary) adds PQ/SQ/RQ.
 The report (printed, and as JSON with ``--report``) also holds latency percentiles (end to end
 from publishing to receiving the outputs, and model time) and the drop count.
+
+Depth: a bag with a depth image topic (``16UC1`` / ``32FC1``, aligned to the colour camera) and
+its ``camera_info`` is replayed with ``depth.enabled``: found by encoding (or ``--depth-topic``;
+``--no-depth`` ignores it), the camera_info beside it (``<depth ns>/camera_info``, or
+``--depth-info-topic``). Each depth and camera_info message goes out, in bag order, just before
+the colour frame it can pair with (header stamp up to ``depth.slop`` after the frame's), so the
+node's synchroniser pairs them as on the robot. ``segments_3d`` and ``points`` are recorded into
+the output bag and the report's ``depth`` section counts the frames with 3D outputs, the paired and
+refused frames, segments with a centroid, points per cloud, the centroids' depth and the 3D latency.
 """
 
 from __future__ import annotations
@@ -46,9 +56,15 @@ OUTPUT_TOPICS = {
     "semantic": "sensor_msgs/msg/Image",
     "panoptic": "ovseg/msg/PanopticSegmentation",
     "overlay": "sensor_msgs/msg/Image",
+    "segments_3d": "ovseg/msg/Segments3D",
+    "points": "sensor_msgs/msg/PointCloud2",
     "vocabulary": "ovseg/msg/Vocabulary",
 }
+#: outputs tied to one frame (written at its bag time); the first three also time the frame
+FRAME_OUTPUTS = ("semantic", "panoptic", "overlay", "segments_3d", "points")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+DEPTH_ENCODINGS = ("16UC1", "32FC1")
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 
 
 @dataclass
@@ -76,6 +92,9 @@ class EvalOptions:
     progress: bool = True
     max_frames: int = 0
     domain_id: int | None = None
+    depth: bool = True  #: replay a depth topic when the bag has one (False: ``--no-depth``)
+    depth_topic: str | None = None
+    depth_info_topic: str | None = None
 
 
 # -- bag helpers ----------------------------------------------------------------------------------
@@ -171,7 +190,7 @@ def _nan_to_none(x):
 class _Recorder:
     """Subscribes to the node's outputs; publishes the replayed images."""
 
-    def __init__(self, context, ns: str, image_type, image_topic: str, record_overlay: bool):
+    def __init__(self, context, ns: str, image_type, image_topic: str, record_overlay: bool, depth: bool = False):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -184,11 +203,24 @@ class _Recorder:
         self.records: list[tuple[str, float, Any]] = []  # (key, monotonic receive time, msg)
         self.first_output: dict[int, float] = {}
         self.outputs_by_stamp: dict[int, set] = {}
+        self.arrival: dict[tuple[str, int], float] = {}  # (key, stamp) -> receive time, frame outputs
         self.event = threading.Event()
         q = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
         subs = {"semantic": Image, "panoptic": PanopticSegmentation}
         if record_overlay:
             subs["overlay"] = Image
+        self.depth_pubs = None
+        if depth:
+            from sensor_msgs.msg import CameraInfo, PointCloud2
+
+            from ovseg.msg import Segments3D
+
+            subs.update(segments_3d=Segments3D, points=PointCloud2)
+            out_q = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            self.depth_pubs = (
+                self.node.create_publisher(Image, f"{ns}/depth/image", out_q),
+                self.node.create_publisher(CameraInfo, f"{ns}/depth/camera_info", out_q),
+            )
         for key, t in subs.items():
             self.node.create_subscription(t, f"{ns}/{key}", lambda m, k=key: self._on(k, m), q)
         latched = QoSProfile(
@@ -204,10 +236,12 @@ class _Recorder:
         now = time.monotonic()
         with self.lock:
             self.records.append((key, now, msg))
-            if key in ("semantic", "panoptic", "overlay"):
+            if key in FRAME_OUTPUTS:
                 s = _stamp_ns(msg.header)
-                self.first_output.setdefault(s, now)
+                if key in ("semantic", "panoptic", "overlay"):
+                    self.first_output.setdefault(s, now)
                 self.outputs_by_stamp.setdefault(s, set()).add(key)
+                self.arrival.setdefault((key, s), now)
         self.event.set()
 
 
@@ -225,6 +259,10 @@ class BagInput:
     gt_sem: dict[int, np.ndarray]
     gt_pan: dict[int, Any]
     copy_raw: list  #: (topic, msgtype, bag time, raw) copied to the output bag (``--copy-input``)
+    depth_topic: str | None = None
+    depth_info_topic: str | None = None
+    #: (header stamp, 0 depth image | 1 camera_info, message) in bag order
+    depth: list = field(default_factory=list)
 
 
 @dataclass
@@ -238,6 +276,7 @@ class Replay:
     wall0: float
     node_stats: dict | None
     model_times: dict[int, float]
+    arrival: dict = field(default_factory=dict)  #: (output key, stamp) -> receive time
 
 
 def read_bag(opts: EvalOptions, *, log=print) -> BagInput:
@@ -248,7 +287,9 @@ def read_bag(opts: EvalOptions, *, log=print) -> BagInput:
     bag = Path(opts.bag)
     with Reader(bag) as reader:
         conns = list(reader.connections)
-        images = [c for c in conns if c.msgtype in IMAGE_TYPES]
+        depth_topic, info_topic, depth_images = _depth_topics(reader, conns, opts, log)
+        # colour candidates: not a depth image (replayed or not), not the ground truth
+        images = [c for c in conns if c.msgtype in IMAGE_TYPES and (c.topic not in depth_images or opts.image_topic)]
         if opts.image_topic:
             images = [c for c in images if c.topic == opts.image_topic]
             if not images:
@@ -291,9 +332,17 @@ def read_bag(opts: EvalOptions, *, log=print) -> BagInput:
                     gt_sem[_stamp_ns(m.header)] = conversions.image_to_numpy(m).astype(np.int64)
                 else:
                     gt_pan[_stamp_ns(m.header)] = m
+        depth: list[tuple[int, int, Any]] = []
+        depth_conns = [c for c in conns if c.topic in (depth_topic, info_topic)] if depth_topic else []
+        if depth_conns:
+            info_type = _py_type(CAMERA_INFO)
+            for conn, t, raw in reader.messages(connections=depth_conns):
+                kind = 0 if conn.topic == depth_topic else 1
+                m = deserialize_message(bytes(raw), _py_type("sensor_msgs/msg/Image") if kind == 0 else info_type)
+                depth.append((t, kind, m))
         copy_raw = []
         if opts.copy_input:
-            for conn, t, raw in reader.messages(connections=images + extra_conns):
+            for conn, t, raw in reader.messages(connections=images + extra_conns + depth_conns):
                 copy_raw.append((conn.topic, conn.msgtype, t, bytes(raw)))
     if not frames:
         raise ValueError(f"{bag}: no messages on {image_topic}")
@@ -304,6 +353,8 @@ def read_bag(opts: EvalOptions, *, log=print) -> BagInput:
         for t, m, _ in frames:
             m.header.stamp.sec, m.header.stamp.nanosec = divmod(t, 1_000_000_000)
         stamps = [t for t, _, _ in frames]
+        for t, _, m in depth:  # the same for the depth streams, so that they still pair
+            m.header.stamp.sec, m.header.stamp.nanosec = divmod(t, 1_000_000_000)
     bag_time_of = dict(zip(stamps, (t for t, _, _ in frames), strict=False))
     if opts.gt_dir:
         files = {}
@@ -322,23 +373,79 @@ def read_bag(opts: EvalOptions, *, log=print) -> BagInput:
                 gt_sem[s] = read_label_png(files[best[1]])
 
     return BagInput(
-        image_topic, image_msgtype, image_type, frames, stamps, restamped, bag_time_of, gt_sem, gt_pan, copy_raw
+        image_topic,
+        image_msgtype,
+        image_type,
+        frames,
+        stamps,
+        restamped,
+        bag_time_of,
+        gt_sem,
+        gt_pan,
+        copy_raw,
+        depth_topic,
+        info_topic,
+        [(_stamp_ns(m.header), kind, m) for _, kind, m in depth],
     )
+
+
+def _depth_topics(reader, conns, opts: EvalOptions, log) -> tuple[str | None, str | None, list[str]]:
+    """The depth image topic to replay (``--depth-topic``, else the Image topic whose first message
+    is 16UC1 / 32FC1; several: an "aligned" one first), its camera_info topic (``None, None``
+    without depth or with ``--no-depth``) and every depth-encoded image topic."""
+    from rclpy.serialization import deserialize_message
+
+    image_type = _py_type("sensor_msgs/msg/Image")
+    found = []
+    for c in conns:
+        if c.msgtype != "sensor_msgs/msg/Image" or c.topic in (opts.image_topic, opts.gt_topic) or not c.msgcount:
+            continue
+        first = next(iter(reader.messages(connections=[c])), None)
+        if first is not None and deserialize_message(bytes(first[2]), image_type).encoding in DEPTH_ENCODINGS:
+            found.append(c.topic)
+    found.sort(key=lambda t: ("aligned" not in t, t))
+    if not opts.depth:
+        return None, None, found
+    by_topic = {c.topic: c for c in conns}
+    infos = sorted(c.topic for c in conns if c.msgtype == CAMERA_INFO and c.msgcount)
+    topic = opts.depth_topic
+    if topic:
+        if by_topic.get(topic) is None or by_topic[topic].msgtype != "sensor_msgs/msg/Image":
+            images = sorted(c.topic for c in conns if c.msgtype == "sensor_msgs/msg/Image")
+            raise ValueError(f"no sensor_msgs/Image topic {topic!r} for --depth-topic in {opts.bag}; images: {images}")
+    else:
+        if not found:
+            return None, None, found
+        topic = found[0]
+        if len(found) > 1:
+            log(f"several depth topics {found}; using {topic} (choose with --depth-topic)")
+    info = opts.depth_info_topic or topic.rsplit("/", 1)[0] + "/camera_info"
+    if info not in infos:
+        raise ValueError(
+            f"no camera_info for the depth topic {topic!r} in {opts.bag}: {info!r} is not there "
+            f"(CameraInfo topics: {infos}); pass --depth-info-topic, or --no-depth"
+        )
+    log(f"depth: {topic} with {info}")
+    return topic, info, found
 
 
 def _wait_for_outputs(rec: _Recorder, node, s: int, sent: dict[int, float], timeout: float) -> None:
     """``--fast``: until frame ``s``'s expected outputs arrived, the node finished it without one
     (failed or refused), or ``timeout``."""
     limit = time.monotonic() + timeout
+    two_d = None  # when the 2D outputs were in
     while time.monotonic() < limit:
         with rec.lock:
             got = rec.outputs_by_stamp.get(s, set())
-        if (
-            got
-            and ("panoptic" not in _expected(node) or "panoptic" in got)
-            and ("semantic" not in _expected(node) or "semantic" in got)
-        ):
-            break
+        expected = _expected(node)
+        if got and all(k in got for k in ("panoptic", "semantic") if k in expected):
+            # the 3D outputs follow the 2D ones from the same frame's work, unless its depth was
+            # refused (counted) or never paired: then give up once the node is idle
+            if "segments_3d" not in expected or "segments_3d" in got:
+                break
+            two_d = two_d or time.monotonic()
+            if (node is None or not node.busy) and time.monotonic() - two_d > 0.5:
+                break
         if (
             node is not None
             and node.stats.processed + node.stats.errors + node.stats.invalid + node.stats.stale + node.stats.dropped
@@ -348,6 +455,11 @@ def _wait_for_outputs(rec: _Recorder, node, s: int, sent: dict[int, float], time
         ):
             # the node finished this frame without an output (failed or refused)
             if time.monotonic() - sent[s] > 0.5:
+                break
+        if node is not None and "segments_3d" in expected and not got and not node.busy:
+            # a colour frame waits in the synchroniser until its depth pairs: none came (counted
+            # in the node's depth_unpaired), so the node never took it
+            if time.monotonic() - sent[s] > 2.0:
                 break
         rec.event.wait(0.01)
         rec.event.clear()
@@ -377,19 +489,29 @@ def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
             params = dict(opts.params)
             if compressed:
                 params["input.transport"] = "compressed"
+            if data.depth_topic:
+                params["depth.enabled"] = True
             if opts.fast:
                 params.setdefault("input.qos.reliability", "reliable")
                 params.setdefault("input.qos.depth", 10)
             node = create_node(context, params, params_files=opts.params_files, namespace=ns or "/")
             bring_up(node)
             spinners.append(Spinner(context, node))  # its own executor and thread, as ovseg_node
-        rec = _Recorder(context, ns, image_type, input_topic, opts.record_overlay or opts.overlay_dir is not None)
+        rec = _Recorder(
+            context,
+            ns,
+            image_type,
+            input_topic,
+            opts.record_overlay or opts.overlay_dir is not None,
+            depth=bool(data.depth_topic),
+        )
         spinners.append(Spinner(context, rec.node))
         deadline = time.monotonic() + 30
-        while rec.pub.get_subscription_count() == 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing subscribes to {input_topic}: is the node running?")
-            time.sleep(0.01)
+        for pub in (rec.pub, *(rec.depth_pubs or ())):
+            while pub.get_subscription_count() == 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nothing subscribes to {pub.topic_name}: is the node running (with depth)?")
+                time.sleep(0.01)
         t_overlay = time.monotonic() + 5
         if opts.record_overlay or opts.overlay_dir is not None:
             while (
@@ -415,6 +537,9 @@ def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
                 )
             except ImportError:  # pragma: no cover
                 progress = None
+        # depth and camera_info go out before the colour frame they can pair with
+        slop_ns = int(float(opts.params.get("depth.slop", 0.05)) * 1e9)
+        pending = list(data.depth)
         for (t, msg, _), s in zip(frames, stamps, strict=False):
             if opts.fast:
                 pass
@@ -423,6 +548,9 @@ def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
                 delay = target - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+            while pending and pending[0][0] <= s + slop_ns:
+                _, kind, aux = pending.pop(0)
+                rec.depth_pubs[kind].publish(aux)
             sent[s] = time.monotonic()
             rec.pub.publish(msg)
             if opts.fast:
@@ -448,6 +576,7 @@ def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
         with rec.lock:
             records = list(rec.records)
             first_output = dict(rec.first_output)
+            arrival = dict(rec.arrival)
     finally:
         for spinner in spinners:
             spinner.close()
@@ -459,7 +588,7 @@ def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
             node.destroy_node()
         context.try_shutdown()
 
-    return Replay(ns, records, first_output, sent, wall0, node_stats, model_times)
+    return Replay(ns, records, first_output, sent, wall0, node_stats, model_times, arrival)
 
 
 def write_output_bag(opts: EvalOptions, data: BagInput, run: Replay, out_bag: Path) -> None:
@@ -474,7 +603,7 @@ def write_output_bag(opts: EvalOptions, data: BagInput, run: Replay, out_bag: Pa
     last_bag_t = frames[-1][0]
     writes: list[tuple[str, str, int, bytes]] = list(data.copy_raw)
     for key, t_recv, msg in records:
-        if key in ("semantic", "panoptic", "overlay"):
+        if key in FRAME_OUTPUTS:
             t_bag = bag_time_of.get(_stamp_ns(msg.header))
             if t_bag is None:
                 continue
@@ -568,7 +697,37 @@ def build_report(opts: EvalOptions, data: BagInput, run: Replay, out_bag: Path, 
         for seg in m.segments:
             counts[seg.label] = counts.get(seg.label, 0) + 1
     report["segments_per_label"] = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    if data.depth_topic:
+        report["depth"] = _depth_report(data, run)
     return _nan_to_none(report)
+
+
+def _depth_report(data: BagInput, run: Replay) -> dict:
+    """What the 3D outputs of the replayed frames hold (there is no 3D ground truth to score)."""
+    frames = set(data.stamps)
+    s3 = {_stamp_ns(m.header): m for k, _, m in run.records if k == "segments_3d"}
+    clouds = {_stamp_ns(m.header): m for k, _, m in run.records if k == "points"}
+    s3 = {s: m for s, m in s3.items() if s in frames}
+    segs = [g for m in s3.values() for g in m.segments]
+    centroids = [g for g in segs if math.isfinite(g.centroid.z)]
+    stats = run.node_stats or {}
+    return {
+        "topic": data.depth_topic,
+        "camera_info_topic": data.depth_info_topic,
+        "depth_messages": sum(1 for _, kind, _ in data.depth if kind == 0),
+        "camera_info_messages": sum(1 for _, kind, _ in data.depth if kind == 1),
+        "frames_with_3d": len(s3),
+        "frames_with_cloud": sum(1 for s in clouds if s in frames),
+        "paired": stats.get("depth_pairs"),
+        "refused": stats.get("depth_invalid"),
+        "segments": len(segs),
+        "segments_with_centroid": len(centroids),
+        "points_per_cloud": _percentiles(m.width for s, m in clouds.items() if s in frames),
+        "centroid_depth_m": _percentiles(g.centroid.z for g in centroids),
+        "latency_ms": _percentiles(
+            (run.arrival[("segments_3d", s)] - run.sent[s]) * 1e3 for s in s3 if ("segments_3d", s) in run.arrival
+        ),
+    }
 
 
 def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
@@ -594,7 +753,7 @@ def evaluate_bag(opts: EvalOptions, *, log=print) -> dict:
 def _expected(node) -> set:
     if node is None or node.cfg is None:
         return {"semantic"}
-    return {k for k in ("semantic", "panoptic") if k in node.outputs}
+    return {k for k in ("semantic", "panoptic", "segments_3d") if k in node.outputs}
 
 
 def _semantic_metrics(gt_sem, sem_out, pan_out, vocabularies, final_vocab, opts, log) -> dict:
@@ -718,6 +877,17 @@ def format_report(report: dict) -> str:
             p = pan[part]
             if p.get("n"):
                 lines.append(f"panoptic {part:<6}: PQ {p['pq']:.2f}  SQ {p['sq']:.2f}  RQ {p['rq']:.2f}  (n={p['n']})")
+    d = report.get("depth")
+    if d:
+        lines.append(
+            f"depth {d['topic']} + {d['camera_info_topic']}: 3D outputs for {d['frames_with_3d']} frames "
+            f"(paired {d['paired']}, refused {d['refused']}), {d['segments_with_centroid']}/{d['segments']} "
+            "segments with a centroid"
+        )
+        for name, unit in (("points_per_cloud", ""), ("centroid_depth_m", " m"), ("latency_ms", " ms")):
+            v = d.get(name)
+            if v:
+                lines.append(f"  {name}: p50 {v['p50']:.4g}{unit}  p90 {v['p90']:.4g}{unit}  max {v['max']:.4g}{unit}")
     return "\n".join(lines)
 
 
@@ -757,6 +927,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-timeout", type=float, default=60.0, help="seconds to wait for one frame (--fast)")
     p.add_argument("--max-frames", type=int, default=0, help="replay at most this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--depth-topic", help="depth image topic (default: the bag's 16UC1/32FC1 image topic)")
+    p.add_argument("--depth-info-topic", help="its camera_info (default: <depth topic's namespace>/camera_info)")
+    p.add_argument("--no-depth", action="store_true", help="do not replay a depth topic (no 3D outputs)")
     return p
 
 
@@ -784,6 +957,9 @@ def options_from_args(args) -> EvalOptions:
         frame_timeout=args.frame_timeout,
         progress=not args.no_progress,
         max_frames=args.max_frames,
+        depth=not args.no_depth,
+        depth_topic=args.depth_topic,
+        depth_info_topic=args.depth_info_topic,
     )
 
 

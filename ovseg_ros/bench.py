@@ -3,6 +3,7 @@
     python -m ovseg_ros.bench [--frames 60] [--modes inproc,fastdds,large_data,shm_profile] [-p name:=value ...]
     python -m ovseg_ros.bench --cameras 1,2,4 [--seconds 10]   (see ovseg_ros.bench_cameras)
     python -m ovseg_ros.bench --embeddings [--modes inproc,large_data]
+    python -m ovseg_ros.bench --depth [--modes inproc,large_data]
 
 For each mode a client publishes 640x480 rgb8 frames one at a time (the next when the previous
 one's outputs arrived, so nothing queues) and measures, per frame, the time from publishing to
@@ -25,6 +26,11 @@ client then also waits for ``segment_embeddings``); the difference of the median
 embeddings add end to end. It first prints the cost of the embedding step alone for 50 segments
 of a 640x480 frame (FC-CLIP ConvNeXt-L shapes: 250 queries x 768; CAT-Seg ViT-B: a 24x24x512
 grid pooled over an id map), message included. Target: at most 1 ms median.
+
+``--depth`` does the same with ``depth.enabled``: the client also publishes an aligned 16UC1 depth
+image and its camera_info with every frame (a ray-cast room: floor, wall, boxes) and waits for
+``segments_3d`` and ``points`` too. It first prints ``python -m ovseg_ros.geometry3d``'s figures
+(centroids, extents and the 20,000-point cloud alone, strides 1-3). Target: at most 3 ms median.
 """
 
 from __future__ import annotations
@@ -140,9 +146,7 @@ def client_main(args) -> int:
     import rclpy
 
     rclpy.init()
-    e2e = _client(
-        rclpy.get_default_context(), args.frames, args.warmup, args.overlay, args.timeout, args.with_embeddings
-    )
+    e2e = _client(rclpy.get_default_context(), args.frames, args.warmup, args.overlay, args.timeout, args.extra)
     Path(args.client_out).write_text(json.dumps({str(k): v for k, v in e2e.items()}))
     sys.stdout.flush()
     sys.stderr.flush()
@@ -216,8 +220,29 @@ def embedding_microbench(segments: int = 50, repeats: int = 200) -> dict[str, fl
     }
 
 
-def _client(context, frames: int, warmup: int, overlay: bool, timeout: float, embeddings: bool = False):
-    """Publish frames one by one; {stamp_ns: end-to-end seconds}."""
+#: the side-by-side runs: the parameters they set, the outputs the client then also waits for
+EXTRAS = {
+    "embeddings": ({"publish.embeddings": True}, ("embeddings",)),
+    "depth": ({"depth.enabled": True}, ("segments_3d", "points")),
+}
+
+
+def _depth_frame(h: int = 480, w: int = 640):
+    """A 16UC1 depth image (mm) of a room seen by a 525 px pinhole camera and its camera_info K:
+    floor 1 m below the camera, a wall 5 m ahead, two boxes."""
+    f, cx, cy = 525.0 * w / 640, (w - 1) / 2, (h - 1) / 2
+    v = (np.arange(h)[:, None] - cy) / f
+    with np.errstate(divide="ignore"):
+        floor = np.where(v > 0, 1.0 / np.maximum(v, 1e-9), np.inf)
+    z = np.minimum(np.broadcast_to(floor, (h, w)), 5.0).copy()
+    z[h // 3 : h // 2, w // 8 : w // 3] = 2.5
+    z[h // 4 : h // 2, w // 2 : 3 * w // 4] = 2.0
+    return (z * 1000).astype(np.uint16), [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
+
+
+def _client(context, frames: int, warmup: int, overlay: bool, timeout: float, extra: str | None = None):
+    """Publish frames one by one; {stamp_ns: end-to-end seconds}. ``extra``: a key of :data:`EXTRAS`
+    (its outputs awaited too; with ``depth`` a depth image and camera_info go with every frame)."""
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -230,7 +255,7 @@ def _client(context, frames: int, warmup: int, overlay: bool, timeout: float, em
     node = rclpy.create_node("ovseg_bench_client", context=context)
     got: dict[int, set] = {}
     arrived: dict[int, float] = {}
-    want = {"semantic", "panoptic"} | ({"overlay"} if overlay else set()) | ({"embeddings"} if embeddings else set())
+    want = {"semantic", "panoptic"} | ({"overlay"} if overlay else set()) | set(EXTRAS[extra][1] if extra else ())
     lock = threading.Lock()
     ev = threading.Event()
 
@@ -248,12 +273,27 @@ def _client(context, frames: int, warmup: int, overlay: bool, timeout: float, em
     node.create_subscription(PanopticSegmentation, "/segmentation/panoptic", lambda m: on("panoptic", m), q)
     if overlay:
         node.create_subscription(Image, "/segmentation/overlay", lambda m: on("overlay", m), q)
-    if embeddings:
+    if extra == "embeddings":
         from ovseg.msg import SegmentEmbeddings
 
         node.create_subscription(
             SegmentEmbeddings, "/segmentation/segment_embeddings", lambda m: on("embeddings", m), q
         )
+    depth_pubs = None
+    if extra == "depth":
+        from sensor_msgs.msg import CameraInfo, PointCloud2
+
+        from ovseg.msg import Segments3D
+
+        node.create_subscription(Segments3D, "/segmentation/segments_3d", lambda m: on("segments_3d", m), q)
+        node.create_subscription(PointCloud2, "/segmentation/points", lambda m: on("points", m), q)
+        depth_pubs = (
+            node.create_publisher(Image, "/segmentation/depth/image", q),
+            node.create_publisher(CameraInfo, "/segmentation/depth/camera_info", q),
+        )
+        depth_mm, k = _depth_frame()
+        depth_msg = numpy_to_image(depth_mm, "16UC1")
+        info = CameraInfo(width=depth_mm.shape[1], height=depth_mm.shape[0], k=k)
     pub = node.create_publisher(Image, "/segmentation/image", q)
     spinner = Spinner(context, node)
     wait_until(lambda: pub.get_subscription_count() > 0, 60)
@@ -265,8 +305,13 @@ def _client(context, frames: int, warmup: int, overlay: bool, timeout: float, em
         msg = numpy_to_image(np.roll(base, i, axis=1), "rgb8")
         s = 1_000_000_000 + i * 1_000_000
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(s, 1_000_000_000)
+        msg.header.frame_id = "camera_color_optical_frame"
         ev.clear()
         t0 = time.perf_counter()
+        if depth_pubs:  # sent first: the colour frame is what the node waits on
+            depth_msg.header = info.header = msg.header
+            depth_pubs[0].publish(depth_msg)
+            depth_pubs[1].publish(info)
         pub.publish(msg)
         limit = time.monotonic() + timeout
         while s not in arrived and time.monotonic() < limit:
@@ -310,13 +355,14 @@ def _existing(path: Path | None) -> Path:
     return Path(path)
 
 
-def run_mode(mode: str, args, echo: bool = False, embeddings: bool = False) -> dict:
+def run_mode(mode: str, args, echo: bool = False, extra: str | None = None) -> dict:
     """One mode's figures; ``echo``: with :class:`EchoNode` instead of the segmentation node;
-    ``embeddings``: with ``publish.embeddings`` (and the client waiting for them too)."""
+    ``extra``: with the parameters of that :data:`EXTRAS` entry (and the client waiting for its
+    outputs too)."""
     import rclpy
 
-    extra = [("publish.embeddings", True)] if embeddings else []
-    args = argparse.Namespace(**{**vars(args), "param": [*args.param, *extra], "with_embeddings": embeddings})
+    more = list(EXTRAS[extra][0].items()) if extra else []
+    args = argparse.Namespace(**{**vars(args), "param": [*args.param, *more], "extra": extra})
     params = _params(dict(args.param))
     # a fresh domain per run: no run meets the participants (or the leftovers) of another
     domain = 100 + (os.getpid() + next(_RUNS)) % 100
@@ -325,7 +371,7 @@ def run_mode(mode: str, args, echo: bool = False, embeddings: bool = False) -> d
         rclpy.init(context=ctx, domain_id=domain)
         node, spinner = _start_node(ctx, params, echo=echo)
         try:
-            e2e = _client(ctx, args.frames, args.warmup, args.overlay, args.timeout, embeddings)
+            e2e = _client(ctx, args.frames, args.warmup, args.overlay, args.timeout, extra)
             recs = list(node.stats.records)
         finally:
             spinner.close(timeout=2)
@@ -382,8 +428,8 @@ def run_mode(mode: str, args, echo: bool = False, embeddings: bool = False) -> d
             ]
             if args.overlay:
                 client.append("--overlay")
-            if embeddings:
-                client.append("--with-embeddings")
+            if extra:
+                client += ["--extra", extra]
             subprocess.run(client, env=env, check=True, timeout=(args.frames + args.warmup) * (args.timeout + 1) + 120)
             e2e = {int(k): v for k, v in json.loads(e2e_file.read_text()).items()}
             child.wait(args.timeout * 10 + 30)
@@ -427,7 +473,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="also run each mode with publish.embeddings (side by side) and time the embedding step alone",
     )
-    ap.add_argument("--with-embeddings", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--depth",
+        action="store_true",
+        help="also run each mode with depth.enabled and a depth stream (side by side) and time the 3D step alone",
+    )
+    ap.add_argument("--extra", choices=sorted(EXTRAS), help=argparse.SUPPRESS)
     ap.add_argument("--client-out", help=argparse.SUPPRESS)
     ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
@@ -458,6 +509,12 @@ def main(argv=None) -> int:
             f"embedding step, 50 segments of a 640x480 frame (rows + message), median: FC-CLIP "
             f"{micro['fcclip_ms']:.3f} ms, CAT-Seg {micro['catseg_ms']:.3f} ms (target <= 1 ms)"
         )
+    if args.depth:
+        from . import geometry3d
+
+        print("3D step alone (target <= 3 ms median), python -m ovseg_ros.geometry3d:")
+        geometry3d.bench()
+    extras = [name for name in EXTRAS if getattr(args, name)]
     print(
         f"640x480 rgb8, {args.frames} frames per mode (+{args.warmup} warm-up), model "
         f"{_params(dict(args.param))['model']}/{_params(dict(args.param))['variant']}"
@@ -484,18 +541,20 @@ def main(argv=None) -> int:
             if f["overhead_ms"]:
                 line += f" {f['overhead_ms']['p50']:9.2f}ms {r['overhead_ms']['p50'] - f['overhead_ms']['p50']:10.2f}ms"
         print(line, flush=True)
-        if args.embeddings:
-            e = run_mode(mode.strip(), args, embeddings=True)
-            r["with_embeddings"] = e
+        for extra in extras:
+            e = run_mode(mode.strip(), args, extra=extra)
+            r[f"with_{extra}"] = e
             if e["frames"]:
                 added = e["end_to_end_ms"]["p50"] - r["end_to_end_ms"]["p50"]
                 added_overhead = e["overhead_ms"]["p50"] - r["overhead_ms"]["p50"]
                 print(
-                    f"{'+embeddings':<12} {e['end_to_end_ms']['p50']:8.2f}ms {e['end_to_end_ms']['p90']:8.2f}ms "
+                    f"{'+' + extra:<12} {e['end_to_end_ms']['p50']:8.2f}ms {e['end_to_end_ms']['p90']:8.2f}ms "
                     f"{e['model_ms']['p50']:9.2f}ms {e['overhead_ms']['p50']:12.2f}ms "
                     f"{e['overhead_ms']['p90']:12.2f}ms  (overhead {added_overhead:+.2f} ms, end to end {added:+.2f} ms)",
                     flush=True,
                 )
+            else:
+                print(f"{'+' + extra:<12} no frames came back", flush=True)
     met = [r["mode"] for r in results if r["overhead_ms"] and r["overhead_ms"]["p50"] <= 5.0]
     missed = [r["mode"] for r in results if r["mode"] not in met]
     print(

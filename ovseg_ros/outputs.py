@@ -123,8 +123,7 @@ class OutputBuilder:
                 "give the depth image aligned to the colour camera (e.g. aligned_depth_to_color)"
             )
         intr = g3.Intrinsics.from_camera_info(camera_info)
-        depth_m = g3.depth_image_to_metres(depth, min_depth=cfg.depth_min, max_depth=cfg.depth_max)
-        dh, dw = depth_m.shape
+        dh, dw = int(depth.height), int(depth.width)
         if (intr.width, intr.height) != (dw, dh):
             intr = intr.scaled_to(dw, dh)
         segments = self.segments(out, result, vocabulary=vocabulary)
@@ -137,8 +136,21 @@ class OutputBuilder:
                 )
             grid = np.ix_(nearest_indices(dh, ids.shape[0]), nearest_indices(dw, ids.shape[1]))
             ids, labels = ids[grid], labels[grid]
-        seg_ids = [s.id for s in segments]
-        geo = g3.segment_geometry(depth_m, ids, seg_ids, intr, min_points=cfg.depth_min_points)
+        # only the depth.stride grid is decoded and used: the same as frame_geometry(stride=) of the
+        # whole image, without converting the pixels it skips
+        s = cfg.depth_stride
+        depth_m = g3.depth_image_to_metres(depth, min_depth=cfg.depth_min, max_depth=cfg.depth_max, stride=s)
+        seg_ids = [seg.id for seg in segments]
+        geo, points = g3.frame_geometry(
+            depth_m,
+            ids[::s, ::s],
+            labels[::s, ::s],
+            {seg.id: seg.score for seg in segments},
+            seg_ids,
+            intr.strided(s),
+            min_points=cfg.depth_min_points,
+            max_points=cfg.points_max_points,
+        )
         msg = Segments3D(header=header, vocabulary_version=int(vocabulary_version))
         msg.segments = [
             SegmentGeometry(
@@ -152,13 +164,7 @@ class OutputBuilder:
             )
             for i, sid in enumerate(seg_ids)
         ]
-        cloud = None
-        if cfg.points_max_points > 0:
-            scores = {s.id: s.score for s in segments}
-            points = g3.cloud_arrays(
-                depth_m, ids, labels, scores, intr, stride=cfg.points_stride, max_points=cfg.points_max_points
-            )
-            cloud = g3.labelled_cloud(points, header=header)
+        cloud = g3.labelled_cloud(points, header=header) if cfg.points_max_points > 0 else None
         return msg, cloud
 
     def overlay(

@@ -169,3 +169,122 @@ def test_bag_eval_reports_bad_input(tmp_path, ros_env):
         timeout=60,
     )
     assert res.returncode != 0
+
+
+def make_rgbd_bag(path, *, with_info=True):
+    """A RealSense-like bag: colour, depth aligned to it (16UC1, stamps 3 ms late), camera_info (2 ms
+    early), each on its own topic; the depth topic sorts before the colour one."""
+    from rosbags.rosbag2 import Writer
+    from test_node_depth import H as DH
+    from test_node_depth import W as DW
+    from test_node_depth import camera_info, depth_mm
+
+    store = ovseg_typestore()
+    with Writer(path, version=9) as w:
+        cc = w.add_connection("/camera/color/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        cd = w.add_connection("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        ck = w.add_connection(
+            "/camera/aligned_depth_to_color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store
+        )
+        for i in range(N):
+            t = T0 + i * 100_000_000
+            img = conversions.numpy_to_image(rgb_image(i, DH, DW), "rgb8")
+            img.header.stamp.sec, img.header.stamp.nanosec = divmod(t, 1_000_000_000)
+            img.header.frame_id = "camera_optical"
+            w.write(cc, t, serialize_message(img))
+            d = conversions.numpy_to_image(np.roll(depth_mm(), i, axis=1), "16UC1")
+            d.header.frame_id = "camera_optical"
+            d.header.stamp.sec, d.header.stamp.nanosec = divmod(t + 3_000_000, 1_000_000_000)
+            w.write(cd, t + 3_000_000, serialize_message(d))
+            if with_info:
+                info = camera_info()
+                info.header.stamp.sec, info.header.stamp.nanosec = divmod(t - 2_000_000, 1_000_000_000)
+                w.write(ck, t - 2_000_000, serialize_message(info))
+
+
+def test_bag_eval_replays_depth_and_reports_the_3d_outputs(tmp_path, ros_domain):
+    from rosbags.rosbag2 import Reader
+    from sensor_msgs.msg import CameraInfo, PointCloud2
+    from test_node_depth import STRIDE
+
+    from ovseg.msg import Segments3D
+    from ovseg_ros import geometry3d as g3
+
+    bag = tmp_path / "rgbd"
+    make_rgbd_bag(bag)
+    logs = []
+    opts = EvalOptions(
+        bag=bag,
+        output=tmp_path / "out",
+        fast=True,
+        params=tiny_params(write_vocab_file(tmp_path), **{"depth.min_points": 1}),
+        domain_id=ros_domain,
+        progress=False,
+    )
+    report = evaluate_bag(opts, log=logs.append)
+    assert report["image_topic"] == "/camera/color/image_raw" and report["processed"] == N  # not the depth
+    d = report["depth"]
+    assert d["topic"] == "/camera/aligned_depth_to_color/image_raw"
+    assert d["camera_info_topic"] == "/camera/aligned_depth_to_color/camera_info"
+    assert d["depth_messages"] == d["camera_info_messages"] == N
+    assert d["frames_with_3d"] == d["frames_with_cloud"] == d["paired"] == N and d["refused"] == 0
+    assert d["segments"] >= N and d["segments_with_centroid"] == d["segments"]
+    assert 1.0 <= d["centroid_depth_m"]["p50"] <= 3.0 and d["latency_ms"]["n"] == N
+    # the output bag: 3D outputs at their colour frame's bag time, equal to the geometry of the
+    # recorded panoptic id image over the bag's depth; the depth streams copied
+    got = {}
+    with Reader(tmp_path / "out") as r:
+        topics = {c.topic: c.msgtype for c in r.connections}
+        assert topics["/segmentation/segments_3d"] == "ovseg/msg/Segments3D"
+        assert topics["/segmentation/points"] == "sensor_msgs/msg/PointCloud2"
+        assert "/camera/aligned_depth_to_color/image_raw" in topics
+        types = {
+            "/segmentation/segments_3d": Segments3D,
+            "/segmentation/points": PointCloud2,
+            "/segmentation/panoptic": PanopticSegmentation,
+            "/camera/aligned_depth_to_color/image_raw": Image,
+            "/camera/aligned_depth_to_color/camera_info": CameraInfo,
+        }
+        for conn, t, raw in r.messages():
+            if conn.topic in types:
+                got.setdefault(conn.topic, []).append((t, deserialize_message(bytes(raw), types[conn.topic])))
+    assert [t for t, _ in got["/segmentation/segments_3d"]] == [T0 + i * 100_000_000 for i in range(N)]
+    for (_, s3), (_, pan), (_, dmsg), (_, info), (_, cloud) in zip(
+        got["/segmentation/segments_3d"],
+        got["/segmentation/panoptic"],
+        got["/camera/aligned_depth_to_color/image_raw"],
+        got["/camera/aligned_depth_to_color/camera_info"],
+        got["/segmentation/points"],
+        strict=True,
+    ):
+        assert s3.header == pan.header == cloud.header
+        ids = conversions.image_to_numpy(pan.id_image)
+        geo = g3.segment_geometry(
+            g3.depth_to_metres(dmsg),
+            ids,
+            [s.id for s in pan.segments],
+            g3.Intrinsics.from_camera_info(info),
+            stride=STRIDE,
+            min_points=1,
+        )
+        assert [g.point_count for g in s3.segments] == geo.counts.tolist()
+        np.testing.assert_allclose([[g.centroid.x, g.centroid.y, g.centroid.z] for g in s3.segments], geo.centroids)
+        assert cloud.width == geo.counts.sum()
+
+
+def test_bag_eval_depth_options_and_bad_depth_input(tmp_path, ros_domain):
+    bag = tmp_path / "rgbd"
+    make_rgbd_bag(bag)
+    base = dict(fast=True, params=tiny_params(write_vocab_file(tmp_path)), domain_id=ros_domain, progress=False)
+    with pytest.raises(ValueError, match="no sensor_msgs/Image topic '/nope' for --depth-topic"):
+        evaluate_bag(EvalOptions(bag=bag, output=tmp_path / "o1", depth_topic="/nope", **base))
+    with pytest.raises(ValueError, match="no camera_info for the depth topic.*--depth-info-topic"):
+        evaluate_bag(EvalOptions(bag=bag, output=tmp_path / "o2", depth_info_topic="/camera/info", **base))
+    no_info = tmp_path / "no_info"
+    make_rgbd_bag(no_info, with_info=False)
+    with pytest.raises(ValueError, match="aligned_depth_to_color/camera_info' is not there"):
+        evaluate_bag(EvalOptions(bag=no_info, output=tmp_path / "o3", **base))
+    # --no-depth: the 2D evaluation of the colour topic, no depth section
+    report = evaluate_bag(EvalOptions(bag=no_info, output=tmp_path / "o4", depth=False, max_frames=2, **base))
+    assert report["image_topic"] == "/camera/color/image_raw" and report["processed"] == 2
+    assert "depth" not in report

@@ -49,17 +49,20 @@ def test_bench_runs_in_process_and_across_processes_with_its_transport_floor(tmp
 
 
 @pytest.mark.slow
-def test_bench_embeddings_runs_each_mode_with_and_without_them(tmp_path, ros_env):
+@pytest.mark.parametrize(
+    "extra, alone", [("embeddings", "embedding step, 50 segments"), ("depth", "frame_geometry_stride2")]
+)
+def test_bench_extras_run_each_mode_with_and_without_them(tmp_path, ros_env, extra, alone):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "ovseg_ros.bench", "--frames", "3", "--warmup", "1", "--modes", "inproc,large_data"]
     res = subprocess.run(
-        [*cmd, "--embeddings", "--json", str(out)], env=ros_env, capture_output=True, text=True, timeout=300
+        [*cmd, f"--{extra}", "--json", str(out)], env=ros_env, capture_output=True, text=True, timeout=300
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "embedding step, 50 segments" in res.stdout and "+embeddings" in res.stdout
+    assert alone in res.stdout and f"+{extra}" in res.stdout
     for r in json.loads(out.read_text()):
-        e = r["with_embeddings"]
-        assert r["frames"] == e["frames"] == 3  # with embeddings, every frame's embeddings arrived too
+        e = r[f"with_{extra}"]
+        assert r["frames"] == e["frames"] == 3  # every frame's extra outputs arrived too
         assert 0 < e["model_ms"]["p50"] < e["end_to_end_ms"]["p50"]
 
 

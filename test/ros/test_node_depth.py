@@ -20,8 +20,10 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from ovseg.msg import Segments3D
 from ovseg_ros import conversions
 from ovseg_ros import geometry3d as g3
+from ovseg_ros.params import COMMON_PARAMETERS
 
 H, W = 48, 64
+STRIDE = COMMON_PARAMETERS["depth.stride"][0]  # the grid the node uses by default
 FX = FY = 50.0
 
 
@@ -101,7 +103,9 @@ def _offline(pan, depth: np.ndarray, info: CameraInfo):
         xs = np.minimum((np.arange(depth.shape[1]) * ids.shape[1] / depth.shape[1]).astype(int), ids.shape[1] - 1)
         ids = ids[np.ix_(ys, xs)]
     d = g3.depth_to_metres(depth, "16UC1")
-    return ids, d, g3.segment_geometry(d, ids, [s.id for s in pan.segments], g3.Intrinsics.from_camera_info(info))
+    intr = g3.Intrinsics.from_camera_info(info).scaled_to(depth.shape[1], depth.shape[0])
+    # the node's default grid (depth.stride)
+    return ids, d, g3.segment_geometry(d, ids, [s.id for s in pan.segments], intr, stride=STRIDE)
 
 
 @pytest.mark.parametrize("synchroniser", ["message_filters", "own"])
@@ -137,7 +141,8 @@ def test_paired_depth_gives_segment_geometry_and_a_labelled_cloud(
             np.testing.assert_allclose([g.extent.x, g.extent.y, g.extent.z], geo.extents[i], atol=1e-6)
         cloud = probe.of("points", header)
         assert cloud.header == pan.header
-        assert cloud.width == int((np.isfinite(d) & (ids != 0)).sum())  # every valid, non-void pixel
+        # every valid, non-void pixel of the grid
+        assert cloud.width == int((np.isfinite(d) & (ids != 0))[::STRIDE, ::STRIDE].sum())
         assert [f.name for f in cloud.fields] == ["x", "y", "z", "label", "segment_id", "score"]
         raw = np.frombuffer(bytes(cloud.data), g3.CLOUD_DTYPE)
         assert set(np.unique(raw["segment_id"]).tolist()) <= {s.id for s in pan.segments}
