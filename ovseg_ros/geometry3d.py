@@ -102,7 +102,11 @@ class Intrinsics:
 
     @classmethod
     def from_camera_info(cls, msg: Any) -> Intrinsics:
-        """Intrinsics from a ``sensor_msgs/CameraInfo`` (``k``, 3x3 row-major; ``width``, ``height``)."""
+        """Intrinsics of the image a ``sensor_msgs/CameraInfo`` describes: ``k`` (3x3 row-major)
+        and ``width`` x ``height`` are the full sensor's; a region of interest (``roi`` with a
+        non-zero size) and ``binning_x`` / ``binning_y`` (0 or 1 = none) apply to the image, as
+        image_geometry's ``PinholeCameraModel`` reads them (REP 104): ``fx / binning_x``,
+        ``(cx - roi.x_offset) / binning_x``, an image of ``roi.width / binning_x`` columns."""
         k = getattr(msg, "k", None)
         if k is None or len(k) != 9:
             raise GeometryError(f"camera_info has no 3x3 K matrix (k={k!r})")
@@ -114,7 +118,24 @@ class Intrinsics:
             raise GeometryError(f"camera_info has an empty image size ({width}x{height})")
         if k[0] <= 0 or k[4] <= 0:
             raise GeometryError(f"camera_info K has non-positive focal lengths fx={k[0]}, fy={k[4]}")
-        return cls(float(k[0]), float(k[4]), float(k[2]), float(k[5]), width, height)
+        bx, by = max(int(getattr(msg, "binning_x", 0) or 1), 1), max(int(getattr(msg, "binning_y", 0) or 1), 1)
+        roi = getattr(msg, "roi", None)
+        ox = oy = 0
+        if roi is not None and int(roi.width) > 0 and int(roi.height) > 0:
+            ox, oy, rw, rh = int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)
+            if ox + rw > width or oy + rh > height:
+                raise GeometryError(f"camera_info roi {rw}x{rh}+{ox}+{oy} is outside its {width}x{height} image")
+            width, height = rw, rh
+        if width // bx <= 0 or height // by <= 0:
+            raise GeometryError(f"camera_info binning {bx}x{by} leaves no pixel of a {width}x{height} image")
+        return cls(
+            float(k[0]) / bx,
+            float(k[4]) / by,
+            (float(k[2]) - ox) / bx,
+            (float(k[5]) - oy) / by,
+            width // bx,
+            height // by,
+        )
 
     def scaled_to(self, width: int, height: int) -> Intrinsics:
         """The same camera at another resolution (e.g. depth at 320x240 for colour at 640x480).

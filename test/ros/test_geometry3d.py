@@ -364,3 +364,26 @@ def test_strided_decoding_is_the_stride_grid_of_the_whole_image(stride):
     assert np.allclose(a_cloud["x"], b_cloud["x"], atol=1e-5) and np.array_equal(a_cloud["z"], b_cloud["z"])
     with pytest.raises(g3.GeometryError, match="stride"):
         INTR.strided(0)
+
+
+def test_camera_info_binning_and_roi_follow_image_geometry():
+    from sensor_msgs.msg import RegionOfInterest
+
+    k = [FX, 0, CX, 0, FY, CY, 0, 0, 1]
+    binned = _info(k)
+    binned.binning_x = binned.binning_y = 2
+    assert g3.Intrinsics.from_camera_info(binned) == g3.Intrinsics(FX / 2, FY / 2, CX / 2, CY / 2, W // 2, H // 2)
+    roi = _info(k)
+    roi.roi = RegionOfInterest(x_offset=100, y_offset=40, width=320, height=240)
+    assert g3.Intrinsics.from_camera_info(roi) == g3.Intrinsics(FX, FY, CX - 100, CY - 40, 320, 240)
+    both = _info(k)
+    both.roi, both.binning_x, both.binning_y = RegionOfInterest(x_offset=100, y_offset=40, width=320, height=240), 2, 4
+    assert g3.Intrinsics.from_camera_info(both) == g3.Intrinsics(FX / 2, FY / 4, (CX - 100) / 2, (CY - 40) / 4, 160, 60)
+    # a pixel of the ROI sees the ray of the full image's pixel it was cut from
+    ru, rv = g3.Intrinsics.from_camera_info(roi).rays()
+    full_u, full_v = INTR.rays()
+    assert np.allclose(ru, full_u[100:420]) and np.allclose(rv, full_v[40:280])
+    outside = _info(k)
+    outside.roi = RegionOfInterest(x_offset=600, y_offset=0, width=320, height=240)
+    with pytest.raises(g3.GeometryError, match="outside"):
+        g3.Intrinsics.from_camera_info(outside)
