@@ -19,6 +19,7 @@ ENTRY_POINTS = {
         "ovseg-eval = ovseg_models.evaluation.cli:main",
         "ovseg-train = ovseg_models.training.cli:main",
         "ovseg-prepare = ovseg_models.data.cli:main",
+        "ovseg-export = ovseg_models.export.cli:main",
     ]
 }
 
@@ -50,6 +51,8 @@ setup(
         # rclpy and messages come from the robot's ROS 2 distro, or from PyPI wheels
         # (see requirements/lock.txt); rosbags reads and writes bags without rosbag2.
         "ros": ["rosbags", "scikit-image"],
+        # ovseg-export and the onnxruntime backend (ovseg_models.export)
+        "export": ["onnx", "onnxruntime"],
         "test": ["pytest"],
     },
     entry_points=ENTRY_POINTS,

@@ -36,6 +36,8 @@ def create_segmenter(
     pretrained: str | bool | None = True,
     device: str = "cpu",
     precision: str = "fp32",
+    backend: str = "torch",
+    onnx: str | None = None,
     **options: Any,
 ) -> Segmenter:
     """Build a segmenter.
@@ -51,6 +53,10 @@ def create_segmenter(
             file path, or ``False``/``None`` for random CLIP weights (tests, offline machines).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         precision: ``"fp32"``, or ``"fp16"``/``"bf16"`` autocast on CUDA.
+        backend: ``"torch"``, or ``"onnxruntime"``: the image network runs from the file ``onnx``
+            (written by :func:`ovseg_models.export.export_onnx` / ``ovseg-export`` from the same
+            weights, checked); text encoding and pre/post-processing stay in PyTorch.
+        onnx: the exported file (``backend="onnxruntime"``).
         **options: family-specific options (resizing policy, thresholds, ensemble weights...).
     """
     family = _family(model)
@@ -65,6 +71,15 @@ def create_segmenter(
         if variant is not None and variant != release.variant:
             raise ValueError(f"weights {release.name!r} are variant {release.variant!r}, not {variant!r}")
         variant, checkpoint = release.variant, str(release.fetch())
-    return family.build_segmenter(
+    if backend not in ("torch", "onnxruntime"):
+        raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+    if (backend == "onnxruntime") != (onnx is not None):
+        raise ValueError("backend='onnxruntime' needs onnx=<exported file>, and onnx= needs that backend")
+    segmenter = family.build_segmenter(
         variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device, precision=precision, **options
     )
+    if onnx is not None:
+        from .export import use_onnxruntime
+
+        use_onnxruntime(segmenter, onnx)
+    return segmenter

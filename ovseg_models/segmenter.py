@@ -229,10 +229,27 @@ class Segmenter(abc.ABC):
         if precision != "fp32" and self.device.type != "cuda":
             raise ValueError(f"{precision} autocast is supported on CUDA only; use fp32 on {self.device}")
         self.model = model.to(self.device).eval()
+        self._network: Any = None
         self.precision = precision
         self._version = 0
         self._lock = threading.Lock()
         self._active: EncodedVocabulary | None = None
+
+    @property
+    def network(self) -> Any:
+        """What ``predict`` runs between pre- and post-processing: ``model`` (PyTorch), or the
+        ONNX Runtime session :func:`ovseg_models.export.use_onnxruntime` put in its place (called
+        with the same arguments, returning what post-processing reads)."""
+        return self.model if self._network is None else self._network
+
+    @network.setter
+    def network(self, value: Any) -> None:
+        self._network = None if value is self.model else value
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"onnxruntime"``: what runs :attr:`network`."""
+        return "torch" if self._network is None else "onnxruntime"
 
     # -- identity of the text tower --------------------------------------------------------------
     def text_tower(self) -> torch.nn.Module | dict[str, torch.Tensor] | None:

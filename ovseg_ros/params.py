@@ -89,6 +89,12 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str]] = {
         "CLIP weights when no checkpoint provides them: 'default' (the variant's open_clip "
         "tag, from the cache or downloaded), 'none' (random), another tag, or a file",
     ),
+    "backend": (
+        "torch",
+        "what runs the image network: 'torch', or 'onnxruntime' (the file in 'onnx', exported by "
+        "ovseg-export from the same model and weights; text encoding stays in torch)",
+    ),
+    "onnx": ("", "the exported .onnx file of backend 'onnxruntime'"),
     "device": ("auto", "torch device: 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'"),
     "precision": ("fp32", "'fp32', or 'fp16'/'bf16' autocast (CUDA only)"),
     "seed": (-1, "torch seed before building the model (random weights reproducible); -1 = none"),
@@ -219,6 +225,8 @@ class NodeConfig:
     weights: str = ""
     allow_random_weights: bool = False
     pretrained: str = "default"
+    backend: str = "torch"
+    onnx: str = ""
     device: str = "auto"
     precision: str = "fp32"
     seed: int = -1
@@ -419,6 +427,7 @@ def _parse_templates(value: Any) -> tuple[str, ...] | None:
 
 
 _CHOICES = {
+    "backend": ("torch", "onnxruntime"),
     "precision": ("fp32", "fp16", "bf16"),
     "input.transport": TRANSPORTS,
     "input.qos.profile": QOS_PROFILES,
@@ -483,6 +492,9 @@ def validate_parameter(name: str, value: Any) -> None:
                 f"checkpoint {value!r} does not exist: give the path of a downloaded release "
                 "(see README), or '' with allow_random_weights true for a test run"
             )
+    elif name == "onnx":
+        if value and not Path(os.path.expanduser(value)).is_file():
+            raise ConfigError(f"onnx {value!r} does not exist: export one with ovseg-export (see README)")
     elif name == "device":
         resolve_device(value)
     elif name in _CHOICES:
@@ -564,6 +576,10 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
                 f"unknown {model} variant {cfg.variant!r}: set 'variant' to one of "
                 f"{list_variants(model)} (or '' for the default)"
             ) from None
+    if (cfg.backend == "onnxruntime") != bool(cfg.onnx):
+        raise ConfigError(
+            "backend 'onnxruntime' needs 'onnx' (the file ovseg-export wrote), and 'onnx' needs backend 'onnxruntime'"
+        )
     if cfg.checkpoint:
         p = Path(os.path.expanduser(cfg.checkpoint))
         if not p.is_file():
@@ -615,7 +631,7 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
         raise ConfigError(
             f"embeddings.cache_frames {cfg.embeddings_cache_frames} must be within [1, {MAX_CACHE_FRAMES}]"
         )
-    for name in ("max_rate", "diagnostics.period"):
+    for name in ("max_rate", "diagnostics.period", "backend", "onnx"):
         value = getattr(cfg, _key(name))
         validate_parameter(name, float(value) if isinstance(value, (int, float)) else value)
     if cfg.transport not in TRANSPORTS:
@@ -686,6 +702,7 @@ def build_segmenter(cfg: NodeConfig, *, create: Callable | None = None):
                 device=cfg.resolved_device,
                 precision=cfg.precision,
                 **release,
+                **({"backend": cfg.backend, "onnx": os.path.expanduser(cfg.onnx)} if cfg.onnx else {}),
                 **segmenter_options(cfg),
             )
     except TypeError as e:
@@ -694,6 +711,8 @@ def build_segmenter(cfg: NodeConfig, *, create: Callable | None = None):
         ) from None
     except FileNotFoundError as e:
         raise ConfigError(f"file not found while building {cfg.model}: {e}") from None
+    except ImportError as e:
+        raise ConfigError(f"could not build {cfg.model}: {e} (backend {cfg.backend!r} needs it installed)") from None
     except Exception as e:
         name = type(e).__name__
         hint = ""

@@ -579,8 +579,13 @@ class Aggregator(nn.Module):
             c = self.hidden_dim
             per_class = b * h * w * c * 4 * 2
             ct = self._chunk(per_class, n, chunk_classes, max_chunk_bytes)
-            x = corr.new_empty(b, n, h, w, c)
-            for t0 in range(0, n, ct):
+            # one chunk: no slice writes (what the ONNX export traces, its class count an input)
+            if ct >= n:
+                e = self.conv1(corr.permute(0, 2, 1, 3, 4).reshape(b * n, p, h, w))
+                x = e.reshape(b, n, c, h, w).permute(0, 1, 3, 4, 2)
+            else:
+                x = corr.new_empty(b, n, h, w, c)
+            for t0 in range(0, n, ct) if ct < n else ():
                 sl = corr[:, :, t0 : t0 + ct]
                 k = sl.shape[2]
                 e = self.conv1(sl.permute(0, 2, 1, 3, 4).reshape(b * k, p, h, w))
@@ -599,9 +604,12 @@ class Aggregator(nn.Module):
             # nn.ModuleList yields plain modules; self.layers holds AggregatorLayers
             for layer in cast("Iterable[AggregatorLayer]", self.layers):
                 g = layer.swin_block.normalized_guidance(proj_guidance)
-                y = torch.empty_like(x)
-                for t0 in range(0, n, ct):
-                    y[:, t0 : t0 + ct] = layer.swin_block(x[:, t0 : t0 + ct], g)
+                if ct >= n:
+                    y = layer.swin_block(x, g)
+                else:
+                    y = torch.empty_like(x)
+                    for t0 in range(0, n, ct):
+                        y[:, t0 : t0 + ct] = layer.swin_block(x[:, t0 : t0 + ct], g)
                 x = layer.attention(y, text_guidance, pooling_size=pooling_size, max_chunk_bytes=max_chunk_bytes)
                 del y
         with timer("decoder"):
@@ -615,12 +623,19 @@ class Aggregator(nn.Module):
                 dec_guidance = [
                     g.contiguous(memory_format=torch.channels_last) if g is not None else None for g in dec_guidance
                 ]
-            logits = x.new_empty(b, n, 4 * h, 4 * w)
             rows = x.reshape(b * n, h, w, c)
             per_item = 16 * h * w * 64 * 4 * 4
             cn = self._chunk(per_item, b * n, chunk_classes * b if chunk_classes else None, max_chunk_bytes)
+            if cn >= b * n:
+                idx = torch.arange(b * n, device=x.device) // n
+                z = rows.permute(0, 3, 1, 2)
+                g0 = dec_guidance[0].index_select(0, idx) if dec_guidance[0] is not None else None
+                g1 = dec_guidance[1].index_select(0, idx) if dec_guidance[1] is not None else None
+                logits = self.head(self.decoder2(self.decoder1(z, g0), g1))[:, 0].reshape(b, n, 4 * h, 4 * w)
+            else:
+                logits = x.new_empty(b, n, 4 * h, 4 * w)
             flat = logits.view(b * n, 4 * h, 4 * w)
-            for r0 in range(0, b * n, cn):
+            for r0 in range(0, b * n, cn) if cn < b * n else ():
                 r1 = min(b * n, r0 + cn)
                 idx = torch.arange(r0, r1, device=x.device) // n
                 z = rows[r0:r1].permute(0, 3, 1, 2)  # (N, C, H, W) view of channels-last data

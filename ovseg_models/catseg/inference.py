@@ -246,10 +246,14 @@ def run_inference(
         return _accumulate(logits, geom, height, width, keep=keep_scores, chunk_classes=opts.chunk_classes)
 
 
-def _forward(model, clip, text, guide, opts: InferenceOptions, *, timer, intermediates=None) -> torch.Tensor:
+def _forward(
+    model, clip, text, guide, opts: InferenceOptions, *, timer, intermediates=None, network=None
+) -> torch.Tensor:
+    """``network`` (default ``model``): what runs the views, e.g. an ONNX Runtime session
+    (:mod:`ovseg_models.export`) with the model's signature."""
     cfg = model.cfg
     pooling = opts.pooling_size or (cfg.sliding_pooling_size if opts.sliding_window else cfg.pooling_size)
-    return model(
+    return (network or model)(
         clip,
         text.to(clip.device),
         guidance_images=guide,
@@ -285,6 +289,7 @@ def run_inference_batch(
     keep_scores: bool = True,
     timer: Callable | None = None,
     embeddings: bool = False,
+    network=None,
 ) -> list[ScoreAccumulator]:
     """:func:`run_inference` for several HxWx3 uint8 images with one text: the views of all images
     whose views have one shape (with the sliding window: every image; CAT-Seg's views are a fixed
@@ -315,7 +320,7 @@ def run_inference_batch(
         # a group's views all have guidance images or none (the group key holds their shape or None)
         guide = None if guides[0] is None else torch.cat([g for g in guides if g is not None])
         inter: dict | None = {} if embeddings else None
-        logits = _forward(model, clip, text, guide, opts, timer=timer, intermediates=inter)
+        logits = _forward(model, clip, text, guide, opts, timer=timer, intermediates=inter, network=network)
         with timer("postprocess"):
             start = 0
             for i in members:

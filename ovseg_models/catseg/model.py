@@ -106,7 +106,7 @@ class CATSeg(nn.Module):
         """
         feats, hooks = self.clip_model.visual.forward_dense(clip_images, return_layers=tuple(self.cfg.guidance_layers))
         b, length, c = feats.shape
-        g = int(round((length - 1) ** 0.5))
+        g = int(round((int(length) - 1) ** 0.5))  # int(): a traced size in the ONNX export
         dense = feats[:, 1:].transpose(1, 2).reshape(b, c, g, g)
         if self.cfg.guidance == "clip":
 

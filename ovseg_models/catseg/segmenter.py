@@ -259,5 +259,6 @@ class CATSegSegmenter(Segmenter):
             keep_scores=keep,
             timer=timer,
             embeddings=bool(options.get("embeddings", False)),
+            network=self.network,
         )
         return [self._result(a) for a in accs]

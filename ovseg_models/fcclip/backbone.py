@@ -262,7 +262,11 @@ class CLIPBackbone(nn.Module):
         masks = (masks.reshape(batch, num_masks, height * width) > 0).to(masks.dtype)
         query = x.mean(0, keepdim=True) + pos[:1, None, :]
         query = query.repeat_interleave(num_masks, dim=0)
-        attn_mask = (masks < 0.5).unsqueeze(1).expand(-1, pool.num_heads, -1, -1)
+        # A query whose mask is empty attends to nothing: torch's attention gives it zero weights
+        # (out_proj's bias comes out), a plain softmax (ONNX) NaN. Such rows attend everywhere
+        # here and get the bias below: the same output on both, and no NaN in between.
+        empty = masks.sum(-1) == 0  # [B, Q]
+        attn_mask = ((masks < 0.5) & ~empty[..., None]).unsqueeze(1).expand(-1, pool.num_heads, -1, -1)
         attn_mask = attn_mask.reshape(batch * pool.num_heads, query.shape[0], key_value.shape[0])
         out = F.multi_head_attention_forward(
             query=query,
@@ -286,7 +290,8 @@ class CLIPBackbone(nn.Module):
             need_weights=False,
             attn_mask=attn_mask,
         )[0]
-        return out.permute(1, 0, 2)
+        out = out.permute(1, 0, 2)
+        return torch.where(empty[..., None], pool.c_proj.bias.to(out.dtype), out)
 
     # -- text side ------------------------------------------------------------------------------
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:

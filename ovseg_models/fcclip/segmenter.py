@@ -196,7 +196,7 @@ class FCCLIPSegmenter(Segmenter):
                     [resized[i].to(self.device, non_blocking=True) for i in members]
                 )
                 batch = pad_to_min_side(batch, MIN_MODEL_SIDE)
-            out = self.model(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
+            out = self.network(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
             with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
                 for j, i in enumerate(members):
                     result = self.postprocess(

@@ -9,6 +9,7 @@ synonym rows is taken, and the last row is the void embedding.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,7 +19,14 @@ from torch import nn
 from .backbone import mask_pooling
 from .position_encoding import PositionEmbeddingSine
 
-__all__ = ["Attention", "BLOCK_MASKS", "MaskedTransformerDecoder", "MLP", "get_classification_logits"]
+__all__ = [
+    "Attention",
+    "BLOCK_MASKS",
+    "MaskedTransformerDecoder",
+    "MLP",
+    "SynonymClasses",
+    "get_classification_logits",
+]
 
 #: how layer i's attention mask (predicted mask logits resized to level i's size, < 0 blocks) is
 #: computed: "masks" resizes each layer's full-resolution masks (the official order of operations);
@@ -30,19 +38,34 @@ __all__ = ["Attention", "BLOCK_MASKS", "MaskedTransformerDecoder", "MLP", "get_c
 BLOCK_MASKS = ("masks", "features")
 
 
+@dataclass(frozen=True)
+class SynonymClasses:
+    """The class of each synonym row as a tensor, for graphs whose class count is an input (the
+    ONNX export, :mod:`ovseg_models.export`): ``index`` [S] int64 in ``[0, count)``."""
+
+    index: torch.Tensor
+    count: int | torch.SymInt
+
+
 def get_classification_logits(
     x: torch.Tensor,
     text_classifier: torch.Tensor,
     logit_scale: torch.Tensor,
-    num_synonyms: Sequence[int] | torch.Tensor,
+    num_synonyms: Sequence[int] | torch.Tensor | SynonymClasses,
 ) -> torch.Tensor:
     """Cosine logits against synonym rows, max over each class's rows; last row (void) kept as is.
 
     x [B, Q, C]; text_classifier [S + 1, C] (normalised, void last) -> [B, Q, K + 1].
+    ``num_synonyms``: rows per class, or :class:`SynonymClasses` (the same max, as a scatter).
     """
     x = F.normalize(x, dim=-1)
     scale = torch.clamp(logit_scale.exp(), max=100)
     logits = scale * x @ text_classifier.T
+    if isinstance(num_synonyms, SynonymClasses):
+        rows = logits[..., :-1]
+        best = rows.new_full((*rows.shape[:-1], num_synonyms.count), float("-inf"))
+        best = best.scatter_reduce(-1, num_synonyms.index.expand(rows.shape), rows, "amax", include_self=True)
+        return torch.cat([best, logits[..., -1:]], dim=-1)
     counts = [int(n) for n in num_synonyms]
     if all(n == 1 for n in counts):
         return logits
