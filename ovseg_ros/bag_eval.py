@@ -539,7 +539,7 @@ def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
                 progress = None
         # depth and camera_info go out before the colour frame they can pair with
         slop_ns = int(float(opts.params.get("depth.slop", 0.05)) * 1e9)
-        pending = list(data.depth)
+        pending, next_aux = data.depth, 0
         for (t, msg, _), s in zip(frames, stamps, strict=False):
             if opts.fast:
                 pass
@@ -548,9 +548,10 @@ def replay(opts: EvalOptions, data: BagInput, *, log=print) -> Replay:
                 delay = target - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            while pending and pending[0][0] <= s + slop_ns:
-                _, kind, aux = pending.pop(0)
+            while next_aux < len(pending) and pending[next_aux][0] <= s + slop_ns:
+                _, kind, aux = pending[next_aux]
                 rec.depth_pubs[kind].publish(aux)
+                next_aux += 1
             sent[s] = time.monotonic()
             rec.pub.publish(msg)
             if opts.fast:

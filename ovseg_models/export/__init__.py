@@ -35,7 +35,6 @@ on load. Execution providers: CPU here; CUDA / TensorRT where onnxruntime has th
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,7 +130,6 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     graph, example, dynamic, input_shape, options = fam.graph(segmenter, image_size)
     names = tuple(dynamic)
-    t0 = time.perf_counter()
     # The TorchScript exporter: torch.export's decomposition step fails on these models in this
     # torch (IndexError in set_missing_meta_vals, torch 2.14), so dynamo=True is not used yet.
     with torch.no_grad(), fam.exportable(segmenter), warnings.catch_warnings():
@@ -166,7 +164,6 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(proto, str(path))
-    info.options["export_seconds"] = round(time.perf_counter() - t0, 2)
     return info
 
 

@@ -12,7 +12,7 @@ of the graph, stated in the file.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -115,17 +115,12 @@ class CATSegOnnx:
         feed = {"clip_images": clip_images.float(), "text": text.float()}
         if "guidance_images" in self.info.inputs:
             feed["guidance_images"] = guidance_images.float()
-        ctx = timer("onnxruntime") if timer is not None else _null()
+        ctx = timer("onnxruntime") if timer is not None else nullcontext()
         with ctx:
             out = self.network.run(**feed)
         if intermediates is not None:
             intermediates["dense"] = out["dense"].to(clip_images.device)
         return out["logits"].to(clip_images.device)
-
-
-@contextmanager
-def _null():
-    yield
 
 
 def adapter(network, segmenter):

@@ -9,7 +9,7 @@ int64 (each row's class) and ``seen`` [K] bool; B, S and K are dynamic, H and W 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -92,7 +92,7 @@ class FCCLIPOnnx:
         self.network.check_shape(images)
         counts = torch.as_tensor([int(n) for n in num_synonyms])
         synonym_class = torch.repeat_interleave(torch.arange(len(counts)), counts)
-        stage = timer("onnxruntime") if timer is not None else _null()
+        stage = timer("onnxruntime") if timer is not None else nullcontext()
         with stage:
             out = self.network.run(
                 images=images.float(),
@@ -101,11 +101,6 @@ class FCCLIPOnnx:
                 seen=seen.bool(),
             )
         return {k: v.to(images.device) for k, v in out.items()}
-
-
-@contextmanager
-def _null():
-    yield
 
 
 def adapter(network, segmenter):
