@@ -383,10 +383,12 @@ def _table_vocabulary(dataset: str, *, joined_synonyms: bool = False):
     from .data.class_names import get_categories
     from .vocabulary import Vocabulary, VocabularyClass
 
-    cats = get_categories(dataset)
-    if joined_synonyms:
-        return [", ".join(c.synonyms) for c in cats]
-    return Vocabulary.create([VocabularyClass(tuple(c.synonyms), is_thing=c.is_thing) for c in cats])
+    if not joined_synonyms:
+        # a published list, taken as given (ADE-150 repeats names across classes: 'screen')
+        return Vocabulary.from_dataset(dataset)
+    # one text per class, commas and all ("screen door, screen"), as CAT-Seg's class files are read
+    joined = [VocabularyClass((", ".join(c.synonyms),), is_thing=c.is_thing) for c in get_categories(dataset)]
+    return Vocabulary.create(joined, trusted=True)
 
 
 def _clear_text_cache(seg) -> None:

@@ -46,3 +46,14 @@ def test_catseg_case_without_a_known_manifest_asks_for_one(tmp_path):
     args = Namespace(variant=None, case=str(tmp_path / "my_case.npz"), manifest=None, device="cpu", precision="fp32")
     with pytest.raises(ValueError, match="no reference manifest is known for .*my_case.npz; pass --manifest"):
         bench_target(args)
+
+
+@pytest.mark.parametrize("name", [n for n, spec in bench.OFFICIAL_TABLE.items() if spec.get("vocabulary")])
+def test_every_table_vocabulary_builds_with_the_published_class_count(name):
+    """A table row's vocabulary is the published list as the official code reads it (ADE-150
+    repeats a name across classes, which an operator's vocabulary may not)."""
+    from ovseg_models.data.class_names import get_categories
+
+    spec = bench.OFFICIAL_TABLE[name]
+    vocab = bench._table_vocabulary(spec["vocabulary"], joined_synonyms=spec.get("joined_synonyms", False))
+    assert len(vocab) == len(get_categories(spec["vocabulary"])) == 150

@@ -243,6 +243,20 @@ def _ok(res) -> str:
     return out
 
 
+def _call_idempotent(command: str, domain: int) -> subprocess.CompletedProcess:
+    """``ros2 service call`` of a read-only service, once more if the first waits past 60 s.
+
+    A DDS service response can be dropped when the server answers before it has matched the new
+    client's response reader (ros2/rmw_fastrtps#390, ros2/rmw_cyclonedds#74); ``ros2 service call``
+    then waits for ever. Seen once under the load of this module's seven nodes on two cores. A
+    second call of a read-only service is safe; one that also hangs still fails the test.
+    """
+    try:
+        return ros2_shell(command, domain, timeout=60)
+    except subprocess.TimeoutExpired:
+        return ros2_shell(command, domain, timeout=60)
+
+
 def test_the_package_is_installed_the_ros_way_in_the_venv(tmp_path):
     require_ros2_tools()
     prefix = _ok(ros2_shell(PKG_PREFIX, 0)).strip()
@@ -324,7 +338,7 @@ def test_outputs_services_and_parameters_as_the_readme_writes_them(stack):
     assert "success=True" in res, res
     new_version = int(re.search(r"version=(\d+)", res).group(1))
     assert new_version > version
-    got = _ok(ros2_shell(GET_VOCABULARY, domain))
+    got = _ok(_call_idempotent(GET_VOCABULARY, domain))
     classes = re.findall(r"VocabularyClass\(name='([^']*)', synonyms=\[([^]]*)\], thing=(\d), seen=(\d)\)", got)
     assert [(n, int(t)) for n, _, t, _ in classes] == [("mug", 1), ("wall", 2), ("rug", 2)], got
     assert f"version={new_version}" in got
@@ -346,9 +360,9 @@ def test_a_mappers_topics_and_services_as_the_readme_writes_them(stack):
     assert "class_name: person" in info and "class_id: 0" in info and "threshold: 0.0" in info, info
     emb = _until_found(ECHO_EMBEDDINGS, domain)
     assert "dimension: 1024" in emb and "frame_id: camera_optical" in emb, emb
-    enc = _ok(ros2_shell(ENCODE_TEXT, domain))
+    enc = _ok(_call_idempotent(ENCODE_TEXT, domain))
     assert "success=True" in enc and "dimension=1024" in enc, enc
-    ans = _ok(ros2_shell(QUERY, domain))
+    ans = _ok(_call_idempotent(QUERY, domain))
     assert "success=True" in ans and re.search(r"best_segment_ids=\[\d+, \d+\]", ans), ans
     bad = _ok(ros2_shell('ros2 service call /segmentation/query ovseg/srv/QuerySegments "{texts: []}"', domain))
     assert "success=False" in bad and "at least one" in bad, bad
