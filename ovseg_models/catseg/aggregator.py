@@ -17,7 +17,13 @@ key for key. The computation is the official one, reorganised for speed and boun
   applied; unselected classes get logit -100 as in the official code.
 * Per-class stages (cost embedding, spatial Swin blocks, upsampling decoder) run in chunks of
   classes, and the per-pixel class attention in chunks of rows, so memory stays bounded for
-  large vocabularies.
+  large vocabularies. On CPU the default chunk is cache-sized (:data:`CPU_CHUNK_CLASSES` class
+  maps over all images; the class attention in chunks of :data:`CPU_CHUNK_BYTES`): a chunk's
+  activations then stay in the CPU caches between the ops of a block, which made these stages
+  2-2.5x faster than one chunk of 150 classes at ViT-B (2 to 16 classes per chunk all within
+  10%). Elsewhere the chunk comes from a memory budget.
+* The decoder's upsampling and first convolution run as one transposed convolution per class,
+  the guidance's share once per image (:class:`Up`).
 """
 
 from __future__ import annotations
@@ -34,14 +40,20 @@ from torch import nn
 __all__ = [
     "Aggregator",
     "AggregatorLayer",
+    "CPU_CHUNK_CLASSES",
     "ClassTransformerLayer",
     "SwinTransformerBlock",
     "SwinTransformerBlockWrapper",
     "shifted_window_mask",
 ]
 
-#: activation budget per chunk (bytes) used when no chunk size is given
+#: activation budget per chunk (bytes) used when no chunk size is given (not on CPU)
 DEFAULT_CHUNK_BYTES = 512 * 2**20
+#: classes per chunk of the per-class stages on CPU when no chunk size is given, divided among
+#: the images of a batch (cache-sized; see the module docstring)
+CPU_CHUNK_CLASSES = 8
+#: activation budget per chunk of the class attention on CPU when no chunk size is given
+CPU_CHUNK_BYTES = 8 * 2**20
 
 
 def shifted_window_mask(height: int, width: int, window: int, shift: int) -> torch.Tensor:
@@ -198,7 +210,9 @@ class SwinTransformerBlockWrapper(nn.Module):
 
 
 def _elu1(x: torch.Tensor) -> torch.Tensor:
-    return F.elu(x) + 1
+    """``elu(x) + 1`` (the linear attention's feature map) as ``exp(min(x, 0)) + max(x, 0)``: the
+    same values up to float rounding, half the CPU time of ``F.elu`` here."""
+    return torch.exp(x.clamp(max=0)) + F.relu(x)
 
 
 class AttentionLayer(nn.Module):
@@ -310,14 +324,20 @@ class ClassTransformerLayer(nn.Module):
         gq = _guidance_term(a.q, c, guidance)[:, :, None, None] if guidance is not None else None
         gk = _guidance_term(a.k, c, guidance)[:, :, None, None] if guidance is not None else None
         pad = self._padding_kv(c, n_pad, use_g)
-        # rows per chunk: the MLP hidden layer (4C) dominates
-        per_row = max(1, b * n * wp * c * 4 * 4)
-        rows = max(1, min(hp, max_chunk_bytes // per_row))
+        # chunks of rows, and of images when one row of all is too large: the MLP hidden layer
+        # (4C) dominates
+        per_row = max(1, n * wp * c * 4 * 4)
+        views = b if b * per_row <= max_chunk_bytes else 1
+        rows = max(1, min(hp, max_chunk_bytes // (views * per_row)))
         out = torch.empty_like(xp)
-        for r0 in range(0, hp, rows):
-            xr = xp[:, :, r0 : r0 + rows]
-            yr = xr + self._attend(self.norm1(xr), gq, gk, pad, n_pad)
-            out[:, :, r0 : r0 + rows] = yr + self.MLP(self.norm2(yr))
+        for v0 in range(0, b, views):
+            v = slice(v0, v0 + views)
+            gqv = gq[v] if gq is not None else None
+            gkv = gk[v] if gk is not None else None
+            for r0 in range(0, hp, rows):
+                xr = xp[v, :, r0 : r0 + rows]
+                yr = xr + self._attend(self.norm1(xr), gqv, gkv, pad, n_pad)
+                out[v, :, r0 : r0 + rows] = yr + self.MLP(self.norm2(yr))
         if pooled:
             up = out.permute(0, 1, 4, 2, 3).reshape(b * n, c, hp, wp)
             up = F.interpolate(up, size=(h, w), mode="bilinear", align_corners=True)
@@ -365,8 +385,37 @@ class DoubleConv(nn.Module):
         return self.double_conv(x)
 
 
+def _phase_taps() -> torch.Tensor:
+    """``S[a, dy, k, q]`` = 1 where the 3x3 tap ``dy`` (0..2 for -1..1) at output row ``2r + a``
+    of a x2 upsampled map reads the transposed convolution's phase ``q`` of input row
+    ``r + (a + dy - 1) // 2``, which a stride-2, padding-1 transposed convolution reaches with its
+    kernel row ``k`` (0..3); the same table serves columns."""
+    taps = torch.zeros(2, 3, 4, 2)
+    for a in range(2):
+        for dy in range(3):
+            t = a + dy - 1  # upsampled row 2r + a + dy - 1 = 2 (r + t // 2) + t % 2
+            taps[a, dy, a + 1 - 2 * (t // 2), t % 2] = 1.0
+    return taps
+
+
+_PHASE_TAPS = _phase_taps()
+
+
 class Up(nn.Module):
-    """x2 transposed-conv upsampling, concatenation of guidance, double conv."""
+    """x2 transposed-conv upsampling, concatenation of guidance, double conv.
+
+    By default (``fused = True``) the transposed convolution (kernel 2, stride 2) and the first
+    3x3 convolution run as one 2x2 convolution on the input with one group of output channels per
+    upsampling phase, and the guidance's share of that 3x3 convolution, identical for every class,
+    runs once per image (:meth:`guidance_term`): ``conv3x3([convT(x); g]) = fused(x) +
+    conv3x3_g(g) + bias map``, where the bias map carries the transposed convolution's bias
+    through the 3x3 taps that fall inside the image. Same computation up to float rounding, 38%
+    of the two layers' multiply-adds per class at ViT-B, no upsampled or concatenated per-class
+    tensor (the decoder ran 3x faster at 150 classes).
+    ``fused = False`` is the official order of operations.
+    """
+
+    fused = True
 
     def __init__(self, in_channels: int, out_channels: int, guidance_channels: int):
         super().__init__()
@@ -381,11 +430,50 @@ class Up(nn.Module):
         self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, kernel_size=2, stride=2)
         self.conv = DoubleConv(in_channels, out_channels)
 
-    def forward(self, x: torch.Tensor, guidance: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.up(x)
+    def guidance_term(self, guidance: torch.Tensor | None, size: Sequence[int]) -> torch.Tensor:
+        """What the first convolution adds, per image, to the fused per-class convolution at the
+        upsampled ``size``: the guidance's channels (B, O, 2H, 2W), or without guidance (1, O, 2H, 2W),
+        plus the transposed convolution's bias through the taps inside the image."""
+        conv = self.conv.double_conv[0]
+        cu = self.up.out_channels
+        tap_bias = torch.einsum("ocyx,c->oyx", conv.weight[:, :cu], self.up.bias)[:, None]
+        ones = conv.weight.new_ones(1, 1, *size)
+        term = F.conv2d(ones, tap_bias, padding=1)
         if guidance is not None:
-            x = torch.cat([x, guidance], dim=1)
-        return self.conv(x)
+            term = term + F.conv2d(guidance, conv.weight[:, cu:], padding=1)
+        return term.contiguous(memory_format=torch.channels_last)
+
+    def fused_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-class part of ``conv3x3(convT(x))``: (N, C, H, W) -> (N, 2H, 2W, O), channels last.
+
+        One transposed convolution (kernel 4, stride 2, padding 1): each output phase reads the
+        2x2 input pixels its 3x3 taps reach, through both layers' weights combined."""
+        conv = self.conv.double_conv[0]
+        taps = _PHASE_TAPS.to(x.dtype)
+        k = torch.einsum("aykp,bxlq,ocyx,icpq->iokl", taps, taps, conv.weight[:, : self.up.out_channels], self.up.weight)
+        y = F.conv_transpose2d(x.contiguous(memory_format=torch.channels_last), k, stride=2, padding=1)
+        return y.permute(0, 2, 3, 1)
+
+    def forward(
+        self, x: torch.Tensor, guidance: torch.Tensor | None = None, *, term: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x`` (N, C, H, W); ``guidance`` (N, Cg, 2H, 2W) or None. Fused, ``term`` (from
+        :meth:`guidance_term`: one per row of ``x``, or one per image for images' classes in
+        consecutive rows, or a single one) replaces ``guidance``."""
+        if not self.fused:
+            x = self.up(x)
+            if guidance is not None:
+                x = torch.cat([x, guidance], dim=1)
+            return self.conv(x)
+        if term is None:
+            term = self.guidance_term(guidance, (2 * x.shape[-2], 2 * x.shape[-1]))
+        y = self.fused_conv(x)
+        t = term.permute(0, 2, 3, 1)  # (B, 2H, 2W, O), as y
+        if t.shape[0] == y.shape[0]:
+            y = y + t
+        else:
+            y = (y.reshape(t.shape[0], -1, *y.shape[1:]) + t[:, None]).reshape(y.shape)
+        return self.conv.double_conv[1:](y.permute(0, 3, 1, 2))
 
 
 def _check_decoder_dims(hidden_dim: int, decoder_dims: Sequence[int], guidance_proj_dims: Sequence[int]) -> None:
@@ -545,7 +633,8 @@ class Aggregator(nn.Module):
             text_feats: L2-normalised text embeddings (T, P, C) shared by all images, or (B, T, P, C).
             guidance: [appearance (B, Ca, H, W), decoder guidance at 2x and 4x] (entries may be None).
             pooling_size: class-attention pooling (default: the constructor's).
-            chunk_classes: classes per chunk in per-class stages (default: from ``max_chunk_bytes``).
+            chunk_classes: classes per chunk in per-class stages (default: on CPU
+                :data:`CPU_CHUNK_CLASSES` over the batch, elsewhere from ``max_chunk_bytes``).
             timer: ``timer(name)`` context manager for the stages ``cost_volume``, ``aggregation``,
                 ``decoder``.
             intermediates: if given, receives ``cost_volume`` (B, P, T, H, W) and ``selected``.
@@ -553,6 +642,10 @@ class Aggregator(nn.Module):
         timer = timer or _null_timer
         pooling_size = tuple(pooling_size or self.pooling_size)
         b = img_feats.shape[0]
+        class_chunk_bytes = max_chunk_bytes
+        if chunk_classes is None and img_feats.device.type == "cpu":
+            chunk_classes = max(1, CPU_CHUNK_CLASSES // b)
+            class_chunk_bytes = min(max_chunk_bytes, CPU_CHUNK_BYTES)
         if text_feats.dim() == 3:
             text_feats = text_feats.unsqueeze(0).expand(b, -1, -1, -1)
         if text_feats.shape[2] != self.prompt_channel:
@@ -610,7 +703,7 @@ class Aggregator(nn.Module):
                     y = torch.empty_like(x)
                     for t0 in range(0, n, ct):
                         y[:, t0 : t0 + ct] = layer.swin_block(x[:, t0 : t0 + ct], g)
-                x = layer.attention(y, text_guidance, pooling_size=pooling_size, max_chunk_bytes=max_chunk_bytes)
+                x = layer.attention(y, text_guidance, pooling_size=pooling_size, max_chunk_bytes=class_chunk_bytes)
                 del y
         with timer("decoder"):
             dec_guidance: list[torch.Tensor | None] = [None, None]
@@ -623,26 +716,34 @@ class Aggregator(nn.Module):
                 dec_guidance = [
                     g.contiguous(memory_format=torch.channels_last) if g is not None else None for g in dec_guidance
                 ]
+            ups = (self.decoder1, self.decoder2)
+            # fused upsampling: the guidance's share of the first convolution, once per image
+            terms = [
+                up.guidance_term(g, (2 ** (i + 1) * h, 2 ** (i + 1) * w)) if up.fused else None
+                for i, (up, g) in enumerate(zip(ups, dec_guidance, strict=True))
+            ]
+
+            def decode(z: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+                for up, g, t in zip(ups, dec_guidance, terms, strict=True):
+                    if t is not None:  # one term per image: rows of other chunks than whole images pick theirs
+                        z = up(z, term=t if idx is None or t.shape[0] == 1 else t.index_select(0, idx))
+                    else:
+                        z = up(z, g.index_select(0, idx if idx is not None else row_image) if g is not None else None)
+                return self.head(z)[:, 0]
+
             rows = x.reshape(b * n, h, w, c)
+            row_image = torch.arange(b * n, device=x.device) // n
             per_item = 16 * h * w * 64 * 4 * 4
             cn = self._chunk(per_item, b * n, chunk_classes * b if chunk_classes else None, max_chunk_bytes)
             if cn >= b * n:
-                idx = torch.arange(b * n, device=x.device) // n
-                z = rows.permute(0, 3, 1, 2)
-                g0 = dec_guidance[0].index_select(0, idx) if dec_guidance[0] is not None else None
-                g1 = dec_guidance[1].index_select(0, idx) if dec_guidance[1] is not None else None
-                logits = self.head(self.decoder2(self.decoder1(z, g0), g1))[:, 0].reshape(b, n, 4 * h, 4 * w)
+                logits = decode(rows.permute(0, 3, 1, 2), None).reshape(b, n, 4 * h, 4 * w)
             else:
                 logits = x.new_empty(b, n, 4 * h, 4 * w)
             flat = logits.view(b * n, 4 * h, 4 * w)
             for r0 in range(0, b * n, cn) if cn < b * n else ():
                 r1 = min(b * n, r0 + cn)
-                idx = torch.arange(r0, r1, device=x.device) // n
-                z = rows[r0:r1].permute(0, 3, 1, 2)  # (N, C, H, W) view of channels-last data
-                g0 = dec_guidance[0].index_select(0, idx) if dec_guidance[0] is not None else None
-                g1 = dec_guidance[1].index_select(0, idx) if dec_guidance[1] is not None else None
-                z = self.decoder2(self.decoder1(z, g0), g1)
-                flat[r0:r1] = self.head(z)[:, 0]
+                # (N, C, H, W) view of channels-last data
+                flat[r0:r1] = decode(rows[r0:r1].permute(0, 3, 1, 2), row_image[r0:r1])
         if selected is not None:
             full = logits.new_full((b, n_total, 4 * h, 4 * w), -100.0)
             full.scatter_(1, selected[..., None, None].expand(-1, -1, 4 * h, 4 * w), logits)

@@ -67,18 +67,26 @@ def graph(segmenter, image_size):
 @contextmanager
 def exportable(segmenter):
     """Export with the deformable attention as ``grid_sample`` (ONNX GridSample); the default
-    gather formulation is ``embedding_bag`` with per-sample weights, which has no ONNX op."""
-    from ..fcclip.pixel_decoder import MSDeformAttn
+    gather formulation is ``embedding_bag`` with per-sample weights, which has no ONNX op. The
+    encoder layers run their queries as one chunk (a graph without slice writes)."""
+    from ..fcclip.pixel_decoder import MSDeformAttn, MSDeformAttnEncoderLayer
 
-    mods = [m for m in segmenter.model.pixel_decoder.modules() if isinstance(m, MSDeformAttn)]
+    decoder = segmenter.model.pixel_decoder
+    mods = [m for m in decoder.modules() if isinstance(m, MSDeformAttn)]
+    layers = [m for m in decoder.modules() if isinstance(m, MSDeformAttnEncoderLayer)]
     before = [m.sampling for m in mods]
+    chunks = [m.chunk_tokens for m in layers]
     for m in mods:
         m.sampling = "grid_sample"
+    for m in layers:
+        m.chunk_tokens = None
     try:
         yield
     finally:
         for m, s in zip(mods, before, strict=True):
             m.sampling = s
+        for m, c in zip(layers, chunks, strict=True):
+            m.chunk_tokens = c
 
 
 class FCCLIPOnnx:

@@ -132,15 +132,18 @@ class FCCLIP(nn.Module):
     def use_fast_formulations(self, enabled: bool = True) -> FCCLIP:
         """Select the faster CPU formulations of the heads (``enabled``, the default) or the
         official code's order of operations: the pixel decoder's deformable attention as one
-        gather (``sampling="gather"``, else ``grid_sample`` per level) and the decoder's attention
-        masks from resized mask features (``block_masks="features"``, else resized masks). Both
+        gather (``sampling="gather"``, else ``grid_sample`` per level), its encoder layers' queries
+        in cache-sized chunks on CPU (``chunk_tokens``, else one chunk) and the decoder's attention
+        masks from resized mask features (``block_masks="features"``, else resized masks). They
         differ by float rounding only (see their modules for the effect of that rounding on
         thresholded attention masks)."""
-        from .pixel_decoder import MSDeformAttn
+        from .pixel_decoder import CPU_CHUNK_TOKENS, MSDeformAttn, MSDeformAttnEncoderLayer
 
         for m in self.pixel_decoder.modules():
             if isinstance(m, MSDeformAttn):
                 m.sampling = "gather" if enabled else "grid_sample"
+            if isinstance(m, MSDeformAttnEncoderLayer):
+                m.chunk_tokens = CPU_CHUNK_TOKENS if enabled else None
         self.transformer_decoder.block_masks = "features" if enabled else "masks"
         return self
 

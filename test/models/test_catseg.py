@@ -6,6 +6,7 @@ tests that need it are skipped with the reason when it is absent.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 from pathlib import Path
@@ -378,6 +379,41 @@ def test_padding_shortcut_equals_materialised_padding(tiny_model):
         y = y + layer.MLP(layer.norm2(y))
         ref = x + y[:, :n].reshape(b, h, w, n, c).permute(0, 3, 1, 2, 4)
     assert (got - ref).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("chunk_classes", [None, 1, 4])
+def test_fused_upsampling_and_cpu_chunks_equal_the_official_order_in_float64(tiny_model, chunk_classes):
+    """The decoder's fused upsampling (one transposed convolution per class, the guidance's share
+    once per image) and the cache-sized chunks equal the official order of operations (upsample,
+    concatenate, convolve; everything in one chunk) up to float64 rounding."""
+    from ovseg_models.catseg.aggregator import Up
+
+    agg = copy.deepcopy(tiny_model.aggregator).double()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for prm in agg.parameters():
+            prm.add_(torch.randn_like(prm) * 0.05)  # non-zero biases of the transposed convolutions
+    b, n = 2, 5
+    h, w = agg.feature_resolution
+    feats = torch.randn(b, tiny_model.cfg.text_guidance_dim, h, w, dtype=torch.float64)
+    text = torch.nn.functional.normalize(torch.randn(n, 1, feats.shape[1], dtype=torch.float64), dim=-1)
+    guidance = [
+        torch.randn(b, m.in_channels, s * h, s * w, dtype=torch.float64)
+        for m, s in ((agg.guidance_projection[0], 1),)
+    ] + [
+        torch.randn(b, proj[0].in_channels, s * h, s * w, dtype=torch.float64)
+        for proj, s in zip(agg.decoder_guidance_projection, (2, 4), strict=True)
+    ]
+    with torch.no_grad():
+        fast = agg(feats, text, guidance, chunk_classes=chunk_classes)
+        ref_ups = [copy.copy(agg.decoder1), copy.copy(agg.decoder2)]
+        for up in ref_ups:
+            up.fused = False
+        agg.decoder1, agg.decoder2 = ref_ups
+        ref = agg(feats, text, guidance, chunk_classes=1 << 30, max_chunk_bytes=1 << 40)
+    assert isinstance(agg.decoder1, Up) and Up.fused and not agg.decoder1.fused
+    assert fast.shape == ref.shape == (b, n, 4 * h, 4 * w)
+    assert (fast - ref).abs().max() < 1e-12 * ref.abs().max()
 
 
 # -- segmenter API ------------------------------------------------------------------------------
