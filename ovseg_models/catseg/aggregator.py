@@ -450,7 +450,9 @@ class Up(nn.Module):
         2x2 input pixels its 3x3 taps reach, through both layers' weights combined."""
         conv = self.conv.double_conv[0]
         taps = _PHASE_TAPS.to(x.dtype)
-        k = torch.einsum("aykp,bxlq,ocyx,icpq->iokl", taps, taps, conv.weight[:, : self.up.out_channels], self.up.weight)
+        k = torch.einsum(
+            "aykp,bxlq,ocyx,icpq->iokl", taps, taps, conv.weight[:, : self.up.out_channels], self.up.weight
+        )
         y = F.conv_transpose2d(x.contiguous(memory_format=torch.channels_last), k, stride=2, padding=1)
         return y.permute(0, 2, 3, 1)
 

@@ -398,8 +398,7 @@ def test_fused_upsampling_and_cpu_chunks_equal_the_official_order_in_float64(tin
     feats = torch.randn(b, tiny_model.cfg.text_guidance_dim, h, w, dtype=torch.float64)
     text = torch.nn.functional.normalize(torch.randn(n, 1, feats.shape[1], dtype=torch.float64), dim=-1)
     guidance = [
-        torch.randn(b, m.in_channels, s * h, s * w, dtype=torch.float64)
-        for m, s in ((agg.guidance_projection[0], 1),)
+        torch.randn(b, m.in_channels, s * h, s * w, dtype=torch.float64) for m, s in ((agg.guidance_projection[0], 1),)
     ] + [
         torch.randn(b, proj[0].in_channels, s * h, s * w, dtype=torch.float64)
         for proj, s in zip(agg.decoder_guidance_projection, (2, 4), strict=True)

@@ -90,3 +90,41 @@ def test_attention_masks_from_resized_features_equal_resized_masks():
     dec.block_masks = "bogus"
     with pytest.raises(ValueError, match="block_masks"):
         dec(feats, mask_features, classifier, [1, 2, 1])
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        ((200, 304), (800, 1216), (800, 1203), (300, 451)),  # the reference case: pad, crop, downscale
+        ((13, 17), (52, 68), (50, 61), (50, 61)),  # output at the image size: no second resize
+        ((13, 17), (52, 68), (47, 60), (95, 121)),  # upscale after the crop
+    ],
+)
+def test_separable_mask_resize_equals_the_official_steps(sizes):
+    from ovseg_models.fcclip.postprocess import resize_masks
+
+    mask_hw, padded, image, output = sizes
+    masks = torch.randn(5, *mask_hw, dtype=torch.float64) * 10
+    ref = resize_masks(masks, padded, image, output, separable=False)
+    out = resize_masks(masks, padded, image, output)
+    assert out.shape == ref.shape == (5, *output)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+
+
+def test_panoptic_owner_in_query_chunks_equals_one_chunk_with_ties():
+    from ovseg_models.fcclip.postprocess import panoptic_inference
+
+    g = torch.Generator().manual_seed(0)
+    q, k, h, w = 40, 6, 30, 40
+    mask_cls = torch.randn(q, k + 1, generator=g) * 3
+    # blocky regions, one per query, with noisy logits: most queries keep a segment
+    region = torch.randint(0, q, (h // 5, w // 5), generator=g).repeat_interleave(5, 0).repeat_interleave(5, 1)
+    masks = torch.where(region == torch.arange(q).view(q, 1, 1), 6.0, -6.0) + torch.randn(q, h, w, generator=g)
+    masks[7] = masks[3]  # query 7 ties query 3 everywhere: the first one wins its pixels
+    mask_cls[7] = mask_cls[3]
+    is_thing = [True, False, True, False, True, False]
+    outs = [panoptic_inference(mask_cls, masks, is_thing, chunk=c) for c in (1, 7, 64)]
+    for out in outs[1:]:
+        assert torch.equal(out.panoptic_seg, outs[0].panoptic_seg)
+        assert out.segments == outs[0].segments
+    assert len(outs[0].segments) > 2 and not any(s["query"] == 7 for s in outs[0].segments)
