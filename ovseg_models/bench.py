@@ -16,7 +16,9 @@ case's image and vocabulary). Adding a model = one entry here + one function in 
 ``--table`` runs the settings of the side-by-side comparison with the official code (FC-CLIP RN50
 and CAT-Seg ViT-B/16 on the reference cases' weights; see :data:`OFFICIAL_TABLE`) and prints, per
 setting, per-stage steady-state medians, the cold call (text encoding included), the process's
-peak resident memory, and the official figures beside them with the ratio.
+peak resident memory, and the official figures beside them with the ratio. ``--side-by-side`` also
+times each row's default formulations against the official order of operations
+(:func:`use_fast_formulations`), calls alternated in one process.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "main",
     "run_benchmark",
     "run_official_table",
+    "use_fast_formulations",
 ]
 
 
@@ -265,11 +268,11 @@ def fcclip_target(args) -> BenchTarget:
             warnings.simplefilter("ignore")
             model = build_model(config=cfg, pretrained=False, device=args.device)
         vocab, image, ref = None, None, {}
-    if getattr(args, "reference_heads", False):
-        model.use_fast_formulations(False)
     seg = FCCLIPSegmenter(
         model, config=cfg, device=args.device, precision=args.precision, outputs=tuple(args.outputs.split(","))
     )
+    if getattr(args, "reference_heads", False):
+        use_fast_formulations(seg, False)
 
     def set_resolution(short: int | None):
         if short is None:
@@ -438,6 +441,7 @@ def run_official_table(args) -> list[dict]:
             targets[key] = _load_target(spec["model"], targs)
         target = targets[key]
         seg = target.segmenter
+        use_fast_formulations(seg, not args.reference_heads)
         image = target.image
         assert image is not None  # table rows are reference cases, which carry their image
         if spec.get("image_hw"):
@@ -478,9 +482,35 @@ def run_official_table(args) -> list[dict]:
             "ovseg_then_s": spec["ovseg_then_s"],
             "cold_ratio_then": spec["cold_ratio_then"],
         }
+        if args.side_by_side:
+            row["formulations"] = _formulations_side_by_side(seg, image, args.repeat)
         rows.append(row)
         _print_table_row(row)
     return rows
+
+
+def use_fast_formulations(seg, enabled: bool) -> None:
+    """The faster CPU formulations of a segmenter (its model's ``use_fast_formulations`` and, for
+    FC-CLIP, the separable mask resize) or the official order of operations."""
+    model = getattr(seg, "model", None)
+    if hasattr(model, "use_fast_formulations"):
+        model.use_fast_formulations(enabled)
+    if hasattr(seg, "separable_resize"):
+        seg.separable_resize = enabled
+
+
+def _formulations_side_by_side(seg, image, repeat: int) -> dict:
+    """Per-stage medians of the default formulations and of the official order of operations,
+    calls alternated in this process after a warm-up call of each (like with like)."""
+    runs: dict[str, list[dict]] = {"default": [], "official_order": []}
+    try:
+        for _ in range(repeat + 1):
+            for name, enabled in (("default", True), ("official_order", False)):
+                use_fast_formulations(seg, enabled)
+                runs[name].append(seg.predict(image).timings)
+    finally:
+        use_fast_formulations(seg, True)
+    return {name: {k: statistics.median(r[k] for r in rs[1:]) for k in rs[0]} for name, rs in runs.items()}
 
 
 def _print_table_row(row: dict) -> None:
@@ -506,6 +536,11 @@ def _print_table_row(row: dict) -> None:
         f"({row['peak_rss_gb'] / row['official_rss_gb']:.2f} of it; target <= 0.5)"
     )
     print(f"  ovseg at the reference run: {row['ovseg_then_s'][0]:.2f} / {row['ovseg_then_s'][1]:.2f} s")
+    if "formulations" in row:
+        fast, ref = row["formulations"]["default"], row["formulations"]["official_order"]
+        print("  formulations side by side (medians, calls alternated): default / official order")
+        for k in fast:
+            print(f"    {k:<18s} {fast[k]:8.3f} / {ref[k]:8.3f} s  ({ref[k] / max(fast[k], 1e-9):.2f}x)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -528,8 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--reference-heads",
         action="store_true",
-        help="FC-CLIP: the official order of operations in the heads instead of the faster "
-        "formulations (FCCLIP.use_fast_formulations(False))",
+        help="the official order of operations instead of the faster formulations "
+        "(use_fast_formulations(segmenter, False); FC-CLIP, and CAT-Seg with --table)",
     )
     p.add_argument(
         "--table",
@@ -537,6 +572,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the settings of the side-by-side comparison with the official code, beside its figures",
     )
     p.add_argument("--rows", help=f"with --table: comma-separated subset of {','.join(OFFICIAL_TABLE)}")
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="with --table: also time each row's default formulations against the official order "
+        "of operations (use_fast_formulations(False)), calls alternated",
+    )
     p.add_argument(
         "--cases",
         help="with --table: folder of the reference cases (default: "
@@ -548,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"# {'official-comparison table' if args.table else args.model} on {args.device} ({args.precision}), "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-        + (", FC-CLIP reference heads" if args.reference_heads else "")
+        + (", official order of operations (reference heads)" if args.reference_heads else "")
     )
     rows = run_official_table(args) if args.table else run_benchmark(args)
     if args.json:

@@ -507,7 +507,12 @@ def _null_timer(name: str):
 
 
 class Aggregator(nn.Module):
-    """Cost aggregation: cost volume -> embedding -> N x (spatial Swin, class transformer) -> decoder."""
+    """Cost aggregation: cost volume -> embedding -> N x (spatial Swin, class transformer) -> decoder.
+
+    ``cpu_chunks`` (default True): cache-sized chunks on CPU when no chunk size is given (see the
+    module docstring); False: one chunk within the memory budget, as on other devices."""
+
+    cpu_chunks = True
 
     def __init__(
         self,
@@ -645,7 +650,7 @@ class Aggregator(nn.Module):
         pooling_size = tuple(pooling_size or self.pooling_size)
         b = img_feats.shape[0]
         class_chunk_bytes = max_chunk_bytes
-        if chunk_classes is None and img_feats.device.type == "cpu":
+        if chunk_classes is None and self.cpu_chunks and img_feats.device.type == "cpu":
             chunk_classes = max(1, CPU_CHUNK_CLASSES // b)
             class_chunk_bytes = min(max_chunk_bytes, CPU_CHUNK_BYTES)
         if text_feats.dim() == 3:

@@ -127,6 +127,16 @@ class CATSeg(nn.Module):
             guidance = [s16, s8, s4]
         return dense, guidance
 
+    def use_fast_formulations(self, enabled: bool = True) -> CATSeg:
+        """Select the faster CPU formulations of the aggregator (``enabled``, the default) or the
+        official code's order of operations: the decoder's fused upsampling (``Up.fused``) and
+        the cache-sized chunks on CPU (``Aggregator.cpu_chunks``). They differ by float rounding
+        only."""
+        self.aggregator.cpu_chunks = enabled
+        for up in (self.aggregator.decoder1, self.aggregator.decoder2):
+            up.fused = enabled
+        return self
+
     def forward(
         self,
         clip_images: torch.Tensor,

@@ -51,10 +51,14 @@ class FCCLIPSegmenter(Segmenter):
         class_agnostic: prompt-free panoptic segments (see
             :func:`~ovseg_models.fcclip.postprocess.panoptic_inference`): each segment one mask
             query scored by its objectness, nothing merged by class; overridable per ``predict``.
+
+    ``separable_resize`` (default True): masks reach the output size by the composed separable
+    resize of :func:`~ovseg_models.fcclip.postprocess.resize_masks`; False: the official steps.
     """
 
     family = "fcclip"
     model: FCCLIP
+    separable_resize = True
 
     def __init__(
         self,
@@ -231,7 +235,7 @@ class FCCLIPSegmenter(Segmenter):
         class_agnostic: bool = False,
     ) -> SegmentationResult:
         cfg = self.config
-        masks = resize_masks(pred_masks, padded_size, image_size, output_size)
+        masks = resize_masks(pred_masks, padded_size, image_size, output_size, separable=self.separable_resize)
         sem = semantic_inference(mask_cls, masks)
         semantic, score = semantic_score(sem, masks)
         result = SegmentationResult(semantic=semantic.to(torch.int32).cpu().numpy(), score=score.float().cpu().numpy())

@@ -12,6 +12,7 @@ Each model family registers a runner in :data:`RUNNERS`, keyed by the case file 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,8 +102,9 @@ def default_manifest(case: Path) -> Path | None:
     return None
 
 
-def run_case(case: str | Path, manifest: str | Path | None = None) -> list:
-    """Run one case and return its comparisons (see :class:`Comparison`)."""
+def run_case(case: str | Path, manifest: str | Path | None = None, *, backend: str = "torch") -> list:
+    """Run one case and return its comparisons (see :class:`Comparison`). ``backend="onnxruntime"``
+    (runners that support it): the exported network too, against PyTorch and the official outputs."""
     case = Path(case)
     if not case.is_file():
         raise FileNotFoundError(f"case file not found: {case}")
@@ -114,7 +116,12 @@ def run_case(case: str | Path, manifest: str | Path | None = None) -> list:
         raise ValueError(f"no parity runner for {case.name}; known prefixes: {sorted(runners)}")
     manifest = Path(manifest) if manifest is not None else default_manifest(case)
     module, func = runners[prefix].split(":")
-    return getattr(importlib.import_module(module), func)(case, manifest)
+    runner = getattr(importlib.import_module(module), func)
+    if backend == "torch":
+        return runner(case, manifest)
+    if "backend" not in inspect.signature(runner).parameters:
+        raise ValueError(f"the parity runner for {case.name} has no {backend!r} backend")
+    return runner(case, manifest, backend=backend)
 
 
 from .compare import DecisionFlip, compare_argmax, compare_rows, compare_threshold, compare_values  # noqa: E402

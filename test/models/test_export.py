@@ -177,3 +177,29 @@ def test_ovseg_export_command(tmp_path, monkeypatch, capsys):
     assert cli.main(["fcclip", "-o", str(tmp_path / "x.onnx")]) == 2  # FC-CLIP needs the frame size
     with pytest.raises(SystemExit):
         cli.main(["fcclip", "--image-size", "480by640", "-o", str(out)])
+
+
+@pytest.mark.slow
+def test_full_size_export_holds_parity_on_the_reference_case(reference_dir, capsys):
+    """The RN50 reference case (official name-seeded weights, 800x1216 input) exported and run by
+    ONNX Runtime: class log-probabilities within 1e-4 of PyTorch's and of the official code's,
+    mask logits within 1e-4 of their magnitude, semantic scores within 2e-4, the same panoptic
+    segments and instances (``python -m ovseg_models.parity CASE --backend onnxruntime``)."""
+    from conftest import shared_file
+
+    from ovseg_models.parity.__main__ import main
+
+    case = shared_file(reference_dir, "cases/fcclip_rn50_case0.npz")
+    rc = main([str(case), "--backend", "onnxruntime", "--threads", "2"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0, "\n".join(lines)
+    ort = {l.split(":")[0]: l for l in lines if l.startswith("onnxruntime/")}
+    assert set(ort) >= {
+        "onnxruntime/mask_cls_vs_pytorch",
+        "onnxruntime/pred_masks_vs_pytorch",
+        "onnxruntime/mask_cls_final_logprobs",
+        "onnxruntime/sem_seg",
+        "onnxruntime/panoptic_segments",
+        "onnxruntime/instances",
+    }, "\n".join(lines)
+    assert all(" ok" in l for l in ort.values()), "\n".join(lines)
