@@ -492,9 +492,9 @@ def run_official_table(args) -> list[dict]:
 def use_fast_formulations(seg, enabled: bool) -> None:
     """The faster CPU formulations of a segmenter (its model's ``use_fast_formulations`` and, for
     FC-CLIP, the separable mask resize) or the official order of operations."""
-    model = getattr(seg, "model", None)
-    if hasattr(model, "use_fast_formulations"):
-        model.use_fast_formulations(enabled)
+    fast = getattr(getattr(seg, "model", None), "use_fast_formulations", None)
+    if fast is not None:
+        fast(enabled)
     if hasattr(seg, "separable_resize"):
         seg.separable_resize = enabled
 

@@ -430,11 +430,16 @@ class Up(nn.Module):
         self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, kernel_size=2, stride=2)
         self.conv = DoubleConv(in_channels, out_channels)
 
+    @property
+    def first_conv(self) -> nn.Conv2d:
+        """The double convolution's first 3x3 convolution (no bias)."""
+        return cast(nn.Conv2d, self.conv.double_conv[0])
+
     def guidance_term(self, guidance: torch.Tensor | None, size: Sequence[int]) -> torch.Tensor:
         """What the first convolution adds, per image, to the fused per-class convolution at the
         upsampled ``size``: the guidance's channels (B, O, 2H, 2W), or without guidance (1, O, 2H, 2W),
         plus the transposed convolution's bias through the taps inside the image."""
-        conv = self.conv.double_conv[0]
+        conv = self.first_conv
         cu = self.up.out_channels
         tap_bias = torch.einsum("ocyx,c->oyx", conv.weight[:, :cu], self.up.bias)[:, None]
         ones = conv.weight.new_ones(1, 1, *size)
@@ -448,7 +453,7 @@ class Up(nn.Module):
 
         One transposed convolution (kernel 4, stride 2, padding 1): each output phase reads the
         2x2 input pixels its 3x3 taps reach, through both layers' weights combined."""
-        conv = self.conv.double_conv[0]
+        conv = self.first_conv
         taps = _PHASE_TAPS.to(x.dtype)
         k = torch.einsum(
             "aykp,bxlq,ocyx,icpq->iokl", taps, taps, conv.weight[:, : self.up.out_channels], self.up.weight
@@ -475,7 +480,8 @@ class Up(nn.Module):
             y = y + t
         else:
             y = (y.reshape(t.shape[0], -1, *y.shape[1:]) + t[:, None]).reshape(y.shape)
-        return self.conv.double_conv[1:](y.permute(0, 3, 1, 2))
+        rest = cast(nn.Sequential, self.conv.double_conv[1:])
+        return rest(y.permute(0, 3, 1, 2))
 
 
 def _check_decoder_dims(hidden_dim: int, decoder_dims: Sequence[int], guidance_proj_dims: Sequence[int]) -> None:
