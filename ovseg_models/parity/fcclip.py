@@ -193,7 +193,7 @@ def run_case(case_path, manifest_path=None, *, backend: str = "torch") -> list[C
         raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
     from ..data.class_names import seen_mask
     from ..fcclip.backbone import CLIPTextEncoder
-    from ..fcclip.postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
+    from ..fcclip.postprocess import resize_masks, semantic_inference
     from ..text import build_text_classifier
     from ..transforms import resize_image, resize_shortest_edge_shape
 
@@ -298,16 +298,7 @@ def run_case(case_path, manifest_path=None, *, backend: str = "torch") -> list[C
         masks = resize_masks(res["pred_masks"][0], tuple(batch.shape[-2:]), sizes[0], (h, w))
         sem = semantic_inference(mask_cls, masks)
         out.append(Comparison("sem_seg", _maxdiff(sem, case["sem_seg"]), TOL))
-        pan = panoptic_inference(
-            mask_cls,
-            masks,
-            is_thing,
-            object_mask_threshold=cfg.object_mask_threshold,
-            overlap_threshold=cfg.overlap_threshold,
-        )
-        out += _compare_panoptic(case, pan.panoptic_seg.numpy(), pan.segments)
-        inst = instance_inference(mask_cls, masks, is_thing, topk=cfg.test_topk_per_image)
-        out += _compare_instances(case, inst)
+        out += _compare_segments(case, cfg, mask_cls, masks, is_thing)
     if backend == "onnxruntime":
         torch_out = {"mask_cls": mask_cls, "pred_masks": res["pred_masks"][0]}
         net = (batch, classifier, num_synonyms, torch.tensor(seen))
@@ -321,7 +312,7 @@ def _onnxruntime_comparisons(model, cfg, case, image_hw, net_inputs, valid_size,
     import tempfile
 
     from ..export import export_onnx, use_onnxruntime
-    from ..fcclip.postprocess import instance_inference, panoptic_inference, resize_masks, semantic_inference
+    from ..fcclip.postprocess import resize_masks, semantic_inference
     from ..fcclip.segmenter import FCCLIPSegmenter
 
     seg = FCCLIPSegmenter(model, config=cfg)
@@ -358,14 +349,20 @@ def _onnxruntime_comparisons(model, cfg, case, image_hw, net_inputs, valid_size,
                 note="per-class scores; label flips reported with their margins",
             )
         )
-        is_thing = case["is_thing"].tolist()
-        pan = panoptic_inference(
-            mask_cls,
-            masks,
-            is_thing,
-            object_mask_threshold=cfg.object_mask_threshold,
-            overlap_threshold=cfg.overlap_threshold,
-        )
-        out += _compare_panoptic(case, pan.panoptic_seg.numpy(), pan.segments)
-        out += _compare_instances(case, instance_inference(mask_cls, masks, is_thing, topk=cfg.test_topk_per_image))
+        out += _compare_segments(case, cfg, mask_cls, masks, case["is_thing"].tolist())
     return [dataclasses.replace(c, name=f"onnxruntime/{c.name}") for c in out]
+
+
+def _compare_segments(case, cfg, mask_cls, masks, is_thing) -> list[Comparison]:
+    """Panoptic segments and instances from ``mask_cls`` and output-size ``masks`` against the official."""
+    from ..fcclip.postprocess import instance_inference, panoptic_inference
+
+    pan = panoptic_inference(
+        mask_cls,
+        masks,
+        is_thing,
+        object_mask_threshold=cfg.object_mask_threshold,
+        overlap_threshold=cfg.overlap_threshold,
+    )
+    inst = instance_inference(mask_cls, masks, is_thing, topk=cfg.test_topk_per_image)
+    return _compare_panoptic(case, pan.panoptic_seg.numpy(), pan.segments) + _compare_instances(case, inst)
