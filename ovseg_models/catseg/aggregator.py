@@ -211,7 +211,7 @@ class SwinTransformerBlockWrapper(nn.Module):
 
 def _elu1(x: torch.Tensor) -> torch.Tensor:
     """``elu(x) + 1`` (the linear attention's feature map) as ``exp(min(x, 0)) + max(x, 0)``: the
-    same values up to float rounding, half the CPU time of ``F.elu`` here."""
+    same values up to float rounding, 0.6 of ``F.elu``'s CPU time here."""
     return torch.exp(x.clamp(max=0)) + F.relu(x)
 
 
@@ -330,8 +330,8 @@ class ClassTransformerLayer(nn.Module):
         views = b if b * per_row <= max_chunk_bytes else 1
         rows = max(1, min(hp, max_chunk_bytes // (views * per_row)))
         out = torch.empty_like(xp)
-        for v0 in range(0, b, views):
-            v = slice(v0, v0 + views)
+        # all images at once as a full slice: a traced graph (the ONNX export) keeps its batch dynamic
+        for v in [slice(None)] if views == b else [slice(v0, v0 + 1) for v0 in range(b)]:
             gqv = gq[v] if gq is not None else None
             gkv = gk[v] if gk is not None else None
             for r0 in range(0, hp, rows):
@@ -405,9 +405,9 @@ class Up(nn.Module):
     """x2 transposed-conv upsampling, concatenation of guidance, double conv.
 
     By default (``fused = True``) the transposed convolution (kernel 2, stride 2) and the first
-    3x3 convolution run as one 2x2 convolution on the input with one group of output channels per
-    upsampling phase, and the guidance's share of that 3x3 convolution, identical for every class,
-    runs once per image (:meth:`guidance_term`): ``conv3x3([convT(x); g]) = fused(x) +
+    3x3 convolution run as one transposed convolution (kernel 4, stride 2, padding 1) on the input,
+    and the guidance's share of that 3x3 convolution, identical for every class, runs once per
+    image (:meth:`guidance_term`): ``conv3x3([convT(x); g]) = fused(x) +
     conv3x3_g(g) + bias map``, where the bias map carries the transposed convolution's bias
     through the 3x3 taps that fall inside the image. Same computation up to float rounding, 38%
     of the two layers' multiply-adds per class at ViT-B, no upsampled or concatenated per-class
@@ -441,6 +441,8 @@ class Up(nn.Module):
         plus the transposed convolution's bias through the taps inside the image."""
         conv = self.first_conv
         cu = self.up.out_channels
+        if guidance is None and conv.in_channels != cu:  # the official concatenation would fail too
+            raise ValueError(f"this decoder stage needs {conv.in_channels - cu} guidance channels, got none")
         tap_bias = torch.einsum("ocyx,c->oyx", conv.weight[:, :cu], self.up.bias)[:, None]
         ones = conv.weight.new_ones(1, 1, *size)
         term = F.conv2d(ones, tap_bias, padding=1)
