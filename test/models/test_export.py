@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from shared_data import shared_path
 from tiny_models import tiny_catseg, tiny_fcclip
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
@@ -180,16 +181,14 @@ def test_ovseg_export_command(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_full_size_export_holds_parity_on_the_reference_case(reference_dir, capsys):
+def test_full_size_export_holds_parity_on_the_reference_case(capsys):
     """The RN50 reference case (official name-seeded weights, 800x1216 input) exported and run by
     ONNX Runtime: class log-probabilities within 1e-4 of PyTorch's and of the official code's,
     mask logits within 1e-4 of their magnitude, semantic scores within 2e-4, the same panoptic
     segments and instances (``python -m ovseg_models.parity CASE --backend onnxruntime``)."""
-    from conftest import shared_file
-
     from ovseg_models.parity.__main__ import main
 
-    case = shared_file(reference_dir, "cases/fcclip_rn50_case0.npz")
+    case = shared_path("reference", "cases", "fcclip_rn50_case0.npz")
     rc = main([str(case), "--backend", "onnxruntime", "--threads", "2"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert rc == 0, "\n".join(lines)
