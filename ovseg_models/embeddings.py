@@ -147,7 +147,7 @@ def segment_embeddings(result, ids: np.ndarray | None = None, segments: Sequence
     """(S, D) float32 embeddings of ``segments`` (default: ``result.segments`` over ``result.panoptic``).
 
     Uses FC-CLIP's query embeddings when the segments are the model's own (they name their
-    queries), else pools the dense embeddings over ``ids``. ``result`` comes from
+    queries; no segments: an empty (0, D) block), else pools the dense embeddings over ``ids``. ``result`` comes from
     ``predict(..., embeddings=True)``.
     """
     if segments is None:
@@ -159,8 +159,6 @@ def segment_embeddings(result, ids: np.ndarray | None = None, segments: Sequence
         if ids is None:
             raise ValueError("pooling dense embeddings needs the segments' id map")
         return pool_embeddings(result.dense_embeddings, ids, [s.id for s in segments])
-    if not segments and (result.query_embeddings is not None):
-        return np.zeros((0, result.query_embeddings.shape[-1]), np.float32)
     raise ValueError("the result holds no embeddings: call predict(..., embeddings=True)")
 
 
