@@ -68,7 +68,8 @@ def graph(segmenter, image_size):
 def exportable(segmenter):
     """Export with the deformable attention as ``grid_sample`` (ONNX GridSample); the default
     gather formulation is ``embedding_bag`` with per-sample weights, which has no ONNX op. The
-    encoder layers run their queries as one chunk (a graph without slice writes)."""
+    encoder layers run their queries as one chunk (a graph without slice writes), and the batch
+    keeps its memory order (ONNX tensors have none)."""
     from ..fcclip.pixel_decoder import MSDeformAttn, MSDeformAttnEncoderLayer
 
     decoder = segmenter.model.pixel_decoder
@@ -80,9 +81,12 @@ def exportable(segmenter):
         m.sampling = "grid_sample"
     for m in layers:
         m.chunk_tokens = None
+    model, channels_last = segmenter.model, segmenter.model.channels_last
+    model.channels_last = False
     try:
         yield
     finally:
+        model.channels_last = channels_last
         for m, s in zip(mods, before, strict=True):
             m.sampling = s
         for m, c in zip(layers, chunks, strict=True):

@@ -53,7 +53,14 @@ def geometric_ensemble(
 
 
 class FCCLIP(nn.Module):
-    """FC-CLIP inference network (batch of normalised, padded images -> mask and class predictions)."""
+    """FC-CLIP inference network (batch of normalised, padded images -> mask and class predictions).
+
+    ``channels_last`` (default True, one of :meth:`use_fast_formulations`): on CPU the backbone
+    reads the batch in channels-last memory order, which oneDNN's convolutions run about 25%
+    faster here (the same values up to float rounding); its features then reach the pixel
+    decoder's convolutions in that order too."""
+
+    channels_last = True
 
     # buffers registered in __init__
     pixel_mean: torch.Tensor
@@ -133,7 +140,8 @@ class FCCLIP(nn.Module):
         """Select the faster CPU formulations of the heads (``enabled``, the default) or the
         official code's order of operations: the pixel decoder's deformable attention as one
         gather (``sampling="gather"``, else ``grid_sample`` per level), its encoder layers' queries
-        in cache-sized chunks on CPU (``chunk_tokens``, else one chunk) and the decoder's attention
+        in cache-sized chunks on CPU (``chunk_tokens``, else one chunk), the backbone's input in
+        channels-last order on CPU (``channels_last``) and the decoder's attention
         masks from resized mask features (``block_masks="features"``, else resized masks). They
         differ by float rounding only (see their modules for the effect of that rounding on
         thresholded attention masks)."""
@@ -145,6 +153,7 @@ class FCCLIP(nn.Module):
             if isinstance(m, MSDeformAttnEncoderLayer):
                 m.chunk_tokens = CPU_CHUNK_TOKENS if enabled else None
         self.transformer_decoder.block_masks = "features" if enabled else "masks"
+        self.channels_last = enabled
         return self
 
     # -- input ----------------------------------------------------------------------------------
@@ -192,6 +201,8 @@ class FCCLIP(nn.Module):
         """
         stage = timer if timer is not None else (lambda name: nullcontext())
         with stage("backbone"):
+            if self.channels_last and images.device.type == "cpu":
+                images = images.contiguous(memory_format=torch.channels_last)
             features = self.backbone(images)
         with stage("pixel_decoder"), torch.autocast(images.device.type, enabled=False):
             mask_features, multi_scale = self.pixel_decoder(features)
