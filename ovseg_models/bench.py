@@ -271,8 +271,6 @@ def fcclip_target(args) -> BenchTarget:
     seg = FCCLIPSegmenter(
         model, config=cfg, device=args.device, precision=args.precision, outputs=tuple(args.outputs.split(","))
     )
-    if getattr(args, "reference_heads", False):
-        use_fast_formulations(seg, False)
 
     def set_resolution(short: int | None):
         if short is None:
@@ -289,9 +287,11 @@ def _load_target(name: str, args) -> BenchTarget:
         raise SystemExit(f"unknown model {name!r}; benchmarks exist for {sorted(targets)}")
     module, func = targets[name].split(":")
     try:
-        return getattr(importlib.import_module(module), func)(args)
+        target = getattr(importlib.import_module(module), func)(args)
     except ModuleNotFoundError as e:
         raise SystemExit(f"benchmark for {name!r} is not available ({e})") from e
+    use_fast_formulations(target.segmenter, not getattr(args, "reference_heads", False))
+    return target
 
 
 def _fmt(x: float) -> str:
@@ -441,7 +441,6 @@ def run_official_table(args) -> list[dict]:
             targets[key] = _load_target(spec["model"], targs)
         target = targets[key]
         seg = target.segmenter
-        use_fast_formulations(seg, not args.reference_heads)
         image = target.image
         assert image is not None  # table rows are reference cases, which carry their image
         if spec.get("image_hw"):
@@ -483,7 +482,7 @@ def run_official_table(args) -> list[dict]:
             "cold_ratio_then": spec["cold_ratio_then"],
         }
         if args.side_by_side:
-            row["formulations"] = _formulations_side_by_side(seg, image, args.repeat)
+            row["formulations"] = _formulations_side_by_side(seg, image, args.repeat, after=not args.reference_heads)
         rows.append(row)
         _print_table_row(row)
     return rows
@@ -499,9 +498,10 @@ def use_fast_formulations(seg, enabled: bool) -> None:
         seg.separable_resize = enabled
 
 
-def _formulations_side_by_side(seg, image, repeat: int) -> dict:
+def _formulations_side_by_side(seg, image, repeat: int, *, after: bool = True) -> dict:
     """Per-stage medians of the default formulations and of the official order of operations,
-    calls alternated in this process after a warm-up call of each (like with like)."""
+    calls alternated in this process after a warm-up call of each (like with like); ``after``:
+    the formulations left selected."""
     runs: dict[str, list[dict]] = {"default": [], "official_order": []}
     try:
         for _ in range(repeat + 1):
@@ -509,7 +509,7 @@ def _formulations_side_by_side(seg, image, repeat: int) -> dict:
                 use_fast_formulations(seg, enabled)
                 runs[name].append(seg.predict(image).timings)
     finally:
-        use_fast_formulations(seg, True)
+        use_fast_formulations(seg, after)
     return {name: {k: statistics.median(r[k] for r in rs[1:]) for k in rs[0]} for name, rs in runs.items()}
 
 
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         "--reference-heads",
         action="store_true",
         help="the official order of operations instead of the faster formulations "
-        "(use_fast_formulations(segmenter, False); FC-CLIP, and CAT-Seg with --table)",
+        "(use_fast_formulations(segmenter, False))",
     )
     p.add_argument(
         "--table",

@@ -141,7 +141,8 @@ def panoptic_inference(
     segments: list[dict] = []
     if not bool(keep.any()):
         return PanopticOutput(panoptic, segments)
-    query_ids = keep.nonzero().flatten().tolist()
+    kept = keep.nonzero().flatten()
+    query_ids = kept.tolist()
     cur_scores = scores[keep]
     cur_classes = labels[keep].tolist()
     n = len(cur_classes)
@@ -149,7 +150,6 @@ def panoptic_inference(
     # official argmax of score * mask probability (the first query on ties: a later chunk takes
     # a pixel only when strictly better), the owner's mask probability there, and each query's
     # own mask area (prob >= 0.5).
-    kept = keep.nonzero().flatten()
     best = mask_pred.new_full((h, w), float("-inf"))
     cur_mask_ids = torch.zeros((h, w), dtype=torch.long, device=mask_pred.device)
     owner_prob = mask_pred.new_zeros((h, w))
