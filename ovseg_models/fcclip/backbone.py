@@ -198,30 +198,34 @@ class CLIPBackbone(nn.Module):
         return int(self.clip_model.text_projection.shape[-1])
 
     # -- image side -----------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Multi-scale features of a normalised, padded image batch ``[B, 3, H, W]``."""
+    def forward(self, x: torch.Tensor, *, stem: bool = True) -> dict[str, torch.Tensor]:
+        """Multi-scale features of a normalised, padded image batch ``[B, 3, H, W]``; ``stem=False``
+        leaves the stem's output out (the pixel decoder does not read it: 59 MB less held through
+        the stages at case0's size)."""
         if self.backbone_type == "convnext":
-            return self._features_convnext(x)
-        return self._features_resnet(x)
+            return self._features_convnext(x, stem)
+        return self._features_resnet(x, stem)
 
-    def _features_convnext(self, x):
+    def _features_convnext(self, x, stem: bool):
         trunk = self.clip_model.visual.trunk
         out = {}
         x = trunk.stem(x)
-        out["stem"] = x
+        if stem:
+            out["stem"] = x
         for i in range(4):
             x = trunk.stages[i](x)
             out[f"res{i + 2}"] = x
         out["clip_vis_dense"] = trunk.norm_pre(x)
         return out
 
-    def _features_resnet(self, x):
+    def _features_resnet(self, x, stem: bool):
         v = self.clip_model.visual
         out = {}
         x = v.act1(v.bn1(v.conv1(x)))
         x = v.act2(v.bn2(v.conv2(x)))
         x = v.act3(v.bn3(v.conv3(x)))
-        out["stem"] = x
+        if stem:
+            out["stem"] = x
         x = v.avgpool(x)
         for i, layer in enumerate((v.layer1, v.layer2, v.layer3, v.layer4)):
             x = layer(x)
@@ -338,7 +342,7 @@ def mask_pooling(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mask = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
     mask = (mask > 0).to(mask.dtype)
     denorm = mask.sum(dim=(-1, -2), keepdim=True) + 1e-8
-    return torch.einsum("bchw,bqhw->bqc", x, mask / denorm)
+    return torch.einsum("bchw,bqhw->bqc", x, mask.div_(denorm))  # in place: a new tensor, [B,Q,h,w] less
 
 
 class CLIPTextEncoder:

@@ -203,20 +203,19 @@ class FCCLIP(nn.Module):
         with stage("backbone"):
             if self.channels_last and images.device.type == "cpu":
                 images = images.contiguous(memory_format=torch.channels_last)
-            features = self.backbone(images)
+            features = self.backbone(images, stem=return_features)
         with stage("pixel_decoder"), torch.autocast(images.device.type, enabled=False):
             mask_features, multi_scale = self.pixel_decoder(features)
+        clip_dense = features["clip_vis_dense"]
+        if not return_features:  # the other backbone levels (res2 alone is 62 MB at case0) are done with
+            features = {}
         classifier = self.text_classifier_with_void(text_classifier)
         with stage("transformer_decoder"):
             out = self.transformer_decoder(
                 multi_scale, mask_features, classifier, num_synonyms, aux_outputs=aux_outputs
             )
         with stage("classifiers"):
-            out.update(
-                self.classify(
-                    features["clip_vis_dense"], out["pred_logits"], out["pred_masks"], classifier, num_synonyms, seen
-                )
-            )
+            out.update(self.classify(clip_dense, out["pred_logits"], out["pred_masks"], classifier, num_synonyms, seen))
         if return_features:
             out["features"] = features
             out["mask_features"] = mask_features

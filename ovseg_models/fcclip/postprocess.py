@@ -2,7 +2,9 @@
 
 The functions follow the official ``semantic_inference``, ``panoptic_inference`` and
 ``instance_inference`` on one image: ``mask_cls`` [Q, K+1] are log-probabilities (softmax is
-applied inside, void last) and ``mask_pred`` [Q, H, W] mask logits at output resolution.
+applied inside, void last) and ``mask_pred`` [Q, H, W] mask logits at output resolution, or
+with ``probabilities=True`` their sigmoid already (the segmenter takes it once, in place, for all
+outputs: one pass over [Q, H, W] instead of one per output, and no second tensor of that size).
 :func:`resize_masks` brings decoder masks to output resolution the way the official evaluation does
 (bilinear to the padded input size, crop to the image, bilinear to the output size), in chunks of
 queries so that the padded-size intermediate never exists for all queries at once.
@@ -78,14 +80,18 @@ def _resize_matrices(mask_size, padded_size, image_size, output_size, dtype, dev
     return tuple(mats)
 
 
-def semantic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> torch.Tensor:
+def _prob(mask_pred: torch.Tensor, probabilities: bool) -> torch.Tensor:
+    return mask_pred if probabilities else mask_pred.sigmoid()
+
+
+def semantic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor, *, probabilities: bool = False) -> torch.Tensor:
     """Per-class score maps [K, H, W]: sum over queries of p(class) * sigmoid(mask)."""
     probs = F.softmax(mask_cls, dim=-1)[..., :-1]
-    return torch.einsum("qc,qhw->chw", probs, mask_pred.sigmoid())
+    return torch.einsum("qc,qhw->chw", probs, _prob(mask_pred, probabilities))
 
 
 def semantic_score(
-    sem: torch.Tensor, mask_pred: torch.Tensor, *, eps: float = 1e-6
+    sem: torch.Tensor, mask_pred: torch.Tensor, *, eps: float = 1e-6, probabilities: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel winning class [H, W] and its probability in [0, 1].
 
@@ -96,9 +102,12 @@ def semantic_score(
     void probability takes the rest). The argmax is the official one.
     """
     best, label = sem.max(0)
-    weight = torch.zeros_like(best)
-    for i in range(0, mask_pred.shape[0], 16):  # chunks of queries: no second [Q, H, W] tensor
-        weight += mask_pred[i : i + 16].sigmoid().sum(0)
+    if probabilities:
+        weight = mask_pred.sum(0)
+    else:
+        weight = torch.zeros_like(best)
+        for i in range(0, mask_pred.shape[0], 16):  # chunks of queries: no second [Q, H, W] tensor
+            weight += mask_pred[i : i + 16].sigmoid().sum(0)
     return label, (best / weight.clamp_min(eps)).clamp_(0.0, 1.0)
 
 
@@ -117,6 +126,7 @@ def panoptic_inference(
     overlap_threshold: float = 0.8,
     class_agnostic: bool = False,
     chunk: int = 32,
+    probabilities: bool = False,
 ) -> PanopticOutput:
     """Mask-wise merging: each pixel goes to the query with the highest score * mask probability;
     a query keeps its segment if that leaves >= ``overlap_threshold`` of its own mask (prob >= 0.5);
@@ -155,7 +165,7 @@ def panoptic_inference(
     owner_prob = mask_pred.new_zeros((h, w))
     original_area = []
     for i in range(0, n, chunk):
-        prob = mask_pred[kept[i : i + chunk]].sigmoid()
+        prob = _prob(mask_pred[kept[i : i + chunk]], probabilities)
         original_area += (prob >= 0.5).flatten(1).sum(1).tolist()
         value = cur_scores[i : i + chunk].view(-1, 1, 1) * prob
         # a running maximum over the chunk's queries: 5x faster on CPU than argmax over dim 0
@@ -202,11 +212,18 @@ def panoptic_inference(
 
 
 def instance_inference(
-    mask_cls: torch.Tensor, mask_pred: torch.Tensor, is_thing: Sequence[bool] | None, *, topk: int = 100
+    mask_cls: torch.Tensor,
+    mask_pred: torch.Tensor,
+    is_thing: Sequence[bool] | None,
+    *,
+    topk: int = 100,
+    probabilities: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Top-``topk`` (query, class) pairs over all queries and classes; with ``is_thing`` (panoptic
     mode) only thing classes are kept. Score = class probability * mean mask probability inside
-    the binary mask (logit > 0). Returns scores, classes, queries, masks [N, H, W] bool."""
+    the binary mask (logit > 0; with ``probabilities``, probability > 0.5, which differs only
+    where float32 rounds a logit below 6e-8 to probability 0.5). Returns scores, classes, queries,
+    masks [N, H, W] bool."""
     num_classes = mask_cls.shape[-1] - 1
     scores = F.softmax(mask_cls, dim=-1)[:, :-1]
     k = min(topk, scores.numel())
@@ -218,6 +235,6 @@ def instance_inference(
         keep = thing[labels]
         top_scores, labels, queries = top_scores[keep], labels[keep], queries[keep]
     m = mask_pred[queries]
-    binary = (m > 0).float()
-    mask_scores = (m.sigmoid().flatten(1) * binary.flatten(1)).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+    binary = (m > (0.5 if probabilities else 0.0)).float()
+    mask_scores = (_prob(m, probabilities).flatten(1) * binary.flatten(1)).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
     return {"scores": top_scores * mask_scores, "classes": labels, "queries": queries, "masks": binary.bool()}

@@ -59,6 +59,10 @@ class FCCLIPSegmenter(Segmenter):
     family = "fcclip"
     model: FCCLIP
     separable_resize = True
+    #: what the backbone, the pixel decoder and the mask classification freed, returned before the
+    #: next stage allocates on top of it: RN50 case0's peak 1.83 -> 1.72 GB (median of 4) at no
+    #: measured cost, where releasing after every stage cost 5%
+    release_after_stages = frozenset({"backbone", "pixel_decoder", "classifiers"})
 
     def __init__(
         self,
@@ -236,8 +240,9 @@ class FCCLIPSegmenter(Segmenter):
     ) -> SegmentationResult:
         cfg = self.config
         masks = resize_masks(pred_masks, padded_size, image_size, output_size, separable=self.separable_resize)
-        sem = semantic_inference(mask_cls, masks)
-        semantic, score = semantic_score(sem, masks)
+        masks = masks.sigmoid_()  # once for every output below (``probabilities=True``)
+        sem = semantic_inference(mask_cls, masks, probabilities=True)
+        semantic, score = semantic_score(sem, masks, probabilities=True)
         result = SegmentationResult(semantic=semantic.to(torch.int32).cpu().numpy(), score=score.float().cpu().numpy())
         if return_class_scores:
             result.class_scores = sem.float().cpu()
@@ -249,12 +254,13 @@ class FCCLIPSegmenter(Segmenter):
                 object_mask_threshold=cfg.object_mask_threshold,
                 overlap_threshold=cfg.overlap_threshold,
                 class_agnostic=class_agnostic,
+                probabilities=True,
             )
             pan_np = pan.panoptic_seg.cpu().numpy()
             result.panoptic = pan_np
             result.segments = [_segment(s, pan_np, vocabulary) for s in pan.segments]
         if "instance" in outputs:
-            inst = instance_inference(mask_cls, masks, is_thing, topk=cfg.test_topk_per_image)
+            inst = instance_inference(mask_cls, masks, is_thing, topk=cfg.test_topk_per_image, probabilities=True)
             result.instances = {k: v.cpu() for k, v in inst.items()}
         return result
 
