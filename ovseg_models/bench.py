@@ -27,6 +27,7 @@ import argparse
 import importlib
 import json
 import os
+import platform
 import statistics
 import sys
 import threading
@@ -488,6 +489,26 @@ def run_official_table(args) -> list[dict]:
     return rows
 
 
+def machine_line() -> str:
+    """The CPU's model name and its fp32 GEMM rate on torch's threads (2048^3, best of 5): machines
+    of one kind differ (the same rows took 1.3x longer on one than on another), so figures against
+    the reference constants are only comparable beside this line."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+    except OSError:  # pragma: no cover - non-Linux
+        pass
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return f"{name}, {os.cpu_count()} CPUs, fp32 GEMM {2 * 2048**3 / best / 1e9:.0f} GFLOP/s on {torch.get_num_threads()} threads"
+
+
 def use_fast_formulations(seg, enabled: bool) -> None:
     """The faster CPU formulations of a segmenter (its model's ``use_fast_formulations`` and, for
     FC-CLIP, the separable mask resize) or the official order of operations."""
@@ -591,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         + (", official order of operations (reference heads)" if args.reference_heads else "")
     )
+    if args.device == "cpu":
+        print(f"# this machine: {machine_line()}")
     rows = run_official_table(args) if args.table else run_benchmark(args)
     if args.json:
         with open(args.json, "w") as f:

@@ -5,10 +5,10 @@ freed blocks below its mmap threshold (which grows to 32 MB as large blocks are 
 heaps, and only returns the top of a heap, so between frames the process stays resident with
 what it no longer uses (0.4 GB after an FC-CLIP RN50 call at 800x1216 here), and the next call's
 peak starts from there. ``malloc_trim(0)`` hands the free pages back (``madvise``); the next call
-faults them in again, which cost nothing measurable beside a 3-4 s call (``python -m
-ovseg_models.bench --table --side-by-side``). PyTorch has no CPU allocator setting for this
-(its caching allocator is CUDA's), hence this small ctypes call; on other C libraries it does
-nothing.
+faults them in again, which after a whole call cost nothing measurable (FC-CLIP case0, calls
+alternated in one process; the README's benchmark section has the figures). PyTorch has no CPU
+allocator setting for this (its caching allocator is CUDA's), hence this small ctypes call; on
+other C libraries it does nothing.
 """
 
 from __future__ import annotations
