@@ -98,6 +98,10 @@ class ExportInfo:
 def _variant(segmenter: Segmenter) -> str:
     model = segmenter.model
     cfg = getattr(model, "cfg", None) or getattr(segmenter, "config", None)
+    if segmenter.family == "fcclip" and cfg is not None:  # FC-CLIP configs carry no name of their own
+        from ..fcclip.config import variant_name
+
+        return variant_name(cfg)
     return str(getattr(cfg, "name", None) or getattr(cfg, "variant", None) or "unknown")
 
 

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FCCLIPConfig", "VARIANTS", "DEFAULT_VARIANT", "get_config"]
+__all__ = ["FCCLIPConfig", "VARIANTS", "DEFAULT_VARIANT", "get_config", "variant_name"]
 
 CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)
 CLIP_STD = (68.5005327, 66.6321579, 70.32316305)
@@ -133,6 +133,12 @@ _ALIASES = {
     "convnext-b": "convnext_base",
     "convnext_b": "convnext_base",
 }
+
+
+def variant_name(cfg: FCCLIPConfig) -> str:
+    """The :data:`VARIANTS` name of the CLIP tower ``cfg`` uses (e.g. "rn50"); that tower's
+    open_clip name where no variant has it."""
+    return next((k for k, v in VARIANTS.items() if v.clip_model_name == cfg.clip_model_name), cfg.clip_model_name)
 
 
 def get_config(variant: str | None = None, **overrides) -> FCCLIPConfig:

@@ -54,6 +54,9 @@ def test_export_metadata(fcclip_file):
     path, info = fcclip_file
     back = read_export_info(path)
     assert back.family == "fcclip" and back.input_shape == info.input_shape and back.weights == info.weights
+    from ovseg_models.fcclip.config import variant_name
+
+    assert back.variant == variant_name(tiny_fcclip(0).config) != "unknown"
     assert back.inputs == ("images", "text_classifier", "synonym_class", "seen")
     assert back.outputs == ("mask_cls", "pred_masks", "pooled_clip_feature")
     from ovseg_models.export.fcclip import network_input_shape
@@ -142,6 +145,18 @@ def test_bad_files_and_inputs_are_refused_with_the_reason(fcclip_file, catseg_fi
     onnx.save(proto, str(plain))
     with pytest.raises(ExportError, match="not an ovseg export"):
         use_onnxruntime(tiny_fcclip(0), plain)
+    # another variant of the family (the file's metadata says ConvNeXt-L)
+    other = tmp_path / "convnext.onnx"
+    proto = onnx.load(str(path))
+    for prop in proto.metadata_props:
+        if prop.key == "ovseg.variant":
+            prop.value = "convnext_large_d_320"
+    onnx.save(proto, str(other))
+    with pytest.raises(
+        ExportError,
+        match=rf"{other} was exported from variant 'convnext_large_d_320', the segmenter is '{info.variant}'",
+    ):
+        use_onnxruntime(tiny_fcclip(0), other)
     # another family, other weights
     with pytest.raises(ExportError, match="is a catseg export, the segmenter is fcclip"):
         use_onnxruntime(tiny_fcclip(0), catseg_files[False])
