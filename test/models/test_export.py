@@ -119,6 +119,16 @@ def test_create_segmenter_backend(fcclip_file):
         create_segmenter("fcclip", variant="rn50", pretrained=False, backend="tensorflow")
 
 
+def test_onnxruntime_session_gets_pytorchs_thread_count(fcclip_file):
+    # with ONNX Runtime's own default, the PyTorch post-processing after each run went at one
+    # thread's speed on a 2-core machine
+    from ovseg_models.export import OnnxNetwork, read_export_info
+
+    info = read_export_info(fcclip_file[0])
+    assert OnnxNetwork(info).session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+    assert OnnxNetwork(info, threads=1).session.get_session_options().intra_op_num_threads == 1
+
+
 def test_bad_files_and_inputs_are_refused_with_the_reason(fcclip_file, catseg_files, tmp_path):
     import onnx
 
