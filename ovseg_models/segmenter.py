@@ -437,8 +437,7 @@ class Segmenter(abc.ABC):
         rgbs = [as_rgb_uint8(im) for im in images]
         sizes = [(int(r.shape[0]), int(r.shape[1])) for r in rgbs]
         out_sizes = [_output_size(h, w, max_output_side) for h, w in sizes]
-        release = self.release_memory and self.device.type == "cpu"
-        timer = StageTimer(self.device, after_stage=self._after_stage if release else None)
+        timer = StageTimer(self.device, after_stage=self._after_stage if self._releases_memory else None)
         t0 = time.perf_counter()
         with torch.inference_mode(), self._autocast():
             if batched:
@@ -452,8 +451,7 @@ class Segmenter(abc.ABC):
                 results = [
                     r if o == s else expand_result(r, s) for r, o, s in zip(results, out_sizes, sizes, strict=True)
                 ]
-        if release:
-            release_free_memory()
+        self._release_memory()
         total = time.perf_counter() - t0
         for r in results:
             r.vocabulary_version = encoded.version
@@ -468,8 +466,12 @@ class Segmenter(abc.ABC):
         if name in self.release_after_stages:
             release_free_memory()
 
+    @property
+    def _releases_memory(self) -> bool:
+        return self.release_memory and self.device.type == "cpu"
+
     def _release_memory(self) -> None:
-        if self.release_memory and self.device.type == "cpu":
+        if self._releases_memory:
             release_free_memory()
 
     def _predict_batch(
