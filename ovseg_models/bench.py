@@ -292,6 +292,8 @@ def _load_target(name: str, args) -> BenchTarget:
     except ModuleNotFoundError as e:
         raise SystemExit(f"benchmark for {name!r} is not available ({e})") from e
     use_fast_formulations(target.segmenter, not getattr(args, "reference_heads", False))
+    if getattr(args, "compile", False):
+        target.segmenter.compile(backend=args.compile_backend, mode=args.compile_mode)
     return target
 
 
@@ -328,23 +330,32 @@ def run_benchmark(args) -> list[dict]:
                 seg.encode_vocabulary(other)
                 text_switch = time.perf_counter() - t0
             seg.set_vocabulary(encoded)
-            for _ in range(args.warmup):
-                seg.predict(image)
+            batch = max(1, int(getattr(args, "batch", 1)))
+
+            first = float("nan")  # the first call at this size (compiles with --compile)
+            for i in range(args.warmup):
+                t0 = time.perf_counter()
+                _call(seg, image, batch)
+                if i == 0:
+                    first = time.perf_counter() - t0
             runs = []
             with PeakRSS(device) as mem:
                 for _ in range(args.repeat):
-                    runs.append(seg.predict(image).timings)
-            stages = sorted({k for r in runs for k in r})
+                    runs.append(_call(seg, image, batch))
+            stages = sorted({k for r in runs for k in r if k != "batch_size"})
             med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in stages}
             best = min(r["total"] for r in runs)
             row = {
                 "resolution": res or "default",
                 "input_hw": list(image.shape[:2]),
                 "vocab": len(vocab),
+                "batch": batch,
                 "text_cold_s": text_cold,
                 "text_switch_s": text_switch,
+                "first_call_s": first,
                 "median_s": med,
                 "best_total_s": best,
+                "frames_per_s": batch / med["total"],
                 "peak_rss_mb": (mem.peak - mem.base) / 2**20,
                 "rss_mb": mem.peak / 2**20,
             }
@@ -355,13 +366,20 @@ def run_benchmark(args) -> list[dict]:
     return rows
 
 
+def _call(seg, image: np.ndarray, batch: int) -> dict[str, float]:
+    """One timed call: ``predict``, or ``predict_batch`` of ``batch`` copies (cameras of one size)."""
+    results = seg.predict_batch([image] * batch) if batch > 1 else [seg.predict(image)]
+    return results[0].timings
+
+
 def _print_row(row: dict, reference: dict) -> None:
     med = row["median_s"]
     order = ["preprocess", "backbone", "pixel_decoder", "transformer_decoder", "classifiers", "postprocess"]
     stages = [k for k in order if k in med] + [k for k in med if k not in order and k != "total"]
+    batch = row.get("batch", 1)
     print(
         f"\n== resolution {row['resolution']} (input {row['input_hw'][0]}x{row['input_hw'][1]}), "
-        f"vocabulary {row['vocab']} classes"
+        f"vocabulary {row['vocab']} classes" + (f", batches of {batch} images (predict_batch)" if batch > 1 else "")
     )
     print(
         f"  text encoding: cold {row['text_cold_s']:.3f} s"
@@ -369,7 +387,12 @@ def _print_row(row: dict, reference: dict) -> None:
     )
     for k in stages:
         print(f"  {k:<20s} {_fmt(med[k])} ms (median)")
-    print(f"  {'end-to-end':<20s} {_fmt(med['total'])} ms (median), best {_fmt(row['best_total_s'])} ms")
+    per = f" per call of {batch}" if batch > 1 else ""
+    print(f"  {'end-to-end':<20s} {_fmt(med['total'])} ms (median){per}, best {_fmt(row['best_total_s'])} ms")
+    if "frames_per_s" in row:
+        print(f"  {'frames/s':<20s} {row['frames_per_s']:8.2f} (median)")
+    if row.get("first_call_s", float("nan")) == row.get("first_call_s"):
+        print(f"  {'first call':<20s} {_fmt(row['first_call_s'])} ms (warm-up at this size; compiles with --compile)")
     mem = f"  peak memory: +{row['peak_rss_mb']:.0f} MiB over baseline (RSS peak {row['rss_mb']:.0f} MiB)"
     if "cuda_peak_mb" in row:
         mem += f", CUDA max allocated {row['cuda_peak_mb']:.0f} MiB"
@@ -575,6 +598,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the segmenter's stages (Segmenter.compile); the first warm-up call at each size compiles",
+    )
+    p.add_argument("--compile-backend", default="inductor", help="with --compile: the torch.compile backend")
+    p.add_argument("--compile-mode", default=None, help="with --compile: e.g. max-autotune, reduce-overhead")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="images per call: N > 1 times predict_batch of N copies (one camera per image; frames/s counts all)",
+    )
     p.add_argument("--resolutions", default="480,640,800", help="shortest edges (ignored with --case)")
     p.add_argument("--vocab-sizes", default="10,50", help="vocabulary sizes (ignored with --case)")
     p.add_argument("--outputs", default="semantic,panoptic", help="post-processing outputs")
@@ -611,9 +647,20 @@ def main(argv: list[str] | None = None) -> int:
         f"# {'official-comparison table' if args.table else args.model} on {args.device} ({args.precision}), "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         + (", official order of operations (reference heads)" if args.reference_heads else "")
+        + (
+            f", torch.compile ({args.compile_backend}{', ' + args.compile_mode if args.compile_mode else ''})"
+            if args.compile
+            else ""
+        )
     )
+    if args.table and (args.compile or args.batch > 1):
+        raise SystemExit("--compile and --batch apply to the per-model benchmark, not --table")
     if args.device == "cpu":
         print(f"# this machine: {machine_line()}")
+    elif args.device.startswith("cuda"):
+        dev = torch.device(args.device)
+        props = torch.cuda.get_device_properties(dev)
+        print(f"# this device: {props.name}, {props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs")
     rows = run_official_table(args) if args.table else run_benchmark(args)
     if args.json:
         with open(args.json, "w") as f:

@@ -38,6 +38,7 @@ def create_segmenter(
     precision: str = "fp32",
     backend: str = "torch",
     onnx: str | None = None,
+    compile: bool = False,
     **options: Any,
 ) -> Segmenter:
     """Build a segmenter.
@@ -57,6 +58,8 @@ def create_segmenter(
             (written by :func:`ovseg_models.export.export_onnx` / ``ovseg-export`` from the same
             weights, checked); text encoding and pre/post-processing stay in PyTorch.
         onnx: the exported file (``backend="onnxruntime"``).
+        compile: ``torch.compile`` the network's stages (:meth:`Segmenter.compile`, torch backend;
+            each input size compiles at its first frame).
         **options: family-specific options (resizing policy, thresholds, ensemble weights...).
     """
     family = _family(model)
@@ -75,6 +78,8 @@ def create_segmenter(
         raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
     if (backend == "onnxruntime") != (onnx is not None):
         raise ValueError("backend='onnxruntime' needs onnx=<exported file>, and onnx= needs that backend")
+    if compile and backend != "torch":
+        raise ValueError(f"compile=True applies to the torch backend, not {backend!r}")
     segmenter = family.build_segmenter(
         variant=variant, checkpoint=checkpoint, pretrained=pretrained, device=device, precision=precision, **options
     )
@@ -82,4 +87,6 @@ def create_segmenter(
         from .export import use_onnxruntime
 
         use_onnxruntime(segmenter, onnx)
+    if compile:
+        segmenter.compile()
     return segmenter

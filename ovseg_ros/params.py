@@ -97,6 +97,11 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str]] = {
     "onnx": ("", "the exported .onnx file of backend 'onnxruntime'"),
     "device": ("auto", "torch device: 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'"),
     "precision": ("fp32", "'fp32', or 'fp16'/'bf16' autocast (CUDA only)"),
+    "compile": (
+        False,
+        "torch.compile the network's stages (backend torch; pays on GPU). Each input size "
+        "compiles at its first frame, so a camera's first frames take seconds to minutes",
+    ),
     "seed": (-1, "torch seed before building the model (random weights reproducible); -1 = none"),
     "torch_threads": (0, "torch CPU threads (0 = torch's default)"),
     "model_options": (
@@ -229,6 +234,7 @@ class NodeConfig:
     onnx: str = ""
     device: str = "auto"
     precision: str = "fp32"
+    compile: bool = False
     seed: int = -1
     torch_threads: int = 0
     model_options: dict = field(default_factory=dict)
@@ -609,6 +615,10 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
             "release you want to run, or set 'allow_random_weights' true to run with a randomly "
             "initialised head (outputs are meaningless)"
         )
+    if cfg.compile and cfg.backend != "torch":
+        raise ConfigError(
+            f"compile true applies to backend 'torch' (the onnxruntime backend runs {cfg.onnx!r} as exported)"
+        )
     dev = resolve_device(cfg.device)
     cfg.resolved_device = dev
     if cfg.precision not in ("fp32", "fp16", "bf16"):
@@ -703,6 +713,7 @@ def build_segmenter(cfg: NodeConfig, *, create: Callable | None = None):
                 precision=cfg.precision,
                 **release,
                 **({"backend": cfg.backend, "onnx": os.path.expanduser(cfg.onnx)} if cfg.onnx else {}),
+                **({"compile": True} if cfg.compile else {}),
                 **segmenter_options(cfg),
             )
     except TypeError as e:

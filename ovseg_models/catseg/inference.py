@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..segmenter import upload
 from ..transforms import resize_image, resize_shortest_edge_shape
 
 __all__ = [
@@ -237,7 +238,7 @@ def run_inference(
         mapped = _mapped(image, cfg, opts)
         if intermediates is not None:
             intermediates["model_input"] = mapped
-        img = mapped.to(dev).permute(2, 0, 1).to(torch.float32)
+        img = upload(mapped, dev).permute(2, 0, 1).to(torch.float32)
         clip, guide, geom = prepare_views(img, cfg, opts)
     logits = _forward(model, clip, text, guide, opts, timer=timer, intermediates=intermediates)
     if intermediates is not None:
@@ -311,7 +312,7 @@ def run_inference_batch(
     with timer("preprocess"):
         for image in images:
             prepared.append(
-                prepare_views(_mapped(image, cfg, opts).to(dev).permute(2, 0, 1).to(torch.float32), cfg, opts)
+                prepare_views(upload(_mapped(image, cfg, opts), dev).permute(2, 0, 1).to(torch.float32), cfg, opts)
             )
     groups: dict[tuple, list[int]] = {}
     for i, (clip, guide, _) in enumerate(prepared):

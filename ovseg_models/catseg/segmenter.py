@@ -200,6 +200,12 @@ class CATSegSegmenter(Segmenter):
 
         return normalize(self.text_encoder.encode(texts, templates).mean(dim=1))
 
+    def compile_targets(self) -> list[torch.nn.Module]:
+        """The repeated blocks: CLIP's image transformer blocks (the last one runs its dense
+        variant, uncompiled) and the aggregator layers (spatial and class attention)."""
+        blocks = self.model.clip_model.visual.transformer.resblocks
+        return [*list(blocks)[:-1], *self.model.aggregator.layers]
+
     def _inference_options(self, options: dict, sizes: list[tuple[int, int]], k: int) -> tuple[InferenceOptions, bool]:
         unknown = sorted(set(options) - set(self._OPTIONS))
         if unknown:

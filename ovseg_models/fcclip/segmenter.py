@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..segmenter import EncodedVocabulary, Segment, SegmentationResult, Segmenter, StageTimer
+from ..segmenter import EncodedVocabulary, Segment, SegmentationResult, Segmenter, StageTimer, upload
 from ..text import TextEmbeddingCache, build_text_classifier, get_templates
 from ..transforms import resize_image, resize_shortest_edge_shape
 from ..vocabulary import Vocabulary
@@ -150,6 +150,12 @@ class FCCLIPSegmenter(Segmenter):
             batch_size=self.text_batch_size,
         )
 
+    def compile_targets(self) -> list[torch.nn.Module]:
+        """The three networks between pre- and post-processing (the classifiers are a few pooled
+        products, the ensemble a handful of element-wise operations)."""
+        m = self.model
+        return [m.backbone, m.pixel_decoder, m.transformer_decoder]
+
     # -- inference --------------------------------------------------------------------------------
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         """HxWx3 uint8 -> resized 3xhxw uint8 (official test resize policy).
@@ -201,9 +207,7 @@ class FCCLIPSegmenter(Segmenter):
         results: list[SegmentationResult | None] = [None] * len(images)
         for members in groups.values():
             with timer("preprocess"):
-                batch, sizes = self.model.normalize_and_pad(
-                    [resized[i].to(self.device, non_blocking=True) for i in members]
-                )
+                batch, sizes = self.model.normalize_and_pad([upload(resized[i], self.device) for i in members])
                 batch = pad_to_min_side(batch, MIN_MODEL_SIDE)
             out = self.network(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
             with timer("postprocess"), torch.autocast(self.device.type, enabled=False):

@@ -162,3 +162,15 @@ def test_a_cuda_index_beyond_the_machines_devices_is_refused(monkeypatch):
     assert resolve_device("cuda:1") == "cuda:1" and resolve_device("auto") == "cuda"
     with pytest.raises(ConfigError, match=r"device 'cuda:7': this machine has 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
         resolve_device("cuda:7")
+
+
+def test_compile_with_the_onnxruntime_backend_is_refused_at_configure(tmp_path):
+    from ovseg_ros.params import ConfigError, config_from_dict
+
+    onnx = tmp_path / "fcclip.onnx"
+    onnx.write_bytes(b"")
+    params = {"allow_random_weights": True, "backend": "onnxruntime", "onnx": str(onnx)}
+    assert not config_from_dict(params).compile
+    with pytest.raises(ConfigError, match="compile true applies to backend 'torch'"):
+        config_from_dict({**params, "compile": True})
+    assert config_from_dict({"allow_random_weights": True, "compile": True}).compile
