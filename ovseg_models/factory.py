@@ -53,7 +53,8 @@ def create_segmenter(
         pretrained: CLIP weights: ``True`` for the variant's official open_clip tag, a tag or a local
             file path, or ``False``/``None`` for random CLIP weights (tests, offline machines).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        precision: ``"fp32"``, or ``"fp16"``/``"bf16"`` autocast on CUDA.
+        precision: ``"fp32"``, or autocast: ``"bf16"`` (CUDA, or a CPU with native bf16:
+            :func:`~ovseg_models.segmenter.cpu_has_bf16`) or ``"fp16"`` (CUDA).
         backend: ``"torch"``, or ``"onnxruntime"``: the image network runs from the file ``onnx``
             (written by :func:`ovseg_models.export.export_onnx` / ``ovseg-export`` from the same
             weights, checked); text encoding and pre/post-processing stay in PyTorch.

@@ -46,6 +46,8 @@ __all__ = [
     "Segmenter",
     "StageTimer",
     "as_rgb_uint8",
+    "check_precision",
+    "cpu_has_bf16",
     "expand_result",
     "expand_segments",
     "text_tower_digest",
@@ -66,6 +68,33 @@ MAX_TEXT_ENCODINGS = 20_000
 
 class ImageError(ValueError):
     """An input image was refused; the message says why."""
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), as oneDNN's bf16
+    convolutions and GEMMs need to be faster than fp32 (elsewhere bf16 is emulated, and slower)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, p, lambda: False)()) for p in probes)
+
+
+def check_precision(precision: str, device: torch.device | str) -> None:
+    """Refuse, with what to do, a precision the device cannot run: fp16 autocast is CUDA's; bf16
+    runs on CUDA and on CPUs with native bf16 (:func:`cpu_has_bf16`)."""
+    device = torch.device(device)
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
+    if precision == "fp32" or device.type == "cuda":
+        return
+    if precision == "bf16" and device.type == "cpu":
+        if not cpu_has_bf16():
+            raise ValueError(
+                "bf16 on this CPU: it has no native bf16 instructions (AVX512-BF16 or AMX), so bf16 "
+                "would be emulated and slower than fp32; use fp32"
+            )
+        return
+    raise ValueError(
+        f"{precision} autocast is supported on CUDA (bf16 also on CPUs with native bf16); use fp32 on {device}"
+    )
 
 
 def upload(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
@@ -257,11 +286,8 @@ class Segmenter(abc.ABC):
     release_after_stages: frozenset[str] = frozenset()
 
     def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu", precision: str = "fp32"):
-        if precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
         self.device = torch.device(device)
-        if precision != "fp32" and self.device.type != "cuda":
-            raise ValueError(f"{precision} autocast is supported on CUDA only; use fp32 on {self.device}")
+        check_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         if self.release_memory:  # what building and loading the model freed (CAT-Seg ViT-B: 0.5 GB)
             release_free_memory()

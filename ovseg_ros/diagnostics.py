@@ -53,6 +53,8 @@ def segmentation_status(
         "state": state,
         "model": f"{cfg.model}/{cfg.variant or 'default'}" if cfg else "",
         "device": cfg.resolved_device if cfg else "",
+        "precision": (cfg.precision + (", compiled" if cfg.compile else "")) if cfg else "",
+        "backend": cfg.backend if cfg else "",
         "checkpoint": (cfg.checkpoint or "none (random weights)") if cfg else "",
         "vocabulary_version": str(vocabulary_version),
         "vocabulary_classes": str(vocabulary_classes),

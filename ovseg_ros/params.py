@@ -96,7 +96,7 @@ COMMON_PARAMETERS: dict[str, tuple[Any, str]] = {
     ),
     "onnx": ("", "the exported .onnx file of backend 'onnxruntime'"),
     "device": ("auto", "torch device: 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'"),
-    "precision": ("fp32", "'fp32', or 'fp16'/'bf16' autocast (CUDA only)"),
+    "precision": ("fp32", "'fp32', or autocast: 'bf16' (CUDA, or a CPU with AVX512-BF16 / AMX), 'fp16' (CUDA)"),
     "compile": (
         False,
         "torch.compile the network's stages (backend torch; pays on GPU). Each input size "
@@ -623,8 +623,16 @@ def config_from_dict(values: dict[str, Any]) -> NodeConfig:
     cfg.resolved_device = dev
     if cfg.precision not in ("fp32", "fp16", "bf16"):
         raise ConfigError(f"precision {cfg.precision!r}: use 'fp32', 'fp16' or 'bf16'")
-    if cfg.precision != "fp32" and not dev.startswith("cuda"):
-        raise ConfigError(f"precision {cfg.precision!r} needs a CUDA device; on {dev} use precision 'fp32'")
+    if cfg.precision == "fp16" and not dev.startswith("cuda"):
+        raise ConfigError(f"precision 'fp16' needs a CUDA device; on {dev} use precision 'fp32' (or 'bf16')")
+    if cfg.precision == "bf16" and dev == "cpu":
+        from ovseg_models.segmenter import cpu_has_bf16
+
+        if not cpu_has_bf16():
+            raise ConfigError(
+                "precision 'bf16' on this CPU: it has no native bf16 instructions (AVX512-BF16 or AMX), "
+                "so bf16 would be slower than fp32; use precision 'fp32'"
+            )
     cfg.model_options = _parse_model_options(cfg.model_options)
     for name, label in (("semantic_score_threshold", "semantic_score_threshold"), ("overlay_alpha", "overlay.alpha")):
         setattr(cfg, name, _check_range(label, getattr(cfg, name), 0, 1))

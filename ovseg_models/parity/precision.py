@@ -1,6 +1,6 @@
 """Reduced precision and compiled graphs against fp32 on the reference cases.
 
-    python -m ovseg_models.parity.precision CASE.npz [CASE.npz ...] --device cuda [--precisions fp32,bf16,fp16] [--compile]
+    python -m ovseg_models.parity.precision CASE.npz [CASE.npz ...] --device cuda [--precisions fp32,bf16,fp16] [--compile] [--repeat N]
 
 For each case the case's segmenter (the reference weights, the case's image and vocabulary; the
 settings of ``python -m ovseg_models.bench --case``) runs once on the CPU at fp32, the path the
@@ -12,11 +12,14 @@ difference of the winning class score, and the panoptic segments (count, labels)
 
 A flip where fp32's margin is below ``--margin`` is float rounding deciding a near-tie; the others are
 what a precision changes. The figures this prints are the tolerance a precision holds on that model.
+``--repeat N`` also times the device's settings side by side (N calls of each, alternated).
+``--device cpu --precisions fp32,bf16`` compares bf16 on a CPU with native bf16 (AVX512-BF16, AMX).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from argparse import Namespace
 from collections.abc import Sequence
@@ -42,6 +45,7 @@ class PrecisionRow:
     score_max_abs: float  # largest difference of the winning class score
     segments: tuple[int, int] | None  # panoptic segments (this run, CPU fp32); None: no panoptic output
     segment_labels_equal: bool
+    seconds: tuple[float, float] | None = None  # min, median of the side-by-side timing (``repeat``)
 
     def __str__(self) -> str:
         seg = "" if self.segments is None else f", panoptic segments {self.segments[0]} vs {self.segments[1]}"
@@ -107,8 +111,12 @@ def run_precisions(
     compile: bool = False,
     margin: float = 1e-3,
     sliding: bool = False,
+    repeat: int = 0,
 ) -> list[PrecisionRow]:
-    """Compare each case's runs on ``device`` with its CPU fp32 run (see the module docstring)."""
+    """Compare each case's runs on ``device`` with its CPU fp32 run (see the module docstring).
+
+    ``repeat`` > 0: then also time the settings of a case side by side, one call of each in turn
+    after a warm-up, ``repeat`` rounds (``PrecisionRow.seconds``: min, median)."""
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (cuDNN's default is TF32)
     torch.backends.cudnn.allow_tf32 = False
     rows = []
@@ -120,8 +128,8 @@ def run_precisions(
         reference = target.segmenter.predict(target.image, **options)
         del target
         settings = [(p, False) for p in precisions] + ([(p, True) for p in precisions] if compile else [])
+        kept = []
         for precision, compiled in settings:
-            torch._dynamo.reset()
             target = _segmenter(case, family, device, precision, sliding=sliding)
             if compiled:
                 target.segmenter.compile()
@@ -130,10 +138,31 @@ def run_precisions(
             setting = f"{device} {precision}" + (" compiled" if compiled else "")
             rows.append(PrecisionRow(case.stem, setting, **compare_results(reference, result, margin=margin)))
             print(rows[-1], flush=True)
+            if repeat > 0:
+                kept.append((rows[-1], target.segmenter, target.image))
             del target, result
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+        if kept:
+            _time_side_by_side(kept, repeat)
     return rows
+
+
+def _time_side_by_side(kept: list, repeat: int) -> None:
+    for _, seg, image in kept:  # warm-up (and compilation)
+        seg.predict(image)
+    times: list[list[float]] = [[] for _ in kept]
+    for _ in range(repeat):
+        for i, (_, seg, image) in enumerate(kept):
+            times[i].append(seg.predict(image).timings["total"])
+    first = statistics.median(times[0])
+    for (row, _, _), t in zip(kept, times, strict=True):
+        row.seconds = (min(t), statistics.median(t))
+        print(
+            f"  {row.setting:<24s} min / median {row.seconds[0]:.3f} / {row.seconds[1]:.3f} s "
+            f"({first / row.seconds[1]:.2f}x {kept[0][0].setting}'s speed; {repeat} calls each, alternated)",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="also run each precision compiled (Segmenter.compile)")
     p.add_argument("--margin", type=float, default=1e-3, help="top-two score margin below which a flip is a near-tie")
     p.add_argument("--sliding", action="store_true", help="CAT-Seg: the sliding-window protocol (default: resize)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=0,
+        help="also time the settings side by side: this many calls of each, alternated, after a warm-up",
+    )
     args = p.parse_args(argv)
     precisions = [x for x in args.precisions.split(",") if x]
     print(f"# each run against the CPU fp32 run of its case (torch {torch.__version__})")
@@ -158,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         compile=args.compile,
         margin=args.margin,
         sliding=args.sliding,
+        repeat=args.repeat,
     )
     return 0
 

@@ -139,7 +139,13 @@ def test_topics_and_services_end_to_end(ros_context, executor, vocab_file):
             "device",
         ):
             assert key in values
-        assert values["device"] == "cpu" and st.hardware_id == "cpu" and "RANDOM WEIGHTS" in st.message
+        assert (
+            values["device"] == "cpu"
+            and values["precision"] == "fp32"
+            and values["backend"] == "torch"
+            and st.hardware_id == "cpu"
+            and "RANDOM WEIGHTS" in st.message
+        )
         assert float(values["model_latency_ms_p50"]) > 0
         probe.destroy()
 

@@ -174,3 +174,17 @@ def test_compile_with_the_onnxruntime_backend_is_refused_at_configure(tmp_path):
     with pytest.raises(ConfigError, match="compile true applies to backend 'torch'"):
         config_from_dict({**params, "compile": True})
     assert config_from_dict({"allow_random_weights": True, "compile": True}).compile
+
+
+def test_bf16_on_the_cpu_is_accepted_where_the_cpu_has_native_bf16_and_refused_elsewhere():
+    from ovseg_models.segmenter import cpu_has_bf16
+    from ovseg_ros.params import ConfigError, config_from_dict
+
+    params = {"allow_random_weights": True, "device": "cpu", "precision": "bf16"}
+    if cpu_has_bf16():
+        assert config_from_dict(params).precision == "bf16"
+    else:
+        with pytest.raises(ConfigError, match="no native bf16 instructions"):
+            config_from_dict(params)
+    with pytest.raises(ConfigError, match="precision 'fp16' needs a CUDA device"):
+        config_from_dict({**params, "precision": "fp16"})
