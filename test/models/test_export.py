@@ -5,6 +5,8 @@ with errors that name the file and what differs."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -198,11 +200,51 @@ def test_ovseg_export_command(tmp_path, monkeypatch, capsys):
     out = tmp_path / "tiny.onnx"
     assert cli.main(["fcclip", "--image-size", "48x64", "-o", str(out), "--vocabulary", "floor,person,cup"]) == 0
     text = capsys.readouterr().out
-    assert f"wrote {out}: fcclip" in text and "semantic decision flips 0.0000%" in text
+    assert f"wrote {out}: fcclip" in text and "semantic decision flips 0.0000%" in text and "parity ok" in text
+    assert "pred_masks: max_abs_diff=" in text and "of the largest magnitude" in text
     assert read_export_info(out).options["image_size"] == [48, 64]
     assert cli.main(["fcclip", "-o", str(tmp_path / "x.onnx")]) == 2  # FC-CLIP needs the frame size
     with pytest.raises(SystemExit):
         cli.main(["fcclip", "--image-size", "480by640", "-o", str(out)])
+
+
+def test_export_check_holds_each_query_to_the_tolerance_and_allows_a_few_moved_queries():
+    from ovseg_models.export.cli import ROW_OUTLIER_CAP, ROW_OUTLIERS, compare_outputs
+
+    g = torch.Generator().manual_seed(0)
+    ref = {
+        "pred_masks": torch.randn(1, 10, 8, 8, generator=g) * 30,  # magnitude ~100: the tolerance scales
+        "mask_cls": torch.randn(1, 10, 5, generator=g).log_softmax(-1),
+    }
+    ref["mask_cls"][0, 0, 0] = -math.inf  # a probability of 0 in both
+    scale = float(ref["pred_masks"].abs().max())
+
+    def check(**moved):
+        other = {k: v.clone() for k, v in ref.items()}
+        for name, changes in moved.items():
+            for q, delta in changes:
+                other[name][0, q] += delta
+        return {c.name: c for c in compare_outputs(ref, other, tolerance=1e-3)}
+
+    same = check()
+    assert all(c.ok and c.max_abs_diff == 0 for c in same.values()), same
+    small = check(pred_masks=[(q, 0.5e-3 * scale) for q in range(10)])  # every query within 1e-3 of the scale
+    assert small["pred_masks"].ok and not small["pred_masks"].flips
+    few = check(pred_masks=[(3, 0.05 * scale), (7, 0.02 * scale)])  # two queries' masks moved: reported, ok
+    assert few["pred_masks"].ok and len(few["pred_masks"].flips) == ROW_OUTLIERS
+    many = check(pred_masks=[(q, 0.05 * scale) for q in range(ROW_OUTLIERS + 1)])
+    assert not many["pred_masks"].ok
+    finite = ref["mask_cls"][torch.isfinite(ref["mask_cls"])]
+    too_far = check(
+        mask_cls=[(2, 2 * ROW_OUTLIER_CAP * max(1.0, float(finite.abs().max())))]
+    )  # one query, beyond the cap
+    assert not too_far["mask_cls"].ok
+    everywhere = check(pred_masks=[(q, 2e-3 * scale) for q in range(10)])  # a wrong export moves all queries
+    assert not everywhere["pred_masks"].ok
+    subset = compare_outputs(ref, {"pred_masks": ref["pred_masks"]})  # the file's outputs are compared
+    assert [(c.name, c.ok) for c in subset] == [("pred_masks", True)]
+    extra = compare_outputs({"pred_masks": ref["pred_masks"]}, ref)
+    assert [c.ok for c in extra] == [True, False] and "not among PyTorch's outputs" in extra[1].note
 
 
 @pytest.mark.slow
@@ -227,3 +269,13 @@ def test_full_size_export_holds_parity_on_the_reference_case(capsys):
         "onnxruntime/instances",
     }, "\n".join(lines)
     assert all(" ok" in l for l in ort.values()), "\n".join(lines)
+
+
+def test_ovseg_export_names_a_missing_checkpoint_without_a_traceback(tmp_path, capsys):
+    from ovseg_models.export import cli
+
+    missing = tmp_path / "nope.pth"
+    assert cli.main(["catseg", "--checkpoint", str(missing), "-o", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"ovseg-export: error: checkpoint not found: {missing}" in err and "Traceback" not in err
+    assert not (tmp_path / "x.onnx").exists()
