@@ -326,10 +326,11 @@ class Segmenter(abc.ABC):
         their names and so ``model_key`` stay as they are). Returns ``self``.
 
         Nothing is compiled here: each target compiles at its first call, and again at a new
-        input shape (a camera resolution, a vocabulary size). ``dynamic=None`` (PyTorch's default)
-        compiles the first shape static and a second one with dynamic sizes, so a vocabulary
-        switch does not compile again; ``dynamic=False`` keeps one static graph per shape (within
-        PyTorch's recompile limit, 8 per block). Warm up at every resolution before timing.
+        input shape. The families name stages whose shapes the camera's resolution sets, not the
+        vocabulary, so a vocabulary switch never compiles. ``dynamic=None`` (PyTorch's default)
+        compiles the first resolution static and a second one with dynamic sizes;
+        ``dynamic=False`` keeps one static graph per resolution (within PyTorch's recompile
+        limit, 8 per block). Warm up at every resolution before timing.
         Where it pays: the GPU (fewer kernel launches, fused element-wise work); on this
         project's 2-core CPUs the convolutions and GEMMs dominate and compiling gains little.
         """

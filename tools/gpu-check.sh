@@ -13,7 +13,8 @@
 #   1. bf16 / fp16 autocast against fp32 on the reference cases (decision flips, score differences);
 #   2. FC-CLIP ConvNeXt-L and CAT-Seg ViT-B/16 at 640x480 (and FC-CLIP at its test size, 800):
 #      fp32, bf16, bf16 compiled; frames/s, per stage, first call (compilation), CUDA memory;
-#   3. batches of 4 images (4 cameras of one size, predict_batch) against single images, bf16;
+#   3. the deformable attention's gather (default) against grid_sample (--reference-heads), bf16;
+#      batches of 4 images (4 cameras of one size, predict_batch) against single images, bf16;
 #   4. the ONNX Runtime execution providers there (TensorRT / CUDA ones, if any).
 # Each step has its own time limit; a step that fails or runs out is reported and the next runs.
 # GPU_CHECK_DEVICE=cpu GPU_CHECK_REPEAT=1 rehearses the commands here (the bf16 steps are refused:
@@ -70,15 +71,18 @@ DEVICE=${GPU_CHECK_DEVICE:-cuda}
 "$PY" -c "import torch, open_clip, timm; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0), '| open_clip', open_clip.__version__, '| timm', timm.__version__)" || exit 1
 
 BENCH=("$PY" -m ovseg_models.bench --device "$DEVICE" --warmup 3 --repeat "${GPU_CHECK_REPEAT:-20}" --outputs semantic,panoptic)
-step 90 "precision: bf16 / fp16 autocast against fp32 (CPU fp32 the reference)" \
+step 80 "precision: bf16 / fp16 autocast against fp32 (CPU fp32 the reference)" \
   "$PY" -m ovseg_models.parity.precision "$CASES/fcclip_rn50_case0.npz" "$CASES/catseg_vitb16_case0.npz" \
   --device "$DEVICE" --precisions fp32,bf16,fp16
 step 50 "FC-CLIP ConvNeXt-L 640x480 fp32" "${BENCH[@]}" --model fcclip --variant convnext_large_d_320 \
   --precision fp32 --resolutions 480 --vocab-sizes 20,150
 step 60 "FC-CLIP ConvNeXt-L 640x480 and 800 bf16" "${BENCH[@]}" --model fcclip --variant convnext_large_d_320 \
   --precision bf16 --resolutions 480,800 --vocab-sizes 20,150
-step 130 "FC-CLIP ConvNeXt-L 640x480 bf16 compiled" "${BENCH[@]}" --model fcclip --variant convnext_large_d_320 \
+step 110 "FC-CLIP ConvNeXt-L 640x480 bf16 compiled" "${BENCH[@]}" --model fcclip --variant convnext_large_d_320 \
   --precision bf16 --compile --resolutions 480 --vocab-sizes 20,150
+step 45 "FC-CLIP ConvNeXt-L 640x480 bf16, official order of operations (grid_sample deformable attention)" \
+  "${BENCH[@]}" --model fcclip --variant convnext_large_d_320 --precision bf16 --resolutions 480 --vocab-sizes 150 \
+  --reference-heads
 step 50 "FC-CLIP ConvNeXt-L 640x480 bf16, batches of 4 (4 cameras)" "${BENCH[@]}" --model fcclip \
   --variant convnext_large_d_320 --precision bf16 --resolutions 480 --vocab-sizes 150 --batch 4
 step 50 "CAT-Seg ViT-B/16 640x480 fp32 and bf16 (resize)" bash -c \

@@ -201,10 +201,14 @@ class CATSegSegmenter(Segmenter):
         return normalize(self.text_encoder.encode(texts, templates).mean(dim=1))
 
     def compile_targets(self) -> list[torch.nn.Module]:
-        """The repeated blocks: CLIP's image transformer blocks (the last one runs its dense
-        variant, uncompiled) and the aggregator layers (spatial and class attention)."""
+        """CLIP's image transformer blocks (the last one runs its dense variant, uncompiled):
+        their shapes are the 384x384 views', whatever the camera and the vocabulary, so they
+        compile once. Not the aggregator: its shapes follow the vocabulary's size and the
+        class chunks, and each new size compiled again (the tiny model: four vocabulary sizes,
+        four compilations of its Swin and class-attention blocks, 20-40 s each on this CPU), which
+        would stall a robot at every vocabulary switch."""
         blocks = self.model.clip_model.visual.transformer.resblocks
-        return [*list(blocks)[:-1], *self.model.aggregator.layers]
+        return list(blocks)[:-1]
 
     def _inference_options(self, options: dict, sizes: list[tuple[int, int]], k: int) -> tuple[InferenceOptions, bool]:
         unknown = sorted(set(options) - set(self._OPTIONS))

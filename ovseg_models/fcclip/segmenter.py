@@ -151,10 +151,13 @@ class FCCLIPSegmenter(Segmenter):
         )
 
     def compile_targets(self) -> list[torch.nn.Module]:
-        """The three networks between pre- and post-processing (the classifiers are a few pooled
-        products, the ensemble a handful of element-wise operations)."""
-        m = self.model
-        return [m.backbone, m.pixel_decoder, m.transformer_decoder]
+        """The backbone and the pixel decoder: most of the arithmetic, and shapes set by the
+        camera's resolution alone, so each resolution compiles once. Not the transformer decoder
+        and the classifiers: they take the vocabulary (its size and its synonym counts, plain
+        ints that compiled code is specialised on), and each new vocabulary compiled parts of
+        them again (the tiny model: a new graph at every vocabulary size, up to PyTorch's
+        recompile limit), which would stall a robot at every vocabulary switch."""
+        return [self.model.backbone, self.model.pixel_decoder]
 
     # -- inference --------------------------------------------------------------------------------
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
