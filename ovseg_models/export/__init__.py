@@ -29,7 +29,8 @@ Checks, with errors that name the file: the file's family, variant and weights (
 exported weights, stored in the file's metadata) must be the segmenter's; a frame whose network
 input is not the exported shape is refused with both shapes; a corrupt or non-ovseg file is refused
 on load. Execution providers: CPU here; CUDA / TensorRT where onnxruntime has them
-(``providers=``).
+(``providers=``); TensorRT builds an fp16 engine from the file and caches it beside it
+(:func:`tensorrt_options`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "export_onnx",
     "default_providers",
     "read_export_info",
+    "tensorrt_options",
     "use_onnxruntime",
     "use_pytorch",
 ]
@@ -211,6 +213,33 @@ def default_providers() -> list[str]:
     return [p for p in order if p in have] or have
 
 
+def tensorrt_options(path: str | Path, *, fp16: bool = True) -> dict[str, str]:
+    """Options of ONNX Runtime's TensorRT execution provider for the exported file ``path``: it
+    builds a TensorRT engine from the file at the session's first run (fp16 kernels where
+    ``fp16``, as on a Jetson) and caches it in ``<file>.trt/`` beside the file, so a restart
+    loads the engine instead of building it again (the cache is keyed by the file's contents)."""
+    cache = Path(path).with_name(Path(path).name + ".trt")
+    return {
+        "trt_fp16_enable": "True" if fp16 else "False",
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache),
+    }
+
+
+def _with_options(providers: Sequence, path: Path) -> list:
+    """``providers`` as ONNX Runtime takes them, the TensorRT one with :func:`tensorrt_options`
+    unless given its own as a (name, options) pair."""
+    out: list = []
+    for p in providers:
+        if p == "TensorrtExecutionProvider":
+            options = tensorrt_options(path)
+            Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+            out.append((p, options))
+        else:
+            out.append(p)
+    return out
+
+
 class OnnxNetwork:
     """An exported network run by ONNX Runtime: numpy in, torch tensors out (on the CPU).
 
@@ -231,7 +260,7 @@ class OnnxNetwork:
         opts.intra_op_num_threads = int(threads) if threads else torch.get_num_threads()
         try:
             self.session = ort.InferenceSession(
-                str(info.path), sess_options=opts, providers=list(providers or default_providers())
+                str(info.path), sess_options=opts, providers=_with_options(providers or default_providers(), info.path)
             )
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
             raise ExportError(f"onnxruntime cannot load {info.path}: {type(e).__name__}: {e}") from None

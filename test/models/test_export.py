@@ -279,3 +279,40 @@ def test_ovseg_export_names_a_missing_checkpoint_without_a_traceback(tmp_path, c
     err = capsys.readouterr().err
     assert f"ovseg-export: error: checkpoint not found: {missing}" in err and "Traceback" not in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_tensorrt_provider_gets_fp16_and_an_engine_cache_beside_the_file(tmp_path):
+    from ovseg_models.export import _with_options, tensorrt_options
+
+    path = tmp_path / "fcclip_rn50.onnx"
+    providers = _with_options(["TensorrtExecutionProvider", "CPUExecutionProvider"], path)
+    assert providers[1] == "CPUExecutionProvider"
+    name, options = providers[0]
+    assert name == "TensorrtExecutionProvider" and options["trt_fp16_enable"] == "True"
+    assert (
+        options["trt_engine_cache_path"] == str(tmp_path / "fcclip_rn50.onnx.trt")
+        and (tmp_path / "fcclip_rn50.onnx.trt").is_dir()
+    )
+    assert tensorrt_options(path, fp16=False)["trt_fp16_enable"] == "False"
+    assert _with_options([("TensorrtExecutionProvider", {"x": "1"})], path) == [
+        ("TensorrtExecutionProvider", {"x": "1"})
+    ]
+
+
+@pytest.mark.gpu
+def test_a_tensorrt_fp16_engine_built_from_the_exported_file_agrees_with_pytorch(tmp_path):
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this onnxruntime has no TensorRT execution provider (onnxruntime-gpu with TensorRT, on a GPU)")
+    seg = tiny_fcclip(0)
+    seg.set_vocabulary(["floor", "person", "cup", "wall"])
+    image = _photo((120, 160))
+    ref = seg.predict(image)
+    path = export_onnx(seg, tmp_path / "tiny.onnx", image_size=(120, 160)).path
+    use_onnxruntime(seg, path, providers=["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    assert seg.network.network.providers[0] == "TensorrtExecutionProvider"
+    out = seg.predict(image)
+    assert np.abs(out.score - ref.score).max() < 2e-2  # fp16 kernels
+    assert (out.semantic == ref.semantic).mean() > 0.99
+    assert any((tmp_path / "tiny.onnx.trt").iterdir())  # the engine, cached for the next start
