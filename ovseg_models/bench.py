@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -308,6 +309,7 @@ def run_benchmark(args) -> list[dict]:
     rows = []
     resolutions: Sequence[int | None] = [None] if args.case else [int(r) for r in args.resolutions.split(",")]
     vocab_sizes = [None] if args.case else [int(v) for v in args.vocab_sizes.split(",")]
+    batch = max(1, int(getattr(args, "batch", 1)))
     for res in resolutions:
         target.set_resolution(res)
         image = target.image if target.image is not None else _test_image(res or 800, int((res or 800) * 4 / 3))
@@ -330,8 +332,6 @@ def run_benchmark(args) -> list[dict]:
                 seg.encode_vocabulary(other)
                 text_switch = time.perf_counter() - t0
             seg.set_vocabulary(encoded)
-            batch = max(1, int(getattr(args, "batch", 1)))
-
             first = float("nan")  # the first call at this size (compiles with --compile)
             for i in range(args.warmup):
                 t0 = time.perf_counter()
@@ -389,9 +389,8 @@ def _print_row(row: dict, reference: dict) -> None:
         print(f"  {k:<20s} {_fmt(med[k])} ms (median)")
     per = f" per call of {batch}" if batch > 1 else ""
     print(f"  {'end-to-end':<20s} {_fmt(med['total'])} ms (median){per}, best {_fmt(row['best_total_s'])} ms")
-    if "frames_per_s" in row:
-        print(f"  {'frames/s':<20s} {row['frames_per_s']:8.2f} (median)")
-    if row.get("first_call_s", float("nan")) == row.get("first_call_s"):
+    print(f"  {'frames/s':<20s} {row['frames_per_s']:8.2f} (median)")
+    if not math.isnan(row["first_call_s"]):  # NaN: no warm-up call
         print(f"  {'first call':<20s} {_fmt(row['first_call_s'])} ms (warm-up at this size; compiles with --compile)")
     mem = f"  peak memory: +{row['peak_rss_mb']:.0f} MiB over baseline (RSS peak {row['rss_mb']:.0f} MiB)"
     if "cuda_peak_mb" in row:
