@@ -20,7 +20,8 @@ Names (relative, in the node's namespace, ``/segmentation`` by default; all rema
 ``image`` (or ``image/compressed`` with ``input.transport: compressed``) in; ``semantic``,
 ``semantic/info``, ``panoptic``, ``overlay``, ``label_info``, ``segment_embeddings``, ``vocabulary`` out;
 services ``set_vocabulary``, ``get_vocabulary``, ``encode_text``, ``query`` (see
-:mod:`ovseg_ros.embeddings`); diagnostics on ``/diagnostics``.
+:mod:`ovseg_ros.embeddings`; these two run the text tower on a thread of their own, so a long
+list never holds back frames or the other services); diagnostics on ``/diagnostics``.
 
 Frames go through a latest-frame-wins slot to one worker thread; malformed frames are refused in
 the callback with a warning, exceptions while processing a frame are logged and counted, and
@@ -42,6 +43,7 @@ vocabulary encoding from :mod:`ovseg_ros.encoding`, diagnostics from :mod:`ovseg
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import inspect
 import os
 import sys
@@ -224,6 +226,10 @@ class SegmentationNode(LifecycleNode):
             self.create_service(QuerySegments, "query", self._on_query, callback_group=self._services_group),
         ]
         self._embedding_cache: embeddings.EmbeddingCache | None = None
+        # encode_text and query run the text tower here, off the executor (_answer_off_executor)
+        self._text_pool: concurrent.futures.ThreadPoolExecutor | None = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ovseg-text"
+        )
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- logging ----------------------------------------------------------------------------
@@ -349,6 +355,9 @@ class SegmentationNode(LifecycleNode):
     def destroy_node(self) -> None:
         self._stop_processing()
         self._close_encoder()
+        pool, self._text_pool = self._text_pool, None
+        if pool is not None:  # the waiting text requests are answered "cancelled"; a running one ends
+            pool.shutdown(wait=False, cancel_futures=True)
         for srv in self._ovseg_services:
             self.destroy_service(srv)
         self._ovseg_services = []
@@ -660,12 +669,51 @@ class SegmentationNode(LifecycleNode):
         self.get_logger().info(f"vocabulary version {active.version}: {len(active.names)} classes")
         return active.version
 
-    def _on_encode_text(self, request, response):
-        return embeddings.answer_encode_text(self.segmenter, request, response)
+    async def _on_encode_text(self, request, response):
+        return await self._answer_off_executor(embeddings.answer_encode_text, self.segmenter, request, response)
 
-    def _on_query(self, request, response):
-        return embeddings.answer_query(
-            self.segmenter, self._embedding_cache, [c.name for c in self._cameras], request, response
+    async def _answer_off_executor(self, answer: Callable, *args):
+        """``answer(*args)`` on the text thread, awaited without blocking the executor.
+
+        The text tower takes seconds for a long list with a large model on a CPU: run on the
+        executor it would hold back frames, get_vocabulary and the diagnostics. One thread takes
+        the requests in turn; each request is answered, with "cancelled: ..." when the node is
+        destroyed first. ``args[-1]`` is the response to fill in."""
+        executor, pool = self.executor, self._text_pool
+        if executor is None or pool is None:  # not spun by an executor (called directly): do it here
+            return answer(*args)
+        done: rclpy.task.Future = rclpy.task.Future(executor=executor)
+        done.add_done_callback(lambda _f: None)  # makes set_result wake the executor
+
+        def finished(job: concurrent.futures.Future) -> None:
+            if job.cancelled() or job.exception() is not None:
+                response = args[-1]
+                response.success = False
+                response.message = (
+                    "cancelled: the node is shutting down"
+                    if job.cancelled()
+                    else f"failed: {type(job.exception()).__name__}: {job.exception()}"
+                )
+                done.set_result(response)
+            else:
+                done.set_result(job.result())
+
+        try:
+            pool.submit(answer, *args).add_done_callback(finished)
+        except RuntimeError:  # the pool was shut down in between
+            response = args[-1]
+            response.success, response.message = False, "cancelled: the node is shutting down"
+            return response
+        return await done
+
+    async def _on_query(self, request, response):
+        return await self._answer_off_executor(
+            embeddings.answer_query,
+            self.segmenter,
+            self._embedding_cache,
+            [c.name for c in self._cameras],
+            request,
+            response,
         )
 
     def _on_get_vocabulary(self, request, response):

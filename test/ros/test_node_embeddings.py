@@ -148,6 +148,54 @@ def test_without_publish_embeddings_query_says_so(ros_context, executor, vocab_f
         assert probe.encode_text(["mug"]).success  # encode_text needs no cache
 
 
+def test_a_slow_encode_text_holds_back_neither_frames_nor_other_services(ros_context, executor, vocab_file):
+    """encode_text and query run the text tower off the executor: while a long text encoding runs,
+    frames are segmented and published, get_vocabulary answers, and the requests are answered in
+    turn with what the model computes."""
+    import threading
+    import time
+
+    from ovseg.srv import GetVocabulary
+
+    params = tiny_params(vocab_file, **{"publish.embeddings": True})
+    with running_node(ros_context, params) as node:
+        seg = node.segmenter
+        fast = seg.encode_text
+        running, release = threading.Event(), threading.Event()
+
+        def slow_encode_text(texts, **kw):  # a long list on a large model, until the test releases it
+            running.set()
+            release.wait(20)
+            return fast(texts, **kw)
+
+        probe = MapperProbe(ros_context, executor)
+        probe.wait_connected()
+        assert spin_until(executor, probe.encode_client.service_is_ready, 10)
+        assert spin_until(executor, probe.query_client.service_is_ready, 10)
+        seg.encode_text = slow_encode_text
+        try:
+            texts = ["a red mug", "a fire extinguisher"]
+            encoding = probe.encode_client.call_async(EncodeText.Request(texts=texts))
+            querying = probe.query_client.call_async(QuerySegments.Request(texts=["a chair"]))
+            assert spin_until(executor, running.is_set, 10), "encode_text never started"
+            t0 = time.monotonic()
+            probe.send_and_wait(conversions.numpy_to_image(rgb_image(2), "rgb8"), "panoptic")
+            get = probe.get_client.call_async(GetVocabulary.Request())
+            assert spin_until(executor, get.done, 10), "get_vocabulary waited behind encode_text"
+            assert not encoding.done() and not querying.done(), "the test must look while the encoding runs"
+            assert get.result().vocabulary.version == node.vocabulary.version
+            held = time.monotonic() - t0
+        finally:
+            release.set()
+        assert spin_until(executor, lambda: encoding.done() and querying.done(), 20)
+        seg.encode_text = fast
+        enc, ans = encoding.result(), querying.result()
+        assert enc.success and ans.success, (enc.message, ans.message)
+        text = np.asarray(enc.data, np.float32).reshape(len(texts), enc.dimension)
+        np.testing.assert_allclose(text, fast(texts).numpy(), atol=1e-6)
+        assert held < 10, f"a frame and get_vocabulary took {held:.1f} s while encode_text ran"
+
+
 def test_semantic_only_model_pools_dense_features_over_its_class_segments(ros_context, executor, vocab_file):
     """CAT-Seg: one segment per class present; its embedding pools the dense CLIP features."""
     from tiny_models import tiny_catseg
