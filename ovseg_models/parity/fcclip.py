@@ -26,9 +26,12 @@ TOL = 1e-4
 # and what follows from them) move, for one query, when float rounding flips one of its mask pixels (logit
 # within ~1e-6 of 0) or one pixel of its attention mask: on case0, over 1 and 2 threads and both head
 # formulations, at most one query per layer exceeded TOL, by up to 3.5e-2, and every other query stayed
-# within it. A wrong computation moves every query; so each layer may hold ROW_OUTLIERS such queries,
-# each within ROW_OUTLIER_CAP, all reported.
-ROW_OUTLIERS = 2
+# within it (Intel Xeon). On an AMD EPYC (2026-12-08), whose CPU kernels round otherwise, layer 5 held
+# three, by 1.1e-4 to 4.5e-4 (a flip moves the other queries a little through the decoder's
+# self-attention) while the backbone and the pixel decoder agreed within 5e-6 and every final output
+# within TOL. A wrong computation moves every query (250); so each layer may hold ROW_OUTLIERS (2% of
+# 250) such queries, each within ROW_OUTLIER_CAP, all reported.
+ROW_OUTLIERS = 5
 ROW_OUTLIER_CAP = 0.1
 # ONNX Runtime (CPU) against PyTorch: its kernels sum in other orders, which through the backbone and
 # both decoders moves mask logits by up to ~6e-5 of their magnitude on case0 (1.3e-3 at |22.7|) and the
