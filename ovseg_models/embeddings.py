@@ -16,6 +16,10 @@ result:
   (the global view with the sliding window). A segment's embedding is the mean of the grid
   features weighted by how much of each cell the segment's pixels cover (:func:`pool_embeddings`).
 
+The whole image's CLIP embedding comes with them (``SegmentationResult.image_embedding``, PyTorch
+backend): CLIP's own image feature (FC-CLIP: :meth:`~ovseg_models.fcclip.backbone.CLIPBackbone.image_embedding`;
+CAT-Seg: the class token through the last block's regular attention).
+
 Every embedding is L2-normalised, so a cosine similarity is a dot product
 (:func:`similarities`); :meth:`~ovseg_models.segmenter.Segmenter.encode_text` gives the text side.
 """

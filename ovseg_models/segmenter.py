@@ -219,6 +219,11 @@ class SegmentationResult:
     #: with ``predict(..., embeddings=True)``, CAT-Seg: (D, g, g) L2-normalised dense CLIP
     #: features of the whole image in the text space
     dense_embeddings: torch.Tensor | None = None
+    #: with ``predict(..., embeddings=True)`` (PyTorch backend): (D,) L2-normalised CLIP embedding
+    #: of the whole image in the text space, CLIP's own image feature (FC-CLIP: its pooling of the
+    #: frozen features over the unpadded image; CAT-Seg: the class token through the last block's
+    #: attention); None with onnxruntime (the exported graphs do not compute it)
+    image_embedding: torch.Tensor | None = None
     vocabulary_version: int = 0
     vocabulary_digest: str = ""
     #: seconds per stage (backbone, pixel_decoder, ..., total)

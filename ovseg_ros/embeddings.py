@@ -2,11 +2,12 @@
 
 - ``segment_embeddings`` (``ovseg/SegmentEmbeddings``, with ``publish.embeddings``): each
   segment's CLIP embedding (:mod:`ovseg_models.embeddings`) in one float32 block keyed by
-  segment id, with the frame's header.
+  segment id, and the whole frame's CLIP embedding, with the frame's header.
 - ``encode_text`` (``ovseg/EncodeText``): texts -> embeddings in that space, so a map can be
   queried later with any words.
 - ``query`` (``ovseg/QuerySegments``): texts -> the similarity of every segment of a recent
-  frame (by stamp, from :class:`EmbeddingCache`), without touching the active vocabulary.
+  frame, and of the whole frame (by stamp, from :class:`EmbeddingCache`), without touching the
+  active vocabulary.
 - ``label_info`` (``vision_msgs/LabelInfo``, transient local): label value -> class name, the
   vision_msgs convention for segmentation, published with every vocabulary.
 
@@ -60,19 +61,26 @@ def label_info_msg(names, *, threshold: float, stamp, frame_id: str = ""):
     return msg
 
 
-def segment_embeddings_msg(header, vocabulary_version: int, segment_ids, embeddings: np.ndarray):
-    """``ovseg/SegmentEmbeddings`` of one frame: ``embeddings`` (S, D) float32, row i for ``segment_ids[i]``."""
+def segment_embeddings_msg(
+    header, vocabulary_version: int, segment_ids, embeddings: np.ndarray, image_embedding: np.ndarray | None = None
+):
+    """``ovseg/SegmentEmbeddings`` of one frame: ``embeddings`` (S, D) float32, row i for
+    ``segment_ids[i]``, and the whole frame's ``image_embedding`` (D,) when there is one."""
     from ovseg.msg import SegmentEmbeddings
 
     e = np.ascontiguousarray(embeddings, dtype=np.float32)
     if e.ndim != 2 or len(e) != len(segment_ids):
         raise ValueError(f"{len(segment_ids)} segment ids but embeddings of shape {e.shape}")
+    if image_embedding is not None and np.shape(image_embedding) != (e.shape[1],):
+        raise ValueError(f"image embedding of shape {np.shape(image_embedding)}, segment embeddings {e.shape}")
     msg = SegmentEmbeddings()
     msg.header = header
     msg.vocabulary_version = int(vocabulary_version)
     msg.segment_ids = np.asarray(segment_ids, dtype=np.uint32)
     msg.dimension = int(e.shape[1])
     msg.data = _float_array(e)
+    if image_embedding is not None:
+        msg.image_embedding = _float_array(image_embedding)
     return msg
 
 
@@ -92,6 +100,7 @@ class CachedFrame:
     vocabulary_version: int
     segment_ids: np.ndarray  #: (S,) uint32
     embeddings: np.ndarray  #: (S, D) float32, L2-normalised rows
+    image_embedding: np.ndarray | None = None  #: (D,) float32 of the whole frame, L2-normalised
 
 
 class EmbeddingCache:
@@ -185,4 +194,6 @@ def answer_query(segmenter, cache: EmbeddingCache | None, cameras: list[str], re
     response.similarities = _float_array(sims)
     best = frame.segment_ids[sims.argmax(0)] if len(frame.segment_ids) else np.zeros(len(text), np.uint32)
     response.best_segment_ids = np.asarray(best, dtype=np.uint32)
+    if frame.image_embedding is not None:
+        response.image_similarities = _float_array(similarities(frame.image_embedding[None], text)[0])
     return response

@@ -165,6 +165,10 @@ def _declare_vocabulary_directories(node) -> tuple[list[str], list[str]]:
 class SegmentationNode(LifecycleNode):
     """Open-vocabulary segmentation lifecycle node (see the module docstring)."""
 
+    #: the text thread of encode_text and query (set in ``__init__``; None before and once destroyed,
+    #: so a node whose parameters were refused during construction destroys cleanly)
+    _text_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
     def __init__(
         self,
         node_name: str = DEFAULT_NAME,
@@ -227,9 +231,7 @@ class SegmentationNode(LifecycleNode):
         ]
         self._embedding_cache: embeddings.EmbeddingCache | None = None
         # encode_text and query run the text tower here, off the executor (_answer_off_executor)
-        self._text_pool: concurrent.futures.ThreadPoolExecutor | None = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="ovseg-text"
-        )
+        self._text_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ovseg-text")
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- logging ----------------------------------------------------------------------------
@@ -914,11 +916,11 @@ class SegmentationNode(LifecycleNode):
                 )
             )
         if "segment_embeddings" in pubs:
-            msg, ids, emb = build.embeddings(
+            msg, ids, emb, image = build.embeddings(
                 out, result, header, vocabulary=vocab.encoded.vocabulary, vocabulary_version=vocab.version
             )
             if self._embedding_cache is not None:  # first: who has the message can query its frame
-                self._embedding_cache.add(cam.name, embeddings.CachedFrame(header, vocab.version, ids, emb))
+                self._embedding_cache.add(cam.name, embeddings.CachedFrame(header, vocab.version, ids, emb, image))
             pubs["segment_embeddings"].publish(msg)
         if frame.depth is not None and "segments_3d" in pubs:
             self._publish_3d(frame, out, result, vocab, cfg)

@@ -84,8 +84,8 @@ class OutputBuilder:
         return out.panoptic
 
     def embeddings(self, out: FrameOutputs, result: SegmentationResult, header, *, vocabulary, vocabulary_version: int):
-        """``ovseg/SegmentEmbeddings`` of the frame's segments (as in its panoptic message) and the
-        (segment ids, embeddings) it holds."""
+        """``ovseg/SegmentEmbeddings`` of the frame's segments (as in its panoptic message) and
+        the whole frame, and the (segment ids, embeddings, image embedding or None) it holds."""
         from ovseg_models.embeddings import segment_embeddings
 
         from .embeddings import segment_embeddings_msg
@@ -93,7 +93,8 @@ class OutputBuilder:
         segments = self.segments(out, result, vocabulary=vocabulary)
         emb = segment_embeddings(result, out.ids, segments)
         ids = np.asarray([s.id for s in segments], dtype=np.uint32)
-        return segment_embeddings_msg(header, vocabulary_version, ids, emb), ids, emb
+        image = None if result.image_embedding is None else result.image_embedding.numpy().astype(np.float32)
+        return segment_embeddings_msg(header, vocabulary_version, ids, emb, image), ids, emb, image
 
     def geometry(
         self,

@@ -66,18 +66,21 @@ class Attention(nn.Module):
         w = self.width
         return self.out_proj(F.linear(x, self.v_proj_weight, self.in_proj_bias[2 * w :]))
 
-    def forward(self, x: torch.Tensor, *, causal: bool = False) -> torch.Tensor:
-        # x: (N, L, C) batch-first
+    def forward(self, x: torch.Tensor, *, causal: bool = False, queries: int | None = None) -> torch.Tensor:
+        """Self-attention of ``x`` (N, L, C), batch-first; ``queries``: only the first ``queries``
+        tokens attend (to all of them) and only their outputs (N, queries, C) are returned."""
         n, length, _ = x.shape
         w = self.width
         b = self.in_proj_bias
-        q = F.linear(x, self.q_proj_weight, b[:w])
+        lq = length if queries is None else queries
+        q = F.linear(x[:, :lq], self.q_proj_weight, b[:w])
         k = F.linear(x, self.k_proj_weight, b[w : 2 * w])
         v = F.linear(x, self.v_proj_weight, b[2 * w :])
-        shape = (n, length, self.heads, w // self.heads)
-        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
+        heads = (self.heads, w // self.heads)
+        q = q.view(n, lq, *heads).transpose(1, 2)
+        k, v = (t.view(n, length, *heads).transpose(1, 2) for t in (k, v))
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        return self.out_proj(out.transpose(1, 2).reshape(n, length, w))
+        return self.out_proj(out.transpose(1, 2).reshape(n, lq, w))
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -108,10 +111,16 @@ class ResidualAttentionBlock(nn.Module):
         x = x + self.attn(self.ln_1(x), causal=causal)
         return x + self.mlp_forward(self.ln_2(x))
 
-    def forward_dense(self, x: torch.Tensor, *, residual: str = "cls") -> torch.Tensor:
-        """The official last-block treatment for dense features (no token mixing)."""
-        v = self.attn.project_value(self.ln_1(x))
+    def forward_dense(self, x: torch.Tensor, *, residual: str = "cls", class_token: bool = False) -> torch.Tensor:
+        """The official last-block treatment for dense features (no token mixing). ``class_token``:
+        token 0 of the output is instead the class token through the block's regular attention
+        (CLIP's own image feature; the patch tokens are unchanged)."""
+        h = self.ln_1(x)
+        v = self.attn.project_value(h)
         v = v + (x[:, :1] if residual == "cls" else x)
+        if class_token:
+            cls = x[:, :1] + self.attn(h, queries=1)
+            v = torch.cat([cls, v[:, 1:]], dim=1)
         return v + self.mlp_forward(self.ln_2(v))
 
 
@@ -166,10 +175,13 @@ class VisionTransformer(nn.Module):
         return torch.cat([pos[:1], grid.squeeze(0).reshape(dim, -1).T], dim=0)
 
     def forward_dense(
-        self, image: torch.Tensor, *, return_layers: tuple[int, ...] = ()
+        self, image: torch.Tensor, *, return_layers: tuple[int, ...] = (), class_token: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Dense tokens ``(B, 1 + g*g, output_dim)`` and the outputs ``(B, 1 + g*g, width)`` of
-        the blocks in ``return_layers`` (the official forward hooks)."""
+        the blocks in ``return_layers`` (the official forward hooks). ``class_token``: token 0 is
+        CLIP's image embedding (``encode_image``: the class token through every block's regular
+        attention, ``ln_post``, ``proj``) instead of the dense variant's class token, which the
+        official code never reads."""
         x = self.conv1(image.to(self.conv1.weight.dtype))
         x = x.flatten(2).transpose(1, 2)
         cls = self.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
@@ -182,7 +194,9 @@ class VisionTransformer(nn.Module):
             x = block(x)
             if i in return_layers:
                 collected.append(x)
-        x = cast(ResidualAttentionBlock, blocks[-1]).forward_dense(x, residual=self.dense_residual)
+        x = cast(ResidualAttentionBlock, blocks[-1]).forward_dense(
+            x, residual=self.dense_residual, class_token=class_token
+        )
         x = self.ln_post(x) @ self.proj
         return x, collected
 

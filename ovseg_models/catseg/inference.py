@@ -203,6 +203,8 @@ class ScoreAccumulator:
         self.scores = torch.empty((num_classes, height, width), device=device) if keep else None
         #: (D, g, g) L2-normalised dense CLIP features of the image's global view (with ``embeddings``)
         self.dense: torch.Tensor | None = None
+        #: (D,) L2-normalised CLIP image embedding of the global view (with ``embeddings``, PyTorch)
+        self.image_embedding: torch.Tensor | None = None
 
     def add(self, c0: int, maps: torch.Tensor) -> None:
         if self.scores is not None:
@@ -301,7 +303,9 @@ def run_inference_batch(
     view too), so each image's scores equal :func:`run_inference`'s up to float rounding.
     ``sizes``: (height, width) of each image's scores, by default its own size. ``embeddings``:
     keep each image's dense CLIP features (its last view: the global view with the sliding
-    window, the only view without) in ``ScoreAccumulator.dense``."""
+    window, the only view without) in ``ScoreAccumulator.dense``, and, when the network is the
+    model itself (not an exported graph), that view's CLIP image embedding in
+    ``ScoreAccumulator.image_embedding``."""
     timer = timer or (lambda name: contextlib.nullcontext())
     cfg = model.cfg
     dev = next(model.parameters()).device
@@ -323,7 +327,9 @@ def run_inference_batch(
         guides = [prepared[i][1] for i in members]
         # a group's views all have guidance images or none (the group key holds their shape or None)
         guide = None if guides[0] is None else torch.cat([g for g in guides if g is not None])
-        inter: dict | None = {} if embeddings else None
+        inter: dict | None = None
+        if embeddings:  # the key asks the model for the image embedding (the exported graphs have none)
+            inter = {"image_embedding": None} if network is None or network is model else {}
         logits = _forward(model, clip, text, guide, opts, timer=timer, intermediates=inter, network=network)
         with timer("postprocess"):
             start = 0
@@ -337,5 +343,8 @@ def run_inference_batch(
                 if inter is not None:
                     dense = inter["dense"][start + n - 1]
                     acc.dense = dense / dense.norm(dim=0, keepdim=True).clamp_min(1e-12)
+                    if inter.get("image_embedding") is not None:
+                        image = inter["image_embedding"][start + n - 1].float()
+                        acc.image_embedding = image / image.norm().clamp_min(1e-12)
                 start += n
     return [r for r in results if r is not None]

@@ -96,15 +96,27 @@ class CATSeg(nn.Module):
 
     # -- image ------------------------------------------------------------------------------
     def image_features(
-        self, clip_images: torch.Tensor, guidance_images: torch.Tensor | None = None
+        self,
+        clip_images: torch.Tensor,
+        guidance_images: torch.Tensor | None = None,
+        *,
+        intermediates: dict | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Dense CLIP features (B, C, g, g) and the guidance list [appearance, decoder 2x, decoder 4x].
 
         ``clip_images``: CLIP-normalised (B, 3, R, R) at ``clip_resolution``. ``guidance_images``
         (ImageNet-normalised with ``pixel_mean/std``, any size) feed the separate guidance backbone
         if the variant has one; they are resized to ``timm_resolution`` as the official code does.
+        ``intermediates`` holding the key ``"image_embedding"``: it is set to CLIP's image
+        embedding of each view (B, D), not normalised (:meth:`VisionTransformer.forward_dense`).
         """
-        feats, hooks = self.clip_model.visual.forward_dense(clip_images, return_layers=tuple(self.cfg.guidance_layers))
+        want_image = intermediates is not None and "image_embedding" in intermediates
+        feats, hooks = self.clip_model.visual.forward_dense(
+            clip_images, return_layers=tuple(self.cfg.guidance_layers), class_token=want_image
+        )
+        if want_image:
+            assert intermediates is not None
+            intermediates["image_embedding"] = feats[:, 0]
         b, length, c = feats.shape
         g = int(round((int(length) - 1) ** 0.5))  # int(): a traced size in the ONNX export
         dense = feats[:, 1:].transpose(1, 2).reshape(b, c, g, g)
@@ -151,7 +163,7 @@ class CATSeg(nn.Module):
         """Per-class logits (B, T, 96, 96) for CLIP-normalised images and normalised text (T, P, C)."""
         timer = timer or (lambda name: contextlib.nullcontext())
         with timer("clip_image"):
-            dense, guidance = self.image_features(clip_images, guidance_images)
+            dense, guidance = self.image_features(clip_images, guidance_images, intermediates=intermediates)
         if intermediates is not None:
             intermediates["dense"] = dense
         return self.aggregator(

@@ -237,6 +237,7 @@ class CATSegSegmenter(Segmenter):
             score=acc.best.float().cpu().numpy().astype(np.float32),
             class_scores=acc.scores.cpu() if acc.scores is not None else None,
             dense_embeddings=acc.dense.float().cpu() if acc.dense is not None else None,
+            image_embedding=acc.image_embedding.cpu() if acc.image_embedding is not None else None,
         )
 
     def _predict(

@@ -197,13 +197,16 @@ class FCCLIP(nn.Module):
         timer=None,
         aux_outputs: bool = False,
         return_features: bool = False,
+        image_size: tuple[int, int] | None = None,
     ) -> dict[str, torch.Tensor]:
         """``images``: normalised padded batch [B,3,H,W]; ``text_classifier`` [S,C] rows per synonym
         (normalised, without void); ``num_synonyms`` rows per class (sum S); ``seen`` [K] bool.
 
         Returns pred_logits [B,Q,K+1], pred_masks [B,Q,H/4,W/4], out_vocab_logits [B,Q,K+1],
         pooled_clip_feature, valid_masking [B,Q], in_vocab_probs, out_vocab_probs [B,Q,K] and
-        mask_cls [B,Q,K+1] (final log-probabilities, void last).
+        mask_cls [B,Q,K+1] (final log-probabilities, void last). ``image_size``: the (h, w) the
+        batch's images have before padding; adds image_embedding [B,D] (CLIP's embedding of each
+        whole image, :meth:`CLIPBackbone.image_embedding`).
         """
         stage = timer if timer is not None else (lambda name: nullcontext())
         with stage("backbone"):
@@ -221,18 +224,34 @@ class FCCLIP(nn.Module):
             out = self.transformer_decoder(
                 multi_scale, mask_features, classifier, num_synonyms, aux_outputs=aux_outputs
             )
+        cells = None
+        if image_size is not None:  # the feature cells the unpadded image covers
+            h, w = (
+                -(-n * c // p) for n, c, p in zip(image_size, clip_dense.shape[-2:], images.shape[-2:], strict=True)
+            )
+            cells = (h, w)
         with stage("classifiers"):
-            out.update(self.classify(clip_dense, out["pred_logits"], out["pred_masks"], classifier, num_synonyms, seen))
+            out.update(
+                self.classify(
+                    clip_dense, out["pred_logits"], out["pred_masks"], classifier, num_synonyms, seen, image_cells=cells
+                )
+            )
         if return_features:
             out["features"] = features
             out["mask_features"] = mask_features
             out["multi_scale_features"] = multi_scale
         return out
 
-    def classify(self, clip_dense, pred_logits, pred_masks, classifier, num_synonyms, seen):
-        """Out-of-vocabulary classification (CLIP on each mask) and the geometric ensemble."""
+    def classify(self, clip_dense, pred_logits, pred_masks, classifier, num_synonyms, seen, *, image_cells=None):
+        """Out-of-vocabulary classification (CLIP on each mask) and the geometric ensemble;
+        ``image_cells``: also ``image_embedding``, CLIP's embedding of the image those cells cover."""
         mask_for_pooling = F.interpolate(pred_masks, size=clip_dense.shape[-2:], mode="bilinear", align_corners=False)
-        pooled = self.backbone.visual_prediction_forward(clip_dense, mask_for_pooling.to(clip_dense.dtype))
+        pooled = self.backbone.visual_prediction_forward(
+            clip_dense, mask_for_pooling.to(clip_dense.dtype), image_cells=image_cells
+        )
+        image = None
+        if image_cells is not None:
+            pooled, image = pooled
         out_logits = get_classification_logits(
             pooled.float(), classifier, self.backbone.clip_model.logit_scale, num_synonyms
         )
@@ -245,4 +264,7 @@ class FCCLIP(nn.Module):
             beta=self.beta,
             valid=valid if self.ensemble_on_valid_mask else None,
         )
-        return {"pooled_clip_feature": pooled, "out_vocab_logits": out_logits, "valid_masking": valid, **ens}
+        out = {"pooled_clip_feature": pooled, "out_vocab_logits": out_logits, "valid_masking": valid, **ens}
+        if image is not None:
+            out["image_embedding"] = image
+        return out

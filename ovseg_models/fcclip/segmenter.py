@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..embeddings import normalize
 from ..segmenter import EncodedVocabulary, Segment, SegmentationResult, Segmenter, StageTimer, upload
 from ..text import TextEmbeddingCache, build_text_classifier, get_templates
 from ..transforms import resize_image, resize_shortest_edge_shape
@@ -197,7 +198,8 @@ class FCCLIPSegmenter(Segmenter):
     ) -> list[SegmentationResult]:
         """Images whose model inputs have one size run as one batch (no padding between images,
         so each result equals :meth:`_predict`'s up to float rounding); others on their own.
-        ``embeddings``: keep each query's CLIP embedding (``result.query_embeddings``)."""
+        ``embeddings``: keep each query's CLIP embedding (``result.query_embeddings``) and the
+        whole image's (``result.image_embedding``, PyTorch backend)."""
         if options:
             raise TypeError(f"unknown predict options: {sorted(options)}")
         outputs = self.outputs if outputs is None else tuple(outputs)
@@ -212,7 +214,9 @@ class FCCLIPSegmenter(Segmenter):
             with timer("preprocess"):
                 batch, sizes = self.model.normalize_and_pad([upload(resized[i], self.device) for i in members])
                 batch = pad_to_min_side(batch, MIN_MODEL_SIDE)
-            out = self.network(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer)
+            # the whole image's embedding: PyTorch only (the exported graph has no such output)
+            extra = {"image_size": sizes[0]} if embeddings and self.network is self.model else {}
+            out = self.network(batch, t["text_classifier"], t["num_synonyms"], t["seen"], timer=timer, **extra)
             with timer("postprocess"), torch.autocast(self.device.type, enabled=False):
                 for j, i in enumerate(members):
                     result = self.postprocess(
@@ -229,6 +233,8 @@ class FCCLIPSegmenter(Segmenter):
                     )
                     if embeddings:
                         result.query_embeddings = out["pooled_clip_feature"][j].float().cpu()
+                        if "image_embedding" in out:
+                            result.image_embedding = normalize(out["image_embedding"][j]).cpu()
                     results[i] = result
         return [r for r in results if r is not None]
 

@@ -131,6 +131,89 @@ def test_catseg_dense_embeddings_are_what_the_cost_volume_compares(catseg, slidi
     np.testing.assert_allclose(emb, pool_embeddings(d, ids, [s.id for s in segments]))
 
 
+def _plain_vit_image_embedding(visual, images: torch.Tensor) -> torch.Tensor:
+    """CLIP's ``encode_image`` of a ViT written out plainly: every block's regular forward, then
+    ``ln_post`` of the class token and ``proj`` (no dense variant anywhere)."""
+    x = visual.conv1(images).flatten(2).transpose(1, 2)
+    x = torch.cat([visual.class_embedding.expand(x.shape[0], 1, -1), x], dim=1)
+    x = visual.ln_pre(x + visual.position_embedding(x.shape[1]))
+    for block in visual.transformer.resblocks:
+        x = block(x)
+    return visual.ln_post(x[:, 0]) @ visual.proj
+
+
+def test_fcclip_image_embedding_is_clips_own_image_feature(fcclip):
+    import open_clip
+
+    from ovseg_models.fcclip.backbone import CLIPBackbone
+
+    # RN50 (the tiny model's CLIP) at 224x224: 7x7 cells, CLIP's attention pooling as trained
+    backbone = fcclip.model.backbone
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        dense = backbone(x, stem=False)["clip_vis_dense"]
+        torch.testing.assert_close(
+            backbone.image_embedding(dense, (7, 7)), backbone.clip_model.encode_image(x), atol=1e-6, rtol=1e-5
+        )
+        # cells beyond the image (padding) are left out: the image's own cells, its own position grid
+        torch.testing.assert_close(
+            backbone.image_embedding(dense, (5, 6)), backbone.image_embedding(dense[..., :5, :6], (5, 6))
+        )
+        assert (backbone.image_embedding(dense, (5, 6)) - backbone.image_embedding(dense, (7, 7))).abs().max() > 1e-4
+        # computed beside the masks' pooling, the same numbers
+        masks = torch.randn(2, 4, 7, 7, generator=torch.Generator().manual_seed(2))
+        pooled, image = backbone.visual_prediction_forward(dense, masks, image_cells=(7, 7))
+        torch.testing.assert_close(pooled, backbone.visual_prediction_forward(dense, masks), atol=0, rtol=0)
+        torch.testing.assert_close(image, backbone.image_embedding(dense, (7, 7)), atol=0, rtol=0)
+    # ConvNeXt (a small timm trunk with the head layout of FC-CLIP's convnext_large_d_320)
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=dict(timm_model_name="convnext_atto", timm_pool="", timm_proj="mlp", image_size=64),
+        text_cfg=dict(width=32, heads=2, layers=1),
+    ).eval()
+    convnext = CLIPBackbone(clip, model_name="convnext_atto", backbone_type="convnext", feature_channels=(40,) * 5)
+    x = torch.randn(2, 3, 96, 64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        dense = convnext(x, stem=False)["clip_vis_dense"]
+        torch.testing.assert_close(convnext.image_embedding(dense, (3, 2)), clip.encode_image(x), atol=1e-6, rtol=1e-5)
+    # through predict: CLIP's pooling of the cells the image covers (with size divisibility 32,
+    # a padding of less than one cell: all of them); one image as in a batch
+    img = _image(5, 90, 130)
+    r = fcclip.predict(img, embeddings=True)
+    assert r.image_embedding.shape == (backbone.dim_latent,)
+    batch, sizes = fcclip.model.normalize_and_pad([fcclip.preprocess(torch.from_numpy(img))])
+    with torch.inference_mode():
+        dense = backbone(batch, stem=False)["clip_vis_dense"]
+    cells = tuple(-(-n * c // p) for n, c, p in zip(sizes[0], dense.shape[-2:], batch.shape[-2:], strict=True))
+    assert cells == tuple(dense.shape[-2:])
+    want = backbone.image_embedding(dense, cells)[0]
+    torch.testing.assert_close(r.image_embedding, want / want.norm(), atol=1e-5, rtol=0)
+    both = fcclip.predict_batch([img, _image(6, 90, 130)], embeddings=True)
+    torch.testing.assert_close(both[0].image_embedding, r.image_embedding, atol=1e-4, rtol=0)
+    assert fcclip.predict(img).image_embedding is None
+
+
+@pytest.mark.parametrize("sliding_window", [True, False])
+def test_catseg_image_embedding_is_the_class_token_of_a_plain_clip_forward(catseg, sliding_window):
+    from ovseg_models.catseg.inference import InferenceOptions, _mapped, prepare_views
+
+    img = _image(7, 100, 150)
+    r = catseg.predict(img, embeddings=True, sliding_window=sliding_window)
+    cfg = catseg.model.cfg
+    opts = InferenceOptions(sliding_window=sliding_window)
+    views, _, _ = prepare_views(_mapped(torch.from_numpy(img), cfg, opts).permute(2, 0, 1).float(), cfg, opts)
+    with torch.inference_mode():
+        want = _plain_vit_image_embedding(catseg.model.clip_model.visual, views[-1:])[0]  # the global view
+        torch.testing.assert_close(r.image_embedding, want / want.norm(), atol=1e-5, rtol=0)
+        # asking for it leaves the dense features (what the labels come from) as they were
+        visual = catseg.model.clip_model.visual
+        plain, _ = visual.forward_dense(views)
+        with_cls, _ = visual.forward_dense(views, class_token=True)
+    torch.testing.assert_close(with_cls[:, 1:], plain[:, 1:], atol=0, rtol=0)
+    assert catseg.predict(img, sliding_window=sliding_window).image_embedding is None
+
+
 def test_pool_embeddings_weights_cells_by_covered_pixels():
     dense = torch.zeros(3, 2, 2)
     dense[:, 0, 0] = torch.tensor([1.0, 0, 0])

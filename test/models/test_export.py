@@ -88,6 +88,8 @@ def test_fcclip_onnxruntime_equals_torch(fcclip_file, vocabulary):
         (s.id, s.category, s.queries) for s in ref.segments
     ]
     torch.testing.assert_close(out.query_embeddings, ref.query_embeddings, atol=1e-5, rtol=0, equal_nan=True)
+    # the whole image's embedding is not in the exported graph: PyTorch only, never a stale one
+    assert ref.image_embedding is not None and out.image_embedding is None
     use_pytorch(seg)
     assert seg.backend == "torch" and np.array_equal(seg.predict(image).semantic, ref.semantic)
 
@@ -107,6 +109,7 @@ def test_catseg_onnxruntime_equals_torch(catseg_files, sliding):
         assert res["semantic_flips"] <= 1e-3
         np.testing.assert_allclose(out.score, ref.score, atol=1e-5)
         torch.testing.assert_close(out.dense_embeddings, ref.dense_embeddings, atol=1e-5, rtol=0)
+        assert ref.image_embedding is not None and out.image_embedding is None
 
 
 def test_create_segmenter_backend(fcclip_file):

@@ -104,6 +104,10 @@ def test_embeddings_equal_the_offline_computation_and_answer_queries(ros_context
         offline = seg.predict(img, vocabulary=node.vocabulary.encoded, max_output_side=64, embeddings=True)
         assert [s.id for s in offline.segments] == list(emb_msg.segment_ids)
         np.testing.assert_allclose(rows, segment_embeddings(offline), atol=1e-5)
+        # and the whole frame's CLIP embedding
+        image = np.asarray(emb_msg.image_embedding, np.float32)
+        assert image.shape == (1024,)
+        np.testing.assert_allclose(image, offline.image_embedding.numpy(), atol=1e-5)
 
         # encode_text: the model's text embeddings
         texts = ["a red mug", "a wall"]
@@ -119,6 +123,7 @@ def test_embeddings_equal_the_offline_computation_and_answer_queries(ros_context
         sims = np.asarray(ans.similarities, np.float32).reshape(len(ans.segment_ids), len(texts))
         np.testing.assert_allclose(sims, rows @ text.T, atol=1e-5)
         assert list(ans.best_segment_ids) == [emb_msg.segment_ids[i] for i in np.argmax(rows @ text.T, axis=0)]
+        np.testing.assert_allclose(np.asarray(ans.image_similarities), text @ image, atol=1e-5)
         assert probe.query(["mug"]).header == pan.header
         assert probe.get_vocabulary().version == pan.vocabulary_version  # the vocabulary is untouched
 
@@ -212,8 +217,13 @@ def test_semantic_only_model_pools_dense_features_over_its_class_segments(ros_co
         labels = messages.semantic_labels(offline, 0.0)
         ids, segments = segments_from_semantic(labels, offline.score, node.vocabulary.encoded.vocabulary)
         np.testing.assert_allclose(_rows(emb_msg), segment_embeddings(offline, ids, segments), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(emb_msg.image_embedding), offline.image_embedding.numpy(), atol=1e-5)
         ans = probe.query(["a red mug"])
         assert ans.success and len(ans.similarities) == len(pan.segments)
+        text = catseg.encode_text(["a red mug"]).numpy()
+        np.testing.assert_allclose(
+            np.asarray(ans.image_similarities), text @ offline.image_embedding.numpy(), atol=1e-5
+        )
 
 
 def test_prompt_free_mode_publishes_class_agnostic_segments_with_embeddings(ros_context, executor, vocab_file):
