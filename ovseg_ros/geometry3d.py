@@ -18,8 +18,9 @@ grid once for the geometry and the cloud; the valid pixels are grouped by segmen
 runs of one id, sorted by id) and every per-segment statistic works on a slice of the grouped
 arrays; no per-segment full-image mask is ever built. The depth gate below is set from an evenly
 spaced sample of :data:`MEDIAN_SAMPLES` points per segment (all segments in one vectorised sort);
-the centroid medians and the min/max are exact over the inliers (one sorted copy per segment: a
-sample of 1000 points puts the median of a 6 m wide floor centimetres off). What bounds it on a
+the centroid medians and the min/max are exact over the inliers (one selection per segment,
+``np.partition`` at the three ranks or a sort, whichever is faster on the CPU: a sample of 1000
+points puts the median of a 6 m wide floor centimetres off). What bounds it on a
 CPU: every pass over the 300,000 pixels of a 640x480 frame costs about 0.5 ms on the 2-core
 development machine and the estimator needs a dozen (find, group, gather, gate, three axes), so
 the node's default is ``depth.stride`` 2; ``python -m ovseg_ros.geometry3d`` prints the figures.
@@ -273,25 +274,32 @@ def _check_maps(depth_m: np.ndarray, ids: np.ndarray, intrinsics: Intrinsics) ->
         )
 
 
-def _group(ids_flat: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel indices ``idx`` sorted by segment id (stable: raster order within a segment) and their ids.
+def _group(ids_flat: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel indices ``idx`` sorted by segment id (stable: raster order within a segment), and the
+    groups of one id in them: their ids, start positions and sizes (ascending ids).
 
     A segmentation has few runs of one id along the rows (thousands, against 300,000 pixels), so
     the runs are sorted by id and the permutation is built from their ranges: about twice as fast
-    as ``np.argsort(kind="stable")`` of the pixels (itself a radix sort), and the same result.
+    as ``np.argsort(kind="stable")`` of the pixels (itself a radix sort), and the same result; the
+    groups come from the sorted runs too, not from another pass over the pixels.
     """
     sid = ids_flat[idx]
     if len(sid) == 0:
-        return idx, sid
+        empty = np.zeros(0, np.int64)
+        return idx, empty, empty, empty
     start = np.flatnonzero(sid[1:] != sid[:-1]) + 1
     start = np.concatenate(([0], start))
     length = np.diff(np.append(start, len(sid)))
     order = np.argsort(sid[start], kind="stable")
     length = length[order]
+    new_start = np.cumsum(length) - length
     # element j of sorted run r comes from start[r] + (j - new_start[r])
-    perm = np.repeat(start[order] - (np.cumsum(length) - length), length)
+    perm = np.repeat(start[order] - new_start, length)
     perm += np.arange(len(sid))
-    return idx[perm], sid[perm]
+    run_id = sid[start[order]].astype(np.int64)
+    first = np.flatnonzero(np.r_[True, run_id[1:] != run_id[:-1]])
+    g_start = new_start[first]
+    return idx[perm], run_id[first], g_start, np.diff(np.r_[g_start, len(sid)])
 
 
 @lru_cache(maxsize=8)
@@ -375,13 +383,9 @@ def _geometry(grid: _Grid, segment_ids: Any, intrinsics: Intrinsics, min_points:
     cen = np.full((n, 3), np.nan)
     lo = np.full((n, 3), np.nan)
     hi = np.full((n, 3), np.nan)
-    idx, sid = _group(grid.ids, grid.index)
-    if n == 0 or len(sid) == 0:
+    idx, g_id, g_start, g_cnt = _group(grid.ids, grid.index)
+    if n == 0 or len(idx) == 0:
         return SegmentGeometry(want, counts, inliers, cen, hi - lo, lo, hi)
-    # groups = runs of one id in the sorted ids
-    g_start = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
-    g_id = sid[g_start].astype(np.int64)
-    g_cnt = np.diff(np.r_[g_start, len(sid)])
     z = grid.depth[idx]
     # depth gate of each group from the median and MAD of its log depth (on the sample)
     big = g_cnt >= min_points
@@ -406,14 +410,13 @@ def _geometry(grid: _Grid, segment_ids: Any, intrinsics: Intrinsics, min_points:
     rows = np.flatnonzero(k_cnt >= min_points).tolist()
     if rows:
         rx, ry = _ray_maps(intrinsics, grid.stride)
-        xyz = np.stack((rx[idx] * z, ry[idx] * z, z))
+        xyz = np.empty((3, len(z)), np.float32)
+        np.multiply(rx[idx], z, out=xyz[0])
+        np.multiply(ry[idx], z, out=xyz[1])
+        xyz[2] = z
         for r in rows:
-            # one sorted copy gives the exact medians, the mins and the maxes; numpy's vectorised
-            # sort is about twice as fast as np.partition for the median alone (measured)
-            a, m = k_start[r], k_cnt[r]
-            v = np.sort(xyz[:, a : a + m], axis=1)
-            g_lo[r], g_hi[r] = v[:, 0], v[:, -1]
-            g_cen[r] = v[:, m // 2] if m % 2 else 0.5 * (v[:, m // 2 - 1].astype(np.float64) + v[:, m // 2])
+            a = k_start[r]
+            g_lo[r], g_cen[r], g_hi[r] = _min_median_max(xyz[:, a : a + k_cnt[r]])
     # the requested ids -> their groups (absent ids keep count 0 and NaN)
     at = np.minimum(np.searchsorted(g_id, want), len(g_id) - 1)
     found = g_id[at] == want
@@ -424,7 +427,42 @@ def _geometry(grid: _Grid, segment_ids: Any, intrinsics: Intrinsics, min_points:
     return SegmentGeometry(want, counts, inliers, cen, hi - lo, lo, hi)
 
 
-def _score_lookup(scores: Any, ids_pick: np.ndarray, flat_pick: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def _min_median_max(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact per-row minimum, median (mean of the two middle values for an even count) and
+    maximum of ``v`` (rows, m), by the faster of two exact methods on this CPU
+    (:func:`_selection_method`)."""
+    m = v.shape[1]
+    mid = (m // 2,) if m % 2 else (m // 2 - 1, m // 2)
+    if _selection_method() == "partition":
+        p = np.partition(v, sorted({0, *mid, m - 1}), axis=1)
+    else:
+        p = np.sort(v, axis=1)
+    median = p[:, mid[0]] if m % 2 else 0.5 * (p[:, mid[0]].astype(np.float64) + p[:, mid[1]])
+    return p[:, 0], median, p[:, -1]
+
+
+@lru_cache(maxsize=1)
+def _selection_method() -> str:
+    """``"sort"`` or ``"partition"``: whichever gives a segment's min / median / max faster here.
+
+    Both are exact, so the choice changes no result, only the time, and CPUs disagree: numpy's
+    vectorised sort (x86-simd-sort) was about twice as fast as ``np.partition`` on a Xeon with
+    AVX512-FP16 (2026-12-07), while on an AMD EPYC without it (2026-12-08) ``np.partition`` at the
+    three ranks took 39 us against the sort's 90 us for a (3, 2434) float32 slice, and the
+    sorts were 2 of the 3 ms the geometry took. Timed once per process on such a slice (~10 ms).
+    """
+    v = np.random.default_rng(0).random((3, 2433)).astype(np.float32)
+    kth = [0, v.shape[1] // 2, v.shape[1] - 1]
+    best: dict[str, float] = {"sort": np.inf, "partition": np.inf}
+    for _ in range(15):  # interleaved, the minimum of each
+        for name, run in (("sort", lambda: np.sort(v, axis=1)), ("partition", lambda: np.partition(v, kth, axis=1))):
+            t0 = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return min(best, key=lambda k: best[k])
+
+
+def _score_lookup(scores: Any, ids_pick: np.ndarray, per_pixel, shape: tuple[int, int]) -> np.ndarray:
     if scores is None:
         return np.ones(len(ids_pick), np.float32)
     if isinstance(scores, dict):
@@ -434,7 +472,7 @@ def _score_lookup(scores: Any, ids_pick: np.ndarray, flat_pick: np.ndarray, shap
         scores = lut
     s = np.asarray(scores, dtype=np.float32)
     if s.shape == shape:
-        return s.ravel()[flat_pick]
+        return per_pixel(s)
     if s.ndim == 1:
         if len(ids_pick) and int(ids_pick.max()) >= len(s):
             raise GeometryError(f"per-segment scores have {len(s)} entries but segment id {int(ids_pick.max())}")
@@ -472,20 +510,21 @@ def _cloud(grid: _Grid, labels: Any, scores: Any, intrinsics: Intrinsics, max_po
     if len(idx) > max_points:
         # evenly spaced, exact integers: pick k*n//m, k = 0..m-1 (distinct since n > m)
         idx = idx[(np.arange(max_points, dtype=np.int64) * len(idx)) // max_points]
-    row, col = np.divmod(idx, grid.width)
-    row *= grid.stride
-    col *= grid.stride
-    flat = row * grid.shape[1] + col
-    ru, rv = intrinsics.rays()
+    step = grid.stride
+
+    def on_grid(a: np.ndarray) -> np.ndarray:  # a per-pixel map's values at the picked grid pixels
+        return (a[::step, ::step] if step > 1 else a).ravel()[idx]
+
+    rx, ry = _ray_maps(intrinsics, step)  # flat over the grid, like idx: no row/column arithmetic
     out = np.empty(len(idx), CLOUD_DTYPE)
     z = grid.depth[idx]
-    out["x"] = ru[col] * z
-    out["y"] = rv[row] * z
+    np.multiply(rx[idx], z, out=out["x"])
+    np.multiply(ry[idx], z, out=out["y"])
     out["z"] = z
-    out["label"] = labels.ravel()[flat]
+    out["label"] = on_grid(labels)
     seg = grid.ids[idx]
     out["segment_id"] = seg
-    out["score"] = _score_lookup(scores, seg.astype(np.intp), flat, grid.shape)
+    out["score"] = _score_lookup(scores, seg.astype(np.intp), on_grid, grid.shape)
     return out
 
 
@@ -570,7 +609,10 @@ def bench(repeats: int = 50) -> dict[str, float]:
             job()
             times[name].append(time.perf_counter() - t0)
     result = {k: 1000 * float(np.median(v)) for k, v in times.items()}
-    print(f"640x480, 30 segments, 5% holes, {len(points)}-point cloud; median (min) of {repeats}:")
+    print(
+        f"640x480, 30 segments, 5% holes, {len(points)}-point cloud; per-segment selection by "
+        f"{_selection_method()}; median (min) of {repeats}:"
+    )
     for k, v in times.items():
         print(f"  {k}: {result[k]:.2f} ms ({1000 * min(v):.2f})")
     return result

@@ -387,3 +387,22 @@ def test_camera_info_binning_and_roi_follow_image_geometry():
     outside.roi = RegionOfInterest(x_offset=600, y_offset=0, width=320, height=240)
     with pytest.raises(g3.GeometryError, match="outside"):
         g3.Intrinsics.from_camera_info(outside)
+
+
+@pytest.mark.parametrize("method", ["sort", "partition"])
+@pytest.mark.parametrize("m", [1, 2, 3, 10, 11, 2433, 2434])
+def test_both_selection_methods_give_the_exact_min_median_max(monkeypatch, method, m):
+    """The per-segment selection is whichever of two exact methods is faster on the CPU: both
+    must give numpy's min, median (mean of the two middle values for an even count) and max."""
+    monkeypatch.setattr(g3, "_selection_method", lambda: method)
+    v = (np.random.default_rng(m).normal(0, 2, (3, m))).astype(np.float32)
+    lo, med, hi = g3._min_median_max(v)
+    assert np.array_equal(lo, v.min(1)) and np.array_equal(hi, v.max(1))
+    np.testing.assert_allclose(med, np.median(v.astype(np.float64), axis=1), rtol=0, atol=1e-6)
+
+
+def test_the_selection_method_is_timed_once_and_is_one_of_the_two():
+    g3._selection_method.cache_clear()
+    first = g3._selection_method()
+    assert first in ("sort", "partition")
+    assert g3._selection_method() == first and g3._selection_method.cache_info().hits >= 1
