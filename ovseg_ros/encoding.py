@@ -12,16 +12,21 @@ called exactly once:
 
 Whether a job is superseded or committed is decided under one lock, so a superseded
 encoding can never become active, and a committed one is never answered "superseded".
+
+:class:`CallWorker` runs the text services' calls (``encode_text``, ``query``) in turn on a
+daemon thread of its own.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EncodingJob", "VocabularyEncoder", "SUPERSEDED", "CANCELLED"]
+__all__ = ["CallWorker", "EncodingJob", "VocabularyEncoder", "SUPERSEDED", "CANCELLED"]
 
 SUPERSEDED = "superseded: a newer set_vocabulary request replaced this one before it took effect"
 CANCELLED = "cancelled: the node left the configured state before the encoding finished"
@@ -157,3 +162,70 @@ class VocabularyEncoder:
                     job.answer(True, "", version)
                 except Exception:  # noqa: BLE001
                     pass
+
+
+class CallWorker:
+    """Runs submitted calls one after the other on a daemon thread (``encode_text`` and ``query``).
+
+    Not a ``concurrent.futures.ThreadPoolExecutor``: its worker threads are joined when the
+    interpreter exits, so a text encoding of seconds would hold the process after Ctrl-C. Here
+    :meth:`close` cancels every waiting call at once (its future's callbacks run, so its caller
+    is answered) and lets the running one end on its own; ``run()`` leaves without finalising
+    while it still runs, as for a vocabulary encoding.
+    """
+
+    def __init__(self, name: str):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._running = False
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        """``fn(*args)``'s future; RuntimeError once closed."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the call worker is closed")
+            self._queue.put((future, fn, args))
+        return future
+
+    def close(self) -> None:
+        """Cancel the waiting calls (their callbacks run here) and stop after the running one."""
+        waiting = []
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    waiting.append(item)
+            self._queue.put(None)
+        for future, _, _ in waiting:
+            future.cancel()
+
+    @property
+    def busy(self) -> bool:
+        """A call is running or waiting."""
+        return self._running or not self._queue.empty()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            self._running = True
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(e)
+            finally:
+                self._running = False

@@ -77,7 +77,7 @@ from ovseg_models.vocabulary import VocabularyError
 from . import conversions, embeddings, messages
 from .cameras import Camera, camera_parameters, cameras_from_parameters
 from .diagnostics import segmentation_status
-from .encoding import EncodingJob, VocabularyEncoder
+from .encoding import CallWorker, EncodingJob, VocabularyEncoder
 from .overlay import palette_for
 from .params import (
     RUNTIME_PARAMETERS,
@@ -165,9 +165,10 @@ def _declare_vocabulary_directories(node) -> tuple[list[str], list[str]]:
 class SegmentationNode(LifecycleNode):
     """Open-vocabulary segmentation lifecycle node (see the module docstring)."""
 
-    #: the text thread of encode_text and query (set in ``__init__``; None before and once destroyed,
+    #: the text thread of encode_text and query (set in ``__init__``; None before and once closed,
     #: so a node whose parameters were refused during construction destroys cleanly)
-    _text_pool: concurrent.futures.ThreadPoolExecutor | None = None
+    _text_worker: CallWorker | None = None
+    _last_text_thread: threading.Thread | None = None
 
     def __init__(
         self,
@@ -231,7 +232,7 @@ class SegmentationNode(LifecycleNode):
         ]
         self._embedding_cache: embeddings.EmbeddingCache | None = None
         # encode_text and query run the text tower here, off the executor (_answer_off_executor)
-        self._text_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ovseg-text")
+        self._text_worker = CallWorker("ovseg-text")
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- logging ----------------------------------------------------------------------------
@@ -357,9 +358,7 @@ class SegmentationNode(LifecycleNode):
     def destroy_node(self) -> None:
         self._stop_processing()
         self._close_encoder()
-        pool, self._text_pool = self._text_pool, None
-        if pool is not None:  # the waiting text requests are answered "cancelled"; a running one ends
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._close_text_worker()
         for srv in self._ovseg_services:
             self.destroy_service(srv)
         self._ovseg_services = []
@@ -375,6 +374,20 @@ class SegmentationNode(LifecycleNode):
                 f"a vocabulary encoding did not stop within {timeout:.0f} s "
                 "(the model has no way to cancel it); its result is discarded"
             )
+
+    def _close_text_worker(self) -> None:
+        """Answer the waiting encode_text / query requests "cancelled"; a running one ends on its own."""
+        worker = self._text_worker
+        if worker is not None:
+            self._last_text_thread = worker.thread
+            self._text_worker = None
+            worker.close()
+
+    @property
+    def text_thread(self) -> threading.Thread | None:
+        """The text thread while it still runs an encode_text / query (run() does not wait for it)."""
+        t = self._text_worker.thread if self._text_worker is not None else self._last_text_thread
+        return t if t is not None and t.is_alive() else None
 
     @property
     def encoding_thread(self) -> threading.Thread | None:
@@ -681,8 +694,8 @@ class SegmentationNode(LifecycleNode):
         executor it would hold back frames, get_vocabulary and the diagnostics. One thread takes
         the requests in turn; each request is answered, with "cancelled: ..." when the node is
         destroyed first. ``args[-1]`` is the response to fill in."""
-        executor, pool = self.executor, self._text_pool
-        if executor is None or pool is None:  # not spun by an executor (called directly): do it here
+        executor, worker = self.executor, self._text_worker
+        if executor is None or worker is None:  # not spun by an executor (called directly): do it here
             return answer(*args)
         done: rclpy.task.Future = rclpy.task.Future(executor=executor)
         done.add_done_callback(lambda _f: None)  # makes set_result wake the executor
@@ -701,8 +714,8 @@ class SegmentationNode(LifecycleNode):
                 done.set_result(job.result())
 
         try:
-            pool.submit(answer, *args).add_done_callback(finished)
-        except RuntimeError:  # the pool was shut down in between
+            worker.submit(answer, *args).add_done_callback(finished)
+        except RuntimeError:  # the worker was closed in between
             response = args[-1]
             response.success, response.message = False, "cancelled: the node is shutting down"
             return response
@@ -1097,6 +1110,7 @@ def _spin(node: SegmentationNode, executor, stop: threading.Event | None = None)
             executor.spin_once(timeout_sec=0.25)
         node._stop_processing()
         node._close_encoder()
+        node._close_text_worker()
         end = time.monotonic() + 0.5  # send the answers of the cancelled requests
         while node.context.ok() and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
@@ -1168,10 +1182,11 @@ def run(args=None, *, lifecycle: bool = False, segmenter_factory: Callable | Non
                 node.destroy_node()  # stops the frame worker, cancels and waits for an encoding
             except Exception:  # noqa: BLE001
                 pass
-            lingering = node.encoding_thread
+            lingering = node.encoding_thread or node.text_thread
         rclpy.try_shutdown()
     if lingering is not None:
-        # A model that cannot cancel is still encoding in C++ on a daemon thread: letting the
+        # A model that cannot cancel is still encoding (a vocabulary or encode_text's texts) in C++ on
+        # a daemon thread: letting the
         # interpreter finalise under it aborts the process ("terminate called without an active
         # exception"). Everything the node owns is released: leave without finalising.
         sys.stdout.flush()

@@ -175,6 +175,42 @@ def test_ctrl_c_while_a_vocabulary_encodes_exits_cleanly(ros_context, executor, 
         _stop(child)
 
 
+def test_ctrl_c_while_encode_text_runs_answers_the_waiting_and_exits_at_once(
+    ros_context, executor, ros_env, vocab_file
+):
+    """encode_text runs the real (tiny) text tower for many seconds on the text thread when SIGINT
+    arrives: the requests still waiting are answered "cancelled", and the process exits at once
+    with status 0 (it neither waits for the encoding nor aborts under it)."""
+    from ovseg.srv import EncodeText
+
+    child = _child(ros_env, vocab_file)
+    try:
+        probe = Probe(ros_context, executor)
+        encode = probe.node.create_client(EncodeText, "/segmentation/encode_text")
+        assert spin_until(executor, lambda: encode.service_is_ready() or child.poll() is not None, 120)
+        assert child.poll() is None, child.stdout.read()
+        probe.spin(1.0)  # let the response side match too
+        texts = [f"a photo of object number {i} on a table" for i in range(256)]
+        running = encode.call_async(EncodeText.Request(texts=texts))
+        waiting = [encode.call_async(EncodeText.Request(texts=[f"thing {i}"])) for i in range(2)]
+        probe.spin(3.0)
+        assert not running.done(), "the encoding finished before the signal: make it longer"
+        t0 = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        assert spin_until(executor, lambda: child.poll() is not None, 30), "the node did not exit"
+        exit_s = time.monotonic() - t0
+        out = child.stdout.read()
+        assert "terminate called" not in out, out[-2000:]
+        assert child.returncode == 0, f"exit status {child.returncode}: {out[-2000:]}"
+        assert spin_until(executor, lambda: all(w.done() for w in waiting), 5), "waiting requests never answered"
+        assert all(w.result().message.startswith("cancelled") for w in waiting), [w.result().message for w in waiting]
+        assert not all(w.result().success for w in waiting)
+        assert exit_s < 10, f"the exit took {exit_s:.1f} s: it waited for the encoding"
+        probe.destroy()
+    finally:
+        _stop(child)
+
+
 def test_lifecycle_shutdown_from_active_ends_the_process(ros_context, executor, ros_env, vocab_file):
     from lifecycle_msgs.msg import State
 
