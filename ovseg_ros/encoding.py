@@ -178,7 +178,6 @@ class CallWorker:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
-        self._running = False
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -209,11 +208,6 @@ class CallWorker:
         for future, _, _ in waiting:
             future.cancel()
 
-    @property
-    def busy(self) -> bool:
-        """A call is running or waiting."""
-        return self._running or not self._queue.empty()
-
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -222,10 +216,7 @@ class CallWorker:
             future, fn, args = item
             if not future.set_running_or_notify_cancel():
                 continue
-            self._running = True
             try:
                 future.set_result(fn(*args))
             except BaseException as e:  # noqa: BLE001 - handed to the caller through the future
                 future.set_exception(e)
-            finally:
-                self._running = False

@@ -162,6 +162,10 @@ def _declare_vocabulary_directories(node) -> tuple[list[str], list[str]]:
     return dirs, files
 
 
+#: the answer of an encode_text / query request the node stopped before running
+TEXT_CANCELLED = "cancelled: the node is shutting down"
+
+
 class SegmentationNode(LifecycleNode):
     """Open-vocabulary segmentation lifecycle node (see the module docstring)."""
 
@@ -695,17 +699,20 @@ class SegmentationNode(LifecycleNode):
         the requests in turn; each request is answered, with "cancelled: ..." when the node is
         destroyed first. ``args[-1]`` is the response to fill in."""
         executor, worker = self.executor, self._text_worker
-        if executor is None or worker is None:  # not spun by an executor (called directly): do it here
+        if executor is None:  # not spun by an executor (called directly): do it here
             return answer(*args)
+        response = args[-1]
+        if worker is None:  # closed: the node is stopping
+            response.success, response.message = False, TEXT_CANCELLED
+            return response
         done: rclpy.task.Future = rclpy.task.Future(executor=executor)
         done.add_done_callback(lambda _f: None)  # makes set_result wake the executor
 
         def finished(job: concurrent.futures.Future) -> None:
             if job.cancelled() or job.exception() is not None:
-                response = args[-1]
                 response.success = False
                 response.message = (
-                    "cancelled: the node is shutting down"
+                    TEXT_CANCELLED
                     if job.cancelled()
                     else f"failed: {type(job.exception()).__name__}: {job.exception()}"
                 )
@@ -716,8 +723,7 @@ class SegmentationNode(LifecycleNode):
         try:
             worker.submit(answer, *args).add_done_callback(finished)
         except RuntimeError:  # the worker was closed in between
-            response = args[-1]
-            response.success, response.message = False, "cancelled: the node is shutting down"
+            response.success, response.message = False, TEXT_CANCELLED
             return response
         return await done
 
