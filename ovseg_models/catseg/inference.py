@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..embeddings import normalize
 from ..segmenter import upload
 from ..transforms import resize_image, resize_shortest_edge_shape
 
@@ -344,7 +345,6 @@ def run_inference_batch(
                     dense = inter["dense"][start + n - 1]
                     acc.dense = dense / dense.norm(dim=0, keepdim=True).clamp_min(1e-12)
                     if inter.get("image_embedding") is not None:
-                        image = inter["image_embedding"][start + n - 1].float()
-                        acc.image_embedding = image / image.norm().clamp_min(1e-12)
+                        acc.image_embedding = normalize(inter["image_embedding"][start + n - 1])
                 start += n
     return [r for r in results if r is not None]
