@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -406,8 +407,19 @@ def test_lifecycle_through_every_transition_as_the_readme_writes_it(stack):
     domain, proc = stack["lifecycle"]
     _wait_log(proc, "waiting for a lifecycle manager")
 
+    state_after = {"configure": "inactive", "activate": "active", "deactivate": "inactive", "cleanup": "unconfigured"}
+
     def step(transition):
-        out = _ok(_shell_found(LIFECYCLE[transition], domain))
+        res = _shell_found(LIFECYCLE[transition], domain)
+        out = res.stdout + res.stderr
+        if res.returncode == -signal.SIGSEGV and "Transitioning successful" in out and transition in state_after:
+            # The ros2 CLI process itself (not the node) crashed in its own exit after printing the
+            # node's answer: seen once, in a fresh-clone CI run on 2026-12-08 (status -11 after
+            # "Transitioning successful" of the second configure). Whether the transition happened
+            # is the node's state, asked with another CLI process.
+            assert _ok(_shell_found(LIFECYCLE_GET, domain)).startswith(state_after[transition]), (transition, out)
+            return
+        _ok(res)
         assert "Transitioning successful" in out, (transition, out)
 
     def vocabulary_version():
