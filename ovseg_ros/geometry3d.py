@@ -336,7 +336,6 @@ class _Grid:
     ids: np.ndarray  # (gh * gw,) the grid's segment ids
     index: np.ndarray  # (N,) int64 into the two above: the valid, non-void pixels in raster order
     shape: tuple[int, int]  # the full image's (H, W)
-    width: int  # the grid's gw
     stride: int
 
 
@@ -345,12 +344,11 @@ def _grid(depth_m: np.ndarray, ids: np.ndarray, intrinsics: Intrinsics, stride: 
     _check_maps(depth_m, ids, intrinsics)
     if stride < 1:
         raise GeometryError(f"stride must be >= 1, got {stride}")
-    d = depth_m[::stride, ::stride]
-    flat_d = d.ravel()  # a view for stride 1, a compact copy otherwise
+    flat_d = depth_m[::stride, ::stride].ravel()  # a view for stride 1, a compact copy otherwise
     flat_i = ids[::stride, ::stride].ravel()
     # depth > 0 and finite (NaN fails both): also safe for raw arrays with 0 for holes
     index = np.flatnonzero((flat_d > 0) & (flat_d < np.inf) & (flat_i != 0))
-    return _Grid(flat_d, flat_i, index, ids.shape, d.shape[1], stride)
+    return _Grid(flat_d, flat_i, index, ids.shape, stride)
 
 
 def segment_geometry(

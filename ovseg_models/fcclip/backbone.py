@@ -287,6 +287,10 @@ class CLIPBackbone(nn.Module):
         """
         pool = self.clip_model.visual.attnpool
         batch, channel, height, width = x.shape
+        if cells is not None and tuple(cells) != (height, width):
+            # padding beyond a cell (tiny images): the image alone, on its own position grid
+            pooled = self._attention_pool(x, masks, None)[0] if masks is not None else None
+            return pooled, self._attention_pool(x[..., : cells[0], : cells[1]], None, cells)[1]
         heads = pool.num_heads
         dh = channel // heads
         pos = pool.positional_embedding.to(x.dtype)
@@ -309,6 +313,9 @@ class CLIPBackbone(nn.Module):
         def out_proj(heads_out: torch.Tensor) -> torch.Tensor:  # [B, heads, ..., dh] -> [B, ..., D]
             return F.linear(heads_out.movedim(1, -2).flatten(-2), pool.c_proj.weight, pool.c_proj.bias)
 
+        # one query for every mask and for the image: the spatial mean + the class position
+        query_in = x.mean(dim=(-2, -1)) + pos[0]
+        scores = scores_of(query_in, tokens)  # [B, heads, HW]
         pooled = image = None
         if masks is not None:
             if masks.shape[-2:] != (height, width):
@@ -318,20 +325,15 @@ class CLIPBackbone(nn.Module):
             # (out_proj's bias comes out), a plain softmax (ONNX) NaN. Such rows attend everywhere
             # here and get the bias below: the same output on both, and no NaN in between.
             empty = ~inside.any(-1)  # [B, Q]
-            scores = scores_of(x.mean(dim=(-2, -1)) + pos[0], tokens)  # [B, heads, HW]
             # 0 where a mask's query attends, -inf elsewhere: one broadcast add makes the logits
             bias = torch.zeros(inside.shape, dtype=scores.dtype, device=x.device)
             bias.masked_fill_(~(inside | empty[..., None]), float("-inf"))
             logits = scores[:, :, None, :] + bias[:, None]  # [B, heads, Q, HW]
             pooled = out_proj(torch.softmax(logits, dim=-1) @ values)  # [B, Q, D]
             pooled = torch.where(empty[..., None], pool.c_proj.bias.to(pooled.dtype), pooled)
-        if cells is not None:
-            if tuple(cells) != (height, width):
-                # padding beyond a cell (tiny images): the image alone, its own position grid
-                return pooled, self._attention_pool(x[..., : cells[0], : cells[1]], None, cells)[1]
-            first = x.mean(dim=(-2, -1)) + pos[0]  # the query token, a key too
-            weights = torch.softmax(torch.cat([scores_of(first, first[:, None]), scores_of(first, tokens)], -1), -1)
-            v_first = F.linear(first, wv, bv).view(batch, heads, 1, dh)
+        if cells is not None:  # the query token is a key too, as in AttentionPool2d
+            weights = torch.softmax(torch.cat([scores_of(query_in, query_in[:, None]), scores], -1), -1)
+            v_first = F.linear(query_in, wv, bv).view(batch, heads, 1, dh)
             mixed = weights[:, :, None, :1] * v_first + weights[:, :, None, 1:] @ values  # [B, heads, 1, dh]
             image = out_proj(mixed)[:, 0]
         return pooled, image
